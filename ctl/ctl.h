@@ -1,0 +1,36 @@
+/* ctl.h - weftctl's commands, shared state and helpers. */
+#ifndef WEFT_CTL_H
+#define WEFT_CTL_H
+
+#include "lib/log.h"
+#include "model/resource.h"
+#include "store/store.h"
+
+#define WEFT_DEFAULT_CONFIG "/etc/weft/weftctl.yaml"
+#define WEFT_DEFAULT_STORE_DIR "/var/lib/weft/store"
+
+struct ctl {
+	const char *store_url;   /* from --store, or NULL */
+	const char *config_path; /* from --config, or NULL */
+	struct weft_store *store;
+};
+
+/* Resolve the store URL (--store, $WEFT_STORE, config file, default) and
+ * open it. Returns 0, or 1 after printing a one-line error. */
+int ctl_open_store(struct ctl *ctl);
+void ctl_close_store(struct ctl *ctl);
+
+/* Print "weftctl: <msg>" on stderr; return 1 (the failure exit code). */
+int ctl_fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
+int ctl_read_file(const char *path, char **out, size_t *len);
+
+/* Command entry points: argv[0] is the command name. They return the exit
+ * code. */
+int ctl_cmd_write(struct ctl *ctl, const char *mode, int argc, char **argv);
+int ctl_cmd_delete(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_get(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_store(struct ctl *ctl, int argc, char **argv);
+
+#endif

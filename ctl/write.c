@@ -1,0 +1,257 @@
+/* write.c - weftctl apply, create, replace and delete.
+ *
+ * Every command validates the whole manifest first and then writes it in
+ * ONE store transaction: one bad document, nothing written; a document
+ * that cannot be created (exists) or replaced/deleted (missing) fails the
+ * whole transaction, and the error names the first such document.
+ */
+#include "ctl/ctl.h"
+
+#include <getopt.h>
+
+static const char *const write_usage =
+	"FILE holds one or more YAML documents (separated by ---) or JSON (an\n"
+	"object, an array, or a List). \"-\" reads standard input. Every document is\n"
+	"validated before anything is written, and all are written in one\n"
+	"transaction: either every resource is written or none is.\n"
+	"\n"
+	"Options:\n"
+	"  -f, --filename FILE   the manifest (required)\n"
+	"  -h, --help            this help\n";
+
+static const char *const delete_usage =
+	"Usage: weftctl delete -f FILE|-\n"
+	"       weftctl delete KIND NAME...\n"
+	"\n"
+	"Delete resources, all or none: if any of them does not exist, nothing is\n"
+	"deleted.\n"
+	"\n"
+	"Options:\n"
+	"  -f, --filename FILE   delete the resources named in a manifest\n"
+	"  -h, --help            this help\n";
+
+enum write_mode { MODE_APPLY, MODE_CREATE, MODE_REPLACE, MODE_DELETE };
+
+static const char *res_label(const struct weft_resource *r)
+{
+	return weft_kind_info(r->kind)->name;
+}
+
+/* Write (or delete) the resources in one transaction. For create the
+ * compare is "absent"; for replace and delete it is "present with the
+ * mod_rev just read"; apply has no compare. A compare that fails because
+ * of a concurrent writer is retried a few times; one that fails because a
+ * resource exists (create) or is missing (replace, delete) is reported. */
+static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_resource *rs, size_t n)
+{
+	struct weft_txn_cmp *cmps = wcalloc(n, sizeof(*cmps));
+	struct weft_txn_op *ops = wcalloc(n, sizeof(*ops));
+	char **keys = wcalloc(n, sizeof(*keys));
+	char **values = wcalloc(n, sizeof(*values));
+	size_t ncmps = 0;
+	int64_t rev = 0;
+	int ret = 1, r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = weft_resource_key(&rs[i]);
+		if (mode != MODE_DELETE)
+			values[i] = weft_resource_encode(&rs[i], false);
+	}
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		ncmps = 0;
+		for (size_t i = 0; i < n; i++) {
+			ops[i].key = keys[i];
+			if (mode == MODE_DELETE) {
+				ops[i].type = WEFT_OP_DELETE;
+			} else {
+				ops[i].type = WEFT_OP_PUT;
+				ops[i].value = values[i];
+				ops[i].value_len = strlen(values[i]);
+			}
+			if (mode == MODE_APPLY)
+				continue;
+			struct weft_kv kv = {0};
+			r = weft_store_get(ctl->store, keys[i], &kv);
+			if (r == -ENOENT) {
+				if (mode != MODE_CREATE) {
+					ret = ctl_fail("%s: %s %s not found; nothing %s", rs[i].name, res_label(&rs[i]),
+						       rs[i].name, mode == MODE_DELETE ? "deleted" : "written");
+					goto out;
+				}
+				cmps[ncmps++] = (struct weft_txn_cmp){keys[i], 0};
+			} else if (r < 0) {
+				ret = ctl_fail("read %s: %s", keys[i], weft_store_errmsg(ctl->store));
+				goto out;
+			} else {
+				int64_t mod = kv.mod_rev;
+				weft_kv_clear(&kv);
+				if (mode == MODE_CREATE) {
+					ret = ctl_fail("%s: %s %s already exists; nothing written", rs[i].name,
+						       res_label(&rs[i]), rs[i].name);
+					goto out;
+				}
+				cmps[ncmps++] = (struct weft_txn_cmp){keys[i], mod};
+			}
+		}
+		r = weft_store_txn(ctl->store, cmps, ncmps, ops, n, &rev);
+		if (r != -ECANCELED)
+			break;
+	}
+	if (r == -ECANCELED) {
+		ret = ctl_fail("resources kept changing under us; nothing written, try again");
+		goto out;
+	}
+	if (r < 0) {
+		ret = ctl_fail("store write failed, nothing written: %s",
+			       *weft_store_errmsg(ctl->store) ? weft_store_errmsg(ctl->store) : strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		static const char *verbs[] = {"applied", "created", "replaced", "deleted"};
+		printf("%s %s %s\n", verbs[mode], res_label(&rs[i]), rs[i].name);
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(keys[i]);
+		free(values[i]);
+	}
+	free(keys);
+	free(values);
+	free(cmps);
+	free(ops);
+	return ret;
+}
+
+static int load_manifest(const char *file, struct weft_resource **rs, size_t *n)
+{
+	_cleanup_free_ char *text = NULL, *err = NULL;
+	size_t len;
+	int r;
+
+	r = ctl_read_file(file, &text, &len);
+	if (r < 0)
+		return ctl_fail("%s: %s", streq(file, "-") ? "standard input" : file, strerror(-r));
+	r = weft_manifest_parse(text, len, rs, n, &err);
+	if (r < 0)
+		return ctl_fail("%s; nothing written", err ? err : strerror(-r));
+	return 0;
+}
+
+static int parse_file_opt(int argc, char **argv, const char *usage, const char *cmd, const char *what,
+			  const char **file, bool *help)
+{
+	static const struct option opts[] = {
+		{"filename", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	*help = false;
+	*file = NULL;
+	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			*file = optarg;
+			break;
+		case 'h':
+			if (*cmd)
+				printf("Usage: weftctl %s -f FILE|-\n\n%s\n", cmd, what);
+			fputs(usage, stdout);
+			*help = true;
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	return 0;
+}
+
+int ctl_cmd_write(struct ctl *ctl, const char *cmd, int argc, char **argv)
+{
+	struct weft_resource *rs = NULL;
+	const char *file, *what;
+	enum write_mode mode;
+	size_t n = 0;
+	bool help;
+	int r;
+
+	if (streq(cmd, "apply")) {
+		mode = MODE_APPLY;
+		what = "Create the resources of a manifest, or replace them if they exist.";
+	} else if (streq(cmd, "create")) {
+		mode = MODE_CREATE;
+		what = "Create the resources of a manifest; fails (writing nothing) if any exists.";
+	} else {
+		mode = MODE_REPLACE;
+		what = "Replace the resources of a manifest; fails (writing nothing) if any is missing.";
+	}
+	r = parse_file_opt(argc, argv, write_usage, cmd, what, &file, &help);
+	if (r || help)
+		return r;
+	if (!file)
+		return fprintf(stderr, "weftctl: %s: -f FILE is required (see weftctl %s --help)\n", cmd, cmd), 2;
+	if (optind < argc)
+		return fprintf(stderr, "weftctl: %s: unexpected argument \"%s\"\n", cmd, argv[optind]), 2;
+	if (load_manifest(file, &rs, &n))
+		return 1;
+	if (ctl_open_store(ctl)) {
+		weft_resources_free(rs, n);
+		return 1;
+	}
+	r = write_resources(ctl, mode, rs, n);
+	weft_resources_free(rs, n);
+	ctl_close_store(ctl);
+	return r;
+}
+
+int ctl_cmd_delete(struct ctl *ctl, int argc, char **argv)
+{
+	struct weft_resource *rs = NULL;
+	const char *file;
+	size_t n = 0;
+	bool help;
+	int r;
+
+	r = parse_file_opt(argc, argv, delete_usage, "", "", &file, &help);
+	if (r || help)
+		return r;
+	if (file) {
+		if (optind < argc)
+			return fprintf(stderr, "weftctl: delete: give -f FILE or KIND NAME..., not both\n"), 2;
+		if (load_manifest(file, &rs, &n))
+			return 1;
+	} else {
+		enum weft_kind kind;
+		if (argc - optind < 2)
+			return fprintf(stderr, "weftctl: delete: expected -f FILE or KIND NAME... "
+					       "(see weftctl delete --help)\n"), 2;
+		if (weft_kind_lookup(argv[optind], &kind) < 0)
+			return ctl_fail("delete: unknown kind \"%s\"", argv[optind]);
+		n = (size_t)(argc - optind - 1);
+		rs = wcalloc(n, sizeof(*rs));
+		for (size_t i = 0; i < n; i++) {
+			rs[i].kind = kind;
+			rs[i].name = wstrdup(argv[optind + 1 + i]);
+			for (size_t j = 0; j < i; j++)
+				if (streq(rs[i].name, rs[j].name)) {
+					weft_resources_free(rs, i + 1);
+					return ctl_fail("delete: %s given twice", argv[optind + 1 + i]);
+				}
+			if (!*rs[i].name || strchr(rs[i].name, '/')) {
+				weft_resources_free(rs, i + 1);
+				return ctl_fail("delete: \"%s\" is not a resource name", argv[optind + 1 + i]);
+			}
+		}
+	}
+	if (ctl_open_store(ctl)) {
+		weft_resources_free(rs, n);
+		return 1;
+	}
+	r = write_resources(ctl, MODE_DELETE, rs, n);
+	weft_resources_free(rs, n);
+	ctl_close_store(ctl);
+	return r;
+}

@@ -1,0 +1,44 @@
+# tests/lib/common.sh - sourced by integration tests.
+# Gives: a per-run scratch dir ($T), pass/fail accounting that ends with
+# "N passed, N failed", and cleanup on exit. Tests must not touch the root
+# network namespace; those that make namespaces use the prefix $WT (unique
+# per run) and register their cleanup with at_exit.
+set -u
+
+T=$(mktemp -d "/tmp/weft-test.XXXXXX")
+WT="wt$$-"
+_passed=0
+_failed=0
+_exit_hooks=()
+
+at_exit() { _exit_hooks+=("$*"); }
+
+_run_exit_hooks() {
+	local i
+	for ((i = ${#_exit_hooks[@]} - 1; i >= 0; i--)); do
+		eval "${_exit_hooks[$i]}" || true
+	done
+	rm -rf "$T"
+}
+trap _run_exit_hooks EXIT
+trap 'exit 130' INT TERM
+
+pass() { _passed=$((_passed + 1)); echo "ok   $*"; }
+fail() { _failed=$((_failed + 1)); echo "FAIL $*"; }
+
+# check NAME CMD...: the command must succeed.
+check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n"; sed 's/^/     | /' "$T/out"; fi; }
+
+# finish: print the summary line and exit with its status.
+finish() {
+	echo "$_passed passed, $_failed failed"
+	[ "$_failed" = 0 ]
+	exit $?
+}
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "skipped: needs root"
+		exit 77
+	fi
+}
