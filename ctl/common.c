@@ -78,12 +78,16 @@ static int read_config(const char *path, bool explicit, char **url)
 	*url = NULL;
 	cJSON_ArrayForEach(item, doc) {
 		if (!streq(item->string, "store")) {
+			r = ctl_fail("config %s: %s: unknown field", path, item->string);
 			cJSON_Delete(doc);
 			free(*url);
-			return ctl_fail("config %s: %s: unknown field", path, item->string);
+			*url = NULL;
+			return r;
 		}
 		if (!cJSON_IsString(item) || !*item->valuestring) {
 			cJSON_Delete(doc);
+			free(*url);
+			*url = NULL;
 			return ctl_fail("config %s: store: expected a store URL string", path);
 		}
 		free(*url);

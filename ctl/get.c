@@ -142,13 +142,18 @@ static void print_table(enum weft_kind kind, struct weft_resource *rs, size_t n)
 		}
 	}
 	for (size_t row = 0; row <= n; row++) {
+		struct weft_buf line = {0};
 		for (size_t c = 0; c < ncols; c++) {
 			if (c + 1 < ncols)
-				printf("%-*s   ", (int)width[c], cells[row][c]);
+				weft_buf_printf(&line, "%-*s   ", (int)width[c], cells[row][c]);
 			else
-				printf("%s\n", cells[row][c]);
+				weft_buf_printf(&line, "%s", cells[row][c]);
 			free(cells[row][c]);
 		}
+		while (line.len > 0 && line.data[line.len - 1] == ' ')
+			line.data[--line.len] = 0;
+		printf("%s\n", line.data);
+		weft_buf_free(&line);
 		free(cells[row]);
 	}
 	free(cells);

@@ -9,6 +9,7 @@
  * Exit codes: 0 success, 1 failure (one line on stderr), 2 usage error.
  */
 #include "ctl/ctl.h"
+#include "lib/json.h"
 
 #include <getopt.h>
 
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 	int c;
 
 	weft_log_init("weftctl", WEFT_LOG_WARN);
+	weft_json_init();
 	while ((c = getopt_long(argc, argv, "+s:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -79,7 +81,9 @@ int main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	int sub_argc = argc - optind;
 	char **sub_argv = argv + optind;
-	optind = 1; /* subcommands parse their own options */
+	/* Subcommands parse their own options; optind = 0 makes glibc's getopt
+	 * start over (and permute again, so options may follow KIND NAME). */
+	optind = 0;
 
 	if (streq(cmd, "apply") || streq(cmd, "create") || streq(cmd, "replace"))
 		return ctl_cmd_write(&ctl, cmd, sub_argc, sub_argv);

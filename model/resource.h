@@ -75,8 +75,18 @@ char *weft_resource_encode(const struct weft_resource *r, bool pretty);
 int weft_manifest_parse(const char *text, size_t len, struct weft_resource **out, size_t *n, char **err);
 void weft_resources_free(struct weft_resource *rs, size_t n);
 
+/* Load a YAML text that holds at most one document (a config file, say)
+ * with the same reader as manifests (YAML 1.2 core schema, see
+ * model/yaml.h). *doc is NULL when the text has no document, else the
+ * value (owned by the caller). Returns 0, or -EINVAL with a malloc'ed
+ * "line L:C: problem" message in *err (err may be NULL). */
+int weft_yaml_load(const char *text, size_t len, cJSON **doc, char **err);
+
 /* Render a cJSON value as YAML (block style, keys in document order).
  * Returns a malloc'ed string. */
 char *weft_yaml_emit(const cJSON *v);
+/* Render each element of a cJSON array as its own YAML document, "---"
+ * before each (for listing several resources). Returns a malloc'ed string. */
+char *weft_yaml_emit_documents(const cJSON *array);
 
 #endif
