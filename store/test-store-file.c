@@ -1,0 +1,574 @@
+/* test-store-file.c - behaviour only the embedded backend (file:DIR) has:
+ * the record codec, torn tails, damage in the middle of the log,
+ * compaction under live watchers, reopening, the polling fallback. */
+#include "lib/test.h"
+#include "store/record.h"
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char g_tmp[] = "/tmp/weft-test-store-file-XXXXXX";
+
+static char *dir_for(const char *name)
+{
+	return wasprintf("%s/%s", g_tmp, name);
+}
+
+static struct weft_store *open_ok(const char *url)
+{
+	struct weft_store *s = NULL;
+	char *err = NULL;
+	int r = weft_store_open(url, &s, &err);
+	if (r < 0)
+		fprintf(stderr, "open %s: %s\n", url, err);
+	CHECK_EQ_INT(r, 0);
+	free(err);
+	return s;
+}
+
+static int64_t put(struct weft_store *s, const char *key, const char *value)
+{
+	int64_t rev = -1;
+	int r = weft_store_put(s, key, value, strlen(value), &rev);
+	if (r < 0)
+		fprintf(stderr, "put %s: %s\n", key, weft_store_errmsg(s));
+	CHECK_EQ_INT(r, 0);
+	return rev;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	struct weft_buf b = {0};
+	char chunk[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	CHECK(fd >= 0);
+	while (fd >= 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+		weft_buf_append(&b, chunk, (size_t)n);
+	if (fd >= 0)
+		close(fd);
+	*len = b.len;
+	return weft_buf_steal(&b);
+}
+
+static void write_all(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, data, len) == (ssize_t)len);
+	close(fd);
+}
+
+static void expect_value(struct weft_store *s, const char *key, const char *value)
+{
+	struct weft_kv kv = {0};
+	int r = weft_store_get(s, key, &kv);
+	if (!value) {
+		CHECK_EQ_INT(r, -ENOENT);
+		return;
+	}
+	CHECK_EQ_INT(r, 0);
+	if (r == 0)
+		CHECK_STREQ(kv.value, value);
+	weft_kv_clear(&kv);
+}
+
+static int64_t revision(struct weft_store *s)
+{
+	int64_t rev = -1;
+	CHECK_EQ_INT(weft_store_revision(s, &rev), 0);
+	return rev;
+}
+
+static void test_record_codec(void)
+{
+	struct weft_record_entry e[] = {
+		{WEFT_REC_PUT, "a/b", 3, "v\0x", 3, 2, 7, 3},
+		{WEFT_REC_DELETE, "gone", 4, NULL, 0, 0, 7, 0},
+		{WEFT_REC_PUT, "empty", 5, "", 0, 7, 7, 1},
+	};
+	struct weft_record rec = {.type = WEFT_REC_TXN, .rev = 7, .n = 3, .entries = e}, d = {0};
+	struct weft_buf b = {0}, b2 = {0};
+	const char *why = NULL;
+	size_t len = 0;
+
+	CHECK_EQ_INT(weft_record_encode(&rec, &b), 0);
+	CHECK_EQ_INT(b.len, weft_record_size(&rec));
+	CHECK_EQ_INT(b.len, 32 + 3 * 40 + 3 + 3 + 4 + 5);
+	CHECK_EQ_INT(weft_record_decode(b.data, b.len, &d, &len, &why), 1);
+	CHECK_EQ_INT(len, b.len);
+	CHECK_EQ_INT(d.n, 3);
+	CHECK_EQ_INT(d.rev, 7);
+	if (d.n == 3) {
+		CHECK(d.entries[0].value_len == 3 && memcmp(d.entries[0].value, "v\0x", 3) == 0);
+		CHECK_EQ_INT(d.entries[0].create_rev, 2);
+		CHECK_EQ_INT(d.entries[0].version, 3);
+		CHECK_EQ_INT(d.entries[1].op, WEFT_REC_DELETE);
+	}
+	CHECK_EQ_INT(weft_record_encode(&d, &b2), 0);
+	CHECK(b2.len == b.len && memcmp(b.data, b2.data, b.len) == 0);
+	weft_record_clear(&d);
+
+	/* Every prefix is "incomplete", with trailing bytes it still decodes. */
+	for (size_t i = 0; i < b.len; i++)
+		CHECK_EQ_INT(weft_record_decode(b.data, i, &d, &len, NULL), 0);
+	weft_buf_append(&b, "junk", 4);
+	CHECK_EQ_INT(weft_record_decode(b.data, b.len, &d, &len, NULL), 1);
+	CHECK_EQ_INT(len, b.len - 4);
+	weft_record_clear(&d);
+
+	/* Any flipped bit is caught. */
+	for (size_t i = 0; i < len; i++) {
+		b.data[i] ^= 0x10;
+		CHECK(weft_record_decode(b.data, b.len, &d, &len, &why) != 1);
+		b.data[i] ^= 0x10;
+	}
+
+	/* The encoder refuses what the decoder would. */
+	{
+		struct weft_record_entry bad = {WEFT_REC_PUT, "k", 1, "v", 1, 0, 7, 1};
+		struct weft_record r2 = {.type = WEFT_REC_TXN, .rev = 7, .n = 1, .entries = &bad};
+		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL); /* create_rev 0 */
+		bad.create_rev = 1;
+		bad.mod_rev = 6;
+		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL); /* mod_rev != rev */
+		bad.mod_rev = 7;
+		bad.key = "k\0";
+		bad.key_len = 2;
+		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL); /* NUL in key */
+		r2.type = 9;
+		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL);
+	}
+	/* The CRC32C check value. */
+	CHECK_EQ_INT(weft_crc32c(0, "123456789", 9), 0xe3069283);
+	weft_buf_free(&b);
+	weft_buf_free(&b2);
+}
+
+/* Cut the log anywhere inside its last record: the store opens, shows the
+ * state before that record, and the next write cuts the torn bytes. */
+static void test_torn_tail(void)
+{
+	_cleanup_free_ char *dir = dir_for("torn"), *url = wasprintf("file:%s", dir);
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	_cleanup_free_ char *full = NULL;
+	struct weft_store *s = open_ok(url);
+	size_t full_len;
+	off_t before;
+	int64_t prev_rev;
+
+	if (!s)
+		return;
+	put(s, "/a", "1");
+	put(s, "/b", "2");
+	prev_rev = put(s, "/c", "3");
+	before = file_size(log);
+	put(s, "/a", "new value of a");
+	weft_store_close(s);
+	full = read_all(log, &full_len);
+	CHECK(before > 0 && (size_t)before < full_len);
+
+	for (size_t cut = (size_t)before + 1; cut < full_len; cut++) {
+		write_all(log, full, cut);
+		s = open_ok(url);
+		if (!s)
+			continue;
+		expect_value(s, "/a", "1");
+		CHECK_EQ_INT(revision(s), prev_rev);
+		CHECK_EQ_INT(weft_store_check(s), 0);
+		/* A write under the lock removes the tail, then appends. */
+		CHECK_EQ_INT(put(s, "/d", "4"), prev_rev + 1);
+		CHECK_EQ_INT(weft_store_check(s), 0);
+		weft_store_close(s);
+		s = open_ok(url);
+		if (s) {
+			expect_value(s, "/a", "1");
+			expect_value(s, "/d", "4");
+			CHECK_EQ_INT(revision(s), prev_rev + 1);
+			weft_store_close(s);
+		}
+	}
+
+	/* Garbage after the last record (what a power loss can leave): zeros,
+	 * random bytes, and bytes that start like a record. */
+	for (int kind = 0; kind < 3; kind++) {
+		struct weft_buf b = {0};
+		weft_buf_append(&b, full, full_len);
+		for (int i = 0; i < 200; i++) {
+			char c = kind == 0 ? 0 : (char)(rand() & 0xff);
+			weft_buf_append(&b, &c, 1);
+		}
+		if (kind == 2)
+			memcpy(b.data + full_len, "WFR1\x40\x00\x00\x00", 8);
+		write_all(log, b.data, b.len);
+		weft_buf_free(&b);
+		s = open_ok(url);
+		if (!s)
+			continue;
+		expect_value(s, "/a", "new value of a");
+		CHECK_EQ_INT(weft_store_check(s), 0);
+		CHECK_EQ_INT(put(s, "/e", "5"), prev_rev + 2);
+		weft_store_close(s);
+		s = open_ok(url);
+		if (s) {
+			expect_value(s, "/e", "5");
+			CHECK_EQ_INT(weft_store_check(s), 0);
+			weft_store_close(s);
+		}
+	}
+}
+
+/* A watcher reading while a dead writer's torn tail is replaced. */
+static void test_watch_across_torn_tail(void)
+{
+	_cleanup_free_ char *dir = dir_for("watchtorn"), *url = wasprintf("file:%s", dir);
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	struct weft_store *s = open_ok(url);
+	struct weft_watch *w = NULL;
+	struct weft_event ev = {0};
+	int64_t r1, r2;
+	int fd;
+
+	if (!s)
+		return;
+	CHECK_EQ_INT(weft_store_watch(s, "", 0, &w), 0);
+	r1 = put(s, "/x", "1");
+	CHECK_EQ_INT(weft_watch_wait(w, &ev, 1000), 1);
+	CHECK_EQ_INT(ev.kv.mod_rev, r1);
+	weft_event_clear(&ev);
+	/* A dead writer's half record. */
+	fd = open(log, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "WFR1\x90\x00\x00\x00garbage", 15) == 15);
+	close(fd);
+	CHECK_EQ_INT(weft_watch_wait(w, &ev, 100), 0);
+	r2 = put(s, "/y", "2");
+	CHECK_EQ_INT(r2, r1 + 1);
+	CHECK_EQ_INT(weft_watch_wait(w, &ev, 1000), 1);
+	CHECK_STREQ(ev.kv.key, "/y");
+	CHECK_EQ_INT(ev.kv.mod_rev, r2);
+	weft_event_clear(&ev);
+	weft_watch_free(w);
+	weft_store_close(s);
+}
+
+static void test_damaged_middle(void)
+{
+	_cleanup_free_ char *dir = dir_for("damage"), *url = wasprintf("file:%s", dir);
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	_cleanup_free_ char *full = NULL;
+	struct weft_store *s = open_ok(url), *s2 = NULL, *early = NULL;
+	off_t offs[6];
+	size_t full_len;
+	char *err = NULL, want[64];
+
+	if (!s)
+		return;
+	early = open_ok(url); /* caught up to revision 0 only */
+	for (int i = 0; i < 6; i++) {
+		offs[i] = file_size(log);
+		put(s, "/k", i % 2 ? "odd" : "even");
+	}
+	full = read_all(log, &full_len);
+
+	/* A flipped byte in the value of record 2 (of 6). */
+	full[offs[2] + 75] ^= 1;
+	write_all(log, full, full_len);
+	CHECK_EQ_INT(weft_store_open(url, &s2, &err), -EBADMSG);
+	snprintf(want, sizeof(want), "offset %lld", (long long)offs[2]);
+	CHECK(err && strstr(err, want) && strstr(err, "checksum"));
+	fprintf(stderr, "  damaged: %s\n", err);
+	free(err);
+	CHECK_EQ_INT(weft_store_check(s), -EBADMSG);
+	CHECK(strstr(weft_store_errmsg(s), want) != NULL);
+	/* A writer that has not read past the damage refuses to write and
+	 * leaves the file alone (no "torn tail" cut of valid records). */
+	CHECK_EQ_INT(weft_store_put(early, "/z", "z", 1, NULL), -EBADMSG);
+	CHECK_EQ_INT(file_size(log), (off_t)full_len);
+	full[offs[2] + 75] ^= 1;
+
+	/* A length field made huge: still damage, not a tail. */
+	full[offs[3] + 6] = 0x30;
+	write_all(log, full, full_len);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open(url, &s2, &err), -EBADMSG);
+	snprintf(want, sizeof(want), "offset %lld", (long long)offs[3]);
+	CHECK(err && strstr(err, want));
+	free(err);
+	CHECK_EQ_INT(weft_store_put(early, "/z", "z", 1, NULL), -EBADMSG);
+	CHECK_EQ_INT(file_size(log), (off_t)full_len);
+	full[offs[3] + 6] = 0;
+
+	/* Bad magic in the middle. */
+	full[offs[1]] = 'X';
+	write_all(log, full, full_len);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open(url, &s2, &err), -EBADMSG);
+	free(err);
+	full[offs[1]] = 'W';
+
+	/* The snapshot record damaged, or the log empty. */
+	full[20] ^= 1;
+	write_all(log, full, full_len);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open(url, &s2, &err), -EBADMSG);
+	CHECK(err && strstr(err, "offset 0"));
+	free(err);
+	full[20] ^= 1;
+	write_all(log, full, 0);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open(url, &s2, &err), -EBADMSG);
+	free(err);
+
+	/* Repaired: all is well again. */
+	write_all(log, full, full_len);
+	CHECK_EQ_INT(weft_store_check(s), 0);
+	s2 = open_ok(url);
+	if (s2) {
+		expect_value(s2, "/k", "odd");
+		CHECK_EQ_INT(revision(s2), 6);
+		weft_store_close(s2);
+	}
+	weft_store_close(early);
+	weft_store_close(s);
+}
+
+/* Drain a watch: append every event's revision to revs. Returns the
+ * watch's final status (0 or a negative errno). */
+static int drain(struct weft_watch *w, int64_t *revs, size_t *n, size_t max)
+{
+	for (;;) {
+		struct weft_event ev = {0};
+		int r = weft_watch_next(w, &ev);
+		if (r <= 0)
+			return r;
+		if (*n < max)
+			revs[(*n)++] = ev.kv.mod_rev;
+		weft_event_clear(&ev);
+	}
+}
+
+static void test_compaction(void)
+{
+	enum { N = 600, KEYS = 10 };
+	_cleanup_free_ char *dir = dir_for("compact");
+	_cleanup_free_ char *url = wasprintf("file:%s?compact_bytes=16384&keep_revs=10", dir);
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	struct weft_store *s = open_ok(url), *s2 = open_ok(url);
+	struct weft_watch *live = NULL, *lagging = NULL, *w = NULL;
+	static int64_t live_revs[N + 10], lag_revs[N + 10];
+	size_t nlive = 0, nlag = 0;
+	char model[KEYS][128] = {{0}};
+	struct stat st0, st1;
+	int64_t head = 0;
+	int r, lag_status;
+
+	if (!s || !s2)
+		return;
+	CHECK_EQ_INT(weft_store_watch(s, "/c/", 0, &live), 0);
+	CHECK_EQ_INT(weft_store_watch(s2, "/c/", 1, &lagging), 0);
+	CHECK_EQ_INT(stat(log, &st0), 0);
+	for (int i = 0; i < N; i++) {
+		char key[32], value[128];
+		int k = rand() % KEYS;
+		struct weft_store *h = i % 3 ? s : s2; /* both handles write */
+		snprintf(key, sizeof(key), "/c/%d", k);
+		if (i % 7 == 6 && model[k][0]) {
+			CHECK_EQ_INT(weft_store_delete(h, key, 0, &head), 0);
+			model[k][0] = 0;
+		} else {
+			snprintf(value, sizeof(value), "value %d of key %d, padded to be a bit longer: %0*d", i, k,
+				 40 + rand() % 40, i);
+			CHECK_EQ_INT(weft_store_put(h, key, value, strlen(value), &head), 0);
+			snprintf(model[k], sizeof(model[k]), "%s", value);
+		}
+		CHECK_EQ_INT(head, i + 1);
+		if (i % 5 == 0)
+			CHECK_EQ_INT(drain(live, live_revs, &nlive, N + 10), 0);
+	}
+	CHECK_EQ_INT(drain(live, live_revs, &nlive, N + 10), 0);
+	CHECK_EQ_INT(stat(log, &st1), 0);
+	CHECK(st0.st_ino != st1.st_ino); /* it was compacted */
+	CHECK(st1.st_size < 16384 + 4096);
+	fprintf(stderr, "  after %d writes the log is %lld bytes\n", N, (long long)st1.st_size);
+
+	/* The live watch saw every revision, in order. */
+	CHECK_EQ_INT(nlive, N);
+	for (size_t i = 0; i < nlive; i++)
+		CHECK_EQ_INT(live_revs[i], (int64_t)i + 1);
+	/* The lagging one delivers what its first file held, without gaps,
+	 * then reports the compaction. */
+	lag_status = drain(lagging, lag_revs, &nlag, N + 10);
+	CHECK_EQ_INT(lag_status, -ESTALE);
+	CHECK(nlag > 0 && nlag < N);
+	for (size_t i = 0; i < nlag; i++)
+		CHECK_EQ_INT(lag_revs[i], (int64_t)i + 1);
+	CHECK_EQ_INT(weft_watch_next(lagging, &(struct weft_event){0}), -ESTALE); /* sticky */
+	weft_watch_free(lagging);
+
+	/* Both handles read the compacted log right. */
+	for (int k = 0; k < KEYS; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/c/%d", k);
+		expect_value(s, key, model[k][0] ? model[k] : NULL);
+		expect_value(s2, key, model[k][0] ? model[k] : NULL);
+	}
+	CHECK_EQ_INT(revision(s2), N);
+
+	/* Watches from revisions: compacted ones are refused, recent ones work. */
+	CHECK_EQ_INT(weft_store_watch(s, "/c/", 1, &w), -ESTALE);
+	CHECK(strstr(weft_store_errmsg(s), "compacted") != NULL);
+	w = NULL;
+	CHECK_EQ_INT(weft_store_watch(s, "/c/", N - 9, &w), 0);
+	weft_watch_free(w);
+	weft_watch_free(live);
+	CHECK_EQ_INT(weft_store_check(s), 0);
+	weft_store_close(s);
+	weft_store_close(s2);
+
+	/* Reopen after compaction. */
+	s = open_ok(url);
+	if (!s)
+		return;
+	CHECK_EQ_INT(revision(s), N);
+	CHECK_EQ_INT(weft_store_check(s), 0);
+	for (int k = 0; k < KEYS; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/c/%d", k);
+		expect_value(s, key, model[k][0] ? model[k] : NULL);
+	}
+	w = NULL;
+	CHECK_EQ_INT(weft_store_watch(s, "/c/", N - 9, &w), 0);
+	if (w) {
+		nlag = 0;
+		r = drain(w, lag_revs, &nlag, N + 10);
+		CHECK_EQ_INT(r, 0);
+		CHECK_EQ_INT(nlag, 10);
+		for (size_t i = 0; i < nlag; i++)
+			CHECK_EQ_INT(lag_revs[i], N - 9 + (int64_t)i);
+		weft_watch_free(w);
+	}
+	CHECK_EQ_INT(put(s, "/c/after", "x"), N + 1);
+	weft_store_close(s);
+}
+
+/* compact_bytes=0 turns compaction off. */
+static void test_no_compaction(void)
+{
+	_cleanup_free_ char *dir = dir_for("nocompact");
+	_cleanup_free_ char *url = wasprintf("file:%s?compact_bytes=0", dir);
+	struct weft_store *s = open_ok(url);
+	struct weft_watch *w = NULL;
+
+	if (!s)
+		return;
+	for (int i = 0; i < 300; i++)
+		put(s, "/k", "a value that is long enough to make the log grow past the threshold quickly");
+	CHECK_EQ_INT(weft_store_watch(s, "", 1, &w), 0);
+	weft_watch_free(w);
+	weft_store_close(s);
+}
+
+/* The timer fallback, with a write from another process. */
+static void test_poll_fallback(void)
+{
+	_cleanup_free_ char *dir = dir_for("poll"), *url = wasprintf("file:%s?poll_ms=20", dir);
+	struct weft_store *s = open_ok(url);
+	struct weft_watch *w = NULL;
+	struct weft_event ev = {0};
+	int64_t t0;
+	pid_t pid;
+	int status = 0;
+
+	if (!s)
+		return;
+	CHECK_EQ_INT(weft_store_watch(s, "/p/", 0, &w), 0);
+	if (!w)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		struct weft_store *c = NULL;
+		if (weft_store_open(url, &c, NULL) < 0 || weft_store_put(c, "/p/k", "v", 1, NULL) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	t0 = weft_now_ms();
+	CHECK_EQ_INT(weft_watch_wait(w, &ev, 2000), 1);
+	CHECK(weft_now_ms() - t0 < 1000);
+	CHECK_STREQ(ev.kv.key, "/p/k");
+	weft_event_clear(&ev);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	weft_watch_free(w);
+	weft_store_close(s);
+}
+
+static void test_open(void)
+{
+	_cleanup_free_ char *dir = dir_for("deep/er/store"), *url = wasprintf("file:%s", dir);
+	struct weft_store *s = open_ok(url), *s2 = NULL;
+	struct stat st;
+	char *err = NULL;
+
+	CHECK_EQ_INT(stat(dir, &st), 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0700);
+	CHECK_STREQ(weft_store_backend(s), "file");
+	CHECK_EQ_INT(revision(s), 0);
+	CHECK_EQ_INT(weft_store_check(s), 0);
+	weft_store_close(s);
+
+	CHECK_EQ_INT(weft_store_open("file:", &s2, &err), -EINVAL);
+	free(err);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open("file:/tmp/x?bogus=1", &s2, &err), -EINVAL);
+	CHECK(err && strstr(err, "bogus"));
+	free(err);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open("file:/tmp/x?compact_bytes=lots", &s2, &err), -EINVAL);
+	free(err);
+	err = NULL;
+	CHECK_EQ_INT(weft_store_open("file:/dev/null", &s2, &err), -ENOTDIR);
+	free(err);
+	CHECK(s2 == NULL);
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", g_tmp);
+}
+
+int main(void)
+{
+	static const struct test_case cases[] = {
+		TEST(test_record_codec),
+		TEST(test_open),
+		TEST(test_torn_tail),
+		TEST(test_watch_across_torn_tail),
+		TEST(test_damaged_middle),
+		TEST(test_compaction),
+		TEST(test_no_compaction),
+		TEST(test_poll_fallback),
+	};
+	int r;
+
+	if (!mkdtemp(g_tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	srand((unsigned)getpid());
+	r = test_run(cases, ARRAY_SIZE(cases));
+	cleanup();
+	return r;
+}
