@@ -33,7 +33,8 @@ int ctl_read_file(const char *path, char **out, size_t *len)
 			return -EFBIG;
 		}
 	}
-	int err = ferror(f) ? -EIO : 0;
+	/* fread() leaves errno set on a read error (EISDIR for a directory). */
+	int err = ferror(f) ? (errno > 0 ? -errno : -EIO) : 0;
 	if (f != stdin)
 		fclose(f);
 	if (err < 0) {
@@ -103,10 +104,13 @@ int ctl_open_store(struct ctl *ctl)
 	const char *url = ctl->store_url;
 	int r;
 
-	if (!url)
+	/* An empty $WEFT_STORE counts as unset; an empty --store is an error
+	 * (from weft_store_open()), never a silent fall back to the default. */
+	if (!url) {
 		url = getenv("WEFT_STORE");
-	if (url && !*url)
-		url = NULL;
+		if (url && !*url)
+			url = NULL;
+	}
 	if (!url) {
 		const char *path = ctl->config_path;
 		bool explicit = path != NULL;
@@ -143,7 +147,8 @@ static const char *const store_usage =
 
 int ctl_cmd_store(struct ctl *ctl, int argc, char **argv)
 {
-	struct weft_kv_list l = {0};
+	int64_t rev = 0;
+	size_t nres = 0;
 	int r, bad = 0;
 
 	if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
@@ -161,31 +166,39 @@ int ctl_cmd_store(struct ctl *ctl, int argc, char **argv)
 		ctl_close_store(ctl);
 		return ret;
 	}
-	r = weft_store_list(ctl->store, "/weft/v1/", &l);
-	if (r < 0) {
-		int ret = ctl_fail("store list failed: %s", weft_store_errmsg(ctl->store));
-		ctl_close_store(ctl);
-		return ret;
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		struct weft_resource res = {0};
-		_cleanup_free_ char *err = NULL;
-		if (weft_resource_decode(l.items[i].value, l.items[i].value_len, &res, &err) < 0) {
-			ctl_fail("%s: %s", l.items[i].key, err ? err : "undecodable");
-			bad++;
-			continue;
+	/* Resources only: other modules keep their own records under /weft/v1/
+	 * (IPAM blocks, affinities, handles), which are not resources. */
+	for (int k = 0; k < WEFT_KIND_COUNT; k++) {
+		struct weft_kv_list kl = {0};
+		r = weft_store_list(ctl->store, weft_kind_prefix((enum weft_kind)k), &kl);
+		if (r < 0) {
+			int ret = ctl_fail("store list failed: %s", weft_store_errmsg(ctl->store));
+			ctl_close_store(ctl);
+			return ret;
 		}
-		_cleanup_free_ char *key = weft_resource_key(&res);
-		if (!streq(key, l.items[i].key)) {
-			ctl_fail("%s: holds %s %s, whose key is %s", l.items[i].key,
-				 weft_kind_info(res.kind)->name, res.name, key);
-			bad++;
+		for (size_t i = 0; i < kl.n; i++) {
+			struct weft_resource res = {0};
+			_cleanup_free_ char *err = NULL;
+			nres++;
+			if (weft_resource_decode(kl.items[i].value, kl.items[i].value_len, &res, &err) < 0) {
+				ctl_fail("%s: %s", kl.items[i].key, err ? err : "undecodable");
+				bad++;
+				continue;
+			}
+			_cleanup_free_ char *key = weft_resource_key(&res);
+			if (!streq(key, kl.items[i].key)) {
+				ctl_fail("%s: holds %s %s, whose key is %s", kl.items[i].key,
+					 weft_kind_info(res.kind)->name, res.name, key);
+				bad++;
+			}
+			weft_resource_clear(&res);
 		}
-		weft_resource_clear(&res);
+		if (kl.rev > rev)
+			rev = kl.rev;
+		weft_kv_list_clear(&kl);
 	}
 	printf("store %s: ok, revision %lld, %zu resources%s\n", weft_store_backend(ctl->store),
-	       (long long)l.rev, l.n, bad ? ", some invalid" : "");
-	weft_kv_list_clear(&l);
+	       (long long)rev, nres, bad ? ", some invalid" : "");
 	ctl_close_store(ctl);
 	return bad ? 1 : 0;
 }

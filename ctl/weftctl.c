@@ -27,6 +27,8 @@ static const char *const main_usage =
 	"  get KIND [NAME...] [-o table|json|yaml]\n"
 	"                        show resources\n"
 	"  store check           check the datastore's integrity\n"
+	"  ipam show|check|release\n"
+	"                        IP address utilisation, leaks, release\n"
 	"  version               print the version\n"
 	"\n"
 	"Kinds: ippool, profile, policy, node, bgppeer, bgpconfig, tenant,\n"
@@ -93,11 +95,22 @@ int main(int argc, char **argv)
 		return ctl_cmd_get(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "store"))
 		return ctl_cmd_store(&ctl, sub_argc, sub_argv);
+	if (streq(cmd, "ipam"))
+		return ctl_cmd_ipam(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "version")) {
+		if (sub_argc > 1 && (streq(sub_argv[1], "--help") || streq(sub_argv[1], "-h"))) {
+			fputs("Usage: weftctl version\n\nPrint weftctl's version.\n", stdout);
+			return 0;
+		}
+		if (sub_argc > 1)
+			return usage_error("version: unexpected argument", sub_argv[1]);
 		printf("weftctl %s\n", WEFT_VERSION);
 		return 0;
 	}
 	if (streq(cmd, "help")) {
+		if (sub_argc > 1 && !streq(sub_argv[1], "--help") && !streq(sub_argv[1], "-h"))
+			return usage_error("help: use weftctl COMMAND --help for a command's help; unexpected argument",
+					   sub_argv[1]);
 		fputs(main_usage, stdout);
 		return 0;
 	}

@@ -739,6 +739,7 @@ static int decode_events(const cJSON *evs, const char *strip, struct weft_etcd_w
 		return -EBADMSG;
 	size_t n = (size_t)cJSON_GetArraySize(evs);
 	m->events = wcalloc(n ? n : 1, sizeof(struct weft_event));
+	m->n_raw_events = n;
 	cJSON_ArrayForEach(it, evs)
 	{
 		struct weft_event ev = {0};
@@ -760,14 +761,16 @@ static int decode_events(const cJSON *evs, const char *strip, struct weft_etcd_w
 		r = decode_kv(kv, strip, &ev.kv);
 		if (r < 0)
 			return r;
+		/* The prefix key itself: not a weft key, and decode_kv() filled
+		 * nothing in (its mod_rev of 0 must not fail the order check). */
+		if (r == 0)
+			continue;
 		/* Events come in revision order; the reconnect logic relies on it. */
 		if (ev.kv.mod_rev < last) {
 			weft_event_clear(&ev);
 			return -EBADMSG;
 		}
 		last = ev.kv.mod_rev;
-		if (r == 0)
-			continue;
 		if (ev.type == WEFT_EV_DELETE) {
 			/* A delete carries the deletion's revision and nothing else. */
 			free(ev.kv.value);

@@ -94,6 +94,9 @@ struct weft_etcd_watch_msg {
 	int error_errno;      /* with stream_error: the gRPC code's errno */
 	struct weft_event *events;
 	size_t n_events;
+	/* Events in the message, including those not returned (the prefix key
+	 * itself): 0 means a progress notification, not an emptied batch. */
+	size_t n_raw_events;
 };
 int weft_etcd_parse_watch(const char *line, size_t len, const char *strip, struct weft_etcd_watch_msg *out);
 void weft_etcd_watch_msg_clear(struct weft_etcd_watch_msg *m);

@@ -182,7 +182,7 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 		int64_t left = deadline - weft_now_ms();
 		char errbuf[CURL_ERROR_SIZE] = "";
 		struct weft_buf out = {0};
-		curl_off_t sent = 0;
+		long sent = 0; /* CURLINFO_REQUEST_SIZE takes a long, not a curl_off_t. */
 		long status = 0;
 
 		if (left <= 0) {
@@ -577,10 +577,12 @@ static int watch_message(struct etcd_watch *w, const char *line, size_t len)
 		w->ready = true;
 		pthread_cond_broadcast(&w->cond);
 		pthread_mutex_unlock(&w->lock);
-	} else if (m.n_events == 0 && m.header_rev > 0 && m.header_rev >= w->next_rev) {
+	} else if (m.n_raw_events == 0 && m.header_rev > 0 && m.header_rev >= w->next_rev) {
 		/* A progress notification: every event up to header_rev has been
 		 * sent, so a reconnect may start after it. This keeps an idle
-		 * watch from falling behind a compaction. */
+		 * watch from falling behind a compaction. A batch whose events
+		 * were all skipped (the prefix key) is not one: the header of a
+		 * catch-up batch can be ahead of the events sent so far. */
 		w->next_rev = m.header_rev + 1;
 	}
 	for (size_t i = 0; i < m.n_events; i++) {

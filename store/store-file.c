@@ -403,7 +403,7 @@ static int lf_read(struct log_file *lf, struct weft_record *rec, size_t *len, si
 		   const char **why)
 {
 	const uint8_t *p;
-	size_t l;
+	size_t l, l2;
 	int r;
 
 	*avail = 0;
@@ -413,9 +413,15 @@ static int lf_read(struct log_file *lf, struct weft_record *rec, size_t *len, si
 	r = weft_record_peek(p, *avail, &l, why);
 	if (r < 0)
 		return r;
-	if ((r = lf_fill(lf, lf->off, l, &p, avail)) <= 0)
+	/* The header may have come from the read buffer, the record from a
+	 * fresh read: if the header was a torn tail's that a writer has since
+	 * cut and overwritten, l is stale. So go by the header there now
+	 * (reading more if it is longer), and decode what is there. */
+	if ((r = lf_fill(lf, lf->off, l, &p, avail)) < 0)
 		return r;
-	return weft_record_decode(p, l, rec, len, why);
+	if (weft_record_peek(p, *avail, &l2, NULL) == 1 && l2 > l && (r = lf_fill(lf, lf->off, l2, &p, avail)) < 0)
+		return r;
+	return weft_record_decode(p, *avail, rec, len, why);
 }
 
 /* The bytes at lf->off are not a complete valid record. Decide whether they

@@ -81,7 +81,7 @@ expect_fail "bad store url" "unknown scheme" "$W" --store "bogus://x" get pools
 "$W" --store "$S" get 2>/dev/null; rc=$?
 [ "$rc" = 2 ] && pass "get without kind exits 2" || fail "get without kind exits 2 (rc=$rc)"
 expect_fail "unknown kind on get" 'unknown kind "frob"' ctl get frob
-for c in apply create replace delete get store; do
+for c in apply create replace delete get store version; do
 	check "$c --help" sh -c "\"$W\" $c --help | grep -q Usage"
 done
 check "--help" sh -c "\"$W\" --help | grep -q Commands"
