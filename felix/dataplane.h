@@ -102,4 +102,13 @@ int weft_dp_macvlan_check(const struct weft_dp_macvlan *att, char **errmsg);
  * Returns the number of objects removed, or a negative errno. */
 int weft_dp_sweep(const char *const *keep, size_t n, char **errmsg);
 
+/* Node-wide settings endpoints rely on, for weftd to call once at start
+ * (added by the dataplane helper). IPv6 forwarding in Linux is gated by
+ * net.ipv6.conf.all.forwarding (the per-interface value alone does not
+ * forward), so with ipv6 this sets it to 1 in the node namespace; note
+ * that a node forwarding IPv6 ignores router advertisements on interfaces
+ * whose accept_ra is 1. IPv4 needs nothing node-wide: the host veths'
+ * own forwarding=1 suffices. Returns 0 or a negative errno + errmsg. */
+int weft_dp_node_prepare(bool ipv6, char **errmsg);
+
 #endif

@@ -1,0 +1,222 @@
+/* weftd - the per-node agent (its first form: the CNI server).
+ *
+ *   weftd --node NAME --store URL --run-dir DIR [--log-level LEVEL]
+ *
+ * Owns the node's attachments: the `weft` and `weft-ipam` CNI plugins are
+ * thin clients that forward each command to weftd over DIR/weftd.sock
+ * (docs/weftd.md). One single-threaded loop serves the socket; start-up
+ * reconciliation runs before the socket opens, so a plugin never sees a
+ * half-reconciled node.
+ */
+#include "cni/cni.h"
+#include "felix/api.h"
+#include "felix/dataplane.h"
+#include "felix/weftd.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+
+#include <getopt.h>
+#include <sys/stat.h>
+
+static const char *const usage =
+	"Usage: weftd --node NAME --store URL [--run-dir DIR] [--log-level LEVEL]\n"
+	"\n"
+	"The weft per-node agent: serves the weft and weft-ipam CNI plugins on\n"
+	"DIR/weftd.sock and owns the node's endpoints.\n"
+	"\n"
+	"  -n, --node NAME        this node's name (default: the host name)\n"
+	"  -s, --store URL        datastore: file:DIR or etcd://HOST:PORT[,...][?opts]\n"
+	"                         (default $WEFT_STORE, else file:/var/lib/weft/store)\n"
+	"  -r, --run-dir DIR      run directory for the API socket (default /run/weft)\n"
+	"  -l, --log-level LEVEL  debug, info (default), warn, error\n"
+	"  -h, --help             this help\n";
+
+#define MAX_REQUEST_ENV 64
+
+/* The API handler: one request object in, one answer object out. */
+static char *api_handle(const char *text, size_t len, void *userdata)
+{
+	struct weftd *d = userdata;
+	_cleanup_json_ cJSON *req = NULL, *ans = NULL;
+	const char *command = NULL, *plugin = "weft", *config = NULL;
+	cJSON *env = NULL, *it;
+	char *envp[MAX_REQUEST_ENV + 2] = {0};
+	size_t nenv = 0;
+	_cleanup_free_ char *output = NULL;
+	int exit_code;
+
+	if (weft_json_parse(text, len, &req) < 0 || !cJSON_IsObject(req) ||
+	    weft_json_get_string(req, "command", &command) < 0 || weft_json_get_string(req, "config", &config) < 0 ||
+	    weft_json_get_object(req, "env", &env) < 0 ||
+	    (cJSON_GetObjectItemCaseSensitive(req, "plugin") && weft_json_get_string(req, "plugin", &plugin) < 0)) {
+		struct weft_cni_error e = {0};
+		_cleanup_free_ char *msg = NULL;
+
+		log_warn("api: malformed request (%zu bytes)", len);
+		(void)weft_cni_error_set(&e, WEFT_CNI_ERR_INTERNAL, NULL, "weftd: malformed API request");
+		msg = weft_cni_error_json(&e, 0);
+		weft_cni_error_clear(&e);
+		ans = cJSON_CreateObject();
+		cJSON_AddStringToObject(ans, "output", msg);
+		cJSON_AddNumberToObject(ans, "exit", 1);
+		return weft_json_print(ans);
+	}
+	/* CNI_COMMAND comes from "command"; every other CNI_* variable from
+	 * "env" (anything else there is ignored). */
+	envp[nenv++] = wasprintf("CNI_COMMAND=%s", command);
+	cJSON_ArrayForEach(it, env) {
+		if (nenv >= MAX_REQUEST_ENV || !it->string || !cJSON_IsString(it) || !startswith(it->string, "CNI_") ||
+		    streq(it->string, "CNI_COMMAND"))
+			continue;
+		envp[nenv++] = wasprintf("%s=%s", it->string, it->valuestring);
+	}
+	struct weftd_cni_request cr = {
+		.command = command,
+		.plugin = plugin,
+		.envp = envp,
+		.config = config,
+		.config_len = strlen(config),
+	};
+	exit_code = weftd_cni_handle(d, &cr, &output);
+	for (size_t i = 0; i < nenv; i++)
+		free(envp[i]);
+
+	ans = cJSON_CreateObject();
+	cJSON_AddStringToObject(ans, "output", output);
+	cJSON_AddNumberToObject(ans, "exit", exit_code);
+	return weft_json_print(ans);
+}
+
+static int on_signal(struct weft_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("signal %u: exiting", si->ssi_signo);
+	weft_loop_exit(weft_source_loop(s), 0);
+	return 0;
+}
+
+static int parse_level(const char *s, enum weft_log_level *out)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (streq(s, names[i])) {
+			*out = (enum weft_log_level)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"store", required_argument, NULL, 's'},
+		{"run-dir", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct weftd d = {.run_dir = "/run/weft"};
+	enum weft_log_level level = WEFT_LOG_INFO;
+	_cleanup_free_ char *sock = NULL, *err = NULL;
+	char host[256];
+	struct weft_loop *loop = NULL;
+	struct weftd_api *api = NULL;
+	int c, r;
+
+	weft_log_init("weftd", WEFT_LOG_INFO);
+	weft_json_init();
+	while ((c = getopt_long(argc, argv, "n:s:r:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			d.node = optarg;
+			break;
+		case 's':
+			d.store_url = optarg;
+			break;
+		case 'r':
+			d.run_dir = optarg;
+			break;
+		case 'l':
+			if (parse_level(optarg, &level) < 0) {
+				fprintf(stderr, "weftd: --log-level: \"%s\" is not debug, info, warn or error\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs("weftd: see weftd --help\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "weftd: unexpected argument \"%s\" (see weftd --help)\n", argv[optind]);
+		return 2;
+	}
+	weft_log_set_level(level);
+	if (getenv("WEFT_LOG") && streq(getenv("WEFT_LOG"), "debug"))
+		weft_log_set_level(WEFT_LOG_DEBUG);
+	if (!d.node) {
+		if (gethostname(host, sizeof(host)) < 0 || !host[0]) {
+			fputs("weftd: --node is required (no host name)\n", stderr);
+			return 2;
+		}
+		host[sizeof(host) - 1] = 0;
+		d.node = host;
+	}
+	if (!d.store_url)
+		d.store_url = getenv("WEFT_STORE") ? getenv("WEFT_STORE") : "file:/var/lib/weft/store";
+	signal(SIGPIPE, SIG_IGN);
+
+	r = weft_store_open(d.store_url, &d.store, &err);
+	if (r < 0) {
+		log_error_errno(r, "store %s: %s", d.store_url, err ? err : strerror(-r));
+		return 1;
+	}
+	r = weft_ipam_new(d.store, &d.ipam);
+	if (r < 0) {
+		log_error_errno(r, "ipam: %m");
+		goto out;
+	}
+	if (mkdir(d.run_dir, 0755) < 0 && errno != EEXIST) {
+		r = log_error_errno(-errno, "run dir %s: %m", d.run_dir);
+		goto out;
+	}
+	free(err);
+	err = NULL;
+	r = weft_dp_node_prepare(false, &err);
+	if (r < 0) {
+		log_error_errno(r, "node set-up: %s", err ? err : strerror(-r));
+		goto out;
+	}
+	(void)weftd_reconcile(&d);
+
+	r = weft_loop_new(&loop);
+	if (r < 0) {
+		log_error_errno(r, "event loop: %m");
+		goto out;
+	}
+	(void)weft_loop_add_signal(loop, SIGTERM, on_signal, &d, NULL);
+	(void)weft_loop_add_signal(loop, SIGINT, on_signal, &d, NULL);
+	sock = wasprintf("%s/weftd.sock", d.run_dir);
+	free(err);
+	err = NULL;
+	r = weftd_api_listen(loop, sock, api_handle, &d, &api, &err);
+	if (r < 0) {
+		log_error_errno(r, "%s", err ? err : "api");
+		goto out;
+	}
+	log_info("node %s, store %s, listening on %s", d.node, d.store_url, sock);
+	r = weft_loop_run(loop);
+	if (r < 0)
+		log_error_errno(r, "event loop: %m");
+out:
+	weftd_api_free(api);
+	weft_loop_free(loop);
+	weft_ipam_free(d.ipam);
+	weft_store_close(d.store);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,143 @@
+#!/bin/bash
+# CNI routed endpoints end to end: weftd in a node namespace, the weft
+# plugin invoked as a runtime would. ADD (result shape, kernel state,
+# Endpoint record), CHECK, two pods talk (ping, TCP), DEL removes the veth,
+# route, allocation and record; DEL twice is fine.
+# Usage: cni-routed.sh WEFTD WEFT WEFT_IPAM WEFTCTL
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+. "$here/lib/cni.sh" "$@"
+
+make_ns n1 && make_ns p1 && make_ns p2 || { fail "namespaces"; finish; }
+apply_pool pool1 10.65.0.0/16 || { fail "apply pool"; finish; }
+start_weftd n1 || { fail "weftd start"; finish; }
+SOCK=$T/run-n1/weftd.sock
+check "socket is mode 0600" sh -c "stat -c %a '$SOCK' | grep -qx 600"
+
+cat >"$T/conf.json" <<EOT
+{"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "weft", "weftd_socket": "$SOCK",
+ "mtu": 1400, "profiles": ["k8s_ns.default"], "labels": {"app": "web"},
+ "ipam": {"type": "weft-ipam", "ipv4_pools": ["pool1"]}}
+EOT
+sed 's/"1.0.0"/"0.3.1"/' "$T/conf.json" >"$T/conf-031.json"
+
+# --- ADD pod 1 --------------------------------------------------------------
+cni "$WEFT" ADD n1 p1 cid-one eth0 "$T/conf.json" CNI_ARGS="K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1"
+cp "$T/cni.out" "$T/r1.json"
+check "ADD pod1 exit 0" test "$CNI_RC" = 0
+check "ADD pod1 result shape" jq -e --arg ns "/run/netns/${WC}p1" '
+	.cniVersion == "1.0.0" and (.interfaces | length) == 2 and
+	(.interfaces[0].name | test("^wft[0-9a-f]{11}$")) and .interfaces[0].mac == "ee:ee:ee:ee:ee:ee" and
+	(.interfaces[0] | has("sandbox") | not) and
+	.interfaces[1].name == "eth0" and .interfaces[1].sandbox == $ns and (.interfaces[1].mac | test("^([0-9a-f]{2}:){5}[0-9a-f]{2}$")) and
+	(.ips | length) == 1 and (.ips[0].address | test("^10\\.65\\.[0-9]+\\.[0-9]+/32$")) and
+	.ips[0].gateway == "169.254.1.1" and .ips[0].interface == 1 and (.ips[0] | has("version") | not) and
+	.routes == [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}] and .dns == {}' "$T/r1.json"
+IP1=$(jq -r '.ips[0].address' "$T/r1.json" | cut -d/ -f1)
+H1=$(jq -r '.interfaces[0].name' "$T/r1.json")
+MAC1=$(jq -r '.interfaces[1].mac' "$T/r1.json")
+
+check "host veth $H1 up in the node" sh -c "ip -n ${WC}n1 link show '$H1' | grep -q 'state UP'"
+check "host veth mtu 1400" sh -c "ip -n ${WC}n1 link show '$H1' | grep -q 'mtu 1400'"
+check "host route $IP1 scope link proto 81" sh -c "ip -n ${WC}n1 route show proto 81 | grep -qx '$IP1 dev $H1 scope link *'"
+check "proxy_arp on the host veth" sh -c "ip netns exec ${WC}n1 cat /proc/sys/net/ipv4/conf/$H1/proxy_arp | grep -qx 1"
+check "pod eth0 has $IP1/32" sh -c "ip -n ${WC}p1 -o addr show dev eth0 | grep -q 'inet $IP1/32'"
+check "pod default route via 169.254.1.1" sh -c "ip -n ${WC}p1 route show default | grep -q 'via 169.254.1.1 dev eth0'"
+check "pod neighbour 169.254.1.1 permanent" sh -c "ip -n ${WC}p1 neigh show 169.254.1.1 | grep -q 'ee:ee:ee:ee:ee:ee.*PERMANENT'"
+
+ctl get endpoints -o json >"$T/eps.json"
+check "Endpoint record" jq -e --arg ip "$IP1/32" --arg h "$H1" --arg mac "$MAC1" '
+	[.items[] | select(.spec.containerID == "cid-one")] | length == 1 and (.[0] |
+	.metadata.name == "n1.cid-one.eth0" and .spec.node == "n1" and .spec.ifname == "eth0" and
+	.spec.hostIfname == $h and .spec.ipNetworks == [$ip] and .spec.mac == $mac and
+	.spec.profiles == ["k8s_ns.default"] and .metadata.labels["weft.io/namespace"] == "default" and
+	.metadata.labels["weft.io/pod"] == "web-1" and .metadata.labels.app == "web")' "$T/eps.json"
+
+# --- CHECK --------------------------------------------------------------------
+jq --slurpfile r "$T/r1.json" '. + {prevResult: $r[0]}' "$T/conf.json" >"$T/check1.json"
+cni "$WEFT" CHECK n1 p1 cid-one eth0 "$T/check1.json"
+check "CHECK pod1 ok (exit 0, no output)" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
+cni "$WEFT" CHECK n1 p1 cid-nope eth0 "$T/check1.json"
+check "CHECK unknown container: code 3" sh -c "test $CNI_RC != 0 && jq -e '.code == 3' '$T/cni.out' >/dev/null"
+
+# --- ADD pod 2 with a 0.3.1 config ---------------------------------------------
+cni "$WEFT" ADD n1 p2 cid-two eth0 "$T/conf-031.json"
+cp "$T/cni.out" "$T/r2.json"
+check "ADD pod2 (0.3.1) exit 0" test "$CNI_RC" = 0
+check "0.3.1 result has ips[].version" jq -e '.cniVersion == "0.3.1" and .ips[0].version == "4"' "$T/r2.json"
+IP2=$(jq -r '.ips[0].address' "$T/r2.json" | cut -d/ -f1)
+H2=$(jq -r '.interfaces[0].name' "$T/r2.json")
+check "distinct addresses" test "$IP1" != "$IP2"
+check "ipam show --ip names the holder" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP2 | grep -q cid-two"
+
+# --- the pods talk ---------------------------------------------------------------
+check "ping pod1 -> pod2" ip netns exec "${WC}p1" ping -c1 -W2 "$IP2"
+check "ping pod2 -> pod1" ip netns exec "${WC}p2" ping -c1 -W2 "$IP1"
+ip netns exec "${WC}p2" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 8080)); s.listen(1); s.settimeout(10)
+c, _ = s.accept(); c.sendall(b"hello from pod2\n"); c.close()' "$IP2" &
+srv=$!
+sleep 0.3
+check "TCP pod1 -> pod2:8080" sh -c "ip netns exec ${WC}p1 python3 -c '
+import socket; s = socket.create_connection((\"$IP2\", 8080), timeout=5); print(s.recv(100).decode())' | grep -q 'hello from pod2'"
+wait $srv 2>/dev/null
+
+# --- CHECK notices a broken kernel state ------------------------------------------
+jq --slurpfile r "$T/r2.json" '. + {prevResult: $r[0]}' "$T/conf-031.json" | sed 's/"0.3.1"/"0.4.0"/' >"$T/check2.json"
+ip -n "${WC}n1" route del "$IP2" dev "$H2" proto 81 2>/dev/null
+cni "$WEFT" CHECK n1 p2 cid-two eth0 "$T/check2.json"
+check "CHECK with the host route gone fails" sh -c "test $CNI_RC != 0 && jq -e '.code >= 100 and (.msg | length > 0)' '$T/cni.out' >/dev/null"
+
+# --- DEL ---------------------------------------------------------------------------
+cni "$WEFT" DEL n1 p1 cid-one eth0 "$T/conf.json"
+check "DEL pod1 exit 0, no output" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
+check "host veth gone" sh -c "! ip -n ${WC}n1 link show '$H1' 2>/dev/null"
+check "host route gone" sh -c "! ip -n ${WC}n1 route show proto 81 | grep -q '^$IP1 '"
+check "pod eth0 gone" sh -c "! ip -n ${WC}p1 link show eth0 2>/dev/null"
+check "address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP1 | grep -qi 'not allocated'"
+check "record gone" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-one.eth0 >/dev/null 2>&1"
+cni "$WEFT" DEL n1 p1 cid-one eth0 "$T/conf.json"
+check "DEL twice: exit 0" test "$CNI_RC" = 0
+cni "$WEFT" DEL n1 "" cid-one eth0 "$T/conf.json"
+check "DEL with empty CNI_NETNS: exit 0" test "$CNI_RC" = 0
+cni "$WEFT" DEL n1 p2 cid-two eth0 "$T/conf-031.json"
+check "DEL pod2 exit 0" test "$CNI_RC" = 0
+check "no weft links left" sh -c "test -z \"\$(weft_links n1)\""
+check "no weft routes left" sh -c "test -z \"\$(weft_routes n1)\""
+check "no endpoints left" sh -c "test \"\$('$WEFTCTL' --store '$S' get endpoints -o json | jq '.items | length')\" = 0"
+check "ipam check clean" ctl ipam check
+
+# --- the local API: a stuck client does not block weftd; bounds -----------------
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"command\": ")
+time.sleep(4)' "$SOCK" &
+stuck=$!
+sleep 0.3
+sed 's/"1.0.0"/"1.1.0"/' "$T/conf.json" >"$T/conf-11.json"
+cni "$WEFT" STATUS n1 "" "" "" "$T/conf-11.json"
+check "a stuck client does not block other requests" test "$CNI_RC" = 0
+wait $stuck
+check "oversized request: connection closed, weftd still serving" sh -c "python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+try:
+    s.sendall(b\"x\" * (3 << 20)); s.shutdown(socket.SHUT_WR)
+except OSError:
+    pass
+assert s.recv(100) == b\"\"' '$SOCK'"
+check "malformed request: CNI error answer" sh -c "python3 -c '
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b\"{nope\"); s.shutdown(socket.SHUT_WR)
+a = json.loads(s.makefile().read()); assert a[\"exit\"] == 1 and json.loads(a[\"output\"])[\"code\"] == 100' '$SOCK'"
+
+# --- STATUS, VERSION ----------------------------------------------------------------
+cni "$WEFT" STATUS n1 "" "" "" "$T/conf-11.json"
+check "STATUS ok" test "$CNI_RC" = 0
+cni "$WEFT" VERSION n1 "" "" "" /dev/null
+check "VERSION answered" jq -e '.supportedVersions | index("1.1.0")' "$T/cni.out"
+check "weftd log has no errors" sh -c "! grep -qi 'error' '$T/weftd-n1.log'"
+stop_weftd n1
+finish
