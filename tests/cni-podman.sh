@@ -54,12 +54,20 @@ check "addresses from the pool, distinct" sh -c "case '$ip1' in 10.78.0.*) ;; *)
 check "c1 has its /32 on eth0" sh -c "nsenter --net=/run/netns/${WC}node1 podman --root '$T/root' --runroot '$T/runroot' exec c1 ip -4 addr show eth0 | grep -q 'inet $ip1/32'"
 check "c1 pings c2" pm exec c1 ping -c2 -W2 "$ip2"
 check "c2 pings c1" pm exec c2 ping -c2 -W2 "$ip1"
-# TCP: busybox nc listens in c2, c1 connects and sends a line.
-pm exec -d c2 sh -c "nc -l -p 7000 > /tmp/got" >/dev/null 2>&1
-sleep 0.3
-check "c1 -> c2 TCP" sh -c "echo hello-weft | nsenter --net=/run/netns/${WC}node1 podman --root '$T/root' --runroot '$T/runroot' exec -i c1 nc -w 2 $ip2 7000"
-sleep 0.3
-check "c2 received the line" sh -c "nsenter --net=/run/netns/${WC}node1 podman --root '$T/root' --runroot '$T/runroot' exec c2 cat /tmp/got | grep -q hello-weft"
+# TCP: busybox nc listens in c2 (restarted after each connection), c1
+# connects and sends a line; retried briefly since the listener may not be
+# up yet on a loaded machine.
+pm exec -d c2 sh -c "while true; do nc -l -p 7000 >> /tmp/got; done" >/dev/null 2>&1
+tcp_ok() {
+	local i
+	for i in $(seq 20); do
+		echo hello-weft | pm exec -i c1 nc -w 2 "$ip2" 7000 >/dev/null 2>&1
+		pm exec c2 cat /tmp/got 2>/dev/null | grep -q hello-weft && return 0
+		sleep 0.25
+	done
+	return 1
+}
+check "c1 -> c2 TCP, line received" tcp_ok
 check "two Endpoint records" sh -c "test \"\$('$WEFTCTL' --store '$S' get endpoints -o json | jq '.items | length')\" = 2"
 check "two weft host veths" sh -c "test \"\$(ip -n ${WC}node1 -o link show | grep -c ': wft')\" = 2"
 
