@@ -525,6 +525,10 @@ static int parse_ipam(const cJSON *obj, struct weft_cni_ipam *ipam, struct weft_
 	const cJSON *c;
 	const char *type;
 
+	/* A second "ipam" (tolerated duplicate keys of a delegating plugin's
+	 * config) must not overwrite, and leak, the first one's fields. */
+	if (ipam->present)
+		return FAIL7(err, "ipam", "given twice");
 	if (want_object(obj, "ipam", err) < 0)
 		return -EINVAL;
 	cJSON_ArrayForEach(c, obj) {
