@@ -1,0 +1,238 @@
+/* test-birdc.c - BIRD's control socket client against a scripted fake
+ * BIRD (a child process on a unix socket): the reply parser (fed whole
+ * and byte by byte), `configure` replies, `show protocols` parsing, and
+ * failures (no greeting, BIRD gone mid-reply, silence). The real BIRD is
+ * exercised by tests/bgp.sh. */
+#include "bgpconf/bgpconf.h"
+
+#include "lib/test.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+static const char show_protocols[] =
+	"2002-Name       Proto      Table      State  Since         Info\n"
+	"1002-weft_device Device     ---        up     2024-05-01 12:00:00  \n"
+	" weft_kernel Kernel     master4    up     2024-05-01 12:00:00  \n"
+	" weft_blocks Static     master4    up     2024-05-01 12:00:01  \n"
+	" Mesh_198_18_0_12 BGP        ---        up     2024-05-01 12:00:05  Established   \n"
+	" Mesh_198_18_0_13 BGP        ---        start  12:00:06.123  Active        Socket: Connection refused\n"
+	"0000 \n";
+
+/* Parse a whole reply, and the same bytes fed one at a time. */
+static void test_feed(void)
+{
+	struct weft_birdc_reply a = {0}, b = {0};
+	size_t used = 0, len = strlen(show_protocols), have = 0;
+	int r;
+
+	CHECK_EQ_INT(weft_birdc_feed(&a, show_protocols, len, &used), 1);
+	CHECK_EQ_INT(used, len);
+	CHECK_EQ_INT(a.n, 7);
+	CHECK_EQ_INT(a.code, 0);
+	CHECK_EQ_INT(a.lines[0].code, 2002);
+	CHECK_EQ_INT(a.lines[2].code, 1002); /* a continuation keeps its code */
+	CHECK_STREQ(a.lines[2].text, "weft_kernel Kernel     master4    up     2024-05-01 12:00:00  ");
+
+	/* Byte by byte: the parser only takes complete lines. */
+	char buf[1024];
+	for (size_t i = 0; i < len; i++) {
+		buf[have++] = show_protocols[i];
+		r = weft_birdc_feed(&b, buf, have, &used);
+		CHECK(r >= 0);
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		if (r == 1) {
+			CHECK_EQ_INT(i, len - 1);
+			break;
+		}
+	}
+	CHECK_EQ_INT(b.n, a.n);
+
+	struct weft_bird_proto *p = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(weft_birdc_parse_protocols(&a, &p, &n), 5);
+	if (n == 5) {
+		CHECK_STREQ(p[0].name, "weft_device");
+		CHECK_STREQ(p[0].table, "---");
+		CHECK_STREQ(p[0].info, "");
+		CHECK_STREQ(p[3].name, "Mesh_198_18_0_12");
+		CHECK_STREQ(p[3].proto, "BGP");
+		CHECK_STREQ(p[3].state, "up");
+		CHECK_STREQ(p[3].since, "2024-05-01 12:00:05");
+		CHECK_STREQ(p[3].info, "Established");
+		CHECK_STREQ(p[4].since, "12:00:06.123");
+		CHECK_STREQ(p[4].info, "Active        Socket: Connection refused");
+	}
+	weft_bird_protos_free(p, n);
+	weft_birdc_reply_clear(&a);
+	weft_birdc_reply_clear(&b);
+
+	/* Bytes after the last line stay unconsumed; '+' lines are skipped;
+	 * "0000" alone ends a reply. */
+	static const char two[] = "+0016 Access restricted\n0003 Reconfigured\n0001 next\n";
+	CHECK_EQ_INT(weft_birdc_feed(&a, two, strlen(two), &used), 1);
+	CHECK_EQ_INT(used, strlen(two) - strlen("0001 next\n"));
+	CHECK_EQ_INT(a.n, 1);
+	CHECK_EQ_INT(a.code, 3);
+	weft_birdc_reply_clear(&a);
+	CHECK_EQ_INT(weft_birdc_feed(&a, "0000\n", 5, &used), 1);
+	CHECK_EQ_INT(a.code, 0);
+	weft_birdc_reply_clear(&a);
+	/* Garbage, and a continuation with nothing to continue. */
+	CHECK_EQ_INT(weft_birdc_feed(&a, "hello\n", 6, &used), -EBADMSG);
+	weft_birdc_reply_clear(&a);
+	CHECK_EQ_INT(weft_birdc_feed(&a, " x\n", 3, &used), -EBADMSG);
+	weft_birdc_reply_clear(&a);
+	CHECK_EQ_INT(weft_birdc_feed(&a, "12a4 x\n", 7, &used), -EBADMSG);
+	weft_birdc_reply_clear(&a);
+	/* An incomplete line waits for more. */
+	CHECK_EQ_INT(weft_birdc_feed(&a, "0003 Reconf", 11, &used), 0);
+	CHECK_EQ_INT(used, 0);
+	weft_birdc_reply_clear(&a);
+	/* An error reply is not a protocol table. */
+	a.code = 9001;
+	CHECK_EQ_INT(weft_birdc_parse_protocols(&a, &p, &n), -EIO);
+}
+
+/* --- a fake BIRD ------------------------------------------------------------------ */
+
+static char g_sock[108];
+
+/* Serve one connection: send greeting, then for each command line read,
+ * send the next scripted reply. A NULL reply closes the connection. */
+static pid_t fake_bird(const char *greeting, const char *const *replies, size_t n)
+{
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	pid_t pid;
+
+	unlink(g_sock);
+	weft_strlcpy(sa.sun_path, g_sock, sizeof(sa.sun_path));
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0)
+		abort();
+	pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid > 0) {
+		close(ls);
+		return pid;
+	}
+	int fd = accept(ls, NULL, NULL);
+	if (fd < 0)
+		_exit(1);
+	if (greeting && write(fd, greeting, strlen(greeting)) < 0)
+		_exit(1);
+	for (size_t i = 0; i < n; i++) {
+		char c;
+		/* Wait for a whole command line. */
+		do {
+			if (read(fd, &c, 1) != 1)
+				_exit(0);
+		} while (c != '\n');
+		if (!replies[i])
+			_exit(0);
+		if (write(fd, replies[i], strlen(replies[i])) < 0)
+			_exit(1);
+	}
+	/* Keep the connection open until the client goes away. */
+	char c;
+	while (read(fd, &c, 1) == 1)
+		;
+	_exit(0);
+}
+
+static void reap(pid_t pid)
+{
+	int st;
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+}
+
+static void test_conversation(void)
+{
+	static const char *const replies[] = {
+		"0002-Reading configuration from /run/bird.conf\n0003 Reconfigured\n",
+		"0002-Reading configuration from /run/bird.conf\n0004 Reconfiguration in progress\n",
+		"0002-Reading configuration from /run/bird.conf\n8002 /run/bird.conf:3:1 syntax error\n",
+		"0006 Reconfiguration ignored, shutting down\n",
+		show_protocols,
+		"9001 Parse error\n",
+	};
+	struct weft_birdc *c = NULL;
+	char *err = NULL;
+	pid_t pid = fake_bird("0001 BIRD 2.0.12 ready.\n", replies, ARRAY_SIZE(replies));
+
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 2000, &c), 0);
+	if (!c) {
+		reap(pid);
+		return;
+	}
+	CHECK_EQ_INT(weft_birdc_configure(c, NULL, &err), 0);
+	CHECK_EQ_INT(weft_birdc_configure(c, "/run/bird.conf", &err), 0);
+	CHECK_EQ_INT(weft_birdc_configure(c, NULL, &err), -EINVAL);
+	CHECK_STREQ(err, "Reading configuration from /run/bird.conf; /run/bird.conf:3:1 syntax error");
+	free(err), err = NULL;
+	CHECK_EQ_INT(weft_birdc_configure(c, NULL, &err), -ESHUTDOWN);
+	free(err), err = NULL;
+	CHECK_EQ_INT(weft_birdc_configure(c, "bad\"name", &err), -EINVAL);
+
+	struct weft_bird_proto *p = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(weft_birdc_show_protocols(c, &p, &n), 5);
+	weft_bird_protos_free(p, n);
+	CHECK_EQ_INT(weft_birdc_show_protocols(c, &p, &n), -EIO);
+	weft_birdc_close(c);
+	reap(pid);
+}
+
+static void test_errors(void)
+{
+	struct weft_birdc *c = NULL;
+	struct weft_birdc_reply rep = {0};
+	pid_t pid;
+
+	/* Nobody there. */
+	unlink(g_sock);
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 500, &c), -ENOENT);
+	/* Not BIRD. */
+	pid = fake_bird("220 smtp.example ESMTP\n", NULL, 0);
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 500, &c), -EBADMSG);
+	CHECK(c == NULL);
+	reap(pid);
+	/* Silent: no greeting. */
+	pid = fake_bird(NULL, NULL, 0);
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 300, &c), -ETIMEDOUT);
+	reap(pid);
+	/* Gone mid-reply. */
+	static const char *const half[] = {"0002-Reading configuration\n", NULL};
+	pid = fake_bird("0001 BIRD 2.0.12 ready.\n", half, 2);
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 300, &c), 0);
+	if (c) {
+		CHECK_EQ_INT(weft_birdc_cmd(c, "configure", &rep), -ETIMEDOUT);
+		weft_birdc_close(c);
+	}
+	reap(pid);
+	static const char *const gone[] = {NULL};
+	pid = fake_bird("0001 BIRD 2.0.12 ready.\n", gone, 1);
+	c = NULL;
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 2000, &c), 0);
+	if (c) {
+		CHECK_EQ_INT(weft_birdc_cmd(c, "show protocols", &rep), -EIO);
+		CHECK_EQ_INT(weft_birdc_cmd(c, "two\nlines", &rep), -EINVAL);
+		weft_birdc_close(c);
+	}
+	reap(pid);
+	unlink(g_sock);
+}
+
+int main(void)
+{
+	static const struct test_case cases[] = {TEST(test_feed), TEST(test_conversation), TEST(test_errors)};
+
+	snprintf(g_sock, sizeof(g_sock), "/tmp/weft-test-birdc.%ld.sock", (long)getpid());
+	signal(SIGPIPE, SIG_IGN);
+	return test_run(cases, ARRAY_SIZE(cases));
+}
