@@ -11,6 +11,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "model/resource.h"
+#include "model/selector.h"
 
 #include <arpa/inet.h>
 #include <time.h>
@@ -201,28 +202,71 @@ fail:
 	return r;
 }
 
-static bool selector_is_all(const char *s)
+/* The labels of node (metadata.labels of its Node resource) for pool
+ * nodeSelectors. A node without a Node record has no labels, so only
+ * selectors such as all() match it. *doc keeps the strings alive. */
+static int node_labels(struct weft_ipam *m, const char *node, struct weft_resource *res, struct weft_label **v,
+		       size_t *n)
 {
-	/* Accept "all()" with surrounding white space; anything else waits for
-	 * the selector engine of the ACL work. */
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (strncmp(s, "all()", 5) != 0)
-		return false;
-	for (s += 5; *s; s++)
-		if (*s != ' ' && *s != '\t')
-			return false;
-	return true;
+	struct weft_resource probe = {.kind = WEFT_KIND_NODE, .name = (char *)node};
+	_cleanup_free_ char *key = weft_resource_key(&probe), *err = NULL;
+	struct weft_kv kv = {0};
+	const cJSON *labels, *l;
+	size_t i = 0;
+	int r;
+
+	*v = NULL;
+	*n = 0;
+	r = weft_store_get(m->s, key, &kv);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return fail(m, r, "read %s: %s", key, weft_store_errmsg(m->s));
+	r = weft_resource_decode(kv.value, kv.value_len, res, &err);
+	weft_kv_clear(&kv);
+	if (r < 0)
+		return fail(m, -EBADMSG, "%s: %s", key, err ? err : "undecodable");
+	labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res->doc, "metadata"), "labels");
+	if (!cJSON_IsObject(labels))
+		return 0;
+	*v = wcalloc((size_t)cJSON_GetArraySize(labels) + 1, sizeof(**v));
+	cJSON_ArrayForEach(l, labels) {
+		if (!cJSON_IsString(l))
+			continue;
+		(*v)[i].key = l->string;
+		(*v)[i].value = l->valuestring;
+		i++;
+	}
+	weft_selector_labels_sort(*v, i);
+	*n = i;
+	return 0;
+}
+
+/* Does pool's nodeSelector choose node? 1 yes, 0 no, or a negative errno
+ * for a selector that does not parse (the model validates selectors, so
+ * only a corrupt record gets here). */
+static int pool_selects(struct weft_ipam *m, const struct ipam_pool *pool, const struct weft_labels *labels)
+{
+	struct weft_selector *sel = NULL;
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	if (weft_selector_parse(pool->selector, &sel, &err) < 0)
+		return fail(m, -EBADMSG, "pool %s: nodeSelector \"%s\": %s", pool->name, pool->selector,
+			    err ? err : "invalid");
+	r = weft_selector_match(sel, labels);
+	weft_selector_free(sel);
+	return r;
 }
 
 /* The pools a request may use, in the order to try them (pointers into
  * pools). */
-static int choose_pools(struct weft_ipam *m, const char *const *want, size_t nwant, int family,
+static int choose_pools(struct weft_ipam *m, const char *node, const char *const *want, size_t nwant, int family,
 			struct ipam_pool *pools, size_t np, struct ipam_pool ***out, size_t *nout)
 {
 	struct ipam_pool **c = wcalloc(np + nwant + 1, sizeof(*c));
 	size_t n = 0;
-	const char *unsupported = NULL, *unsupported_sel = NULL;
+	const char *unselected = NULL;
 
 	if (want && nwant) {
 		for (size_t i = 0; i < nwant; i++) {
@@ -249,22 +293,33 @@ static int choose_pools(struct weft_ipam *m, const char *const *want, size_t nwa
 			c[n++] = hit;
 		}
 	} else {
-		for (size_t j = 0; j < np; j++) {
+		struct weft_resource res = {0};
+		struct weft_label *lv = NULL;
+		size_t nl = 0;
+		int r = node_labels(m, node, &res, &lv, &nl);
+		struct weft_labels labels = {lv, nl};
+
+		for (size_t j = 0; r >= 0 && j < np; j++) {
 			if (pools[j].disabled || pools[j].cidr.ip.family != family)
 				continue;
-			if (!selector_is_all(pools[j].selector)) {
-				unsupported = pools[j].name;
-				unsupported_sel = pools[j].selector;
-				continue;
-			}
-			c[n++] = &pools[j];
+			r = pool_selects(m, &pools[j], &labels);
+			if (r == 0)
+				unselected = pools[j].name;
+			if (r > 0)
+				c[n++] = &pools[j];
 		}
-		if (!n && unsupported) {
+		free(lv);
+		weft_resource_clear(&res);
+		if (r < 0) {
 			free(c);
-			return fail(m, -EOPNOTSUPP,
-				    "pool %s: nodeSelector \"%s\" is not supported yet (only all()); name the pool "
-				    "explicitly to use it",
-				    unsupported, unsupported_sel);
+			return r;
+		}
+		if (!n && unselected) {
+			free(c);
+			return fail(m, -ENOENT,
+				    "no enabled IPv%d pool selects node %s (pool %s's nodeSelector does not match its "
+				    "labels)",
+				    family == AF_INET6 ? 6 : 4, node, unselected);
 		}
 		if (!n) {
 			free(c);
@@ -620,7 +675,7 @@ int weft_ipam_auto_assign(struct weft_ipam *m, const struct weft_ipam_request *r
 	r = load_pools(m, &pools, &np);
 	if (r < 0)
 		return r;
-	r = choose_pools(m, req->pools, req->npools, family, pools, np, &chosen, &nc);
+	r = choose_pools(m, req->node, req->pools, req->npools, family, pools, np, &chosen, &nc);
 	if (r < 0)
 		goto out;
 	for (k = 0; k < count; k++) {

@@ -29,8 +29,7 @@
  *   -EEXIST    a static address is held by another handle
  *   -EAGAIN    too many concurrent conflicts: try again later (CNI code 11)
  *   -EINVAL    bad argument (bad handle, address outside every pool, ...)
- *   -ENOENT    a named pool does not exist / no enabled pool applies
- *   -EOPNOTSUPP a pool's nodeSelector is not supported yet (only all())
+ *   -ENOENT    a named pool does not exist / no enabled pool selects the node
  *   -EBADMSG   a record in the store is corrupt (the message names its key
  *              and field)
  *   anything weft_store_* returns (-EIO, -ETIMEDOUT, ...).

@@ -58,6 +58,28 @@ static void teardown(void)
 		fprintf(stderr, "could not remove %s\n", g_dir);
 }
 
+/* Store a Node resource with optional labels ("k: v" YAML flow text). */
+static void add_node(const char *name, const char *labels)
+{
+	_cleanup_free_ char *text = wasprintf("kind: Node\nmetadata: {name: %s%s%s%s}\nspec: {}\n", name,
+					      labels ? ", labels: {" : "", labels ? labels : "", labels ? "}" : "");
+	struct weft_resource *rs = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	int r = weft_manifest_parse(text, strlen(text), &rs, &n, &err);
+
+	if (r < 0)
+		fprintf(stderr, "node %s: %s\n", name, err);
+	CHECK_EQ_INT(r, 0);
+	if (r == 0 && n == 1) {
+		_cleanup_free_ char *key = weft_resource_key(&rs[0]);
+		_cleanup_free_ char *val = weft_resource_encode(&rs[0], false);
+		CHECK_EQ_INT(weft_store_put(g_s, key, val, strlen(val), NULL), 0);
+	}
+	weft_resources_free(rs, n);
+	free(err);
+}
+
 /* Store an IPPool through the resource model (so it is canonical). */
 static void add_pool(const char *name, const char *cidr, int bs, bool disabled, const char *selector)
 {
@@ -371,16 +393,34 @@ static void test_pool_choice(void)
 	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "h:eth0"), 4);
 	teardown();
 
-	/* A pool whose selector is not supported yet. */
+	/* nodeSelector is evaluated against the Node resource's labels. */
+	setup();
+	add_pool("sel", "10.74.0.0/24", 26, false, "role == 'edge'");
+	add_pool("rest", "10.76.0.0/24", 26, false, "!has(role)");
+	add_node("n1", "role: edge");
+	add_node("n2", NULL);
+	req = (struct weft_ipam_request){.handle = "h:eth0", .node = "n1"};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.74.0.0");
+	req = (struct weft_ipam_request){.handle = "h2:eth0", .node = "n2"};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.76.0.0");
+	/* A node without a Node record has no labels: !has(role) still matches. */
+	req = (struct weft_ipam_request){.handle = "h3:eth0", .node = "n3"};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.76.0.64");
+	/* Named pools are used whatever their selector says. */
+	const char *sel[] = {"sel"};
+	req = (struct weft_ipam_request){.handle = "h4:eth0", .node = "n2", .pools = sel, .npools = 1};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	teardown();
+
+	/* No pool selects the node: a clear error. */
 	setup();
 	add_pool("sel", "10.74.0.0/24", 26, false, "role == 'edge'");
 	req = (struct weft_ipam_request){.handle = "h:eth0", .node = "n1"};
-	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), -EOPNOTSUPP);
-	CHECK(strstr(weft_ipam_errmsg(g_m), "role == 'edge'") != NULL);
-	const char *sel[] = {"sel"};
-	req.pools = sel;
-	req.npools = 1;
-	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), -ENOENT);
+	CHECK(strstr(weft_ipam_errmsg(g_m), "nodeSelector") != NULL);
 	teardown();
 }
 
