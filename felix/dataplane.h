@@ -111,4 +111,90 @@ int weft_dp_sweep(const char *const *keep, size_t n, char **errmsg);
  * own forwarding=1 suffices. Returns 0 or a negative errno + errmsg. */
 int weft_dp_node_prepare(bool ipv6, char **errmsg);
 
+
+/* ---- VXLAN (Calico's VXLAN mode; felix/dp-vxlan.c) ----
+ *
+ * One VXLAN device per node, WEFT_DP_VXLAN_IFNAME, learning off, no
+ * flooding: every remote node is programmed explicitly. For a remote node
+ * with underlay address U, VTEP MAC M, tunnel address T and blocks B:
+ *   FDB        M -> dst U (NTF_SELF, permanent) on weft.vxlan
+ *   neighbour  T -> M (permanent) on weft.vxlan
+ *   routes     B via T dev weft.vxlan onlink proto WEFT_DP_RTPROTO
+ * IPv4 only (underlay and overlay), like Calico's vxlan.calico. The whole
+ * device is weft's: anything on it that the caller did not ask for is
+ * removed. Which peers go through VXLAN (vxlanMode Always/CrossSubnet) is
+ * weftd's decision; these functions program whatever set they are given. */
+#define WEFT_DP_VXLAN_IFNAME "weft.vxlan"
+#define WEFT_DP_VXLAN_VNI 4096
+#define WEFT_DP_VXLAN_PORT 4789
+#define WEFT_DP_VXLAN_OVERHEAD 50 /* outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
+
+struct weft_dp_vxlan_dev {
+	const char *node_name;      /* the VTEP MAC is derived from it */
+	uint32_t vni;               /* 0 = WEFT_DP_VXLAN_VNI */
+	uint16_t port;              /* UDP port; 0 = WEFT_DP_VXLAN_PORT */
+	struct weft_ip local;       /* the node's underlay IPv4 address */
+	const char *parent;         /* underlay device; NULL = none */
+	unsigned mtu;               /* 0 = parent's MTU - 50 (1450 without parent) */
+	struct weft_ip tunnel_addr; /* the node's tunnel address, put on the device as /32; family 0 = none */
+};
+
+struct weft_dp_vxlan_peer {
+	struct weft_ip underlay;        /* remote node's underlay IPv4 address (FDB dst) */
+	uint8_t mac[6];                 /* remote VTEP MAC (weft_dp_vxlan_mac of its name) */
+	struct weft_ip tunnel;          /* remote tunnel address (route gateway, neighbour) */
+	const struct weft_cidr *blocks; /* the remote node's blocks, routed via tunnel */
+	size_t nblocks;
+};
+
+/* The VTEP MAC of node_name: the first 6 bytes of FNV-1a-64 of the name,
+ * made a locally administered unicast address (02 bit set, 01 bit clear).
+ * Every node computes every other node's MAC the same way. */
+void weft_dp_vxlan_mac(const char *node_name, uint8_t out[6]);
+
+/* Create or reconcile WEFT_DP_VXLAN_IFNAME: VNI, port, local address,
+ * parent, learning off, MTU, MAC, the tunnel /32 (other IPv4 addresses on
+ * it are removed), up. A device whose kind, VNI, port, local address,
+ * parent or learning differ is deleted and recreated (its FDB, neighbour
+ * entries and routes go with it: call weft_dp_vxlan_set_peers after).
+ * Returns 1 if the device was (re)created, 0 if it existed and was
+ * reconciled, or a negative errno + errmsg; a device this call created is
+ * deleted again on failure. */
+int weft_dp_vxlan_ensure(const struct weft_dp_vxlan_dev *dev, char **errmsg);
+
+/* Reconcile the complete set of remote VTEPs on WEFT_DP_VXLAN_IFNAME
+ * (mark and sweep: dump FDB, neighbours and proto-WEFT_DP_RTPROTO routes
+ * on the device, add/replace what is missing or different, delete what is
+ * not in peers). A block listed by two peers goes to the first. Returns the
+ * number of kernel objects added, replaced or deleted (0: nothing to do),
+ * or a negative errno + errmsg (-ENODEV: no device; -EINVAL: bad input,
+ * nothing changed). A failure half-way leaves a partly reconciled state
+ * that the next call completes. */
+int weft_dp_vxlan_set_peers(const struct weft_dp_vxlan_peer *peers, size_t n, char **errmsg);
+
+/* Delete WEFT_DP_VXLAN_IFNAME (if it is a vxlan) and with it everything on
+ * it. Returns 1 if deleted, 0 if there was none, or a negative errno. */
+int weft_dp_vxlan_remove(void);
+
+/* ---- NAT outgoing (felix/dp-nat.c) ----
+ *
+ * One nftables table, family ip, WEFT_DP_NAT_TABLE, owned by weft:
+ *   set pools     { type ipv4_addr; flags interval; }   natOutgoing pools
+ *   set allpools  { type ipv4_addr; flags interval; }   every pool
+ *   chain postrouting { type nat hook postrouting priority srcnat;
+ *       ip saddr @pools ip daddr != @allpools masquerade fully-random }
+ * No other table is ever read or written. */
+#define WEFT_DP_NAT_TABLE "weft-nat"
+
+/* Replace the table's whole content in ONE nftables transaction (add
+ * table, delete table, add table + chain + sets + elements + rule in one
+ * batch: the kernel applies all of it or nothing, and packets never see
+ * an empty or half-built table). nat_pools (n) are masqueraded towards
+ * destinations outside all_pools (m; nat_pools are added to it). IPv6
+ * entries are ignored (the table is family ip). n == 0 (or no IPv4 entry)
+ * removes the table. Returns 0 or a negative errno + errmsg; on failure
+ * the previous table is left as it was. */
+int weft_dp_nat_set(const struct weft_cidr *nat_pools, size_t n, const struct weft_cidr *all_pools, size_t m,
+		    char **errmsg);
+
 #endif

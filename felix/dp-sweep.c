@@ -4,7 +4,9 @@
  * an ifb named WEFT_DP_IFBPREFIX + 11 hex digits, and a unicast route in
  * the main table with protocol WEFT_DP_RTPROTO. Such a route is kept only
  * while its device is a kept host veth. Blackhole/unreachable routes with
- * weft's protocol (the BGP side may use them for blocks) are not touched.
+ * weft's protocol (the BGP side may use them for blocks) are not touched,
+ * nor are routes on the VXLAN device (WEFT_DP_VXLAN_IFNAME):
+ * weft_dp_vxlan_set_peers() reconciles those against the peer set.
  */
 #include "felix/dp-internal.h"
 
@@ -37,6 +39,10 @@ int weft_dp_sweep(const char *const *keep, size_t n, char **errmsg)
 		char host[IFNAMSIZ];
 		bool del = false;
 
+		if (streq(l->name, WEFT_DP_VXLAN_IFNAME)) {
+			kept_idx[nkept++] = l->ifindex;
+			continue;
+		}
 		if (dp_is_weft_name(l->name, WEFT_DP_IFPREFIX)) {
 			if (kept(l->name, keep, n))
 				kept_idx[nkept++] = l->ifindex;
