@@ -4,6 +4,9 @@
  * EOF, the request bounded by WEFTD_API_MAX_REQUEST) and WRITE (EPOLLOUT
  * until the whole answer is out). One timer per connection enforces the
  * deadline of both. The handler is called between the two, synchronously.
+ * A request the handler puts off is PARKED in between: no events watched
+ * (but hang-ups), a park timer, and the handler is called again on
+ * weftd_api_resume() or when the timer fires (then it must answer).
  */
 #include "felix/api.h"
 #include "lib/log.h"
@@ -22,6 +25,8 @@ struct api_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool writing;
+	bool parked;
+	struct weft_source *park_timer;
 };
 
 struct weftd_api {
@@ -41,6 +46,7 @@ static void conn_free(struct api_conn *c)
 
 	weft_source_free(c->io);
 	weft_source_free(c->timer);
+	weft_source_free(c->park_timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->prev)
@@ -81,11 +87,72 @@ static int conn_flush(struct api_conn *c)
 	return 1;
 }
 
+static int conn_park_timeout(struct weft_source *s, int64_t now_ns, void *userdata);
+
+/* Run the handler on the complete request and start writing the answer,
+ * or park the connection. The connection may be freed on return. */
+static void conn_serve(struct api_conn *c, bool may_defer)
+{
+	int r;
+
+	c->out = c->api->fn(c->in.data ? c->in.data : "", c->in.len, may_defer, c->api->userdata);
+	if (!c->out && may_defer) {
+		if (!c->parked) {
+			/* EPOLLIN would fire forever at EOF; hang-ups are
+			 * reported regardless of the mask. */
+			r = weft_source_io_set_events(c->io, 0);
+			if (r >= 0)
+				r = weft_loop_add_timer(c->api->loop, (int64_t)WEFTD_API_PARK_MS * 1000000, 0,
+							conn_park_timeout, c, &c->park_timer);
+			if (r < 0) {
+				log_warn_errno(r, "api: cannot park a request: %m");
+				conn_free(c);
+				return;
+			}
+			c->parked = true;
+		}
+		return;
+	}
+	if (!c->out)
+		c->out = wstrdup("{}");
+	c->parked = false;
+	weft_source_free(c->park_timer);
+	c->park_timer = NULL;
+	c->out_len = strlen(c->out);
+	c->writing = true;
+	weft_buf_free(&c->in);
+	r = conn_flush(c);
+	if (r < 0) {
+		log_debug("api: send: %s", strerror(-r));
+		conn_free(c);
+	} else if (r == 1) {
+		conn_free(c);
+	} else {
+		r = weft_source_io_set_events(c->io, EPOLLOUT);
+		if (r < 0)
+			conn_free(c);
+	}
+}
+
+static int conn_park_timeout(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct api_conn *c = userdata;
+
+	conn_serve(c, false);
+	return 0;
+}
+
 static int conn_io(struct weft_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct api_conn *c = userdata;
 	int r;
 
+	if (c->parked) {
+		/* Only a hang-up gets here: the client gave up waiting. */
+		log_debug("api: client of a parked request hung up");
+		conn_free(c);
+		return 0;
+	}
 	if (!c->writing) {
 		char buf[65536];
 
@@ -111,10 +178,8 @@ static int conn_io(struct weft_source *s, int fd, uint32_t revents, void *userda
 			weft_buf_append(&c->in, buf, (size_t)n);
 		}
 		/* EOF: the request is complete. */
-		c->out = c->api->fn(c->in.data ? c->in.data : "", c->in.len, c->api->userdata);
-		c->out_len = strlen(c->out);
-		c->writing = true;
-		weft_buf_free(&c->in);
+		conn_serve(c, true);
+		return 0;
 	}
 	r = conn_flush(c);
 	if (r < 0) {
@@ -122,12 +187,24 @@ static int conn_io(struct weft_source *s, int fd, uint32_t revents, void *userda
 		conn_free(c);
 	} else if (r == 1) {
 		conn_free(c);
-	} else {
-		r = weft_source_io_set_events(c->io, EPOLLOUT);
-		if (r < 0)
-			conn_free(c);
 	}
 	return 0;
+}
+
+void weftd_api_resume(struct weftd_api *api)
+{
+	struct api_conn *c, *next;
+
+	if (!api)
+		return;
+	/* Oldest first would be fairer, but requests parked here wait for
+	 * different teardowns; each one is served as soon as its own is
+	 * done. conn_serve() frees only its own connection. */
+	for (c = api->conns; c; c = next) {
+		next = c->next;
+		if (c->parked)
+			conn_serve(c, true);
+	}
 }
 
 static int api_accept(struct weft_source *s, int fd, uint32_t revents, void *userdata)

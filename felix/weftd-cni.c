@@ -533,20 +533,14 @@ static int add_ipam_only(struct cni_ctx *c, char **output)
 
 /* --- DEL ------------------------------------------------------------------- */
 
-int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname, const char *netns,
-		   const struct weftd_endpoint *ep, bool macvlan, char **errmsg)
+/* The durable half of a teardown: the IPAM handle and the Endpoint
+ * record (both idempotent). */
+static int release_state(struct weftd *d, const char *container_id, const char *ifname,
+			 const struct weftd_endpoint *ep, char **errmsg)
 {
-	_cleanup_free_ char *handle = NULL, *key = NULL, *dperr = NULL;
+	_cleanup_free_ char *handle = NULL, *key = NULL;
 	int r;
 
-	if (macvlan)
-		r = netns ? weft_dp_macvlan_del(netns, ifname, &dperr) : 0;
-	else
-		r = weft_dp_routed_del(container_id, ifname, &dperr);
-	if (r < 0) {
-		*errmsg = wasprintf("dataplane: %s", dperr ? dperr : strerror(-r));
-		return r;
-	}
 	r = weft_ipam_handle_id(container_id, ifname, &handle);
 	if (r == 0) {
 		r = weft_ipam_release_handle(d->ipam, handle);
@@ -562,6 +556,23 @@ int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname
 		return r;
 	}
 	return 0;
+}
+
+int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname, const char *netns,
+		   const struct weftd_endpoint *ep, bool macvlan, char **errmsg)
+{
+	_cleanup_free_ char *dperr = NULL;
+	int r;
+
+	if (macvlan)
+		r = netns ? weft_dp_macvlan_del(netns, ifname, &dperr) : 0;
+	else
+		r = weft_dp_routed_del(container_id, ifname, &dperr);
+	if (r < 0) {
+		*errmsg = wasprintf("dataplane: %s", dperr ? dperr : strerror(-r));
+		return r;
+	}
+	return release_state(d, container_id, ifname, ep, errmsg);
 }
 
 static int cmd_del(struct cni_ctx *c, char **output)
@@ -584,6 +595,39 @@ static int cmd_del(struct cni_ctx *c, char **output)
 		return weft_cni_error_set(&c->err, WEFT_CNI_ERR_TRY_AGAIN_LATER, NULL, "store: %s",
 					  weft_store_errmsg(c->d->store));
 	macvlan = have && ep.mode ? streq(ep.mode, "macvlan") : c->cfg->mode == WEFT_CNI_MODE_MACVLAN;
+	if (!macvlan && c->d->td) {
+		/* Routed: release the durable state and answer; the worker
+		 * deletes the host veth (docs/weftd.md, "Asynchronous
+		 * teardown"). Nothing here talks netlink. */
+		const char *netns = c->env.netns ? c->env.netns : (have ? ep.netns : NULL);
+		char host[IFNAMSIZ];
+
+		r = release_state(c->d, c->env.container_id, c->env.ifname, have ? &ep : NULL, &msg);
+		if (r == 0) {
+			weft_dp_host_ifname(c->env.container_id, c->env.ifname, host);
+			/* A repeated DEL finds its teardown queued already. */
+			if (!weftd_td_busy(c->d->td, host, NULL, NULL) &&
+			    weftd_td_queue_routed(c->d->td, c->env.container_id, c->env.ifname, netns) < 0) {
+				_cleanup_free_ char *dperr = NULL;
+				/* Queue full: back pressure, tear down here. */
+				r = weft_dp_routed_del(c->env.container_id, c->env.ifname, &dperr);
+				if (r < 0) {
+					free(msg);
+					msg = wasprintf("dataplane: %s", dperr ? dperr : strerror(-r));
+				}
+			}
+		}
+		weftd_endpoint_clear(&ep);
+		if (r < 0)
+			return weft_cni_error_set(&c->err, WEFT_CNI_ERR_INTERNAL, NULL, "%s", msg);
+		log_info("DEL %s:%s%s (host veth %s queued for deletion)", c->env.container_id, c->env.ifname,
+			 have ? "" : " (no endpoint record)", host);
+		*output = wstrdup("");
+		return 0;
+	}
+	/* macvlan stays synchronous: its address lives on a shared L2
+	 * segment, where nothing like a route replace would displace a
+	 * lingering old interface that still answers ARP for it. */
 	r = weftd_teardown(c->d, c->env.container_id, c->env.ifname,
 			   c->env.netns ? c->env.netns : (have ? ep.netns : NULL), have ? &ep : NULL, macvlan, &msg);
 	weftd_endpoint_clear(&ep);
@@ -811,6 +855,36 @@ int weftd_cni_handle(struct weftd *d, const struct weftd_cni_request *req, char 
 			goto fail;
 		}
 		c.ep_key = weftd_endpoint_key(d->node, c.env.container_id, c.env.ifname);
+	}
+
+	/* An ADD or CHECK of devices a queued teardown is about to delete
+	 * waits for it: the worker deletes by name, and must not take the new
+	 * attachment's devices with the old. Only these requests wait, and
+	 * they are parked by the API server rather than blocking the loop. */
+	if ((c.env.command == WEFT_CNI_CMD_ADD || c.env.command == WEFT_CNI_CMD_CHECK) && !c.ipam_only && d->td &&
+	    c.env.container_id && c.env.ifname) {
+		char host[IFNAMSIZ];
+		const char *busy;
+
+		weft_dp_host_ifname(c.env.container_id, c.env.ifname, host);
+		busy = weftd_td_busy(d->td, c.cfg->mode == WEFT_CNI_MODE_ROUTED ? host : NULL, c.env.netns,
+				     c.env.ifname);
+		if (busy && req->may_defer) {
+			log_debug("%s %s:%s waits for the teardown of %s", req->command, c.env.container_id,
+				  c.env.ifname, busy);
+			*output = NULL;
+			weft_cni_env_clear(&c.env);
+			weft_cni_config_free(c.cfg);
+			free(c.handle);
+			free(c.ep_key);
+			return WEFTD_CNI_DEFER;
+		}
+		if (busy) {
+			r = weft_cni_error_set(&c.err, WEFT_CNI_ERR_TRY_AGAIN_LATER, NULL,
+					       "the teardown of %s (an earlier DEL) did not finish within %d ms",
+					       busy, WEFTD_TD_WAIT_MS);
+			goto fail;
+		}
 	}
 
 	switch (c.env.command) {

@@ -35,7 +35,7 @@ static const char *const usage =
 #define MAX_REQUEST_ENV 64
 
 /* The API handler: one request object in, one answer object out. */
-static char *api_handle(const char *text, size_t len, void *userdata)
+static char *api_handle(const char *text, size_t len, bool may_defer, void *userdata)
 {
 	struct weftd *d = userdata;
 	_cleanup_json_ cJSON *req = NULL, *ans = NULL;
@@ -77,15 +77,26 @@ static char *api_handle(const char *text, size_t len, void *userdata)
 		.envp = envp,
 		.config = config,
 		.config_len = strlen(config),
+		.may_defer = may_defer,
 	};
 	exit_code = weftd_cni_handle(d, &cr, &output);
 	for (size_t i = 0; i < nenv; i++)
 		free(envp[i]);
+	if (exit_code == WEFTD_CNI_DEFER)
+		return NULL;
 
 	ans = cJSON_CreateObject();
 	cJSON_AddStringToObject(ans, "output", output);
 	cJSON_AddNumberToObject(ans, "exit", exit_code);
 	return weft_json_print(ans);
+}
+
+/* Teardowns finished: ADDs parked behind them may go on. */
+static void on_teardowns_done(void *userdata)
+{
+	struct weftd *d = userdata;
+
+	weftd_api_resume(d->api);
 }
 
 static int on_signal(struct weft_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -199,12 +210,19 @@ int main(int argc, char **argv)
 		log_error_errno(r, "event loop: %m");
 		goto out;
 	}
+	/* After reconciliation: the sweep runs before any teardown is queued,
+	 * and sees every device whose DEL a crash interrupted. Without the
+	 * worker, DEL just tears down synchronously. */
+	r = weftd_td_start(loop, on_teardowns_done, &d, &d.td);
+	if (r < 0)
+		log_warn_errno(r, "teardown worker: %m; DEL deletes devices synchronously");
 	(void)weft_loop_add_signal(loop, SIGTERM, on_signal, &d, NULL);
 	(void)weft_loop_add_signal(loop, SIGINT, on_signal, &d, NULL);
 	sock = wasprintf("%s/weftd.sock", d.run_dir);
 	free(err);
 	err = NULL;
 	r = weftd_api_listen(loop, sock, api_handle, &d, &api, &err);
+	d.api = api;
 	if (r < 0) {
 		log_error_errno(r, "%s", err ? err : "api");
 		goto out;
@@ -214,7 +232,12 @@ int main(int argc, char **argv)
 	if (r < 0)
 		log_error_errno(r, "event loop: %m");
 out:
+	/* No new requests (parked ADDs are dropped; their plugins report the
+	 * lost connection), then the queued teardowns, bounded. */
 	weftd_api_free(api);
+	d.api = NULL;
+	(void)weftd_td_stop(d.td, WEFTD_TD_STOP_MS);
+	d.td = NULL;
 	weft_loop_free(loop);
 	weft_ipam_free(d.ipam);
 	weft_store_close(d.store);

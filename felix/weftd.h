@@ -6,6 +6,8 @@
  *                     CHECK, GC, STATUS) for `weft` and `weft-ipam`.
  *   weftd-endpoint.c  Endpoint records: names, building, reading.
  *   weftd-reconcile.c start-up reconciliation of store and kernel.
+ *   weftd-teardown.c  the worker thread that deletes the devices of
+ *                     DELeted routed endpoints off the request path.
  *   weftd.c           main: flags, store, loop, signals.
  *
  * Return convention as everywhere: 0 or a negative errno.
@@ -14,6 +16,7 @@
 #define WEFT_WEFTD_H
 
 #include "ipam/ipam.h"
+#include "lib/loop.h"
 #include "lib/util.h"
 #include "store/store.h"
 
@@ -26,12 +29,17 @@
 #define WEFTD_LABEL_NAMESPACE "weft.io/namespace"
 #define WEFTD_LABEL_POD "weft.io/pod"
 
+struct weftd_td;
+struct weftd_api;
+
 struct weftd {
 	const char *node;
 	const char *store_url;
 	const char *run_dir;
 	struct weft_store *store;
 	struct weft_ipam *ipam;
+	struct weftd_td *td; /* NULL: DEL tears down synchronously */
+	struct weftd_api *api;
 };
 
 /* One CNI request as it arrived on the API socket. */
@@ -41,12 +49,50 @@ struct weftd_cni_request {
 	char **envp;         /* NULL-terminated "NAME=value" */
 	const char *config;  /* raw stdin text */
 	size_t config_len;
+	/* The request may be put off (WEFTD_CNI_DEFER) while a queued
+	 * teardown of the same devices is pending; false once the bound
+	 * (WEFTD_TD_WAIT_MS) is over, and then it fails with code 11. */
+	bool may_defer;
 };
 
-/* Serve one CNI request. Always fills *output (malloc'ed: the exact text
+#define WEFTD_CNI_DEFER 2
+
+/* Serve one CNI request. Normally fills *output (malloc'ed: the exact text
  * the plugin prints, possibly "") and returns the plugin's exit code
- * (0 or 1). */
+ * (0 or 1). With req->may_defer it may instead return WEFTD_CNI_DEFER and
+ * leave *output NULL: an ADD or CHECK that must wait for a queued
+ * teardown; the caller serves it again once one finished (nothing was
+ * changed yet). */
 int weftd_cni_handle(struct weftd *d, const struct weftd_cni_request *req, char **output);
+
+/* --- asynchronous teardown (weftd-teardown.c) --- */
+
+#define WEFTD_TD_MAX_QUEUE 4096  /* beyond it, DEL tears down synchronously */
+#define WEFTD_TD_WAIT_MS 5000     /* how long an ADD/CHECK waits for one */
+#define WEFTD_TD_STOP_MS 10000    /* how long exit waits for the queue */
+
+/* Called on the loop after finished teardowns were collected. */
+typedef void (*weftd_td_done_fn)(void *userdata);
+
+/* Start the worker thread and watch its completion eventfd on loop.
+ * Returns 0 or a negative errno. */
+int weftd_td_start(struct weft_loop *loop, weftd_td_done_fn on_done, void *userdata, struct weftd_td **out);
+/* Queue the deletion of the host veth (and ifb) of (container_id,
+ * ifname); netns is the pod namespace path if known (a later ADD into the
+ * same namespace with the same ifname waits). Returns 0, or -EAGAIN when
+ * the queue is full or td is NULL (tear down synchronously then). */
+int weftd_td_queue_routed(struct weftd_td *td, const char *container_id, const char *ifname, const char *netns);
+/* Is a teardown outstanding that touches host_ifname, or ifname in the
+ * namespace netns (either may be NULL)? Returns the queued host ifname
+ * (owned by td, valid until the loop runs again) or NULL. A match the
+ * worker has not started yet is taken before the jobs nobody waits for. */
+const char *weftd_td_busy(struct weftd_td *td, const char *host_ifname, const char *netns, const char *ifname);
+/* The number of outstanding teardowns. */
+size_t weftd_td_pending(const struct weftd_td *td);
+/* Let the worker finish the queue (at most timeout_ms), join it and free
+ * td. Returns 0, or -ETIMEDOUT (td is then left to the exiting process).
+ * Accepts NULL. */
+int weftd_td_stop(struct weftd_td *td, int timeout_ms);
 
 /* Endpoint records. */
 

@@ -75,5 +75,5 @@ check "podman rm -f c1 c2" pm rm -f -t 0 c1 c2
 check "addresses released" sh -c "test \"\$('$WEFTCTL' --store '$S' ipam show -o json | jq '[.pools[].used] | add')\" = 0"
 check "ipam check clean" "$WEFTCTL" --store "$S" ipam check --grace 0
 check "no Endpoint records" sh -c "test \"\$('$WEFTCTL' --store '$S' get endpoints -o json | jq '.items | length')\" = 0"
-check "no weft links or routes left" sh -c "test -z \"\$(ip -n ${WC}node1 -o link show | grep ': wf')\" && test -z \"\$(ip -n ${WC}node1 route show proto 81)\""
+check "no weft links or routes left (within 3 s)" within 3 sh -c "test -z \"\$(ip -n ${WC}node1 -o link show | grep ': wf')\" && test -z \"\$(ip -n ${WC}node1 route show proto 81)\""
 finish

@@ -93,9 +93,9 @@ check "CHECK with the host route gone fails" sh -c "test $CNI_RC != 0 && jq -e '
 # --- DEL ---------------------------------------------------------------------------
 cni "$WEFT" DEL n1 p1 cid-one eth0 "$T/conf.json"
 check "DEL pod1 exit 0, no output" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
-check "host veth gone" sh -c "! ip -n ${WC}n1 link show '$H1' 2>/dev/null"
+check "host veth gone (within 3 s)" within 3 sh -c "! ip -n ${WC}n1 link show '$H1' 2>/dev/null"
 check "host route gone" sh -c "! ip -n ${WC}n1 route show proto 81 | grep -q '^$IP1 '"
-check "pod eth0 gone" sh -c "! ip -n ${WC}p1 link show eth0 2>/dev/null"
+check "pod eth0 gone (within 3 s)" within 3 sh -c "! ip -n ${WC}p1 link show eth0 2>/dev/null"
 check "address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP1 | grep -qi 'not allocated'"
 check "record gone" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-one.eth0 >/dev/null 2>&1"
 cni "$WEFT" DEL n1 p1 cid-one eth0 "$T/conf.json"
@@ -104,8 +104,8 @@ cni "$WEFT" DEL n1 "" cid-one eth0 "$T/conf.json"
 check "DEL with empty CNI_NETNS: exit 0" test "$CNI_RC" = 0
 cni "$WEFT" DEL n1 p2 cid-two eth0 "$T/conf-031.json"
 check "DEL pod2 exit 0" test "$CNI_RC" = 0
-check "no weft links left" sh -c "test -z \"\$(weft_links n1)\""
-check "no weft routes left" sh -c "test -z \"\$(weft_routes n1)\""
+check "no weft links left (within 3 s)" within 3 no_weft_links n1
+check "no weft routes left (within 3 s)" within 3 no_weft_routes n1
 check "no endpoints left" sh -c "test \"\$('$WEFTCTL' --store '$S' get endpoints -o json | jq '.items | length')\" = 0"
 check "ipam check clean" ctl ipam check
 
@@ -127,7 +127,11 @@ try:
     s.sendall(b\"x\" * (3 << 20)); s.shutdown(socket.SHUT_WR)
 except OSError:
     pass
-assert s.recv(100) == b\"\"' '$SOCK'"
+# Closed with our bytes unread, the server side may reset instead of EOF.
+try:
+    assert s.recv(100) == b\"\"
+except ConnectionResetError:
+    pass' '$SOCK'"
 check "malformed request: CNI error answer" sh -c "python3 -c '
 import socket, sys, json
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b\"{nope\"); s.shutdown(socket.SHUT_WR)

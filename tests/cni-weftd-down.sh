@@ -92,8 +92,8 @@ check "GC kept pod2" sh -c "ip -n ${WC}n1 link show '$H2' >/dev/null && '$WEFTCT
 
 cni "$WEFT" DEL n1 p2 cid-two eth0 "$T/conf.json"
 check "DEL pod2" test "$CNI_RC" = 0
-check "nothing left: links" test -z "$(weft_links n1)"
-check "nothing left: routes" test -z "$(weft_routes n1)"
+check "nothing left: links (within 3 s)" within 3 no_weft_links n1
+check "nothing left: routes" no_weft_routes n1
 check "nothing left: addresses" test "$(ipam_used)" = 0
 check "ipam check clean" ctl ipam check
 stop_weftd n1

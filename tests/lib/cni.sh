@@ -11,6 +11,11 @@
 #                                 $T/cni.out, exit code in $CNI_RC
 #   ctl ARGS...                   weftctl on the test store
 #   apply_pool NAME CIDR [BLOCKSIZE]
+#   within SECS CMD...            poll CMD (every 0.1 s) until it succeeds,
+#                                 at most SECS seconds: weftd's DEL answers
+#                                 before its worker has deleted the host
+#                                 veth (docs/weftd.md), so tests wait for
+#                                 kernel objects to go
 need_root
 WEFTD=$1
 WEFT=$2
@@ -86,10 +91,27 @@ apply_pool() {
 		ctl apply -f - >/dev/null
 }
 
+within() {
+	local secs=$1 end
+	shift
+	end=$(($(date +%s%N) + secs * 1000000000))
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s%N)" -lt "$end" ] || break
+		sleep 0.1
+	done
+	"$@"
+}
+
 # weft_links NODE: the weft-owned host links in a node namespace.
 weft_links() { ip -n "${WC}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(wft|wfb)' || true; }
 # weft_routes NODE: routes with weft's protocol number.
 weft_routes() { ip -n "${WC}$1" route show proto 81; }
+# no_weft_links NODE / no_weft_routes NODE: succeed when there are none
+# (functions, so `check ... within 3 no_weft_links n1` works; a `sh -c`
+# would not see weft_links).
+no_weft_links() { test -z "$(weft_links "$1")"; }
+no_weft_routes() { test -z "$(weft_routes "$1")"; }
 
 cni_cleanup_leftovers
 

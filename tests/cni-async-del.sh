@@ -1,0 +1,112 @@
+#!/bin/bash
+# weftd's asynchronous DEL (docs/weftd.md, "Asynchronous teardown"): DEL
+# answers once the address and the record are released, a worker deletes
+# the host veth afterwards. Checks: DEL then an immediate re-ADD of the same
+# container id + ifname gives a working pod (the ADD waits for the queued
+# teardown, which does not take the new veth); an address reused at once by
+# another pod keeps its new route; 50 DELs back to back leave no veth within
+# a few seconds; SIGTERM with teardowns queued finishes them before exit;
+# after a crash (SIGKILL) the start-up sweep removes what was left.
+# Usage: cni-async-del.sh WEFTD WEFT WEFT_IPAM WEFTCTL
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+. "$here/lib/cni.sh" "$@"
+N=${PODS:-50}
+
+make_ns n1 && make_ns p1 && make_ns p2 && make_ns p3 || { fail "namespaces"; finish; }
+apply_pool pool1 10.66.0.0/16 || { fail "apply pool"; finish; }
+start_weftd n1 || { fail "weftd start"; finish; }
+SOCK=$T/run-n1/weftd.sock
+cat >"$T/conf.json" <<EOT
+{"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "weft", "weftd_socket": "$SOCK",
+ "ipam": {"type": "weft-ipam", "ipv4_pools": ["pool1"]}}
+EOT
+ip_of() { jq -r '.ips[0].address' "$1" | cut -d/ -f1; }
+ping_ok() { ip netns exec "${WC}$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
+
+cni "$WEFT" ADD n1 p2 cid-peer eth0 "$T/conf.json"
+cp "$T/cni.out" "$T/peer.json"
+check "ADD peer pod" test "$CNI_RC" = 0
+IPP=$(ip_of "$T/peer.json")
+
+# --- DEL then immediate re-ADD of the same attachment ---------------------------
+cni "$WEFT" ADD n1 p1 cid-a eth0 "$T/conf.json"
+check "ADD pod a" test "$CNI_RC" = 0
+H=$(jq -r '.interfaces[0].name' "$T/cni.out")
+cni "$WEFT" DEL n1 p1 cid-a eth0 "$T/conf.json"
+check "DEL pod a" test "$CNI_RC" = 0
+cni "$WEFT" ADD n1 p1 cid-a eth0 "$T/conf.json"
+cp "$T/cni.out" "$T/a2.json"
+check "immediate re-ADD of cid-a/eth0 succeeds" sh -c "test $CNI_RC = 0 && jq -e '.ips[0].address' '$T/a2.json' >/dev/null"
+IPA=$(ip_of "$T/a2.json")
+sleep 0.5
+check "re-ADDed pod: host veth $H still there" ip -n "${WC}n1" link show "$H"
+check "re-ADDed pod: its route via $H" sh -c "ip -n ${WC}n1 route show proto 81 | grep -q '^$IPA dev $H '"
+check "re-ADDed pod reaches the peer" ping_ok p1 "$IPP"
+jq --slurpfile r "$T/a2.json" '. + {prevResult: $r[0]}' "$T/conf.json" >"$T/check.json"
+cni "$WEFT" CHECK n1 p1 cid-a eth0 "$T/check.json"
+check "CHECK of the re-ADDed pod" test "$CNI_RC" = 0
+
+# --- an address reused at once by another pod keeps its new route --------------
+cni "$WEFT" DEL n1 p1 cid-a eth0 "$T/conf.json"
+check "DEL pod a again" test "$CNI_RC" = 0
+cni "$WEFT" ADD n1 p3 cid-b eth0 "$T/conf.json" CNI_ARGS="IP=$IPA"
+cp "$T/cni.out" "$T/b.json"
+check "ADD pod b with a's address $IPA at once" sh -c "test $CNI_RC = 0 && test \"\$(jq -r '.ips[0].address' '$T/b.json')\" = '$IPA/32'"
+HB=$(jq -r '.interfaces[0].name' "$T/b.json")
+check "a's veth gone (within 3 s)" within 3 sh -c "! ip -n ${WC}n1 link show '$H' 2>/dev/null"
+check "route to $IPA still via b's veth $HB" sh -c "ip -n ${WC}n1 route show proto 81 | grep -q '^$IPA dev $HB '"
+check "pod b reaches the peer and back" sh -c "ip netns exec ${WC}p2 ping -c 1 -W 1 $IPA >/dev/null"
+cni "$WEFT" DEL n1 p3 cid-b eth0 "$T/conf.json"
+check "DEL pod b" test "$CNI_RC" = 0
+
+# --- $N DELs back to back ---------------------------------------------------------
+for i in $(seq 0 $((N - 1))); do ip netns add "${WC}q$i"; done
+at_exit "for _p in \$(seq 0 $((N - 1))); do ip netns del '${WC}q'\$_p 2>/dev/null; done"
+many() { # many CMD FROM TO: run CMD for pods FROM..TO one after the other
+	local i bad=0
+	for ((i = $2; i <= $3; i++)); do
+		ip netns exec "${WC}n1" env CNI_COMMAND="$1" CNI_CONTAINERID="cq$i" CNI_NETNS="/run/netns/${WC}q$i" \
+			CNI_IFNAME=eth0 CNI_PATH="$CNI_DIR" "$WEFT" <"$T/conf.json" >"$T/q.out" 2>&1 ||
+			{ echo "$1 cq$i: $(cat "$T/q.out")"; bad=1; }
+	done
+	return $bad
+}
+check "$N ADDs" many ADD 0 $((N - 1))
+check "$N host veths" test "$(weft_links n1 | grep -c '^wft')" = "$((N + 1))"
+start=$(date +%s%N)
+check "$N DELs back to back" many DEL 0 $((N - 1))
+t=$((($(date +%s%N) - start) / 1000000))
+echo "     ($N DELs answered in $t ms)"
+check "all $N veths gone (within 5 s)" within 5 sh -c "test \"\$(ip -n ${WC}n1 -o link show | grep -c ': wft')\" = 1"
+check "only the peer's route left" sh -c "test \"\$(ip -n ${WC}n1 route show proto 81 | wc -l)\" = 1"
+check "no pod eth0 left" sh -c "for i in \$(seq 0 $((N - 1))); do ip -n ${WC}q\$i link show eth0 >/dev/null 2>&1 && exit 1; done; exit 0"
+
+# --- SIGTERM with teardowns queued ---------------------------------------------
+check "$N ADDs again" many ADD 0 $((N - 1))
+many DEL 0 $((N - 1)) >/dev/null
+stop_weftd n1
+check "SIGTERM: weftd finished the queued teardowns (no weft link but the peer's)" \
+	sh -c "test \"\$(ip -n ${WC}n1 -o link show | grep -c ': wf')\" = 1"
+check "SIGTERM: exit logged the queue" grep -q "queued teardown" "$T/weftd-n1.log"
+
+# --- crash (SIGKILL) with teardowns queued: the start-up sweep cleans up --------
+start_weftd n1 || { fail "weftd restart"; finish; }
+check "$N ADDs after restart" many ADD 0 $((N - 1))
+many DEL 0 $((N - 1)) >/dev/null
+kill -9 "${_weftd_pid[n1]}"; wait "${_weftd_pid[n1]}" 2>/dev/null; _weftd_pid[n1]=
+rm -f "$SOCK" # so that start_weftd waits for the new one (after reconciliation)
+echo "     ($(ip -n ${WC}n1 -o link show | grep -c ': wft') weft veths left at the crash)"
+start_weftd n1 || { fail "weftd restart after crash"; finish; }
+check "after crash + restart: no weft link but the peer's" \
+	sh -c "test \"\$(ip -n ${WC}n1 -o link show | grep -c ': wf')\" = 1"
+check "after crash + restart: sweep logged" grep -q "swept" "$T/weftd-n1.log"
+check "after crash + restart: the peer's veth and route kept" \
+	sh -c "ip -n ${WC}n1 route show proto 81 | grep -q '^$IPP '"
+cni "$WEFT" DEL n1 p2 cid-peer eth0 "$T/conf.json"
+check "DEL peer" test "$CNI_RC" = 0
+check "nothing left (within 3 s)" within 3 no_weft_links n1
+check "no addresses left" test "$(ipam_used)" = 0
+check "ipam check clean" ctl ipam check
+stop_weftd n1
+finish
