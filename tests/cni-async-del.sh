@@ -96,11 +96,16 @@ check "$N ADDs after restart" many ADD 0 $((N - 1))
 many DEL 0 $((N - 1)) >/dev/null
 kill -9 "${_weftd_pid[n1]}"; wait "${_weftd_pid[n1]}" 2>/dev/null; _weftd_pid[n1]=
 rm -f "$SOCK" # so that start_weftd waits for the new one (after reconciliation)
-echo "     ($(ip -n ${WC}n1 -o link show | grep -c ': wft') weft veths left at the crash)"
+left=$(ip -n ${WC}n1 -o link show | grep -c ': wft')
+echo "     ($left weft veths left at the crash)"
 start_weftd n1 || { fail "weftd restart after crash"; finish; }
 check "after crash + restart: no weft link but the peer's" \
 	sh -c "test \"\$(ip -n ${WC}n1 -o link show | grep -c ': wf')\" = 1"
-check "after crash + restart: sweep logged" grep -q "swept" "$T/weftd-n1.log"
+# The worker may have drained the queue before the kill; the sweep has
+# something to do (and logs it) only when veths were left behind.
+if [ "$left" -gt 1 ]; then
+	check "after crash + restart: sweep logged" grep -q "swept" "$T/weftd-n1.log"
+fi
 check "after crash + restart: the peer's veth and route kept" \
 	sh -c "ip -n ${WC}n1 route show proto 81 | grep -q '^$IPP '"
 cni "$WEFT" DEL n1 p2 cid-peer eth0 "$T/conf.json"
