@@ -12,6 +12,7 @@
  * must be unchanged. Without privilege the test exits 77 (skipped).
  */
 #include "felix/dataplane.h"
+#include "felix/test-ns.h"
 #include "lib/test.h"
 
 #include <fcntl.h>
@@ -22,128 +23,11 @@
 
 static int home_fd = -1;
 
-struct ns {
-	pid_t pid;
-	int fd;
-	char path[64];
-};
-
-static int ns_new(struct ns *ns)
-{
-	int p[2];
-	char c;
-	pid_t pid;
-
-	if (pipe(p) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(p[0]);
-		if (unshare(CLONE_NEWNET) < 0)
-			_exit(1);
-		if (write(p[1], "x", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(p[1]);
-	if (read(p[0], &c, 1) != 1) {
-		close(p[0]);
-		return -EIO;
-	}
-	close(p[0]);
-	ns->pid = pid;
-	snprintf(ns->path, sizeof(ns->path), "/proc/%d/ns/net", (int)pid);
-	ns->fd = open(ns->path, O_RDONLY | O_CLOEXEC);
-	return ns->fd < 0 ? -errno : 0;
-}
-
-static void ns_free(struct ns *ns)
-{
-	if (ns->pid <= 0)
-		return;
-	close(ns->fd);
-	kill(ns->pid, SIGKILL);
-	waitpid(ns->pid, NULL, 0);
-	ns->pid = 0;
-}
-
 /* Move the thread into ns (NULL: back to the fabric namespace). */
 static void enter(const struct ns *ns)
 {
 	if (setns(ns ? ns->fd : home_fd, CLONE_NEWNET) < 0)
 		abort();
-}
-
-static int sh(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int sh(const char *fmt, ...)
-{
-	_cleanup_free_ char *cmd = NULL;
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	cmd = wvasprintf(fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st != 0)
-		fprintf(stderr, "  [%s] -> %d\n", cmd, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *out(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static char *out(const char *fmt, ...)
-{
-	_cleanup_free_ char *cmd = NULL;
-	struct weft_buf b = {0};
-	char chunk[1024];
-	size_t n;
-	va_list ap;
-	FILE *f;
-
-	va_start(ap, fmt);
-	cmd = wvasprintf(fmt, ap);
-	va_end(ap);
-	weft_buf_append(&b, "", 0);
-	f = popen(cmd, "r");
-	if (!f)
-		return weft_buf_steal(&b);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		weft_buf_append(&b, chunk, n);
-	pclose(f);
-	return weft_buf_steal(&b);
-}
-
-#define CHECK_HAS(s, sub)                                                                     \
-	do {                                                                                  \
-		const char *_s = (s);                                                         \
-		CHECK(strstr(_s, (sub)) != NULL);                                             \
-		if (!strstr(_s, (sub)))                                                       \
-			fprintf(stderr, "  expected \"%s\" in:\n%s\n", (sub), _s);             \
-	} while (0)
-#define CHECK_HASNT(s, sub)                                                                   \
-	do {                                                                                  \
-		const char *_s = (s);                                                         \
-		CHECK(strstr(_s, (sub)) == NULL);                                             \
-		if (strstr(_s, (sub)))                                                        \
-			fprintf(stderr, "  unexpected \"%s\" in:\n%s\n", (sub), _s);           \
-	} while (0)
-
-static struct weft_ip ip(const char *s)
-{
-	struct weft_ip a = {0};
-	weft_ip_parse(s, &a);
-	return a;
-}
-
-static struct weft_cidr cidr(const char *s)
-{
-	struct weft_cidr c = {0};
-	weft_cidr_parse(s, false, &c);
-	return c;
 }
 
 static void mac_text(const char *node, char buf[18])

@@ -58,18 +58,17 @@ static void teardown(void)
 		fprintf(stderr, "could not remove %s\n", g_dir);
 }
 
-/* Store a Node resource with optional labels ("k: v" YAML flow text). */
-static void add_node(const char *name, const char *labels)
+/* Validate a one-document manifest through the resource model and store
+ * it (so the record is canonical). */
+static void put_manifest(const char *what, const char *text)
 {
-	_cleanup_free_ char *text = wasprintf("kind: Node\nmetadata: {name: %s%s%s%s}\nspec: {}\n", name,
-					      labels ? ", labels: {" : "", labels ? labels : "", labels ? "}" : "");
 	struct weft_resource *rs = NULL;
 	size_t n = 0;
 	char *err = NULL;
 	int r = weft_manifest_parse(text, strlen(text), &rs, &n, &err);
 
 	if (r < 0)
-		fprintf(stderr, "node %s: %s\n", name, err);
+		fprintf(stderr, "%s: %s\n", what, err);
 	CHECK_EQ_INT(r, 0);
 	if (r == 0 && n == 1) {
 		_cleanup_free_ char *key = weft_resource_key(&rs[0]);
@@ -80,28 +79,22 @@ static void add_node(const char *name, const char *labels)
 	free(err);
 }
 
-/* Store an IPPool through the resource model (so it is canonical). */
+/* A Node resource with optional labels ("k: v" YAML flow text). */
+static void add_node(const char *name, const char *labels)
+{
+	_cleanup_free_ char *text = wasprintf("kind: Node\nmetadata: {name: %s%s%s%s}\nspec: {}\n", name,
+					      labels ? ", labels: {" : "", labels ? labels : "", labels ? "}" : "");
+	put_manifest(name, text);
+}
+
+/* An IPPool. */
 static void add_pool(const char *name, const char *cidr, int bs, bool disabled, const char *selector)
 {
 	_cleanup_free_ char *text = wasprintf(
 		"{\"kind\":\"IPPool\",\"metadata\":{\"name\":\"%s\"},\"spec\":{\"cidr\":\"%s\",\"blockSize\":%d,"
 		"\"disabled\":%s,\"nodeSelector\":\"%s\"}}",
 		name, cidr, bs, disabled ? "true" : "false", selector ? selector : "all()");
-	struct weft_resource *rs = NULL;
-	size_t n = 0;
-	char *err = NULL;
-	int r = weft_manifest_parse(text, strlen(text), &rs, &n, &err);
-
-	if (r < 0)
-		fprintf(stderr, "pool %s: %s\n", name, err);
-	CHECK_EQ_INT(r, 0);
-	if (r == 0 && n == 1) {
-		_cleanup_free_ char *key = weft_resource_key(&rs[0]);
-		_cleanup_free_ char *val = weft_resource_encode(&rs[0], false);
-		CHECK_EQ_INT(weft_store_put(g_s, key, val, strlen(val), NULL), 0);
-	}
-	weft_resources_free(rs, n);
-	free(err);
+	put_manifest(name, text);
 }
 
 static const char *ipstr(const struct weft_ip *ip)
