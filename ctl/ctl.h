@@ -33,5 +33,6 @@ int ctl_cmd_delete(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_get(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_store(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_ipam(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_node(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static const char *const main_usage =
 	"  store check           check the datastore's integrity\n"
 	"  ipam show|check|release\n"
 	"                        IP address utilisation, leaks, release\n"
+	"  node status [--node NAME] [--bird-socket PATH]\n"
+	"                        the node's BGP peers, from BIRD\n"
 	"  version               print the version\n"
 	"\n"
 	"Kinds: ippool, profile, policy, node, bgppeer, bgpconfig, tenant,\n"
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 		return ctl_cmd_store(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "ipam"))
 		return ctl_cmd_ipam(&ctl, sub_argc, sub_argv);
+	if (streq(cmd, "node"))
+		return ctl_cmd_node(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "version")) {
 		if (sub_argc > 1 && (streq(sub_argv[1], "--help") || streq(sub_argv[1], "-h"))) {
 			fputs("Usage: weftctl version\n\nPrint weftctl's version.\n", stdout);

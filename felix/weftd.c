@@ -1,12 +1,15 @@
-/* weftd - the per-node agent (its first form: the CNI server).
+/* weftd - the per-node agent: the CNI server and the BGP agent.
  *
- *   weftd --node NAME --store URL --run-dir DIR [--log-level LEVEL]
+ *   weftd --node NAME --store URL --run-dir DIR [--ip A.B.C.D/NN] [--as N]
+ *         [--bird PATH] [--no-bgp] [--log-level LEVEL]
  *
  * Owns the node's attachments: the `weft` and `weft-ipam` CNI plugins are
  * thin clients that forward each command to weftd over DIR/weftd.sock
  * (docs/weftd.md). One single-threaded loop serves the socket; start-up
  * reconciliation runs before the socket opens, so a plugin never sees a
- * half-reconciled node.
+ * half-reconciled node. Unless --no-bgp, weftd also registers the node's
+ * Node resource and runs BIRD with a config it keeps equal to the store's
+ * (weftd-bgp.c, docs/weftd.md).
  */
 #include "cni/cni.h"
 #include "felix/api.h"
@@ -20,15 +23,23 @@
 #include <sys/stat.h>
 
 static const char *const usage =
-	"Usage: weftd --node NAME --store URL [--run-dir DIR] [--log-level LEVEL]\n"
+	"Usage: weftd --node NAME --store URL [--run-dir DIR] [--ip A.B.C.D/NN] [--as N]\n"
+	"             [--bird PATH] [--no-bgp] [--log-level LEVEL]\n"
 	"\n"
 	"The weft per-node agent: serves the weft and weft-ipam CNI plugins on\n"
-	"DIR/weftd.sock and owns the node's endpoints.\n"
+	"DIR/weftd.sock, owns the node's endpoints, registers the node and runs\n"
+	"BIRD (DIR/bird.conf, DIR/bird.ctl) with the config the store asks for.\n"
 	"\n"
 	"  -n, --node NAME        this node's name (default: the host name)\n"
 	"  -s, --store URL        datastore: file:DIR or etcd://HOST:PORT[,...][?opts]\n"
 	"                         (default $WEFT_STORE, else file:/var/lib/weft/store)\n"
-	"  -r, --run-dir DIR      run directory for the API socket (default /run/weft)\n"
+	"  -r, --run-dir DIR      run directory: API socket, BIRD's config, control\n"
+	"                         socket and pid file (default /run/weft)\n"
+	"  -i, --ip A.B.C.D/NN    the node's underlay address and subnet (default:\n"
+	"                         auto-detected, see docs/weftd.md)\n"
+	"  -a, --as N             this node's AS number (default: the BGPConfig's)\n"
+	"  -b, --bird PATH        the BIRD 2 binary (default: bird from PATH)\n"
+	"      --no-bgp           CNI server only: no Node registration, no BIRD\n"
 	"  -l, --log-level LEVEL  debug, info (default), warn, error\n"
 	"  -h, --help             this help\n";
 
@@ -125,6 +136,10 @@ int main(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"run-dir", required_argument, NULL, 'r'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"ip", required_argument, NULL, 'i'},
+		{"as", required_argument, NULL, 'a'},
+		{"bird", required_argument, NULL, 'b'},
+		{"no-bgp", no_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -134,11 +149,16 @@ int main(int argc, char **argv)
 	char host[256];
 	struct weft_loop *loop = NULL;
 	struct weftd_api *api = NULL;
+	struct weftd_bgp *bgp = NULL;
+	const char *ip_arg = NULL, *bird = NULL;
+	bool no_bgp = false;
+	int64_t as_number = 0;
+	struct weft_cidr addr = {0};
 	int c, r;
 
 	weft_log_init("weftd", WEFT_LOG_INFO);
 	weft_json_init();
-	while ((c = getopt_long(argc, argv, "n:s:r:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:s:r:l:i:a:b:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			d.node = optarg;
@@ -154,6 +174,26 @@ int main(int argc, char **argv)
 				fprintf(stderr, "weftd: --log-level: \"%s\" is not debug, info, warn or error\n", optarg);
 				return 2;
 			}
+			break;
+		case 'i':
+			ip_arg = optarg;
+			if (weft_cidr_parse(optarg, false, &addr) < 0 || addr.ip.family != AF_INET || addr.prefixlen == 0) {
+				fprintf(stderr, "weftd: --ip: \"%s\" is not an IPv4 address with a prefix (A.B.C.D/NN)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'a':
+			if (weft_parse_int64(optarg, 1, 4294967295LL, &as_number) < 0) {
+				fprintf(stderr, "weftd: --as: \"%s\" is not an AS number (1..4294967295)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			bird = optarg;
+			break;
+		case 'B':
+			no_bgp = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -205,6 +245,30 @@ int main(int argc, char **argv)
 	}
 	(void)weftd_reconcile(&d);
 
+	if (!no_bgp) {
+		char abuf[WEFT_CIDR_STRLEN];
+
+		if (ip_arg) {
+			log_info("node %s: underlay address %s (from --ip)", d.node,
+				 weft_cidr_str(&addr, abuf, sizeof(abuf)));
+		} else {
+			_cleanup_free_ char *why = NULL;
+
+			r = weftd_bgp_detect_address(&addr, &why);
+			if (r < 0) {
+				log_error_errno(r, "node %s: no IPv4 underlay address found; give one with --ip",
+						d.node);
+				goto out;
+			}
+			log_info("node %s: underlay address %s: %s", d.node, weft_cidr_str(&addr, abuf, sizeof(abuf)),
+				 why);
+		}
+		(void)weftd_bgp_underlay_forwarding(&addr);
+		r = weftd_bgp_register_node(&d, &addr, as_number);
+		if (r < 0)
+			goto out;
+	}
+
 	r = weft_loop_new(&loop);
 	if (r < 0) {
 		log_error_errno(r, "event loop: %m");
@@ -227,7 +291,14 @@ int main(int argc, char **argv)
 		log_error_errno(r, "%s", err ? err : "api");
 		goto out;
 	}
-	log_info("node %s, store %s, listening on %s", d.node, d.store_url, sock);
+	if (!no_bgp) {
+		r = weftd_bgp_start(&d, loop, bird, &bgp);
+		if (r < 0) {
+			log_error_errno(r, "bgp: %m");
+			goto out;
+		}
+	}
+	log_info("node %s, store %s, listening on %s%s", d.node, d.store_url, sock, no_bgp ? " (no BGP)" : "");
 	r = weft_loop_run(loop);
 	if (r < 0)
 		log_error_errno(r, "event loop: %m");
@@ -236,6 +307,7 @@ out:
 	 * lost connection), then the queued teardowns, bounded. */
 	weftd_api_free(api);
 	d.api = NULL;
+	weftd_bgp_stop(bgp);
 	(void)weftd_td_stop(d.td, WEFTD_TD_STOP_MS);
 	d.td = NULL;
 	weft_loop_free(loop);

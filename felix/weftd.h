@@ -8,6 +8,9 @@
  *   weftd-reconcile.c start-up reconciliation of store and kernel.
  *   weftd-teardown.c  the worker thread that deletes the devices of
  *                     DELeted routed endpoints off the request path.
+ *   weftd-bgp.c       the BGP agent: underlay address, Node resource,
+ *                     BIRD as a supervised child, store watch -> render
+ *                     -> install -> configure.
  *   weftd.c           main: flags, store, loop, signals.
  *
  * Return convention as everywhere: 0 or a negative errno.
@@ -31,6 +34,7 @@
 
 struct weftd_td;
 struct weftd_api;
+struct weftd_bgp;
 
 struct weftd {
 	const char *node;
@@ -134,5 +138,35 @@ int weftd_reconcile(struct weftd *d);
  * failure. */
 int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname, const char *netns,
 		   const struct weftd_endpoint *ep, bool macvlan, char **errmsg);
+
+/* --- BGP (weftd-bgp.c) --- */
+
+/* Auto-detect the node's underlay address: the first global IPv4 address on
+ * the interface of the default route, else on the first interface that is
+ * up and not a loopback. *why gets a malloc'ed sentence saying which rule
+ * chose it. Returns 0 or -ENOENT (nothing suitable). */
+int weftd_bgp_detect_address(struct weft_cidr *out, char **why);
+
+/* Switch on IPv4 forwarding (net.ipv4.conf.IF.forwarding) on the interface
+ * that holds addr, the node's underlay address: packets other nodes route
+ * to this node's pods come in there. Logs a change. Returns 0, -ENOENT
+ * when no interface has addr, or a negative errno. */
+int weftd_bgp_underlay_forwarding(const struct weft_cidr *addr);
+
+/* Create or update this node's Node resource: spec.bgp.ipv4Address = addr,
+ * spec.bgp.asNumber = as_number when > 0; labels and everything else are
+ * kept. Written with a compare-and-swap (re-read on a conflict); no write
+ * when nothing changes. Logs what it did. Returns 0 or a negative errno. */
+int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number);
+
+/* Start the BGP agent on loop: watch the store, render and install
+ * RUN_DIR/bird.conf, start BIRD (bird: binary path or name, NULL =
+ * "bird" from PATH) as a supervised child and keep its config current.
+ * The first config is written before BIRD starts. Returns 0 or a negative
+ * errno (the store watch could not be set up). */
+int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, struct weftd_bgp **out);
+/* Stop BIRD (SIGTERM, SIGKILL after 3 s) and free everything. Accepts
+ * NULL. Must be called before the loop is freed. */
+void weftd_bgp_stop(struct weftd_bgp *b);
 
 #endif

@@ -1,6 +1,8 @@
 #!/bin/bash
-# The lab: up, what it made, up again over a killed run's leftovers, down
-# removes everything; the root namespace is left exactly as it was.
+# The lab: up (weftd + BIRD per node, two pods per node through the CNI
+# plugin), pods reach pods across nodes through BGP-learned block routes, up
+# again over a killed run's leftovers, down removes everything (namespaces,
+# processes); the root namespace is left exactly as it was.
 # Usage: lab.sh DEPLOY_LAB BUILD_DIR
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
@@ -14,7 +16,31 @@ at_exit "'$LAB' down --prefix $P >/dev/null 2>&1"
 root_state() { ip -o link show | awk -F': ' '{print $2}' | sort; ip -o addr show | awk '{print $2, $4}' | sort; ip route show; }
 root_state >"$T/root.before"
 
-check "lab up (3 nodes)" "$LAB" up --prefix "$P" --nodes 3
+ST=/run/weft-lab/${P%-}
+check "lab up (3 nodes)" sh -c "'$LAB' up --prefix '$P' --nodes 3 >'$T/up.out' 2>&1"
+sed 's/^/     | /' "$T/up.out"
+check "matrix: every pod reaches every other" sh -c "grep -A7 'pod-to-pod connectivity' '$T/up.out' | grep -q '^n3p2' && ! grep -A7 'pod-to-pod connectivity' '$T/up.out' | grep -q FAIL"
+check "weftd and BIRD running on every node" sh -c "for i in 1 2 3; do kill -0 \$(cat $ST/node\$i/weftd.pid) && kill -0 \$(cat $ST/node\$i/bird.pid) || exit 1; done"
+check "6 pod namespaces" sh -c "test \"\$(ip netns list | grep -cE '^${P}node[0-9]+-pod[12]( |\$)')\" = 6"
+# Each node's kernel: the other nodes' blocks from BIRD, via their
+# underlay address; no /32 of another node's pod.
+block_of() { python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1]+"/26", strict=False))' "$1"; }
+for i in 1 2 3; do
+	for j in 1 2 3; do
+		[ $i = $j ] && continue
+		b=$(block_of "$(cat "$ST/node$j/pod1.ip")")
+		check "node$i: node$j's block $b via 198.18.0.1$j (proto bird)" sh -c "ip -n ${P}node$i route show proto bird | grep -q '^$b via 198.18.0.1$j dev eth0'"
+		for m in 1 2; do
+			ip=$(cat "$ST/node$j/pod$m.ip")
+			check "node$i: no /32 route for node$j's pod $ip" sh -c "! ip -n ${P}node$i route show | grep -qE '^$ip( |/32)'"
+		done
+	done
+	check "node$i: only 2 routes from BIRD" sh -c "test \$(ip -n ${P}node$i route show proto bird | wc -l) = 2"
+	check "node$i: node status shows 2 Established mesh sessions" sh -c "ip netns exec ${P}node$i '$WEFT_BUILD/ctl/weftctl' node status --bird-socket $ST/node$i/bird.ctl | grep -cE ' mesh .* Established\$' | grep -qx 2"
+done
+check "node status without BIRD: exit 1, clear message" sh -c "'$WEFT_BUILD/ctl/weftctl' node status --bird-socket $T/nothing.ctl 2>&1; test \$? = 1" 
+check "TCP pod to pod across nodes" sh -c "ip netns exec ${P}node2-pod1 timeout 5 nc -l 7777 >'$T/nc.out' & sleep 0.5; echo hello | ip netns exec ${P}node1-pod1 timeout 5 nc -N $(cat $ST/node2/pod1.ip 2>/dev/null) 7777; wait; grep -qx hello '$T/nc.out'"
+cat "$ST"/node*/weftd.pid "$ST"/node*/bird.pid >"$T/pids1" 2>/dev/null
 check "fabric and 3 node namespaces" sh -c "test \"\$(ip netns list | grep -cE '^${P}(fabric|node[0-9]+)( |\$)')\" = 4"
 check "node2 has eth0 198.18.0.12" sh -c "ip -n ${P}node2 -o addr show dev eth0 | grep -q 198.18.0.12/24"
 check "nodes registered in the store" sh -c "'$WEFT_BUILD/ctl/weftctl' --store file:/run/weft-lab/${P%-}/store get nodes | grep -cE '^node[123] ' | grep -q 3"
@@ -24,10 +50,13 @@ check "node1 reaches node3 across the fabric" ip netns exec "${P}node1" ping -c1
 # A killed run leaves everything behind; up must still work over it.
 check "lab up again over leftovers (2 nodes)" "$LAB" up --prefix "$P" --nodes 2
 check "now fabric + 2 nodes" sh -c "test \"\$(ip netns list | grep -cE '^${P}(fabric|node[0-9]+)( |\$)')\" = 3"
+check "the first run's weftd and BIRD processes are gone" sh -c "for p in \$(cat '$T/pids1'); do ! kill -0 \$p 2>/dev/null || exit 1; done"
+cat "$ST"/node*/weftd.pid "$ST"/node*/bird.pid >"$T/pids2" 2>/dev/null
 
 check "lab down" "$LAB" down --prefix "$P"
 check "no namespaces left" sh -c "! ip netns list | grep -qE '^${P}'"
 check "no state dir left" test ! -e "/run/weft-lab/${P%-}"
+check "no lab processes left" sh -c "test -s '$T/pids2' && for p in \$(cat '$T/pids2'); do ! kill -0 \$p 2>/dev/null || exit 1; done"
 root_state >"$T/root.after"
 check "root namespace unchanged" diff -u "$T/root.before" "$T/root.after"
 

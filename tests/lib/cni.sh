@@ -47,7 +47,7 @@ make_ns() {
 start_weftd() {
 	local node=$1 run=${2:-$T/run-$1} i
 	mkdir -p "$run"
-	ip netns exec "${WC}$node" "$WEFTD" --node "$node" --store "$S" --run-dir "$run" \
+	ip netns exec "${WC}$node" "$WEFTD" --node "$node" --store "$S" --run-dir "$run" --no-bgp \
 		>>"$T/weftd-$node.log" 2>&1 &
 	_weftd_pid[$node]=$!
 	at_exit "stop_weftd '$node'"

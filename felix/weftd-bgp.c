@@ -1,0 +1,648 @@
+/* weftd-bgp.c - weftd's BGP half: the node's underlay address, its Node
+ * resource, the BIRD child process and the config it runs.
+ *
+ * weft does not speak BGP; BIRD does (docs/bgp.md). weftd keeps BIRD's
+ * config equal to what bgpconf/ renders from the store: one watch on
+ * /weft/v1/ arms a deferred "sync" source for every relevant change (nodes,
+ * BGP peers and config, pools, IPAM blocks and affinities), so a burst of
+ * events costs one render. A render that changes the text is installed
+ * (checked with bird -p) and applied with `configure` over the control
+ * socket: BIRD restarts only the protocols whose config changed. A periodic
+ * full resync repairs anything a lost event or a failed configure missed.
+ *
+ * BIRD runs as weftd's child (`bird -f`), supervised through the loop: when
+ * it dies it is started again after a backoff (1 s doubling to 30 s, back
+ * to 1 s after a minute of uptime). On exit weftd stops it by pid.
+ */
+#include "bgpconf/bgpconf.h"
+#include "felix/weftd.h"
+#include "lib/json.h"
+#include "lib/log.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define BGP_RESYNC_NS (60 * 1000000000LL)
+#define BGP_RETRY_NS (1000000000LL)
+#define BIRD_BACKOFF_MIN_MS 1000
+#define BIRD_BACKOFF_MAX_MS 30000
+#define BIRD_STABLE_NS (60 * 1000000000LL)
+#define BIRD_STOP_MS 3000
+#define BIRDC_TIMEOUT_MS 2000
+
+struct weftd_bgp {
+	struct weftd *d;
+	struct weft_loop *loop;
+	char *bird;     /* the binary: a path, or a name looked up in PATH */
+	char *conf;     /* RUN/bird.conf */
+	char *ctl;      /* RUN/bird.ctl */
+	char *pidfile;  /* RUN/bird.pid */
+	struct weft_watch *watch;
+	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	struct weft_source *child_src, *restart_timer;
+	pid_t bird_pid;          /* 0: not running */
+	int64_t bird_started_ns;
+	int backoff_ms;
+	bool need_configure;     /* the file changed and BIRD has not taken it yet */
+	bool have_config;        /* a config was installed: BIRD may start */
+	bool restart_pending;    /* restart_timer is armed */
+	bool recover;            /* a BIRD ran before: start with -R */
+};
+
+/* --- the underlay address --------------------------------------------------- */
+
+/* The interface of the IPv4 default route, from /proc/net/route (which shows
+ * the reading process's network namespace). Returns 0 or -ENOENT. */
+static int default_route_ifname(char *buf, size_t size)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
+	char line[512], ifname[IF_NAMESIZE + 1];
+	unsigned long dest, mask;
+	unsigned gw, flags;
+	int metric, best_metric = -1;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		int refcnt, use, mtu, window, irtt;
+
+		if (sscanf(line, "%16s %lx %x %x %d %d %d %lx %d %d %d", ifname, &dest, &gw, &flags, &refcnt, &use,
+			   &metric, &mask, &mtu, &window, &irtt) != 11)
+			continue;
+		if (dest != 0 || mask != 0 || !(flags & 0x1 /* RTF_UP */))
+			continue;
+		if (best_metric >= 0 && metric >= best_metric)
+			continue;
+		best_metric = metric;
+		weft_strlcpy(buf, ifname, size);
+	}
+	return best_metric >= 0 ? 0 : -ENOENT;
+}
+
+static bool global_v4(const struct sockaddr *sa)
+{
+	uint32_t a;
+
+	if (!sa || sa->sa_family != AF_INET)
+		return false;
+	a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+	/* Loopback and link-local addresses are not an underlay. */
+	return (a >> 24) != 127 && (a >> 16) != 0xa9fe && a != 0;
+}
+
+static unsigned mask_len(const struct sockaddr *sa)
+{
+	uint32_t m = sa ? ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) : 0xffffffff;
+	unsigned n = 0;
+
+	while (n < 32 && (m & (0x80000000u >> n)))
+		n++;
+	return n;
+}
+
+/* The first global IPv4 address on ifname (NULL: on the first interface
+ * that is up and not a loopback). */
+static int first_v4(struct ifaddrs *ifa, const char *ifname, struct weft_cidr *out, char *which, size_t size)
+{
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		if (!global_v4(i->ifa_addr))
+			continue;
+		if (ifname ? !streq(i->ifa_name, ifname)
+			   : (!(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)))
+			continue;
+		out->ip.family = AF_INET;
+		out->ip.v4 = ((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		out->prefixlen = mask_len(i->ifa_netmask);
+		weft_strlcpy(which, i->ifa_name, size);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int weftd_bgp_detect_address(struct weft_cidr *out, char **why)
+{
+	struct ifaddrs *ifa = NULL;
+	char ifname[IF_NAMESIZE + 1], which[IF_NAMESIZE + 1];
+	struct weft_cidr c;
+	int r;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	if (default_route_ifname(ifname, sizeof(ifname)) == 0) {
+		r = first_v4(ifa, ifname, &c, which, sizeof(which));
+		if (r == 0) {
+			freeifaddrs(ifa);
+			*out = c;
+			*why = wasprintf("the first global IPv4 address on %s, the interface of the default route", which);
+			return 0;
+		}
+	}
+	r = first_v4(ifa, NULL, &c, which, sizeof(which));
+	freeifaddrs(ifa);
+	if (r < 0)
+		return r;
+	*out = c;
+	*why = wasprintf("the first global IPv4 address on %s, the first interface that is up and not a loopback "
+			 "(no default route with an IPv4 address)",
+			 which);
+	return 0;
+}
+
+int weftd_bgp_underlay_forwarding(const struct weft_cidr *addr)
+{
+	struct ifaddrs *ifa = NULL;
+	char ifname[IF_NAMESIZE + 1] = "", path[128], v[8] = "";
+	ssize_t n;
+	int fd, r = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == addr->ip.v4.s_addr) {
+			weft_strlcpy(ifname, i->ifa_name, sizeof(ifname));
+			break;
+		}
+	freeifaddrs(ifa);
+	if (!ifname[0]) {
+		log_warn("the underlay address is on no interface of this node: is --ip right?");
+		return -ENOENT;
+	}
+	/* IPv4 forwards by the flag of the interface a packet came in on:
+	 * the host veths have it (dataplane), and the underlay needs it for
+	 * the packets that other nodes route to this node's pods. */
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return log_warn_errno(-errno, "%s: %m", path);
+	n = read(fd, v, sizeof(v) - 1);
+	if (n > 0 && v[0] == '1')
+		goto out;
+	if (pwrite(fd, "1\n", 2, 0) != 2) {
+		r = log_warn_errno(-errno, "setting %s: %m", path);
+		goto out;
+	}
+	log_info("ipv4 forwarding switched on for the underlay interface %s (traffic from other nodes to local pods "
+		 "arrives there)",
+		 ifname);
+out:
+	close(fd);
+	return r;
+}
+
+/* --- the Node resource ------------------------------------------------------- */
+
+int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number)
+{
+	_cleanup_free_ char *key = wasprintf("%s%s", weft_kind_prefix(WEFT_KIND_NODE), d->node);
+	char abuf[WEFT_CIDR_STRLEN];
+
+	weft_cidr_str(addr, abuf, sizeof(abuf));
+	/* Compare-and-swap, so an operator's concurrent edit of the labels
+	 * (or anything else) is never overwritten: on a conflict read again. */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct weft_kv kv = {0};
+		_cleanup_json_ cJSON *doc = NULL;
+		struct weft_resource res = {0};
+		_cleanup_free_ char *err = NULL, *text = NULL, *old = NULL;
+		cJSON *spec, *bgp;
+		int64_t expect = 0;
+		int r;
+
+		r = weft_store_get(d->store, key, &kv);
+		if (r == 0) {
+			expect = kv.mod_rev;
+			if (weft_json_parse(kv.value, kv.value_len, &doc) < 0 || !cJSON_IsObject(doc)) {
+				log_warn("node %s: the stored Node is not JSON; writing a new one", d->node);
+				cJSON_Delete(doc);
+				doc = NULL;
+			} else {
+				old = weft_json_print(doc);
+			}
+			weft_kv_clear(&kv);
+		} else if (r != -ENOENT) {
+			return log_error_errno(r, "node %s: reading %s: %s", d->node, key,
+					       weft_store_errmsg(d->store));
+		}
+		if (!doc) {
+			doc = cJSON_CreateObject();
+			cJSON_AddStringToObject(doc, "kind", "Node");
+			cJSON_AddObjectToObject(cJSON_AddObjectToObject(doc, "metadata"), "labels");
+			cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "name", d->node);
+		}
+		spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
+		if (!cJSON_IsObject(spec)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(doc, "spec");
+			spec = cJSON_AddObjectToObject(doc, "spec");
+		}
+		bgp = cJSON_GetObjectItemCaseSensitive(spec, "bgp");
+		if (!cJSON_IsObject(bgp)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(spec, "bgp");
+			bgp = cJSON_AddObjectToObject(spec, "bgp");
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(bgp, "ipv4Address");
+		cJSON_AddStringToObject(bgp, "ipv4Address", abuf);
+		if (as_number > 0) {
+			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "asNumber");
+			cJSON_AddNumberToObject(bgp, "asNumber", (double)as_number);
+		}
+		r = weft_resource_from_json(doc, d->node, &res, &err);
+		if (r < 0)
+			return log_error_errno(r, "node %s: %s", d->node, err ? err : "invalid Node");
+		text = weft_resource_encode(&res, false);
+		weft_resource_clear(&res);
+		if (old && expect) {
+			/* Unchanged: no write (and no watch event on every node). */
+			struct weft_resource cur = {0};
+			_cleanup_free_ char *cerr = NULL, *ctext = NULL;
+
+			if (weft_resource_decode(old, strlen(old), &cur, &cerr) == 0) {
+				ctext = weft_resource_encode(&cur, false);
+				weft_resource_clear(&cur);
+				if (streq(ctext, text)) {
+					log_info("node %s: Node resource up to date (%s)", d->node, abuf);
+					return 0;
+				}
+			}
+		}
+		r = weft_store_cas(d->store, key, text, strlen(text), expect, NULL);
+		if (r == -ECANCELED)
+			continue;
+		if (r < 0)
+			return log_error_errno(r, "node %s: writing %s: %s", d->node, key, weft_store_errmsg(d->store));
+		log_info("node %s: Node resource %s (ipv4Address %s%s)", d->node, expect ? "updated" : "created", abuf,
+			 as_number > 0 ? ", asNumber set" : "");
+		return 0;
+	}
+	return log_error_errno(-ECANCELED, "node %s: the Node resource kept changing under us", d->node);
+}
+
+/* --- BIRD, the child --------------------------------------------------------- */
+
+static int bird_start(struct weftd_bgp *b);
+
+static int on_restart_timer(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_bgp *b = userdata;
+
+	(void)s;
+	(void)now_ns;
+	b->restart_pending = false;
+	if (!b->bird_pid)
+		(void)bird_start(b);
+	return 0;
+}
+
+static void bird_schedule_restart(struct weftd_bgp *b)
+{
+	int64_t when = weft_now_ns() + (int64_t)b->backoff_ms * 1000000;
+
+	log_warn("bird: restarting in %d ms", b->backoff_ms);
+	b->restart_pending = true;
+	if (b->restart_timer)
+		(void)weft_source_timer_set(b->restart_timer, when, 0);
+	else
+		(void)weft_loop_add_timer_at(b->loop, when, 0, on_restart_timer, b, &b->restart_timer);
+	b->backoff_ms = b->backoff_ms * 2 > BIRD_BACKOFF_MAX_MS ? BIRD_BACKOFF_MAX_MS : b->backoff_ms * 2;
+}
+
+static int on_bird_exit(struct weft_source *s, const siginfo_t *si, void *userdata)
+{
+	struct weftd_bgp *b = userdata;
+
+	if (si->si_code == CLD_EXITED)
+		log_warn("bird (pid %d) exited with status %d", (int)b->bird_pid, si->si_status);
+	else
+		log_warn("bird (pid %d) killed by signal %d", (int)b->bird_pid, si->si_status);
+	b->bird_pid = 0;
+	b->recover = true;
+	weft_source_free(s);
+	b->child_src = NULL;
+	if (weft_loop_now(b->loop) - b->bird_started_ns > BIRD_STABLE_NS)
+		b->backoff_ms = BIRD_BACKOFF_MIN_MS;
+	bird_schedule_restart(b);
+	return 0;
+}
+
+/* Stop a BIRD left over from an earlier weftd on this run dir (its pid
+ * file names it, and its command line names our control socket), so that
+ * two BIRDs never fight over one socket and one kernel table. */
+static void bird_stop_stale(struct weftd_bgp *b)
+{
+	_cleanup_fclose_ FILE *f = fopen(b->pidfile, "re");
+	char path[64], cmd[4096];
+	int pid = 0;
+	ssize_t n;
+	int fd;
+
+	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 1)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	for (ssize_t i = 0; i < n; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	cmd[n] = 0;
+	if (!strstr(cmd, b->ctl))
+		return;
+	/* SIGKILL, not SIGTERM: a BIRD that shuts down cleanly tells its
+	 * peers (Cease), and they drop our routes at once; one that vanishes
+	 * lets them keep the routes as stale (graceful restart) until the new
+	 * BIRD, started with -R, is back. */
+	log_info("bird: replacing pid %d left over from an earlier weftd", pid);
+	b->recover = true;
+	kill(pid, SIGKILL);
+	for (int i = 0; i < BIRD_STOP_MS / 50 && kill(pid, 0) == 0; i++)
+		usleep(50 * 1000);
+}
+
+static int bird_start(struct weftd_bgp *b)
+{
+	/* After an earlier BIRD (crashed, or left by a killed weftd), -R:
+	 * graceful restart recovery keeps the kernel routes the old one
+	 * installed until the sessions are back, so pods see no gap. On a
+	 * fresh start it would hold the routes back for the GR wait. */
+	char *argv[] = {b->bird, "-f", "-c", b->conf, "-s", b->ctl, "-P", b->pidfile, b->recover ? "-R" : NULL, NULL};
+	pid_t pid;
+	int r;
+
+	if (b->bird_pid || !b->have_config)
+		return 0;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		log_warn_errno(r, "bird: fork: %m");
+		bird_schedule_restart(b);
+		return r;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		/* The loop blocks the signals it handles; BIRD must get them. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (strchr(b->bird, '/'))
+			execv(b->bird, argv);
+		else
+			execvp(b->bird, argv);
+		_exit(127);
+	}
+	r = weft_loop_add_child(b->loop, pid, on_bird_exit, b, &b->child_src);
+	if (r < 0) {
+		log_error_errno(r, "bird: watching pid %d: %m", (int)pid);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		bird_schedule_restart(b);
+		return r;
+	}
+	weft_source_set_description(b->child_src, "bird");
+	b->bird_pid = pid;
+	b->bird_started_ns = weft_now_ns();
+	/* BIRD reads the file at start: whatever was pending is in it. */
+	b->need_configure = false;
+	log_info("bird: started pid %d (%s -f -c %s -s %s%s)", (int)pid, b->bird, b->conf, b->ctl,
+		 b->recover ? " -R" : "");
+	return 0;
+}
+
+static void bird_stop(struct weftd_bgp *b)
+{
+	pid_t pid = b->bird_pid;
+	int i;
+
+	weft_source_free(b->child_src);
+	b->child_src = NULL;
+	if (!pid)
+		return;
+	b->bird_pid = 0;
+	kill(pid, SIGTERM);
+	for (i = 0; i < BIRD_STOP_MS / 20; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			log_info("bird: pid %d stopped", (int)pid);
+			return;
+		}
+		usleep(20 * 1000);
+	}
+	log_warn("bird: pid %d did not stop within %d ms: killing it", (int)pid, BIRD_STOP_MS);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* --- the sync: store -> config -> BIRD ----------------------------------------- */
+
+static int bird_configure(struct weftd_bgp *b)
+{
+	struct weft_birdc *c = NULL;
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	r = weft_birdc_connect(b->ctl, BIRDC_TIMEOUT_MS, &c);
+	if (r < 0)
+		return r; /* BIRD is still starting: retried */
+	r = weft_birdc_configure(c, NULL, &err);
+	weft_birdc_close(c);
+	if (r < 0) {
+		log_warn_errno(r, "bird: configure: %s", err ? err : strerror(-r));
+		return r;
+	}
+	log_info("bird: configured");
+	return 0;
+}
+
+static int bgp_sync(struct weftd_bgp *b)
+{
+	struct weft_bgp_snapshot snap = {0};
+	_cleanup_free_ char *text = NULL, *err = NULL;
+	int r;
+
+	r = weft_bgp_snapshot_load(b->d->store, &snap, &err);
+	if (r < 0) {
+		log_warn_errno(r, "bgp: reading the store: %s", err ? err : strerror(-r));
+		goto retry;
+	}
+	r = weft_bgpconf_render(&snap, b->d->node, &text, &err);
+	weft_bgp_snapshot_clear(&snap);
+	if (r < 0) {
+		log_warn_errno(r, "bgp: rendering the config of %s: %s", b->d->node, err ? err : strerror(-r));
+		return r;
+	}
+	free(err);
+	err = NULL;
+	r = weft_bgpconf_install(b->conf, text, b->bird, &err);
+	if (r < 0) {
+		log_error_errno(r, "bgp: installing %s: %s", b->conf, err ? err : strerror(-r));
+		goto retry;
+	}
+	if (r == 1) {
+		log_info("bgp: %s changed", b->conf);
+		b->need_configure = true;
+	}
+	b->have_config = true;
+	if (!b->bird_pid && !b->restart_pending)
+		return bird_start(b);
+	if (b->need_configure && b->bird_pid) {
+		if (bird_configure(b) < 0)
+			goto retry;
+		b->need_configure = false;
+	}
+	return 0;
+retry:
+	(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + BGP_RETRY_NS, 0);
+	return r;
+}
+
+static int on_sync(struct weft_source *s, void *userdata)
+{
+	(void)s;
+	return bgp_sync(userdata);
+}
+
+static int on_timer_sync(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_bgp *b = userdata;
+
+	(void)s;
+	(void)now_ns;
+	return weft_source_defer_arm(b->sync_src);
+}
+
+static bool relevant_key(const char *key)
+{
+	static const char *const prefixes[] = {
+		"/weft/v1/nodes/", "/weft/v1/bgppeers/", "/weft/v1/bgpconfigs/", "/weft/v1/ippools/",
+		"/weft/v1/ipam/blocks/", "/weft/v1/ipam/affinities/",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (startswith(key, prefixes[i]))
+			return true;
+	return false;
+}
+
+static int watch_open(struct weftd_bgp *b);
+
+static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct weftd_bgp *b = userdata;
+	struct weft_event ev;
+	int r;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	for (;;) {
+		memset(&ev, 0, sizeof(ev));
+		r = weft_watch_next(b->watch, &ev);
+		if (r <= 0)
+			break;
+		if (relevant_key(ev.kv.key))
+			(void)weft_source_defer_arm(b->sync_src);
+		weft_event_clear(&ev);
+	}
+	if (r < 0) {
+		/* A dead watch: start a new one and resync everything, so that
+		 * whatever happened in between is seen. */
+		log_warn_errno(r, "bgp: store watch failed: %m; watching again");
+		weft_source_free(b->watch_src);
+		b->watch_src = NULL;
+		weft_watch_free(b->watch);
+		b->watch = NULL;
+		if (watch_open(b) < 0)
+			(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + BGP_RETRY_NS, 0);
+		(void)weft_source_defer_arm(b->sync_src);
+	}
+	return 0;
+}
+
+static int watch_open(struct weftd_bgp *b)
+{
+	int r;
+
+	r = weft_store_watch(b->d->store, "/weft/v1/", 0, &b->watch);
+	if (r < 0)
+		return log_warn_errno(r, "bgp: watching the store: %s", weft_store_errmsg(b->d->store));
+	r = weft_loop_add_io(b->loop, weft_watch_fd(b->watch), EPOLLIN, on_watch, b, &b->watch_src);
+	if (r < 0) {
+		weft_watch_free(b->watch);
+		b->watch = NULL;
+		return log_warn_errno(r, "bgp: watching the store: %m");
+	}
+	weft_source_set_description(b->watch_src, "store watch");
+	return 0;
+}
+
+static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_bgp *b = userdata;
+
+	(void)s;
+	(void)now_ns;
+	if (!b->watch)
+		(void)watch_open(b);
+	return weft_source_defer_arm(b->sync_src);
+}
+
+int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, struct weftd_bgp **out)
+{
+	struct weftd_bgp *b = wmalloc(sizeof(*b));
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->d = d;
+	b->loop = loop;
+	b->bird = wstrdup(bird ? bird : "bird");
+	b->conf = wasprintf("%s/bird.conf", d->run_dir);
+	b->ctl = wasprintf("%s/bird.ctl", d->run_dir);
+	b->pidfile = wasprintf("%s/bird.pid", d->run_dir);
+	b->backoff_ms = BIRD_BACKOFF_MIN_MS;
+	bird_stop_stale(b);
+
+	/* The watch first, then the first sync: no change between the two is
+	 * lost. */
+	r = watch_open(b);
+	if (r < 0)
+		goto fail;
+	if ((r = weft_loop_add_defer(loop, on_sync, b, &b->sync_src)) < 0 ||
+	    (r = weft_loop_add_timer(loop, BGP_RESYNC_NS, BGP_RESYNC_NS, on_timer_sync, b, &b->resync_timer)) < 0 ||
+	    (r = weft_loop_add_timer(loop, BGP_RETRY_NS, 0, on_retry, b, &b->retry_timer)) < 0)
+		goto fail;
+	(void)weft_source_timer_stop(b->retry_timer);
+	weft_source_set_description(b->sync_src, "bgp sync");
+	/* The first config is written (and BIRD started) right now, not on
+	 * the first iteration: weftd logs a broken setup before it serves. */
+	(void)bgp_sync(b);
+	*out = b;
+	return 0;
+fail:
+	weftd_bgp_stop(b);
+	return r;
+}
+
+void weftd_bgp_stop(struct weftd_bgp *b)
+{
+	if (!b)
+		return;
+	bird_stop(b);
+	weft_source_free(b->restart_timer);
+	weft_source_free(b->retry_timer);
+	weft_source_free(b->resync_timer);
+	weft_source_free(b->sync_src);
+	weft_source_free(b->watch_src);
+	weft_watch_free(b->watch);
+	free(b->bird);
+	free(b->conf);
+	free(b->ctl);
+	free(b->pidfile);
+	free(b);
+}
