@@ -343,19 +343,29 @@ static void iperf_run(struct ns *pod, struct ns *peer, uint64_t rate)
 	CHECK_EQ_INT(weft_dp_routed_add(&ep, NULL, &err), 0);
 	CHECK_EQ_INT(weft_dp_routed_add(&ep2, NULL, &err), 0);
 	for (int reverse = 0; reverse < 2; reverse++) {
-		pid_t srv = fork();
+		/* Up to 3 measurements: on a loaded machine (the suite runs
+		 * tests in parallel) iperf3 itself can be starved of CPU and
+		 * fall short of the limit; the shaper is what is under test. */
+		for (int attempt = 0; attempt < 3; attempt++) {
+			pid_t srv = fork();
 
-		if (srv == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (setns(peer->fd, CLONE_NEWNET) == 0 && freopen("/dev/null", "w", stdout))
-				execlp("iperf3", "iperf3", "-s", "-B", "10.65.1.2", "-p", "5201", "-1", (char *)NULL);
-			_exit(127);
+			if (srv == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				if (setns(peer->fd, CLONE_NEWNET) == 0 && freopen("/dev/null", "w", stdout))
+					execlp("iperf3", "iperf3", "-s", "-B", "10.65.1.2", "-p", "5201", "-1",
+					       (char *)NULL);
+				_exit(127);
+			}
+			usleep(300000);
+			/* reverse 0: the pod sends (its egress); 1: it receives. */
+			mbps[reverse] = iperf_mbps(pod, "10.65.1.2", reverse);
+			kill(srv, SIGKILL);
+			waitpid(srv, NULL, 0);
+			if (mbps[reverse] > want * 0.85 && mbps[reverse] < want * 1.15)
+				break;
+			fprintf(stderr, "  iperf3 attempt %d at %.0f Mbit/s (%s): %.2f Mbit/s, measuring again\n",
+				attempt + 1, want, reverse ? "ingress" : "egress", mbps[reverse]);
 		}
-		usleep(300000);
-		/* reverse 0: the pod sends (its egress); 1: it receives. */
-		mbps[reverse] = iperf_mbps(pod, "10.65.1.2", reverse);
-		kill(srv, SIGKILL);
-		waitpid(srv, NULL, 0);
 	}
 	fprintf(stderr, "  iperf3 at %.0f Mbit/s: pod egress %.2f, pod ingress %.2f Mbit/s\n", want, mbps[0],
 		mbps[1]);
