@@ -612,21 +612,12 @@ static const struct test_case cases[] = {
 
 int main(void)
 {
-	_cleanup_free_ char *links0 = NULL, *routes0 = NULL, *links1 = NULL, *routes1 = NULL;
-	int root_fd, rc;
+	struct ns_guard guard;
+	int rc;
 
-	if (geteuid() != 0) {
-		printf("skipped: needs root\n");
-		return 77;
-	}
-	links0 = out("ip -o link show | cut -d: -f2 | sort");
-	routes0 = out("ip route show table all");
-	root_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (root_fd < 0 || unshare(CLONE_NEWNET) < 0) {
-		printf("skipped: cannot unshare a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	node_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	rc = ns_isolate(&guard, &node_fd);
+	if (rc)
+		return rc;
 	sh("ip link set lo up && ip addr add 10.64.0.1/32 dev lo");
 	CHECK_EQ_INT(ns_new(&pod_a), 0);
 	CHECK_EQ_INT(ns_new(&pod_b), 0);
@@ -636,14 +627,7 @@ int main(void)
 	ns_free(&pod_a);
 	ns_free(&pod_b);
 	/* The root namespace is what it was. */
-	if (setns(root_fd, CLONE_NEWNET) < 0)
-		abort();
-	links1 = out("ip -o link show | cut -d: -f2 | sort");
-	routes1 = out("ip route show table all");
-	if (!streq(links0, links1) || !streq(routes0, routes1)) {
-		fprintf(stderr, "root namespace changed!\nlinks before:\n%s\nafter:\n%s\nroutes before:\n%s\nafter:\n%s\n",
-			links0, links1, routes0, routes1);
+	if (ns_restore_check(&guard))
 		rc = 1;
-	}
 	return rc;
 }

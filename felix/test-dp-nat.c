@@ -176,23 +176,14 @@ static const struct test_case cases[] = {
 
 int main(void)
 {
-	_cleanup_free_ char *root0 = NULL, *root1 = NULL;
-	const char *snap = "ip -o link show | cut -d: -f2 | sort; ip route show table all; nft list ruleset";
+	struct ns_guard guard;
 	struct weft_dp_result res;
 	char *err = NULL;
-	int root_fd, rc;
+	int rc;
 
-	if (geteuid() != 0) {
-		printf("skipped: needs root\n");
-		return 77;
-	}
-	root0 = out("%s", snap);
-	root_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (root_fd < 0 || unshare(CLONE_NEWNET) < 0) {
-		printf("skipped: cannot unshare a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	rc = ns_isolate(&guard, &home_fd);
+	if (rc)
+		return rc;
 	CHECK_EQ_INT(ns_new(&pod1), 0);
 	CHECK_EQ_INT(ns_new(&pod2), 0);
 	CHECK_EQ_INT(ns_new(&outside), 0);
@@ -223,12 +214,7 @@ int main(void)
 	ns_free(&pod1);
 	ns_free(&pod2);
 	ns_free(&outside);
-	if (setns(root_fd, CLONE_NEWNET) < 0)
-		abort();
-	root1 = out("%s", snap);
-	if (!streq(root0, root1)) {
-		fprintf(stderr, "root namespace changed!\nbefore:\n%s\nafter:\n%s\n", root0, root1);
+	if (ns_restore_check(&guard))
 		rc = 1;
-	}
 	return rc;
 }

@@ -355,21 +355,12 @@ static const struct test_case cases[] = {
 
 int main(void)
 {
-	_cleanup_free_ char *root0 = NULL, *root1 = NULL;
-	const char *snap = "ip -o link show | cut -d: -f2 | sort; ip route show table all; nft list ruleset";
-	int root_fd, rc;
+	struct ns_guard guard;
+	int rc;
 
-	if (geteuid() != 0) {
-		printf("skipped: needs root\n");
-		return 77;
-	}
-	root0 = out("%s", snap);
-	root_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (root_fd < 0 || unshare(CLONE_NEWNET) < 0) {
-		printf("skipped: cannot unshare a network namespace: %s\n", strerror(errno));
-		return 77;
-	}
-	home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	rc = ns_isolate(&guard, &home_fd);
+	if (rc)
+		return rc;
 	block[1] = cidr("10.244.1.0/26");
 	block[2] = cidr("10.244.2.0/26");
 	sh("ip link set lo up && ip link add br0 type bridge && ip link set br0 up");
@@ -389,12 +380,7 @@ int main(void)
 		ns_free(&pod[n]);
 		ns_free(&node[n]);
 	}
-	if (setns(root_fd, CLONE_NEWNET) < 0)
-		abort();
-	root1 = out("%s", snap);
-	if (!streq(root0, root1)) {
-		fprintf(stderr, "root namespace changed!\nbefore:\n%s\nafter:\n%s\n", root0, root1);
+	if (ns_restore_check(&guard))
 		rc = 1;
-	}
 	return rc;
 }

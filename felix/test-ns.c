@@ -117,3 +117,40 @@ struct weft_cidr cidr(const char *s)
 	weft_cidr_parse(s, false, &c);
 	return c;
 }
+
+static const char ns_snapshot_cmd[] =
+	"ip -o link show | cut -d: -f2 | sort; ip route show table all; nft list ruleset";
+
+int ns_isolate(struct ns_guard *g, int *home_fd)
+{
+	if (geteuid() != 0) {
+		printf("skipped: needs root\n");
+		return 77;
+	}
+	g->snapshot = out("%s", ns_snapshot_cmd);
+	g->root_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (g->root_fd < 0 || unshare(CLONE_NEWNET) < 0) {
+		printf("skipped: cannot unshare a network namespace: %s\n", strerror(errno));
+		return 77;
+	}
+	*home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+int ns_restore_check(struct ns_guard *g)
+{
+	_cleanup_free_ char *now = NULL;
+	int rc = 0;
+
+	if (setns(g->root_fd, CLONE_NEWNET) < 0)
+		abort();
+	now = out("%s", ns_snapshot_cmd);
+	if (!streq(g->snapshot, now)) {
+		fprintf(stderr, "root namespace changed!\nbefore:\n%s\nafter:\n%s\n", g->snapshot, now);
+		rc = 1;
+	}
+	free(g->snapshot);
+	g->snapshot = NULL;
+	close(g->root_fd);
+	return rc;
+}

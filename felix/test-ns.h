@@ -26,6 +26,18 @@ int sh(const char *fmt, ...) PRINTF_LIKE(1, 2);
 bool fails(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* A shell command's standard output (malloc'ed, never NULL). */
 char *out(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* The root namespace while a test runs in a private one. */
+struct ns_guard {
+	int root_fd;
+	char *snapshot; /* links, routes of every table, nftables ruleset */
+};
+/* Record the root namespace's state and move the process into a fresh
+ * network namespace, whose fd goes to *home_fd. Returns 0, or 77 (the
+ * skip code) after printing why: not root, or no unshare. */
+int ns_isolate(struct ns_guard *g, int *home_fd);
+/* Go back to the root namespace and compare its state with the record:
+ * returns 0 when unchanged, 1 (and prints both) otherwise. */
+int ns_restore_check(struct ns_guard *g);
 /* Address literals that the test knows to be valid. */
 struct weft_ip ip(const char *s);
 struct weft_cidr cidr(const char *s);
