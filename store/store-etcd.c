@@ -275,21 +275,30 @@ static int bad_answer(struct etcd_store *s, const char *what)
 	return weft_store_fail(&s->base, -EBADMSG, "etcd: malformed %s response", what);
 }
 
-static int etcd_get(struct weft_store *base, const char *key, struct weft_kv *out)
+/* POST a range request and decode its answer into *l. */
+static int etcd_range(struct etcd_store *s, const char *body, struct weft_kv_list *l)
 {
-	struct etcd_store *s = to_etcd(base);
-	_cleanup_free_ char *body = weft_etcd_req_range_key(s->sh->conf.prefix, key);
 	struct weft_buf resp = {0};
-	struct weft_kv_list l = {0};
 	int r;
 
 	r = etcd_call(s, "/v3/kv/range", body, true, &resp);
 	if (r < 0)
 		return r;
-	r = weft_etcd_parse_range(resp.data, resp.len, s->sh->conf.prefix, &l);
+	r = weft_etcd_parse_range(resp.data, resp.len, s->sh->conf.prefix, l);
 	weft_buf_free(&resp);
+	return r < 0 ? bad_answer(s, "range") : 0;
+}
+
+static int etcd_get(struct weft_store *base, const char *key, struct weft_kv *out)
+{
+	struct etcd_store *s = to_etcd(base);
+	_cleanup_free_ char *body = weft_etcd_req_range_key(s->sh->conf.prefix, key);
+	struct weft_kv_list l = {0};
+	int r;
+
+	r = etcd_range(s, body, &l);
 	if (r < 0)
-		return bad_answer(s, "range");
+		return r;
 	if (l.n == 0) {
 		weft_kv_list_clear(&l);
 		return weft_store_fail(base, -ENOENT, "key %s not found", key);
@@ -307,17 +316,12 @@ static int etcd_list(struct weft_store *base, const char *prefix, struct weft_kv
 {
 	struct etcd_store *s = to_etcd(base);
 	_cleanup_free_ char *body = weft_etcd_req_range_prefix(s->sh->conf.prefix, prefix, false);
-	struct weft_buf resp = {0};
 	struct weft_kv_list l = {0};
 	int r;
 
-	r = etcd_call(s, "/v3/kv/range", body, true, &resp);
+	r = etcd_range(s, body, &l);
 	if (r < 0)
 		return r;
-	r = weft_etcd_parse_range(resp.data, resp.len, s->sh->conf.prefix, &l);
-	weft_buf_free(&resp);
-	if (r < 0)
-		return bad_answer(s, "range");
 	for (size_t i = 0; i < l.n; i++)
 		if (!startswith(l.items[i].key, prefix)) {
 			weft_kv_list_clear(&l);
