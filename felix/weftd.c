@@ -1,7 +1,7 @@
 /* weftd - the per-node agent: the CNI server and the BGP agent.
  *
  *   weftd --node NAME --store URL --run-dir DIR [--ip A.B.C.D/NN] [--as N]
- *         [--bird PATH] [--no-bgp] [--log-level LEVEL]
+ *         [--bird PATH] [--no-bgp] [--http ADDR:PORT|off] [--acl nft|ipt|none] [--log-level LEVEL]
  *
  * Owns the node's attachments: the `weft` and `weft-ipam` CNI plugins are
  * thin clients that forward each command to weftd over DIR/weftd.sock
@@ -14,6 +14,7 @@
 #include "cni/cni.h"
 #include "felix/api.h"
 #include "felix/dataplane.h"
+#include "felix/metrics.h"
 #include "felix/weftd.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -24,7 +25,8 @@
 
 static const char *const usage =
 	"Usage: weftd --node NAME --store URL [--run-dir DIR] [--ip A.B.C.D/NN] [--as N]\n"
-	"             [--bird PATH] [--no-bgp] [--log-level LEVEL]\n"
+	"             [--bird PATH] [--no-bgp] [--http ADDR:PORT|off] [--acl nft|ipt|none]\n"
+	"             [--log-level LEVEL]\n"
 	"\n"
 	"The weft per-node agent: serves the weft and weft-ipam CNI plugins on\n"
 	"DIR/weftd.sock, owns the node's endpoints, registers the node and runs\n"
@@ -40,6 +42,10 @@ static const char *const usage =
 	"  -a, --as N             this node's AS number (default: the BGPConfig's)\n"
 	"  -b, --bird PATH        the BIRD 2 binary (default: bird from PATH)\n"
 	"      --no-bgp           CNI server only: no Node registration, no BIRD\n"
+	"      --http ADDR:PORT   serve /healthz and /metrics there (default\n"
+	"                         127.0.0.1:9099; off: no HTTP)\n"
+	"      --acl BACKEND      program ACLs with nft (nftables), ipt (ipset +\n"
+	"                         iptables) or none (default: none)\n"
 	"  -l, --log-level LEVEL  debug, info (default), warn, error\n"
 	"  -h, --help             this help\n";
 
@@ -140,6 +146,8 @@ int main(int argc, char **argv)
 		{"as", required_argument, NULL, 'a'},
 		{"bird", required_argument, NULL, 'b'},
 		{"no-bgp", no_argument, NULL, 'B'},
+		{"http", required_argument, NULL, 'H'},
+		{"acl", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -149,8 +157,8 @@ int main(int argc, char **argv)
 	char host[256];
 	struct weft_loop *loop = NULL;
 	struct weftd_api *api = NULL;
-	struct weftd_bgp *bgp = NULL;
-	const char *ip_arg = NULL, *bird = NULL;
+	struct weftd_status *status = NULL;
+	const char *ip_arg = NULL, *bird = NULL, *http = "127.0.0.1:9099", *acl = "none";
 	bool no_bgp = false;
 	int64_t as_number = 0;
 	struct weft_cidr addr = {0};
@@ -195,6 +203,16 @@ int main(int argc, char **argv)
 		case 'B':
 			no_bgp = true;
 			break;
+		case 'H':
+			http = streq(optarg, "off") ? NULL : optarg;
+			break;
+		case 'A':
+			if (!streq(optarg, "nft") && !streq(optarg, "ipt") && !streq(optarg, "none")) {
+				fprintf(stderr, "weftd: --acl: \"%s\" is not nft, ipt or none\n", optarg);
+				return 2;
+			}
+			acl = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -221,6 +239,7 @@ int main(int argc, char **argv)
 	if (!d.store_url)
 		d.store_url = getenv("WEFT_STORE") ? getenv("WEFT_STORE") : "file:/var/lib/weft/store";
 	signal(SIGPIPE, SIG_IGN);
+	d.metrics = weftd_metrics_new();
 
 	r = weft_store_open(d.store_url, &d.store, &err);
 	if (r < 0) {
@@ -263,6 +282,8 @@ int main(int argc, char **argv)
 			log_info("node %s: underlay address %s: %s", d.node, weft_cidr_str(&addr, abuf, sizeof(abuf)),
 				 why);
 		}
+		d.underlay = addr;
+		d.have_underlay = true;
 		(void)weftd_bgp_underlay_forwarding(&addr);
 		r = weftd_bgp_register_node(&d, &addr, as_number);
 		if (r < 0)
@@ -280,6 +301,18 @@ int main(int argc, char **argv)
 	r = weftd_td_start(loop, on_teardowns_done, &d, &d.td);
 	if (r < 0)
 		log_warn_errno(r, "teardown worker: %m; DEL deletes devices synchronously");
+	if (no_bgp && ip_arg) {
+		d.underlay = addr;
+		d.have_underlay = true;
+	}
+	/* ACLs before the API socket: the first ADD finds them programmed. */
+	if (!streq(acl, "none")) {
+		r = weftd_acl_start(&d, loop, acl, &d.acl);
+		if (r < 0) {
+			log_error_errno(r, "acl (%s): %m", acl);
+			goto out;
+		}
+	}
 	(void)weft_loop_add_signal(loop, SIGTERM, on_signal, &d, NULL);
 	(void)weft_loop_add_signal(loop, SIGINT, on_signal, &d, NULL);
 	sock = wasprintf("%s/weftd.sock", d.run_dir);
@@ -292,11 +325,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!no_bgp) {
-		r = weftd_bgp_start(&d, loop, bird, &bgp);
+		r = weftd_bgp_start(&d, loop, bird, &d.bgp);
 		if (r < 0) {
 			log_error_errno(r, "bgp: %m");
 			goto out;
 		}
+	}
+	if (d.have_underlay) {
+		r = weftd_fabric_start(&d, loop, &d.fabric);
+		if (r < 0) {
+			log_error_errno(r, "fabric: %m");
+			goto out;
+		}
+	}
+	r = weftd_status_start(&d, loop, http, &status);
+	if (r < 0) {
+		log_error_errno(r, "status: %m");
+		goto out;
 	}
 	log_info("node %s, store %s, listening on %s%s", d.node, d.store_url, sock, no_bgp ? " (no BGP)" : "");
 	r = weft_loop_run(loop);
@@ -307,11 +352,15 @@ out:
 	 * lost connection), then the queued teardowns, bounded. */
 	weftd_api_free(api);
 	d.api = NULL;
-	weftd_bgp_stop(bgp);
+	weftd_status_stop(status);
+	weftd_fabric_stop(d.fabric);
+	weftd_acl_stop(d.acl);
+	weftd_bgp_stop(d.bgp);
 	(void)weftd_td_stop(d.td, WEFTD_TD_STOP_MS);
 	d.td = NULL;
 	weft_loop_free(loop);
 	weft_ipam_free(d.ipam);
 	weft_store_close(d.store);
+	weftd_metrics_free(d.metrics);
 	return r < 0 ? 1 : 0;
 }

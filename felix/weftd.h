@@ -11,6 +11,15 @@
  *   weftd-bgp.c       the BGP agent: underlay address, Node resource,
  *                     BIRD as a supervised child, store watch -> render
  *                     -> install -> configure.
+ *   weftd-fabric.c    the node's routes and encapsulation: a blackhole
+ *                     route per affine block, VXLAN device and per-peer
+ *                     entries for VXLAN pools, the natOutgoing table;
+ *                     periodic resync with drift repair counted.
+ *   weftd-status.c    health and status: the Node's status in the store,
+ *                     a local HTTP endpoint with /healthz and /metrics.
+ *   weftd-acl.c       ACLs: store watch -> acl/ compile -> backend apply;
+ *                     CNI ADD waits for its endpoint to be programmed.
+ *   metrics.c         the counters and gauges /metrics shows (metrics.h).
  *   weftd.c           main: flags, store, loop, signals.
  *
  * Return convention as everywhere: 0 or a negative errno.
@@ -35,6 +44,10 @@
 struct weftd_td;
 struct weftd_api;
 struct weftd_bgp;
+struct weftd_fabric;
+struct weftd_status;
+struct weftd_acl;
+struct weftd_metrics;
 
 struct weftd {
 	const char *node;
@@ -44,6 +57,14 @@ struct weftd {
 	struct weft_ipam *ipam;
 	struct weftd_td *td; /* NULL: DEL tears down synchronously */
 	struct weftd_api *api;
+	struct weftd_metrics *metrics; /* never NULL once main set up */
+	struct weftd_bgp *bgp;         /* NULL with --no-bgp */
+	struct weftd_fabric *fabric;
+	struct weftd_acl *acl;         /* NULL: ACLs off (--acl none) */
+	/* The node's underlay address (--ip or detected); have_underlay false
+	 * with --no-bgp and no --ip. */
+	struct weft_cidr underlay;
+	bool have_underlay;
 };
 
 /* One CNI request as it arrived on the API socket. */
@@ -168,5 +189,31 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 /* Stop BIRD (SIGTERM, SIGKILL after 3 s) and free everything. Accepts
  * NULL. Must be called before the loop is freed. */
 void weftd_bgp_stop(struct weftd_bgp *b);
+
+/* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
+
+/* Start reconciling this node's blackhole routes (one per affine block,
+ * proto WEFT_DP_RTPROTO), VXLAN device/peers for VXLAN pools (Always, or
+ * CrossSubnet towards nodes outside the underlay subnet) and the NAT table
+ * for natOutgoing pools, from a store watch; full resync at start and
+ * every few minutes; drift repairs logged and counted in d->metrics.
+ * Returns 0 or a negative errno. */
+int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fabric **out);
+/* Stop watching; kernel state stays (a restart must not flap). NULL ok. */
+void weftd_fabric_stop(struct weftd_fabric *f);
+
+/* --- health, status, metrics (weftd-status.c) --- */
+
+/* Serve GET /healthz and GET /metrics over HTTP on listen ("ADDR:PORT";
+ * a bind failure is logged and status goes on without HTTP) and write the
+ * node's status to the store periodically. Returns 0 or a negative errno. */
+int weftd_status_start(struct weftd *d, struct weft_loop *loop, const char *listen, struct weftd_status **out);
+void weftd_status_stop(struct weftd_status *s); /* NULL ok */
+
+/* --- ACLs (weftd-acl.c) --- */
+
+/* backend: "nft" or "ipt". Returns 0 or a negative errno. */
+int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend, struct weftd_acl **out);
+void weftd_acl_stop(struct weftd_acl *a); /* NULL ok */
 
 #endif

@@ -1,0 +1,24 @@
+/* acl-backend.h - what an ACL backend implements (internal to acl/).
+ *
+ * acl/backend.c dispatches the public weft_acl_apply() / _remove() /
+ * _backend_free() / _backend_name() through these operations. A backend
+ * embeds struct weft_acl_backend as the first member of its own state.
+ */
+#ifndef WEFT_ACL_BACKEND_H
+#define WEFT_ACL_BACKEND_H
+
+#include "acl/acl.h"
+
+struct weft_acl_backend_ops {
+	const char *name; /* "nft", "ipt" */
+	int (*apply)(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
+		     char **errmsg);
+	int (*remove)(struct weft_acl_backend *b, char **errmsg);
+	void (*free)(struct weft_acl_backend *b);
+};
+
+struct weft_acl_backend {
+	const struct weft_acl_backend_ops *ops;
+};
+
+#endif

@@ -1,0 +1,290 @@
+/* acl.h - weft's ACL engine (issue 5).
+ *
+ * Profiles (Calico v1: tags + ordered inbound/outbound rules) and Policies
+ * (order + endpoint selector + ingress/egress rules) from the store are
+ * compiled, for one node, into a backend-neutral *program*:
+ *
+ *   sets       named address sets: one per (tag, family), per (selector,
+ *              family) and per (nets list, family) a rule references.
+ *              Members are the endpoints' addresses cluster-wide, so a
+ *              rule costs one set lookup whatever the member count.
+ *   chains     one per profile direction and per policy direction: the
+ *              rules in order, each an action and its matches.
+ *   endpoints  the node's routed endpoints: host interface, own addresses
+ *              and MAC (anti-spoofing), the policy chains that apply in
+ *              each direction in order, then the profile chains in order.
+ *
+ * A backend (acl/nft.c: nftables through libnftnl; acl/ipt.c: kernel
+ * ipsets through libipset + iptables-restore) programs a program into the
+ * kernel and, on the next apply, changes only what differs: set elements
+ * for membership changes, one chain for a rule change, a dispatch entry
+ * for an endpoint coming or going. Every apply is atomic.
+ *
+ * Semantics both backends implement (and weft_acl_trace() evaluates):
+ *
+ *   Forward path (routed pod -> anything, anything -> routed pod, incl.
+ *   pod -> pod on the same node): conntrack established/related accepted,
+ *   invalid dropped. A packet from a weft interface (WEFT_ACL_IFPREFIX*)
+ *   is checked against the source endpoint's EGRESS, then a packet to a
+ *   weft interface against the destination endpoint's INGRESS; both must
+ *   allow. A weft interface with no endpoint in the program: dropped
+ *   (fail closed).
+ *
+ *   Direction evaluation for endpoint E (ingress = packets to E, egress =
+ *   packets from E; egress first drops packets whose source address is not
+ *   one of E's addresses or whose source MAC is not E's MAC):
+ *     1. Each policy chain in order: its rules in order; the first rule
+ *        whose matches hold decides: allow -> allowed (stop), deny ->
+ *        dropped (stop), pass -> go to step 3, log -> log and go on.
+ *        No rule matched: next policy.
+ *     2. At least one policy applied and none decided: dropped (Calico's
+ *        end-of-tier default deny). No policy applied: step 3.
+ *     3. Each profile chain in order, first allow/deny decides (log logs
+ *        and goes on; pass in a profile is rejected by the model).
+ *     4. Nothing decided: dropped.
+ *
+ *   Workload -> host (input path from a weft interface): ICMPv6 neighbour
+ *   and router discovery accepted; otherwise E's egress must allow (as
+ *   above) AND either the packet goes to a failsafe port (tcp/udp, see
+ *   weft_acl_options) or the allow came from a Policy rule (a profile's
+ *   blanket "outbound allow" does not open the host; Calico's
+ *   DefaultEndpointToHostAction=Drop plus failsafe ports). Host -> local
+ *   workload (output path) is accepted, as in Calico.
+ *
+ *   Macvlan attachments do not cross the host's IP stack: ACLs apply to
+ *   routed endpoints only.
+ *
+ * Names in a program are what the kernel sees, so they are short and safe
+ * for both backends: [A-Za-z0-9_-], at most WEFT_ACL_NAME_MAX characters
+ * (iptables chain names allow 28, ipset names 31).
+ *
+ * Return convention: 0 (or a count) or a negative errno; *errmsg, where
+ * given, gets a malloc'ed one-line message on failure. Outputs are written
+ * only on success. Out of memory aborts (lib/util.h).
+ */
+#ifndef WEFT_ACL_H
+#define WEFT_ACL_H
+
+#include "lib/ipaddr.h"
+#include "lib/util.h"
+#include "model/resource.h"
+
+#include <stdint.h>
+
+#define WEFT_ACL_IFPREFIX "wft"  /* = WEFT_DP_IFPREFIX */
+#define WEFT_ACL_NAME_MAX 28
+#define WEFT_ACL_LOG_PREFIX_MAX 28 /* iptables --log-prefix takes 29 with the NUL */
+
+/* Packet mark bits the backends may use between an endpoint chain and the
+ * base chains (Calico uses the upper 16 bits of the mark too). */
+#define WEFT_ACL_MARK_ALLOW 0x00010000u  /* this direction allowed */
+#define WEFT_ACL_MARK_PASS 0x00020000u   /* a policy said pass: go to profiles */
+#define WEFT_ACL_MARK_POLICY 0x00040000u /* the allow came from a Policy */
+#define WEFT_ACL_MARK_MASK 0x00070000u
+
+enum weft_acl_action {
+	WEFT_ACL_ALLOW,
+	WEFT_ACL_DENY,
+	WEFT_ACL_LOG,
+	WEFT_ACL_PASS,
+};
+const char *weft_acl_action_str(enum weft_acl_action a); /* "allow", ... */
+
+/* A set of addresses of one family: host addresses (/32, /128) and
+ * prefixes, sorted by weft_ip_cmp then prefix length, deduplicated, and
+ * with no element covered by another (so backends can load them into an
+ * interval set as they are). */
+struct weft_acl_set {
+	char *name;   /* e.g. "wt4-1a2b3c4d5e6f" (tag), "ws4-..." (selector), "wn4-..." (nets) */
+	char *origin; /* for humans and trace: "tag WEB", "selector role == 'db'", "nets 10.0.0.0/8,..." */
+	int family;   /* AF_INET or AF_INET6 */
+	struct weft_cidr *elems;
+	size_t n_elems;
+};
+
+struct weft_acl_portrange {
+	uint16_t lo, hi; /* lo <= hi */
+};
+
+/* One address condition: the packet's source (or destination) address is
+ * (or, negated, is not) in the named set. */
+struct weft_acl_addr_match {
+	bool src;
+	bool negate;
+	char *set; /* a set of the program, of the rule's family */
+};
+
+/* One compiled rule. All present matches must hold. A model rule that
+ * references addresses without an ipVersion compiles to two rules, one per
+ * family, next to each other; a rule with no address match has family 0
+ * (both). */
+struct weft_acl_rule {
+	enum weft_acl_action action;
+	int family;       /* 0 = both, AF_INET, AF_INET6 */
+	int proto;        /* -1 = any, else 0..255 (icmp is 1, icmpv6 58) */
+	int not_proto;    /* -1 = none */
+	int icmp_type, icmp_code;         /* -1 = absent (code needs type) */
+	int not_icmp_type, not_icmp_code; /* -1 = absent */
+	struct weft_acl_addr_match *addrs;
+	size_t n_addrs;
+	/* Port conditions (proto is then tcp, udp, sctp or udplite): the port
+	 * is in one of the ranges; for not_* in none of them. n = 0: absent. */
+	struct weft_acl_portrange *sports, *not_sports, *dports, *not_dports;
+	size_t n_sports, n_not_sports, n_dports, n_not_dports;
+	char *origin;     /* "profile WEB inbound rule 2", "policy allow-web egress rule 1" (1-based) */
+	char *log_prefix; /* for log: "weft WEB i2 " style, <= WEFT_ACL_LOG_PREFIX_MAX; NULL otherwise */
+};
+
+enum weft_acl_chain_kind {
+	WEFT_ACL_CHAIN_PROFILE,
+	WEFT_ACL_CHAIN_POLICY,
+};
+
+struct weft_acl_chain {
+	char *name;   /* "wpi-<hash>"/"wpo-<hash>" profile in/out, "wgi-"/"wge-" policy ingress/egress */
+	char *origin; /* "profile WEB inbound", "policy allow-web ingress" */
+	enum weft_acl_chain_kind kind;
+	bool ingress; /* inbound/ingress (to the endpoint) or outbound/egress */
+	struct weft_acl_rule *rules;
+	size_t n_rules;
+};
+
+/* One routed endpoint on this node. */
+struct weft_acl_endpoint {
+	char *name;    /* the Endpoint resource's name */
+	char *ifname;  /* host-side interface, WEFT_ACL_IFPREFIX... */
+	struct weft_cidr *addrs; /* the endpoint's addresses as /32 or /128 */
+	size_t n_addrs;
+	uint8_t mac[6];
+	bool has_mac;
+	/* Chain names (of this program) in evaluation order. */
+	char **in_policies, **in_profiles, **out_policies, **out_profiles;
+	size_t n_in_policies, n_in_profiles, n_out_policies, n_out_profiles;
+};
+
+struct weft_acl_failsafe {
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;
+};
+
+/* A compiled program. Arrays sorted by name (endpoints by ifname). */
+struct weft_acl_program {
+	struct weft_acl_set *sets;
+	size_t n_sets;
+	struct weft_acl_chain *chains;
+	size_t n_chains;
+	struct weft_acl_endpoint *endpoints;
+	size_t n_endpoints;
+	struct weft_acl_failsafe *failsafe;
+	size_t n_failsafe;
+};
+
+void weft_acl_program_free(struct weft_acl_program *p); /* accepts NULL */
+const struct weft_acl_set *weft_acl_program_set(const struct weft_acl_program *p, const char *name);
+const struct weft_acl_chain *weft_acl_program_chain(const struct weft_acl_program *p, const char *name);
+const struct weft_acl_endpoint *weft_acl_program_endpoint(const struct weft_acl_program *p, const char *ifname);
+
+struct weft_acl_options {
+	/* The node whose endpoints get endpoint entries; NULL = every
+	 * endpoint in the input (weftctl policy trace). */
+	const char *node;
+	/* Workload -> host ports; NULL = Calico's defaults (tcp 22, udp 68,
+	 * tcp 179, 2379, 2380, 5473, 6443, 6666, 6667). */
+	const struct weft_acl_failsafe *failsafe;
+	size_t n_failsafe;
+};
+
+/* Compile the program for opt->node from decoded resources (any order;
+ * kinds other than Profile, Policy and Endpoint are ignored). Endpoints
+ * of every node contribute set members; only routed endpoints (annotation
+ * weft.io/mode absent or "routed") with a host interface get endpoint
+ * entries. An endpoint's labels are its metadata.labels plus the
+ * labelsToApply of its profiles (its own labels win). A profile an
+ * endpoint names that does not exist contributes no chain (the endpoint
+ * then fails closed unless another profile or a policy allows). A tag or
+ * selector no endpoint matches gives an empty set. Returns 0, or -EINVAL
+ * with *errmsg when a stored resource cannot be compiled (e.g. an
+ * unparsable selector: the store is outside input). */
+int weft_acl_compile(const struct weft_resource *res, size_t n, const struct weft_acl_options *opt,
+		     struct weft_acl_program **out, char **errmsg);
+
+/* --- trace (weftctl policy trace) --- */
+
+/* A packet to evaluate. src_ifname/dst_ifname name endpoints of the
+ * program (NULL: not a local endpoint, e.g. outside the cluster or the
+ * host); proto 1/6/17/58...; port the destination port (tcp/udp) or, for
+ * icmp, type and code. */
+struct weft_acl_packet {
+	const char *src_ifname, *dst_ifname;
+	struct weft_ip src, dst;
+	int proto;
+	int sport, dport;          /* -1 = not given */
+	int icmp_type, icmp_code;  /* -1 = not given */
+	bool to_host;              /* the destination is the host itself (input path) */
+};
+
+/* What decided one direction. */
+struct weft_acl_step {
+	bool evaluated;      /* false: the direction does not apply (no endpoint) */
+	bool allowed;
+	char *endpoint;      /* endpoint name */
+	char *reason;        /* "policy allow-web ingress rule 1 (allow)", "profile WEB inbound: no rule matched (default deny)", "source address 10.0.0.9 is not the endpoint's (anti-spoofing)" */
+};
+
+struct weft_acl_verdict {
+	bool allowed;
+	struct weft_acl_step egress, ingress; /* egress of the source endpoint, ingress of the destination */
+};
+void weft_acl_verdict_clear(struct weft_acl_verdict *v);
+
+/* Evaluate pkt against program p as the backends would (conntrack
+ * aside). Returns 0, or -EINVAL for a packet that names an interface the
+ * program does not know (it would be dropped as fail-closed: *v says so
+ * too). */
+int weft_acl_trace(const struct weft_acl_program *p, const struct weft_acl_packet *pkt, struct weft_acl_verdict *v);
+
+/* --- backends --- */
+
+struct weft_acl_stats {
+	size_t sets_created, sets_deleted, elems_added, elems_removed;
+	size_t chains_created, chains_replaced, chains_deleted;
+	size_t endpoints_added, endpoints_removed, endpoints_replaced;
+	bool full;           /* the whole ruleset was (re)loaded */
+	int64_t apply_ns;    /* wall time of the kernel batch */
+};
+
+struct weft_acl_backend;
+
+/* nftables: table `inet weft` (WEFT_ACL_NFT_TABLE), base chains on the
+ * forward, input and output hooks at filter priority, named sets per
+ * program set (interval sets), verdict maps keyed by interface name for
+ * endpoint dispatch, one chain per program chain and per endpoint
+ * direction. All through libnftnl + libmnl, one batch per apply. */
+#define WEFT_ACL_NFT_TABLE "weft"
+int weft_acl_nft_open(struct weft_acl_backend **out, char **errmsg);
+
+/* ipset + iptables: kernel ipsets (hash:net) through libipset, chains in
+ * the filter table through `iptables-restore --noflush` (and
+ * ip6tables-restore), jumped to from FORWARD/INPUT/OUTPUT by one rule
+ * each. iptables: binary name or path, NULL = "iptables" ("ip6tables"
+ * derived from it). All chains and sets begin with "weft". */
+int weft_acl_ipt_open(const char *iptables, struct weft_acl_backend **out, char **errmsg);
+
+/* Program p. The first apply of a backend replaces whatever weft had
+ * programmed before (a previous weftd's table) in one atomic step; later
+ * applies change only what differs from the previous apply. On failure
+ * nothing of this apply is left in the kernel and the next apply starts
+ * with a full replace. stats may be NULL. */
+int weft_acl_apply(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
+		   char **errmsg);
+
+/* Remove everything the backend owns from the kernel (also what an earlier
+ * process left). Returns 0 or a negative errno. */
+int weft_acl_remove(struct weft_acl_backend *b, char **errmsg);
+
+/* Free the handle; the kernel keeps the ruleset. Accepts NULL. */
+void weft_acl_backend_free(struct weft_acl_backend *b);
+
+const char *weft_acl_backend_name(const struct weft_acl_backend *b); /* "nft" or "ipt" */
+
+#endif

@@ -1,0 +1,29 @@
+/* backend.c - the public backend calls, dispatched to nft or ipt. */
+#include "acl/acl-backend.h"
+
+int weft_acl_apply(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
+		   char **errmsg)
+{
+	struct weft_acl_stats local;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	return b->ops->apply(b, p, stats, errmsg);
+}
+
+int weft_acl_remove(struct weft_acl_backend *b, char **errmsg)
+{
+	return b->ops->remove(b, errmsg);
+}
+
+void weft_acl_backend_free(struct weft_acl_backend *b)
+{
+	if (b)
+		b->ops->free(b);
+}
+
+const char *weft_acl_backend_name(const struct weft_acl_backend *b)
+{
+	return b->ops->name;
+}
