@@ -1,16 +1,492 @@
-/* weftd-acl.c - ACLs (stub: being written). */
+/* weftd-acl.c - weftd's ACL half: the store's Profiles, Policies and
+ * Endpoints compiled for this node (acl/) and programmed through a backend
+ * (nftables or ipset + iptables).
+ *
+ * weftd keeps an in-memory copy of those three kinds, filled by one list at
+ * start and kept current by a store watch (each entry remembers its
+ * mod_rev, so an event older than what the copy holds is ignored and the
+ * list/watch race is harmless). A change arms a deferred sync: a burst of
+ * events costs one compile and one backend apply, and the backend only
+ * sends the kernel what differs from its previous apply.
+ *
+ * No window without policy: the backends drop traffic of any weft
+ * interface they have no endpoint for (fail closed), and a CNI ADD calls
+ * weftd_acl_endpoint_ready() after writing its Endpoint record, which puts
+ * the record into the copy and compiles and applies at once, before the
+ * plugin gets its answer. A failed apply fails the ADD (CNI code 11).
+ *
+ * A full relist runs every WEFTD_ACL_RESYNC (or after a broken watch) to
+ * repair anything a lost event left behind.
+ */
+#include "acl/acl.h"
+#include "felix/metrics.h"
 #include "felix/weftd.h"
+#include "lib/json.h"
+#include "lib/log.h"
+
+#include <sys/epoll.h>
+
+#define ACL_RESYNC_NS (60 * 1000000000LL)
+#define ACL_RETRY_NS (1000000000LL)
+
+static const char *const acl_prefixes[] = {"/weft/v1/profiles/", "/weft/v1/policies/", "/weft/v1/endpoints/"};
+
+struct entry {
+	char *key;
+	int64_t mod_rev;
+};
+
+struct weftd_acl {
+	struct weftd *d;
+	struct weft_loop *loop;
+	struct weft_acl_backend *backend;
+	/* The copy: entries[i] describes res[i]; sorted by key. */
+	struct entry *entries;
+	struct weft_resource *res;
+	size_t n, cap;
+	/* Deletions seen for keys we do not hold, by revision: a list that
+	 * raced with the deletion must not bring the key back. Cleared at
+	 * each relist. */
+	struct entry *tombs;
+	size_t n_tombs;
+	struct weft_watch *watch;
+	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	bool dirty;   /* the copy changed since the last successful apply */
+	bool failed;  /* the last apply failed: retry */
+};
+
+/* --- the copy --------------------------------------------------------------- */
+
+static bool acl_key(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(acl_prefixes); i++)
+		if (strncmp(key, acl_prefixes[i], strlen(acl_prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+/* Index of key, or the insertion point as -(pos + 1). */
+static ssize_t find(const struct weftd_acl *a, const char *key)
+{
+	size_t lo = 0, hi = a->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(a->entries[mid].key, key);
+
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(ssize_t)lo - 1;
+}
+
+static void remove_at(struct weftd_acl *a, size_t i)
+{
+	free(a->entries[i].key);
+	weft_resource_clear(&a->res[i]);
+	memmove(&a->entries[i], &a->entries[i + 1], (a->n - i - 1) * sizeof(*a->entries));
+	memmove(&a->res[i], &a->res[i + 1], (a->n - i - 1) * sizeof(*a->res));
+	a->n--;
+}
+
+static int64_t tomb_rev(const struct weftd_acl *a, const char *key)
+{
+	for (size_t i = 0; i < a->n_tombs; i++)
+		if (streq(a->tombs[i].key, key))
+			return a->tombs[i].mod_rev;
+	return 0;
+}
+
+static void tombs_clear(struct weftd_acl *a)
+{
+	for (size_t i = 0; i < a->n_tombs; i++)
+		free(a->tombs[i].key);
+	free(a->tombs);
+	a->tombs = NULL;
+	a->n_tombs = 0;
+}
+
+/* Put (key, value at mod_rev) into the copy unless the copy already holds
+ * something as new. An undecodable value removes the key (logged): the
+ * store is outside input, and a resource weft cannot read must not keep
+ * an older meaning alive. Returns true when the copy changed. */
+static bool upsert(struct weftd_acl *a, const char *key, const char *value, size_t len, int64_t mod_rev)
+{
+	_cleanup_free_ char *err = NULL;
+	struct weft_resource r = {0};
+	ssize_t i = find(a, key);
+
+	if (i >= 0 && a->entries[i].mod_rev >= mod_rev)
+		return false;
+	if (i < 0 && tomb_rev(a, key) >= mod_rev)
+		return false;
+	if (weft_resource_decode(value, len, &r, &err) < 0) {
+		log_warn("acl: %s: ignored: %s", key, err ? err : "undecodable");
+		if (i >= 0) {
+			remove_at(a, (size_t)i);
+			return true;
+		}
+		return false;
+	}
+	if (i >= 0) {
+		weft_resource_clear(&a->res[i]);
+		a->res[i] = r;
+		a->entries[i].mod_rev = mod_rev;
+		return true;
+	}
+	i = -i - 1;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 64;
+		a->entries = wrealloc(a->entries, a->cap * sizeof(*a->entries));
+		a->res = wrealloc(a->res, a->cap * sizeof(*a->res));
+	}
+	memmove(&a->entries[i + 1], &a->entries[i], (a->n - (size_t)i) * sizeof(*a->entries));
+	memmove(&a->res[i + 1], &a->res[i], (a->n - (size_t)i) * sizeof(*a->res));
+	a->entries[i] = (struct entry){wstrdup(key), mod_rev};
+	a->res[i] = r;
+	a->n++;
+	return true;
+}
+
+static bool erase(struct weftd_acl *a, const char *key, int64_t rev)
+{
+	ssize_t i = find(a, key);
+
+	if (i >= 0 && a->entries[i].mod_rev < rev) {
+		remove_at(a, (size_t)i);
+		return true;
+	}
+	if (i < 0 && tomb_rev(a, key) < rev) {
+		a->tombs = wrealloc(a->tombs, (a->n_tombs + 1) * sizeof(*a->tombs));
+		a->tombs[a->n_tombs++] = (struct entry){wstrdup(key), rev};
+	}
+	return false;
+}
+
+static void copy_clear(struct weftd_acl *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->entries[i].key);
+		weft_resource_clear(&a->res[i]);
+	}
+	a->n = 0;
+}
+
+/* Read the three kinds afresh. The watch is already open, so nothing that
+ * happens after the list is lost; entries the list no longer shows are
+ * dropped unless the watch brought them in after the list's revision. */
+static int relist(struct weftd_acl *a)
+{
+	struct weft_kv_list lists[ARRAY_SIZE(acl_prefixes)] = {0};
+	int r = 0;
+
+	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++) {
+		r = weft_store_list(a->d->store, acl_prefixes[p], &lists[p]);
+		if (r < 0) {
+			log_warn_errno(r, "acl: listing %s: %s", acl_prefixes[p], weft_store_errmsg(a->d->store));
+			goto out;
+		}
+	}
+	copy_clear(a);
+	tombs_clear(a);
+	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++)
+		for (size_t i = 0; i < lists[p].n; i++) {
+			const struct weft_kv *kv = &lists[p].items[i];
+
+			(void)upsert(a, kv->key, kv->value, kv->value_len, kv->mod_rev);
+		}
+	a->dirty = true;
+out:
+	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++)
+		weft_kv_list_clear(&lists[p]);
+	return r;
+}
+
+/* --- compile and apply ------------------------------------------------------ */
+
+static void declare_metrics(struct weftd_metrics *m)
+{
+	weftd_metric_declare(m, "weft_acl_applies_total", "counter", "ACL programs applied to the kernel");
+	weftd_metric_declare(m, "weft_acl_apply_errors_total", "counter", "ACL applies that failed");
+	weftd_metric_declare(m, "weft_acl_apply_seconds", "gauge", "duration of the last ACL kernel batch");
+	weftd_metric_declare(m, "weft_acl_compile_seconds", "gauge", "duration of the last ACL compile");
+	weftd_metric_declare(m, "weft_acl_endpoints", "gauge", "endpoints of this node with ACLs programmed");
+	weftd_metric_declare(m, "weft_acl_sets", "gauge", "address sets programmed");
+	weftd_metric_declare(m, "weft_acl_chains", "gauge", "profile and policy chains programmed");
+	weftd_metric_declare(m, "weft_acl_set_members", "gauge", "set elements programmed");
+	weftd_metric_declare(m, "weft_store_events_total", "counter", "store watch events handled");
+}
+
+/* Compile the copy and apply it. With want_ifname, fail with -ENOENT unless
+ * the program has an endpoint on that interface. */
+static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
+{
+	struct weft_acl_options opt = {.node = a->d->node};
+	struct weft_acl_program *p = NULL;
+	struct weft_acl_stats st;
+	_cleanup_free_ char *err = NULL;
+	int64_t t0 = weft_now_ns(), t1;
+	size_t members = 0;
+	int r;
+
+	r = weft_acl_compile(a->res, a->n, &opt, &p, &err);
+	if (r < 0) {
+		log_warn("acl: compile: %s", err ? err : strerror(-r));
+		goto fail;
+	}
+	t1 = weft_now_ns();
+	if (want_ifname && !weft_acl_program_endpoint(p, want_ifname)) {
+		r = -ENOENT;
+		err = wasprintf("no ACL endpoint for %s after compiling", want_ifname);
+		goto fail;
+	}
+	r = weft_acl_apply(a->backend, p, &st, &err);
+	if (r < 0) {
+		log_warn("acl: apply (%s): %s", weft_acl_backend_name(a->backend), err ? err : strerror(-r));
+		goto fail;
+	}
+	for (size_t i = 0; i < p->n_sets; i++)
+		members += p->sets[i].n_elems;
+	weftd_metric_add(a->d->metrics, "weft_acl_applies_total", NULL, 1);
+	weftd_metric_set(a->d->metrics, "weft_acl_apply_seconds", NULL, (double)st.apply_ns / 1e9);
+	weftd_metric_set(a->d->metrics, "weft_acl_compile_seconds", NULL, (double)(t1 - t0) / 1e9);
+	weftd_metric_set(a->d->metrics, "weft_acl_endpoints", NULL, (double)p->n_endpoints);
+	weftd_metric_set(a->d->metrics, "weft_acl_sets", NULL, (double)p->n_sets);
+	weftd_metric_set(a->d->metrics, "weft_acl_chains", NULL, (double)p->n_chains);
+	weftd_metric_set(a->d->metrics, "weft_acl_set_members", NULL, (double)members);
+	if (st.full || st.chains_created || st.chains_replaced || st.chains_deleted || st.endpoints_added ||
+	    st.endpoints_removed || st.endpoints_replaced)
+		log_info("acl: applied (%s%s): %zu endpoints, %zu sets, %zu chains; +%zu/-%zu members, "
+			 "chains +%zu ~%zu -%zu, endpoints +%zu ~%zu -%zu in %.1f ms",
+			 weft_acl_backend_name(a->backend), st.full ? ", full" : "", p->n_endpoints, p->n_sets,
+			 p->n_chains, st.elems_added, st.elems_removed, st.chains_created, st.chains_replaced,
+			 st.chains_deleted, st.endpoints_added, st.endpoints_replaced, st.endpoints_removed,
+			 (double)st.apply_ns / 1e6);
+	else
+		log_debug("acl: applied: +%zu/-%zu members in %.1f ms", st.elems_added, st.elems_removed,
+			  (double)st.apply_ns / 1e6);
+	weft_acl_program_free(p);
+	a->dirty = false;
+	a->failed = false;
+	return 0;
+fail:
+	weft_acl_program_free(p);
+	weftd_metric_add(a->d->metrics, "weft_acl_apply_errors_total", NULL, 1);
+	a->failed = true;
+	(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
+	if (errmsg)
+		*errmsg = err ? TAKE_PTR(err) : wstrdup(strerror(-r));
+	return r;
+}
+
+static int on_sync(struct weft_source *s, void *userdata)
+{
+	struct weftd_acl *a = userdata;
+
+	(void)s;
+	if (a->dirty || a->failed)
+		(void)sync_now(a, NULL, NULL);
+	return 0;
+}
+
+/* --- the watch ---------------------------------------------------------------- */
+
+static int watch_open(struct weftd_acl *a);
+
+static void watch_close(struct weftd_acl *a)
+{
+	weft_source_free(a->watch_src);
+	a->watch_src = NULL;
+	weft_watch_free(a->watch);
+	a->watch = NULL;
+}
+
+static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct weftd_acl *a = userdata;
+	struct weft_event ev;
+	int r;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	for (;;) {
+		memset(&ev, 0, sizeof(ev));
+		r = weft_watch_next(a->watch, &ev);
+		if (r <= 0)
+			break;
+		if (acl_key(ev.kv.key)) {
+			bool changed = ev.type == WEFT_EV_PUT
+					       ? upsert(a, ev.kv.key, ev.kv.value, ev.kv.value_len, ev.kv.mod_rev)
+					       : erase(a, ev.kv.key, ev.kv.mod_rev);
+
+			weftd_metric_add(a->d->metrics, "weft_store_events_total", "subsystem=\"acl\"", 1);
+			if (changed) {
+				a->dirty = true;
+				(void)weft_source_defer_arm(a->sync_src);
+			}
+		}
+		weft_event_clear(&ev);
+	}
+	if (r < 0) {
+		log_warn_errno(r, "acl: store watch failed: %m; watching again and relisting");
+		watch_close(a);
+		if (watch_open(a) < 0 || relist(a) < 0)
+			(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
+		(void)weft_source_defer_arm(a->sync_src);
+	}
+	return 0;
+}
+
+static int watch_open(struct weftd_acl *a)
+{
+	int r = weft_store_watch(a->d->store, "/weft/v1/", 0, &a->watch);
+
+	if (r < 0)
+		return log_warn_errno(r, "acl: watching the store: %s", weft_store_errmsg(a->d->store));
+	r = weft_loop_add_io(a->loop, weft_watch_fd(a->watch), EPOLLIN, on_watch, a, &a->watch_src);
+	if (r < 0) {
+		weft_watch_free(a->watch);
+		a->watch = NULL;
+		return log_warn_errno(r, "acl: watching the store: %m");
+	}
+	weft_source_set_description(a->watch_src, "acl store watch");
+	return 0;
+}
+
+static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_acl *a = userdata;
+
+	(void)s;
+	(void)now_ns;
+	if (!a->watch && watch_open(a) == 0)
+		(void)relist(a);
+	return weft_source_defer_arm(a->sync_src);
+}
+
+static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_acl *a = userdata;
+
+	(void)s;
+	(void)now_ns;
+	if (relist(a) == 0)
+		(void)weft_source_defer_arm(a->sync_src);
+	return 0;
+}
+
+/* --- public --------------------------------------------------------------------- */
 
 int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend, struct weftd_acl **out)
 {
-	(void)d;
-	(void)loop;
-	(void)backend;
-	*out = NULL;
+	struct weftd_acl *a = wcalloc(1, sizeof(*a));
+	_cleanup_free_ char *err = NULL;
+	int64_t resync_ns = ACL_RESYNC_NS;
+	const char *env = getenv("WEFT_ACL_RESYNC_MS");
+	int64_t ms;
+	int r;
+
+	a->d = d;
+	a->loop = loop;
+	declare_metrics(d->metrics);
+	if (env && weft_parse_int64(env, 10, 86400000, &ms) == 0)
+		resync_ns = ms * 1000000LL;
+	if (streq(backend, "nft"))
+		r = weft_acl_nft_open(&a->backend, &err);
+	else if (streq(backend, "ipt"))
+		r = weft_acl_ipt_open(getenv("WEFT_IPTABLES"), &a->backend, &err);
+	else
+		r = -EINVAL;
+	if (r < 0) {
+		log_error_errno(r, "acl: backend %s: %s", backend, err ? err : "unknown backend");
+		goto fail;
+	}
+	if ((r = watch_open(a)) < 0)
+		goto fail;
+	if ((r = weft_loop_add_defer(loop, on_sync, a, &a->sync_src)) < 0 ||
+	    (r = weft_loop_add_timer(loop, resync_ns, resync_ns, on_resync, a, &a->resync_timer)) < 0 ||
+	    (r = weft_loop_add_timer(loop, ACL_RETRY_NS, 0, on_retry, a, &a->retry_timer)) < 0)
+		goto fail;
+	(void)weft_source_timer_stop(a->retry_timer);
+	weft_source_set_description(a->sync_src, "acl sync");
+	r = relist(a);
+	if (r < 0)
+		goto fail;
+	/* The first program goes in before weftd serves: pods that survived a
+	 * restart keep their policy, new ones find it. */
+	free(err);
+	err = NULL;
+	r = sync_now(a, NULL, &err);
+	if (r < 0) {
+		log_error("acl: first apply failed: %s", err);
+		goto fail;
+	}
+	log_info("acl: %s backend, %zu resources", weft_acl_backend_name(a->backend), a->n);
+	*out = a;
 	return 0;
+fail:
+	weftd_acl_stop(a);
+	return r;
 }
 
 void weftd_acl_stop(struct weftd_acl *a)
 {
-	(void)a;
+	if (!a)
+		return;
+	weft_source_free(a->retry_timer);
+	weft_source_free(a->resync_timer);
+	weft_source_free(a->sync_src);
+	watch_close(a);
+	weft_acl_backend_free(a->backend);
+	copy_clear(a);
+	tombs_clear(a);
+	free(a->entries);
+	free(a->res);
+	free(a);
+}
+
+int weftd_acl_endpoint_ready(struct weftd_acl *a, const char *key, const char *value, size_t len, int64_t mod_rev,
+			     const char *host_ifname, char **errmsg)
+{
+	if (!a)
+		return 0;
+	if (upsert(a, key, value, len, mod_rev))
+		a->dirty = true;
+	return sync_now(a, host_ifname, errmsg);
+}
+
+int weftd_default_profile(struct weftd *d, const char *name)
+{
+	_cleanup_free_ char *key = wasprintf("/weft/v1/profiles/%s", name), *err = NULL, *text = NULL;
+	_cleanup_json_ cJSON *doc = NULL;
+	struct weft_resource res = {0};
+	struct weft_kv kv = {0};
+	int r;
+
+	r = weft_store_get(d->store, key, &kv);
+	weft_kv_clear(&kv);
+	if (r != -ENOENT)
+		return r;
+	/* The Calico v1 defaults (its own name as a tag, in from the tag, all
+	 * out) are what the schema fills in for a profile that gives none. */
+	doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "kind", "Profile");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(doc, "metadata"), "name", name);
+	r = weft_resource_from_json(doc, name, &res, &err);
+	if (r < 0)
+		return log_warn_errno(r, "default profile %s: %s", name, err ? err : "invalid");
+	text = weft_resource_encode(&res, false);
+	weft_resource_clear(&res);
+	r = weft_store_create(d->store, key, text, strlen(text), NULL);
+	if (r == -EEXIST)
+		return 0;
+	if (r < 0)
+		return log_warn_errno(r, "default profile %s: %s", name, weft_store_errmsg(d->store));
+	log_info("created the default profile %s for CNI network %s", name, name);
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "model/resource.h"
 
+#include <ctype.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -240,6 +241,20 @@ static bool label_value_ok(const char *s)
 	return true;
 }
 
+/* A CNI network name usable as a profile name (letters, digits, _ . -;
+ * at most 253; not . or ..). */
+static bool profile_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || streq(s, ".") || streq(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+			return false;
+	return true;
+}
+
 /* Write the Endpoint record of a fresh attachment. */
 static int endpoint_write(struct cni_ctx *c, const struct alloc *a, const char *host_ifname, const char *mac)
 {
@@ -248,6 +263,7 @@ static int endpoint_write(struct cni_ctx *c, const struct alloc *a, const char *
 	_cleanup_free_ char *err = NULL, *text = NULL;
 	struct weft_resource res = {0};
 	cJSON *meta, *labels, *ann, *spec, *ips, *profs;
+	int64_t rev = 0;
 	int r;
 
 	cJSON_AddStringToObject(doc, "kind", "Endpoint");
@@ -283,6 +299,12 @@ static int endpoint_write(struct cni_ctx *c, const struct alloc *a, const char *
 	profs = cJSON_AddArrayToObject(spec, "profiles");
 	for (size_t i = 0; i < c->cfg->profiles.n; i++)
 		cJSON_AddItemToArray(profs, cJSON_CreateString(c->cfg->profiles.v[i]));
+	/* A network that names no profiles gets its default profile, named
+	 * after it (Calico's CNI and Docker integrations). */
+	if (c->cfg->profiles.n == 0 && profile_name_ok(c->cfg->name)) {
+		(void)weftd_default_profile(c->d, c->cfg->name);
+		cJSON_AddItemToArray(profs, cJSON_CreateString(c->cfg->name));
+	}
 
 	r = weft_resource_from_json(doc, name, &res, &err);
 	if (r < 0)
@@ -290,11 +312,24 @@ static int endpoint_write(struct cni_ctx *c, const struct alloc *a, const char *
 					  err ? err : strerror(-r));
 	text = weft_resource_encode(&res, false);
 	weft_resource_clear(&res);
-	r = weft_store_put(c->d->store, c->ep_key, text, strlen(text), NULL);
+	r = weft_store_put(c->d->store, c->ep_key, text, strlen(text), &rev);
 	if (r < 0)
 		return weft_cni_error_set(&c->err, r == -ETIMEDOUT || r == -ECONNREFUSED ? WEFT_CNI_ERR_TRY_AGAIN_LATER
 											 : WEFT_CNI_ERR_INTERNAL,
 					  NULL, "endpoint record %s: %s", c->ep_key, weft_store_errmsg(c->d->store));
+	/* No window without policy: the routed endpoint's ACLs are in the
+	 * kernel before the plugin answers (until then the backend drops its
+	 * traffic as an unknown weft interface). */
+	if (c->cfg->mode != WEFT_CNI_MODE_MACVLAN) {
+		_cleanup_free_ char *aerr = NULL;
+
+		r = weftd_acl_endpoint_ready(c->d->acl, c->ep_key, text, strlen(text), rev, host_ifname, &aerr);
+		if (r < 0) {
+			(void)weft_store_delete(c->d->store, c->ep_key, rev, NULL);
+			return weft_cni_error_set(&c->err, WEFT_CNI_ERR_TRY_AGAIN_LATER, NULL,
+						  "programming the ACLs of %s: %s", c->ep_key, aerr ? aerr : strerror(-r));
+		}
+	}
 	return 0;
 }
 

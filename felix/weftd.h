@@ -215,5 +215,18 @@ void weftd_status_stop(struct weftd_status *s); /* NULL ok */
 /* backend: "nft" or "ipt". Returns 0 or a negative errno. */
 int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend, struct weftd_acl **out);
 void weftd_acl_stop(struct weftd_acl *a); /* NULL ok */
+/* A CNI ADD wrote the Endpoint record (key, value, at mod_rev): take it
+ * into the ACL copy and program it now, before the plugin is answered.
+ * host_ifname: the routed endpoint's host interface, which the compiled
+ * program must then contain (NULL for attachments ACLs do not police).
+ * Returns 0 (also with a NULL a: ACLs off) or a negative errno with
+ * *errmsg malloc'ed. */
+int weftd_acl_endpoint_ready(struct weftd_acl *a, const char *key, const char *value, size_t len, int64_t mod_rev,
+			     const char *host_ifname, char **errmsg);
+/* Create Profile name with the Calico v1 defaults (tag = name, inbound
+ * allow from that tag, outbound allow) unless it exists: the default
+ * profile of a CNI network that names no profiles. Returns 0 or a
+ * negative errno (logged). */
+int weftd_default_profile(struct weftd *d, const char *name);
 
 #endif
