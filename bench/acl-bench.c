@@ -1,0 +1,339 @@
+/* acl-bench.c - ACL programming cost, for bench/run-acl-bench.
+ *
+ *   acl-bench --backend nft|ipt --rules N --members M [--chains C]
+ *             [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]
+ *
+ * Runs in the network namespace it is started in (the script starts it
+ * with ip netns exec; never the root namespace). Builds a program by hand
+ * (the shape the compiler gives, so the backend alone is measured):
+ *
+ *   - set "wt4-members": M host addresses (100.64.0.0/10 upwards) plus the
+ *     client's address: the tag every client carries;
+ *   - C profile chains with N rules in all, rule i "allow tcp to port
+ *     20000+i from tag members" (never the benchmark's traffic, so a first
+ *     packet walks them all), the last chain ending "allow from tag
+ *     members";
+ *   - the server endpoint's inbound profiles are those C chains; both
+ *     endpoints' outbound profile allows all.
+ *
+ * Then it times: the full load from scratch, adding one member, adding one
+ * rule to one chain (the last), and, as the peer for "cost grows with the
+ * change", the same two updates on a program with 10 rules and 10 members.
+ * One line per figure: "name value_ms". --hold leaves the full program
+ * loaded (for throughput runs) and skips the updates; --remove removes
+ * what the backend owns and exits.
+ */
+#include "acl/acl.h"
+#include "lib/util.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <time.h>
+
+struct ep_arg {
+	char ifname[32];
+	struct weft_cidr addr;
+	uint8_t mac[6];
+	bool set;
+};
+
+static int parse_ep(const char *s, struct ep_arg *e)
+{
+	char a[64];
+	unsigned m[6];
+
+	if (sscanf(s, "%31[^,],%63[^,],%x:%x:%x:%x:%x:%x", e->ifname, a, &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) !=
+	    8)
+		return -EINVAL;
+	if (weft_cidr_parse_host(a, &e->addr) < 0)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		e->mac[i] = (uint8_t)m[i];
+	e->set = true;
+	return 0;
+}
+
+static char **strv1(const char *s)
+{
+	char **v = wmalloc(sizeof(char *));
+	v[0] = wstrdup(s);
+	return v;
+}
+
+static void add_member(struct weft_acl_set *s, const struct weft_cidr *c)
+{
+	s->elems = wrealloc(s->elems, (s->n_elems + 1) * sizeof(*s->elems));
+	s->elems[s->n_elems++] = *c;
+}
+
+static int cidr_cmp(const void *a, const void *b)
+{
+	return weft_ip_cmp(&((const struct weft_cidr *)a)->ip, &((const struct weft_cidr *)b)->ip);
+}
+
+static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin)
+{
+	memset(r, 0, sizeof(*r));
+	r->action = WEFT_ACL_ALLOW;
+	r->family = AF_INET;
+	r->proto = port >= 0 ? IPPROTO_TCP : -1;
+	r->not_proto = r->icmp_type = r->icmp_code = r->not_icmp_type = r->not_icmp_code = -1;
+	r->addrs = wcalloc(1, sizeof(*r->addrs));
+	r->addrs[0] = (struct weft_acl_addr_match){.src = true, .set = wstrdup("wt4-members")};
+	r->n_addrs = 1;
+	if (port >= 0) {
+		r->dports = wmalloc(sizeof(*r->dports));
+		r->dports[0] = (struct weft_acl_portrange){(uint16_t)port, (uint16_t)port};
+		r->n_dports = 1;
+	}
+	r->origin = wstrdup(origin);
+}
+
+static void endpoint(struct weft_acl_endpoint *e, const struct ep_arg *a, const char *name)
+{
+	memset(e, 0, sizeof(*e));
+	e->name = wstrdup(name);
+	e->ifname = wstrdup(a->ifname);
+	e->addrs = wmalloc(sizeof(*e->addrs));
+	e->addrs[0] = a->addr;
+	e->n_addrs = 1;
+	memcpy(e->mac, a->mac, 6);
+	e->has_mac = true;
+	e->out_profiles = strv1("wpo-allowall");
+	e->n_out_profiles = 1;
+}
+
+/* The benchmark program: nrules rules over nchains chains, nmembers
+ * members (+ the client), extra_rule adds one rule to the last chain,
+ * extra_member one member. */
+static struct weft_acl_program *build(size_t nrules, size_t nchains, size_t nmembers, bool extra_rule,
+				      bool extra_member, const struct ep_arg *server, const struct ep_arg *client)
+{
+	struct weft_acl_program *p = wcalloc(1, sizeof(*p));
+	struct weft_acl_set *s;
+	size_t per = (nrules + nchains - 1) / nchains, done = 0;
+	uint32_t base = ntohl(inet_addr("100.64.0.0"));
+
+	p->sets = wcalloc(1, sizeof(*p->sets));
+	p->n_sets = 1;
+	s = &p->sets[0];
+	s->name = wstrdup("wt4-members");
+	s->origin = wstrdup("tag members");
+	s->family = AF_INET;
+	for (size_t i = 0; i < nmembers + (extra_member ? 1 : 0); i++) {
+		struct weft_cidr c = {.ip.family = AF_INET, .prefixlen = 32};
+		c.ip.v4.s_addr = htonl(base + (uint32_t)i);
+		add_member(s, &c);
+	}
+	if (client->set)
+		add_member(s, &client->addr);
+	qsort(s->elems, s->n_elems, sizeof(*s->elems), cidr_cmp);
+
+	/* nchains profile chains + the allow-all outbound chain. */
+	p->chains = wcalloc(nchains + 1, sizeof(*p->chains));
+	for (size_t c = 0; c < nchains; c++) {
+		struct weft_acl_chain *ch = &p->chains[c];
+		size_t n = per;
+		bool last = c == nchains - 1;
+
+		if (done + n > nrules)
+			n = nrules - done;
+		ch->name = wasprintf("wpi-%012zx", c);
+		ch->origin = wasprintf("profile P%zu inbound", c);
+		ch->kind = WEFT_ACL_CHAIN_PROFILE;
+		ch->ingress = true;
+		ch->rules = wcalloc(n + 2, sizeof(*ch->rules));
+		for (size_t i = 0; i < n; i++) {
+			char o[64];
+			snprintf(o, sizeof(o), "profile P%zu inbound rule %zu", c, i + 1);
+			rule_tag_port(&ch->rules[ch->n_rules++], 20000 + (int)(done + i) % 40000, o);
+		}
+		if (last && extra_rule)
+			rule_tag_port(&ch->rules[ch->n_rules++], 19999, "profile extra rule");
+		if (last)
+			rule_tag_port(&ch->rules[ch->n_rules++], -1, "profile last: allow from tag members");
+		done += n;
+	}
+	p->chains[nchains].name = wstrdup("wpo-allowall");
+	p->chains[nchains].origin = wstrdup("profile allowall outbound");
+	p->chains[nchains].kind = WEFT_ACL_CHAIN_PROFILE;
+	p->chains[nchains].rules = wcalloc(1, sizeof(struct weft_acl_rule));
+	p->chains[nchains].rules[0] = (struct weft_acl_rule){.action = WEFT_ACL_ALLOW,
+							     .proto = -1,
+							     .not_proto = -1,
+							     .icmp_type = -1,
+							     .icmp_code = -1,
+							     .not_icmp_type = -1,
+							     .not_icmp_code = -1,
+							     .origin = wstrdup("profile allowall outbound rule 1")};
+	p->chains[nchains].n_rules = 1;
+	p->n_chains = nchains + 1;
+
+	p->endpoints = wcalloc(2, sizeof(*p->endpoints));
+	if (client->set)
+		endpoint(&p->endpoints[p->n_endpoints++], client, "client");
+	if (server->set) {
+		struct weft_acl_endpoint *e = &p->endpoints[p->n_endpoints++];
+
+		endpoint(e, server, "server");
+		e->in_profiles = wcalloc(nchains, sizeof(char *));
+		for (size_t c = 0; c < nchains; c++)
+			e->in_profiles[c] = wstrdup(p->chains[c].name);
+		e->n_in_profiles = nchains;
+	}
+	if (p->n_endpoints == 2 && strcmp(p->endpoints[0].ifname, p->endpoints[1].ifname) > 0) {
+		struct weft_acl_endpoint t = p->endpoints[0];
+		p->endpoints[0] = p->endpoints[1];
+		p->endpoints[1] = t;
+	}
+	return p;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int apply(struct weft_acl_backend *b, struct weft_acl_program *p, const char *what, double *ms)
+{
+	_cleanup_free_ char *err = NULL;
+	struct weft_acl_stats st;
+	double t0 = now_ms();
+	int r = weft_acl_apply(b, p, &st, &err);
+
+	*ms = now_ms() - t0;
+	if (r < 0)
+		fprintf(stderr, "acl-bench: %s: %s\n", what, err ? err : strerror(-r));
+	return r;
+}
+
+/* One round of the two updates on a program of the given size: returns
+ * the member and rule update times. */
+static int updates(struct weft_acl_backend *b, size_t nrules, size_t nchains, size_t nmembers,
+		   const struct ep_arg *sv, const struct ep_arg *cl, double *full, double *member, double *rule)
+{
+	struct weft_acl_program *p0 = build(nrules, nchains, nmembers, false, false, sv, cl);
+	struct weft_acl_program *p1 = build(nrules, nchains, nmembers, false, true, sv, cl);
+	struct weft_acl_program *p2 = build(nrules, nchains, nmembers, true, true, sv, cl);
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	(void)weft_acl_remove(b, &err);
+	if ((r = apply(b, p0, "full load", full)) < 0 || (r = apply(b, p1, "add one member", member)) < 0 ||
+	    (r = apply(b, p2, "add one rule", rule)) < 0)
+		goto out;
+out:
+	weft_acl_program_free(p0);
+	weft_acl_program_free(p1);
+	weft_acl_program_free(p2);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"backend", required_argument, NULL, 'b'}, {"rules", required_argument, NULL, 'r'},
+		{"members", required_argument, NULL, 'm'}, {"chains", required_argument, NULL, 'c'},
+		{"server", required_argument, NULL, 's'},  {"client", required_argument, NULL, 'C'},
+		{"hold", no_argument, NULL, 'H'},          {"remove", no_argument, NULL, 'R'},
+		{"repeat", required_argument, NULL, 'n'},  {0},
+	};
+	const char *backend = "nft";
+	int64_t rules = 10000, members = 100000, chains = 1, repeat = 3;
+	struct ep_arg server = {0}, client = {0};
+	bool hold = false, remove_only = false;
+	struct weft_acl_backend *b = NULL;
+	_cleanup_free_ char *err = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			backend = optarg;
+			break;
+		case 'r':
+			if (weft_parse_int64(optarg, 1, 1000000, &rules) < 0)
+				goto usage;
+			break;
+		case 'm':
+			if (weft_parse_int64(optarg, 0, 4000000, &members) < 0)
+				goto usage;
+			break;
+		case 'c':
+			if (weft_parse_int64(optarg, 1, 100000, &chains) < 0)
+				goto usage;
+			break;
+		case 'n':
+			if (weft_parse_int64(optarg, 1, 100, &repeat) < 0)
+				goto usage;
+			break;
+		case 's':
+			if (parse_ep(optarg, &server) < 0)
+				goto usage;
+			break;
+		case 'C':
+			if (parse_ep(optarg, &client) < 0)
+				goto usage;
+			break;
+		case 'H':
+			hold = true;
+			break;
+		case 'R':
+			remove_only = true;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (chains > rules)
+		chains = rules;
+	r = streq(backend, "ipt") ? weft_acl_ipt_open(NULL, &b, &err) : weft_acl_nft_open(&b, &err);
+	if (r < 0) {
+		fprintf(stderr, "acl-bench: backend %s: %s\n", backend, err ? err : strerror(-r));
+		return 1;
+	}
+	if (remove_only) {
+		r = weft_acl_remove(b, &err);
+		weft_acl_backend_free(b);
+		return r < 0 ? 1 : 0;
+	}
+	if (hold) {
+		struct weft_acl_program *p = build((size_t)rules, (size_t)chains, (size_t)members, false, false, &server,
+						   &client);
+		double ms;
+
+		(void)weft_acl_remove(b, NULL);
+		r = apply(b, p, "full load", &ms);
+		if (r == 0)
+			printf("full_load_ms %.2f\n", ms);
+		weft_acl_program_free(p);
+		weft_acl_backend_free(b);
+		return r < 0 ? 1 : 0;
+	}
+	for (int64_t i = 0; i < repeat; i++) {
+		double f_big, m_big, r_big, f_small, m_small, r_small;
+
+		if (updates(b, (size_t)rules, (size_t)chains, (size_t)members, &server, &client, &f_big, &m_big,
+			    &r_big) < 0 ||
+		    updates(b, 10, 1, 10, &server, &client, &f_small, &m_small, &r_small) < 0) {
+			weft_acl_backend_free(b);
+			return 1;
+		}
+		printf("full_load_ms %.2f\nadd_member_ms %.2f\nadd_rule_ms %.2f\n", f_big, m_big, r_big);
+		printf("small_full_load_ms %.2f\nsmall_add_member_ms %.2f\nsmall_add_rule_ms %.2f\n", f_small, m_small,
+		       r_small);
+		fflush(stdout);
+	}
+	(void)weft_acl_remove(b, NULL);
+	weft_acl_backend_free(b);
+	return 0;
+usage:
+	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--repeat K]\n"
+	      "                 [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]\n",
+	      stderr);
+	return 2;
+}
