@@ -1,16 +1,901 @@
-/* weftd-fabric.c - the node's routes and encapsulation (stub: being
- * written). */
+/* weftd-fabric.c - the node's routes and encapsulation: a kernel blackhole
+ * route per IPAM block affine to this node, the VXLAN device and its
+ * per-peer entries for VXLAN pools, and the natOutgoing nftables table.
+ *
+ * Like the BGP half (weftd-bgp.c), one watch on /weft/v1/ arms a deferred
+ * "sync" source for every relevant change (nodes, pools, IPAM blocks and
+ * affinities), so a burst of events costs one sync; a timer runs the same
+ * sync every WEFTD_FABRIC_RESYNC_MS (WEFT_FABRIC_RESYNC_MS in the
+ * environment overrides it, for tests). Every sync is a full one: it reads
+ * the store, computes the desired kernel state and compares it with the
+ * kernel, so a resync repairs whatever a lost event, a failed call or an
+ * operator's hand changed.
+ *
+ * Changes and drift are told apart by remembering what the previous sync
+ * programmed: a difference between the kernel and the new desired state
+ * that the store explains (a block became affine, a pool changed) is a
+ * change; one where the desired state is what was programmed before is
+ * drift, logged at info and counted in weft_drift_repairs_total{kind}.
+ * The first sync after start has nothing to compare with: it only adds
+ * and removes what differs, so routes that are right stay untouched (a
+ * restart of weftd does not flap them).
+ *
+ * Design choices (docs/dataplane.md, "weftd's fabric"):
+ *  - blackholes are proto WEFT_DP_RTPROTO, type blackhole, metric 0, main
+ *    table; they are added with NLM_F_EXCL, never replacing a route of
+ *    another protocol; the start-up sweep (dp-sweep.c) leaves blackholes
+ *    alone already;
+ *  - the next hop of a VXLAN route is the remote node's underlay address
+ *    (onlink on weft.vxlan, with a permanent neighbour entry for it): no
+ *    per-node tunnel address is taken from the pools;
+ *  - VXLAN routes carry metric 0, BIRD installs its routes with metric 32:
+ *    for a block that both cover, the kernel uses the VXLAN route and the
+ *    BGP route stays as a standby.
+ */
+#include "bgpconf/bgpconf.h"
+#include "felix/dataplane.h"
+#include "felix/metrics.h"
 #include "felix/weftd.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/netlink.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/rtnetlink.h>
+#include <time.h>
+
+#define WEFTD_FABRIC_RESYNC_MS (120 * 1000)
+#define FABRIC_RETRY_NS (1000000000LL)
+
+enum vxlan_mode { VXLAN_NEVER, VXLAN_ALWAYS, VXLAN_CROSS_SUBNET };
+
+struct fpool {
+	struct weft_cidr cidr;
+	bool nat;
+	enum vxlan_mode vxlan;
+};
+
+struct fnode {
+	const char *name; /* owned by the snapshot */
+	struct weft_cidr addr;
+};
+
+/* What the kernel should hold, computed from one snapshot. */
+struct desired {
+	struct weft_cidr *blackholes;
+	size_t nblackholes;
+	struct weft_cidr *nat, *all; /* natOutgoing pools, every pool */
+	size_t nnat, nall;
+	bool vxlan; /* some pool needs the device */
+	struct weft_dp_vxlan_peer *peers;
+	size_t npeers;
+	struct weft_cidr *peer_blocks; /* the peers' blocks point into it */
+	size_t nroutes;                /* VXLAN routes: the blocks of all peers */
+	char *peers_text;              /* canonical text of device + peers */
+	char *nat_text;                /* canonical text of the NAT input */
+};
+
+struct weftd_fabric {
+	struct weftd *d;
+	struct weft_loop *loop;
+	struct weft_watch *watch;
+	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	int64_t resync_ns;
+	/* What the last sync programmed (valid once synced). */
+	bool synced;
+	struct weft_cidr *prev_bh;
+	size_t nprev_bh;
+	char *prev_peers; /* NULL: no device wanted */
+	char *prev_nat;   /* NULL: NAT not programmed yet */
+	char *nat_fp;     /* the kernel's NAT table right after we set it */
+};
+
+/* --- helpers ------------------------------------------------------------------ */
+
+static const cJSON *spec_of(const struct weft_resource *r)
+{
+	return cJSON_GetObjectItemCaseSensitive(r->doc, "spec");
+}
+
+static const char *str_field(const cJSON *obj, const char *key)
+{
+	const char *s = NULL;
+
+	if (!obj || weft_json_get_string(obj, key, &s) < 0)
+		return NULL;
+	return s;
+}
+
+static bool bool_field(const cJSON *obj, const char *key)
+{
+	bool v = false;
+
+	if (!obj || weft_json_get_bool(obj, key, &v) < 0)
+		return false;
+	return v;
+}
+
+static int cidr_cmp(const void *a, const void *b)
+{
+	const struct weft_cidr *x = a, *y = b;
+	int c = weft_ip_cmp(&x->ip, &y->ip);
+
+	if (c)
+		return c;
+	return (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
+}
+
+static bool cidr_eq(const struct weft_cidr *a, const struct weft_cidr *b)
+{
+	return a->prefixlen == b->prefixlen && weft_ip_eq(&a->ip, &b->ip);
+}
+
+static bool cidr_in(const struct weft_cidr *c, const struct weft_cidr *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cidr_eq(c, &v[i]))
+			return true;
+	return false;
+}
+
+static void cidr_push(struct weft_cidr **v, size_t *n, const struct weft_cidr *c)
+{
+	*v = wrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = *c;
+}
+
+static bool block_in_pool(const struct weft_cidr *block, const struct fpool *p)
+{
+	return block->ip.family == p->cidr.ip.family && block->prefixlen >= p->cidr.prefixlen &&
+	       weft_cidr_contains(&p->cidr, &block->ip);
+}
+
+static void desired_clear(struct desired *w)
+{
+	free(w->blackholes);
+	free(w->nat);
+	free(w->all);
+	free(w->peers);
+	free(w->peer_blocks);
+	free(w->peers_text);
+	free(w->nat_text);
+	*w = (struct desired){0};
+}
+
+/* The interface holding the underlay address: the VXLAN device's parent
+ * (its MTU sets the device's). "" when none does. */
+static void underlay_ifname(const struct weft_ip *addr, char out[IFNAMSIZ])
+{
+	struct ifaddrs *ifa = NULL;
+
+	out[0] = 0;
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == addr->v4.s_addr) {
+			weft_strlcpy(out, i->ifa_name, IFNAMSIZ);
+			break;
+		}
+	freeifaddrs(ifa);
+}
+
+/* --- the desired state ----------------------------------------------------------- */
+
+static int peer_cmp(const void *a, const void *b)
+{
+	const struct weft_dp_vxlan_peer *x = a, *y = b;
+
+	return weft_ip_cmp(&x->underlay, &y->underlay);
+}
+
+static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot *s, struct desired *w)
+{
+	const struct weftd *d = f->d;
+	_cleanup_free_ struct fpool *pools = NULL;
+	_cleanup_free_ struct fnode *nodes = NULL;
+	_cleanup_free_ size_t *first = NULL;
+	size_t npools = 0, nnodes = 0;
+	struct weft_cidr subnet = d->underlay;
+	struct weft_buf t = {0};
+	char cs[WEFT_CIDR_STRLEN], is[WEFT_IP_STRLEN];
+	bool any_vxlan = false;
+
+	weft_cidr_mask(&subnet);
+	pools = wcalloc(s->nres + 1, sizeof(*pools));
+	nodes = wcalloc(s->nres + 1, sizeof(*nodes));
+	for (size_t i = 0; i < s->nres; i++) {
+		const struct weft_resource *r = &s->res[i];
+		const cJSON *spec = spec_of(r);
+
+		if (r->kind == WEFT_KIND_IPPOOL) {
+			const char *c = str_field(spec, "cidr"), *mode = str_field(spec, "vxlanMode");
+			struct fpool p = {.nat = bool_field(spec, "natOutgoing")};
+
+			if (!c || weft_cidr_parse(c, true, &p.cidr) < 0)
+				continue;
+			if (mode && streq(mode, "Always"))
+				p.vxlan = VXLAN_ALWAYS;
+			else if (mode && streq(mode, "CrossSubnet"))
+				p.vxlan = VXLAN_CROSS_SUBNET;
+			/* VXLAN is IPv4 only (device and routes). */
+			if (p.cidr.ip.family != AF_INET)
+				p.vxlan = VXLAN_NEVER;
+			any_vxlan |= p.vxlan != VXLAN_NEVER;
+			pools[npools++] = p;
+		} else if (r->kind == WEFT_KIND_NODE && !streq(r->name, d->node)) {
+			const char *a = str_field(cJSON_GetObjectItemCaseSensitive(spec, "bgp"), "ipv4Address");
+			struct fnode n = {.name = r->name};
+
+			/* The address keeps its host bits (bgpconf reads it the
+			 * same way); a bare address is a /32. */
+			if (!a || (weft_cidr_parse(a, false, &n.addr) < 0 && weft_cidr_parse_host(a, &n.addr) < 0) ||
+			    n.addr.ip.family != AF_INET || weft_ip_eq(&n.addr.ip, &d->underlay.ip))
+				continue;
+			nodes[nnodes++] = n;
+		}
+	}
+
+	/* Blackholes: every block affine to this node. */
+	for (size_t i = 0; i < s->nblocks; i++)
+		if (s->blocks[i].affinity && streq(s->blocks[i].affinity, d->node) &&
+		    !cidr_in(&s->blocks[i].cidr, w->blackholes, w->nblackholes))
+			cidr_push(&w->blackholes, &w->nblackholes, &s->blocks[i].cidr);
+	if (w->nblackholes)
+		qsort(w->blackholes, w->nblackholes, sizeof(*w->blackholes), cidr_cmp);
+
+	/* NAT: the natOutgoing pools, towards everything outside all pools.
+	 * Disabled pools count too: their addresses are still in use. */
+	for (size_t i = 0; i < npools; i++) {
+		if (pools[i].cidr.ip.family != AF_INET)
+			continue;
+		cidr_push(&w->all, &w->nall, &pools[i].cidr);
+		if (pools[i].nat)
+			cidr_push(&w->nat, &w->nnat, &pools[i].cidr);
+	}
+	if (w->nnat)
+		qsort(w->nat, w->nnat, sizeof(*w->nat), cidr_cmp);
+	if (w->nall)
+		qsort(w->all, w->nall, sizeof(*w->all), cidr_cmp);
+	weft_buf_printf(&t, "nat");
+	for (size_t i = 0; i < w->nnat; i++)
+		weft_buf_printf(&t, " %s", weft_cidr_str(&w->nat[i], cs, sizeof(cs)));
+	weft_buf_printf(&t, " all");
+	for (size_t i = 0; w->nnat && i < w->nall; i++)
+		weft_buf_printf(&t, " %s", weft_cidr_str(&w->all[i], cs, sizeof(cs)));
+	w->nat_text = weft_buf_steal(&t);
+
+	/* VXLAN: a peer per other node; its blocks in the VXLAN pools that
+	 * encapsulate towards it (Always; CrossSubnet when it is outside
+	 * this node's underlay subnet). */
+	w->vxlan = any_vxlan && d->underlay.ip.family == AF_INET;
+	if (!w->vxlan)
+		return;
+	w->peers = wcalloc(nnodes + 1, sizeof(*w->peers));
+	first = wcalloc(nnodes + 1, sizeof(*first));
+	for (size_t k = 0; k < nnodes; k++) {
+		const struct fnode *n = &nodes[k];
+		bool off_subnet = !weft_cidr_contains(&subnet, &n->addr.ip);
+		bool wanted = false;
+		struct weft_dp_vxlan_peer *p = &w->peers[w->npeers];
+
+		for (size_t i = 0; i < npools && !wanted; i++)
+			wanted = pools[i].vxlan == VXLAN_ALWAYS || (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet);
+		/* Two Nodes claiming one address: the first (by store order)
+		 * keeps it; set_peers would refuse the pair. */
+		for (size_t j = 0; j < w->npeers && wanted; j++)
+			wanted = !weft_ip_eq(&w->peers[j].underlay, &n->addr.ip);
+		if (!wanted)
+			continue;
+		p->underlay = n->addr.ip;
+		p->tunnel = n->addr.ip;
+		weft_dp_vxlan_mac(n->name, p->mac);
+		first[w->npeers] = w->nroutes;
+		for (size_t b = 0; b < s->nblocks; b++) {
+			const struct weft_bgp_block *blk = &s->blocks[b];
+			bool via = false;
+
+			if (!blk->affinity || !streq(blk->affinity, n->name) || blk->cidr.ip.family != AF_INET)
+				continue;
+			for (size_t i = 0; i < npools && !via; i++)
+				via = block_in_pool(&blk->cidr, &pools[i]) &&
+				      (pools[i].vxlan == VXLAN_ALWAYS ||
+				       (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet));
+			if (via)
+				cidr_push(&w->peer_blocks, &w->nroutes, &blk->cidr);
+		}
+		p->nblocks = w->nroutes - first[w->npeers];
+		w->npeers++;
+	}
+	/* The blocks array is complete: point the peers into it, then sort
+	 * (each peer's blocks too) so the text below is canonical. */
+	for (size_t k = 0; k < w->npeers; k++) {
+		struct weft_cidr *mine = w->peer_blocks ? w->peer_blocks + first[k] : NULL;
+
+		if (w->peers[k].nblocks)
+			qsort(mine, w->peers[k].nblocks, sizeof(*mine), cidr_cmp);
+		w->peers[k].blocks = w->peers[k].nblocks ? mine : NULL;
+	}
+	if (w->npeers)
+		qsort(w->peers, w->npeers, sizeof(*w->peers), peer_cmp);
+	weft_buf_printf(&t, "dev %s", weft_ip_str(&d->underlay.ip, is, sizeof(is)));
+	for (size_t k = 0; k < w->npeers; k++) {
+		const struct weft_dp_vxlan_peer *p = &w->peers[k];
+
+		weft_buf_printf(&t, "; %s %02x%02x%02x%02x%02x%02x", weft_ip_str(&p->underlay, is, sizeof(is)), p->mac[0],
+				p->mac[1], p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
+		for (size_t b = 0; b < p->nblocks; b++)
+			weft_buf_printf(&t, " %s", weft_cidr_str(&p->blocks[b], cs, sizeof(cs)));
+	}
+	w->peers_text = weft_buf_steal(&t);
+}
+
+/* --- blackholes -------------------------------------------------------------------- */
+
+struct route_vec {
+	struct weft_route *v;
+	size_t n;
+};
+
+static int route_vec_cb(const struct weft_route *rt, void *data)
+{
+	struct route_vec *rv = data;
+
+	if (rt->protocol != WEFT_DP_RTPROTO || rt->type != RTN_BLACKHOLE ||
+	    (rt->table && rt->table != RT_TABLE_MAIN))
+		return 0;
+	rv->v = wrealloc(rv->v, (rv->n + 1) * sizeof(*rv->v));
+	rv->v[rv->n++] = *rt;
+	return 0;
+}
+
+/* Bring the proto-WEFT_DP_RTPROTO blackholes in line with w. Returns the
+ * number of drift repairs, or a negative errno. */
+static int sync_blackholes(struct weftd_fabric *f, const struct desired *w)
+{
+	_cleanup_nl_ struct weft_nl *nl = NULL;
+	struct route_vec have = {0};
+	char cs[WEFT_CIDR_STRLEN];
+	int drift = 0, r;
+
+	r = weft_nl_open(NETLINK_ROUTE, 0, &nl);
+	if (r < 0)
+		return r;
+	r = weft_nl_route_dump(nl, AF_UNSPEC, WEFT_DP_RTPROTO, route_vec_cb, &have);
+	if (r < 0)
+		goto out;
+	for (size_t k = 0; k < have.n; k++) {
+		const struct weft_route *rt = &have.v[k];
+		bool was = cidr_in(&rt->dst, f->prev_bh, f->nprev_bh);
+
+		if (cidr_in(&rt->dst, w->blackholes, w->nblackholes))
+			continue;
+		r = weft_nl_route_del(nl, rt);
+		if (r < 0 && r != -ESRCH) {
+			log_warn_errno(r, "fabric: deleting blackhole %s: %m", weft_cidr_str(&rt->dst, cs, sizeof(cs)));
+			goto out;
+		}
+		if (f->synced && !was) {
+			drift++;
+			log_info("fabric: drift: stray blackhole %s (proto %d) removed", weft_cidr_str(&rt->dst, cs, sizeof(cs)),
+				 WEFT_DP_RTPROTO);
+		} else {
+			log_info("fabric: blackhole %s removed (the block is no longer affine to this node)",
+				 weft_cidr_str(&rt->dst, cs, sizeof(cs)));
+		}
+	}
+	for (size_t i = 0; i < w->nblackholes; i++) {
+		bool present = false, was = cidr_in(&w->blackholes[i], f->prev_bh, f->nprev_bh);
+		struct weft_route rt = {
+			.dst = w->blackholes[i],
+			.protocol = WEFT_DP_RTPROTO,
+			.type = RTN_BLACKHOLE,
+		};
+
+		for (size_t k = 0; k < have.n && !present; k++)
+			present = cidr_eq(&have.v[k].dst, &rt.dst);
+		if (present)
+			continue;
+		/* EXCL: a route of another protocol with the same key is not
+		 * ours to replace. */
+		r = weft_nl_route_add(nl, &rt);
+		if (r == -EEXIST) {
+			log_warn("fabric: blackhole %s: another route with the same prefix and metric is in the way; "
+				 "left alone",
+				 weft_cidr_str(&rt.dst, cs, sizeof(cs)));
+			continue;
+		}
+		if (r < 0) {
+			log_warn_errno(r, "fabric: adding blackhole %s: %m", weft_cidr_str(&rt.dst, cs, sizeof(cs)));
+			goto out;
+		}
+		if (f->synced && was) {
+			drift++;
+			log_info("fabric: drift: blackhole %s was missing: restored", weft_cidr_str(&rt.dst, cs, sizeof(cs)));
+		} else {
+			log_info("fabric: blackhole %s added (block affine to this node)",
+				 weft_cidr_str(&rt.dst, cs, sizeof(cs)));
+		}
+	}
+	r = drift;
+out:
+	free(have.v);
+	return r;
+}
+
+/* --- VXLAN ------------------------------------------------------------------------------ */
+
+/* Returns the number of drift repairs, or a negative errno. */
+static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
+{
+	_cleanup_free_ char *err = NULL;
+	char parent[IFNAMSIZ];
+	int drift = 0, r;
+
+	if (!w->vxlan) {
+		r = weft_dp_vxlan_remove();
+		if (r < 0)
+			return log_warn_errno(r, "fabric: removing %s: %m", WEFT_DP_VXLAN_IFNAME);
+		if (r > 0) {
+			if (f->synced && !f->prev_peers) {
+				drift++;
+				log_info("fabric: drift: stray %s removed (no pool uses VXLAN)", WEFT_DP_VXLAN_IFNAME);
+			} else {
+				log_info("fabric: %s removed (no pool uses VXLAN)", WEFT_DP_VXLAN_IFNAME);
+			}
+		}
+		return drift;
+	}
+	underlay_ifname(&f->d->underlay.ip, parent);
+	struct weft_dp_vxlan_dev dev = {
+		.node_name = f->d->node,
+		.local = f->d->underlay.ip,
+		.parent = parent[0] ? parent : NULL,
+	};
+	r = weft_dp_vxlan_ensure(&dev, &err);
+	if (r < 0)
+		return log_warn_errno(r, "fabric: %s", err ? err : "VXLAN device");
+	if (r == 1) {
+		if (f->synced && f->prev_peers) {
+			drift++;
+			log_info("fabric: drift: %s was missing or changed: recreated", WEFT_DP_VXLAN_IFNAME);
+		} else {
+			char is[WEFT_IP_STRLEN];
+
+			log_info("fabric: %s created (local %s%s%s)", WEFT_DP_VXLAN_IFNAME,
+				 weft_ip_str(&f->d->underlay.ip, is, sizeof(is)), parent[0] ? ", parent " : "", parent);
+		}
+	}
+	free(err);
+	err = NULL;
+	r = weft_dp_vxlan_set_peers(w->peers, w->npeers, &err);
+	if (r < 0)
+		return log_warn_errno(r, "fabric: VXLAN peers: %s", err ? err : "failed");
+	if (r > 0) {
+		if (f->synced && f->prev_peers && streq(f->prev_peers, w->peers_text)) {
+			drift += r;
+			log_info("fabric: drift: %d VXLAN FDB/neighbour/route entr%s repaired on %s", r, r == 1 ? "y" : "ies",
+				 WEFT_DP_VXLAN_IFNAME);
+		} else {
+			log_info("fabric: VXLAN: %zu peer(s), %zu route(s); %d kernel change(s)", w->npeers, w->nroutes, r);
+		}
+	}
+	return drift;
+}
+
+/* --- NAT ---------------------------------------------------------------------------------- */
+
+struct fp_ctx {
+	struct weft_buf *b;
+};
+
+static int fp_rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fp_ctx *c = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char buf[4096];
+
+	if (!r)
+		abort();
+	if (nftnl_rule_nlmsg_parse(nlh, r) == 0) {
+		/* Without the handle: a table set again with the same
+		 * content reads the same. */
+		nftnl_rule_unset(r, NFTNL_RULE_HANDLE);
+		nftnl_rule_unset(r, NFTNL_RULE_POSITION);
+		nftnl_rule_snprintf(buf, sizeof(buf), r, NFTNL_OUTPUT_DEFAULT, 0);
+		weft_buf_printf(c->b, "rule %s\n", buf);
+	}
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+static int fp_elem_cb(struct nftnl_set_elem *e, void *data)
+{
+	struct fp_ctx *c = data;
+	uint32_t len = 0, flags = 0;
+	const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
+		flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
+	weft_buf_printf(c->b, " ");
+	for (uint32_t i = 0; key && i < len; i++)
+		weft_buf_printf(c->b, "%02x", key[i]);
+	weft_buf_printf(c->b, "/%x", flags);
+	return 0;
+}
+
+static int fp_set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fp_ctx *c = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		abort();
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) == 0)
+		(void)nftnl_set_elem_foreach(s, fp_elem_cb, c);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+/* One nfnetlink dump request, its replies through cb. Returns 0, -ENOENT
+ * (no such table or set) or a negative errno. */
+static int nft_dump(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t portid = mnl_socket_get_portid(nl), seq = nlh->nlmsg_seq;
+	ssize_t n;
+	int r;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+		if (r == MNL_CB_STOP)
+			return 0;
+		if (r < 0)
+			return -errno;
+	}
+	return n < 0 ? -errno : 0;
+}
+
+/* A text that changes whenever the content of weft's NAT table does: its
+ * rule(s) without handles and the elements of its two sets; "absent"
+ * without the table. malloc'ed in *out. Returns 0 or a negative errno. */
+static int nat_fingerprint(char **out)
+{
+	static const char *const sets[] = {"pools", "allpools"};
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	uint64_t buf[MNL_SOCKET_BUFFER_SIZE / 8];
+	struct weft_buf b = {0};
+	struct fp_ctx c = {.b = &b};
+	uint32_t seq = (uint32_t)time(NULL);
+	struct nlmsghdr *nlh;
+	int r;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out;
+	}
+	struct nftnl_rule *rule = nftnl_rule_alloc();
+	if (!rule)
+		abort();
+	nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, WEFT_DP_NAT_TABLE);
+	nlh = nftnl_nlmsg_build_hdr((char *)buf, NFT_MSG_GETRULE, NFPROTO_IPV4, NLM_F_DUMP, ++seq);
+	nftnl_rule_nlmsg_build_payload(nlh, rule);
+	nftnl_rule_free(rule);
+	r = nft_dump(nl, nlh, fp_rule_cb, &c);
+	if (r == -ENOENT) {
+		weft_buf_free(&b);
+		*out = wstrdup("absent");
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+		struct nftnl_set *s = nftnl_set_alloc();
+
+		if (!s)
+			abort();
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, WEFT_DP_NAT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, sets[i]);
+		nlh = nftnl_nlmsg_build_hdr((char *)buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP, ++seq);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		weft_buf_printf(&b, "set %s:", sets[i]);
+		r = nft_dump(nl, nlh, fp_set_cb, &c);
+		if (r == -ENOENT)
+			weft_buf_printf(&b, " (none)");
+		else if (r < 0)
+			goto out;
+		weft_buf_printf(&b, "\n");
+	}
+	*out = weft_buf_steal(&b);
+	r = 0;
+out:
+	weft_buf_free(&b);
+	mnl_socket_close(nl);
+	return r;
+}
+
+/* Returns the number of drift repairs, or a negative errno. */
+static int sync_nat(struct weftd_fabric *f, const struct desired *w)
+{
+	_cleanup_free_ char *fp = NULL, *err = NULL;
+	bool changed = !f->prev_nat || !streq(f->prev_nat, w->nat_text);
+	int r;
+
+	r = nat_fingerprint(&fp);
+	if (r < 0)
+		log_debug("fabric: reading the NAT table: %s", strerror(-r));
+	/* Unchanged input and a table we cannot read (or could not read
+	 * after setting it): nothing to compare, so nothing is repaired. */
+	if (!changed && (!fp || !f->nat_fp || streq(fp, f->nat_fp)))
+		return 0;
+	r = weft_dp_nat_set(w->nat, w->nnat, w->all, w->nall, &err);
+	if (r < 0)
+		return log_warn_errno(r, "fabric: NAT table: %s", err ? err : "failed");
+	free(f->nat_fp);
+	f->nat_fp = NULL;
+	(void)nat_fingerprint(&f->nat_fp);
+	if (!changed) {
+		log_info("fabric: drift: NAT table %s differed from what weftd set: replaced", WEFT_DP_NAT_TABLE);
+		free(f->prev_nat);
+		f->prev_nat = wstrdup(w->nat_text);
+		return 1;
+	}
+	if (w->nnat || f->prev_nat)
+		log_info("fabric: NAT table %s: %s (%zu natOutgoing pool(s))", WEFT_DP_NAT_TABLE,
+			 w->nnat ? "set" : "removed", w->nnat);
+	free(f->prev_nat);
+	f->prev_nat = wstrdup(w->nat_text);
+	return 0;
+}
+
+/* --- the sync ------------------------------------------------------------------------------ */
+
+static void fabric_metrics_declare(struct weftd_metrics *m)
+{
+	weftd_metric_declare(m, "weft_drift_repairs_total", "counter",
+			     "Kernel state found differing from what weftd had programmed, and repaired, by kind "
+			     "(blackhole, vxlan, nat).");
+	weftd_metric_declare(m, "weft_routes_programmed", "gauge",
+			     "Routes weftd's fabric keeps in the kernel, by kind: blackhole (one per affine block), "
+			     "vxlan (remote blocks via weft.vxlan).");
+	weftd_metric_declare(m, "weft_resync_duration_seconds", "gauge",
+			     "How long the last full sync of the node's routes, VXLAN and NAT took.");
+	weftd_metric_declare(m, "weft_last_resync_timestamp_seconds", "gauge",
+			     "When the last full sync of the node's routes, VXLAN and NAT finished (Unix time).");
+	weftd_metric_declare(m, "weft_store_events_total", "counter",
+			     "Store watch events that concerned a subsystem of weftd.");
+	/* Every sample exists from the start: a scrape sees zeros, not gaps. */
+	weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"blackhole\"", 0);
+	weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"vxlan\"", 0);
+	weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"nat\"", 0);
+	weftd_metric_set(m, "weft_routes_programmed", "kind=\"blackhole\"", 0);
+	weftd_metric_set(m, "weft_routes_programmed", "kind=\"vxlan\"", 0);
+	weftd_metric_add(m, "weft_store_events_total", "subsystem=\"fabric\"", 0);
+}
+
+static int fabric_sync(struct weftd_fabric *f)
+{
+	struct weftd_metrics *m = f->d->metrics;
+	struct weft_bgp_snapshot snap = {0};
+	struct desired w = {0};
+	_cleanup_free_ char *err = NULL;
+	int64_t start = weft_now_ns();
+	struct timespec ts;
+	bool failed = false;
+	int r;
+
+	r = weft_bgp_snapshot_load(f->d->store, &snap, &err);
+	if (r < 0) {
+		log_warn_errno(r, "fabric: reading the store: %s", err ? err : strerror(-r));
+		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		return r;
+	}
+	desired_build(f, &snap, &w);
+
+	r = sync_blackholes(f, &w);
+	if (r < 0)
+		failed = true;
+	else
+		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"blackhole\"", r);
+	r = sync_vxlan(f, &w);
+	if (r < 0)
+		failed = true;
+	else
+		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"vxlan\"", r);
+	r = sync_nat(f, &w);
+	if (r < 0)
+		failed = true;
+	else
+		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"nat\"", r);
+
+	weftd_metric_set(m, "weft_routes_programmed", "kind=\"blackhole\"", (double)w.nblackholes);
+	weftd_metric_set(m, "weft_routes_programmed", "kind=\"vxlan\"", w.vxlan ? (double)w.nroutes : 0);
+	weftd_metric_set(m, "weft_resync_duration_seconds", NULL, (double)(weft_now_ns() - start) / 1e9);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	weftd_metric_set(m, "weft_last_resync_timestamp_seconds", NULL, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+
+	/* Remember what this sync asked for: the next one tells drift from
+	 * change by it. After a failure the kernel may lag behind; the retry
+	 * repairs it and counts it as drift, which it then is not quite, but
+	 * the log says why the first attempt failed. */
+	free(f->prev_bh);
+	f->prev_bh = w.nblackholes ? wmemdup(w.blackholes, w.nblackholes * sizeof(*w.blackholes)) : NULL;
+	f->nprev_bh = w.nblackholes;
+	free(f->prev_peers);
+	f->prev_peers = w.vxlan ? TAKE_PTR(w.peers_text) : NULL;
+	f->synced = true;
+	desired_clear(&w);
+	weft_bgp_snapshot_clear(&snap);
+	if (failed) {
+		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static int on_sync(struct weft_source *s, void *userdata)
+{
+	(void)s;
+	(void)fabric_sync(userdata);
+	return 0;
+}
+
+static int on_timer_sync(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_fabric *f = userdata;
+
+	(void)s;
+	(void)now_ns;
+	return weft_source_defer_arm(f->sync_src);
+}
+
+static bool relevant_key(const char *key)
+{
+	static const char *const prefixes[] = {
+		"/weft/v1/nodes/",
+		"/weft/v1/ippools/",
+		WEFT_IPAM_BLOCKS_PREFIX,
+		WEFT_IPAM_AFFINITIES_PREFIX,
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (startswith(key, prefixes[i]))
+			return true;
+	return false;
+}
+
+static int watch_open(struct weftd_fabric *f);
+
+static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct weftd_fabric *f = userdata;
+	struct weft_event ev;
+	int r;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	for (;;) {
+		memset(&ev, 0, sizeof(ev));
+		r = weft_watch_next(f->watch, &ev);
+		if (r <= 0)
+			break;
+		if (relevant_key(ev.kv.key)) {
+			weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
+			(void)weft_source_defer_arm(f->sync_src);
+		}
+		weft_event_clear(&ev);
+	}
+	if (r < 0) {
+		/* A dead watch: a new one, and a full sync for what happened
+		 * in between. */
+		log_warn_errno(r, "fabric: store watch failed: %m; watching again");
+		weft_source_free(f->watch_src);
+		f->watch_src = NULL;
+		weft_watch_free(f->watch);
+		f->watch = NULL;
+		if (watch_open(f) < 0)
+			(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		(void)weft_source_defer_arm(f->sync_src);
+	}
+	return 0;
+}
+
+static int watch_open(struct weftd_fabric *f)
+{
+	int r;
+
+	r = weft_store_watch(f->d->store, "/weft/v1/", 0, &f->watch);
+	if (r < 0)
+		return log_warn_errno(r, "fabric: watching the store: %s", weft_store_errmsg(f->d->store));
+	r = weft_loop_add_io(f->loop, weft_watch_fd(f->watch), EPOLLIN, on_watch, f, &f->watch_src);
+	if (r < 0) {
+		weft_watch_free(f->watch);
+		f->watch = NULL;
+		return log_warn_errno(r, "fabric: watching the store: %m");
+	}
+	weft_source_set_description(f->watch_src, "fabric store watch");
+	return 0;
+}
+
+static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	struct weftd_fabric *f = userdata;
+
+	(void)s;
+	(void)now_ns;
+	if (!f->watch)
+		(void)watch_open(f);
+	return weft_source_defer_arm(f->sync_src);
+}
 
 int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fabric **out)
 {
-	(void)d;
-	(void)loop;
-	*out = NULL;
+	struct weftd_fabric *f = wmalloc(sizeof(*f));
+	const char *env = getenv("WEFT_FABRIC_RESYNC_MS");
+	int64_t ms = WEFTD_FABRIC_RESYNC_MS;
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	f->d = d;
+	f->loop = loop;
+	if (env && weft_parse_int64(env, 10, 24LL * 3600 * 1000, &ms) < 0) {
+		log_warn("fabric: WEFT_FABRIC_RESYNC_MS=\"%s\" is not 10..86400000: using %d", env,
+			 WEFTD_FABRIC_RESYNC_MS);
+		ms = WEFTD_FABRIC_RESYNC_MS;
+	}
+	f->resync_ns = ms * 1000000;
+	fabric_metrics_declare(d->metrics);
+
+	/* The watch first, then the first sync: no change between the two is
+	 * lost. */
+	r = watch_open(f);
+	if (r < 0)
+		goto fail;
+	if ((r = weft_loop_add_defer(loop, on_sync, f, &f->sync_src)) < 0 ||
+	    (r = weft_loop_add_timer(loop, f->resync_ns, f->resync_ns, on_timer_sync, f, &f->resync_timer)) < 0 ||
+	    (r = weft_loop_add_timer(loop, FABRIC_RETRY_NS, 0, on_retry, f, &f->retry_timer)) < 0)
+		goto fail;
+	(void)weft_source_timer_stop(f->retry_timer);
+	weft_source_set_description(f->sync_src, "fabric sync");
+	weft_source_set_description(f->resync_timer, "fabric resync");
+	log_info("fabric: node %s: blackholes, VXLAN and NAT from the store; full resync every %lld ms", d->node,
+		 (long long)ms);
+	/* The first sync now: the node's routes are in place before weftd
+	 * reports itself ready. */
+	(void)fabric_sync(f);
+	*out = f;
 	return 0;
+fail:
+	weftd_fabric_stop(f);
+	return r;
 }
 
 void weftd_fabric_stop(struct weftd_fabric *f)
 {
-	(void)f;
+	if (!f)
+		return;
+	weft_source_free(f->retry_timer);
+	weft_source_free(f->resync_timer);
+	weft_source_free(f->sync_src);
+	weft_source_free(f->watch_src);
+	weft_watch_free(f->watch);
+	free(f->prev_bh);
+	free(f->prev_peers);
+	free(f->prev_nat);
+	free(f->nat_fp);
+	free(f);
 }
