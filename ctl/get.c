@@ -1,5 +1,6 @@
 /* get.c - weftctl get: resources as a table, JSON or YAML. */
 #include "ctl/ctl.h"
+#include "ipam/ipam.h"
 
 #include <getopt.h>
 
@@ -15,8 +16,20 @@ static const char *const get_usage =
 
 struct column {
 	const char *header;
-	const char *path; /* dotted path into the canonical document */
+	/* A dotted path into the canonical document, or "@name": a cell
+	 * computed from more than the document (node_cell()). */
+	const char *path;
 };
+
+/* What the node columns need besides the Node: the affine blocks from the
+ * IPAM records and the default AS. */
+struct node_extra {
+	struct weft_ipam_usage *usage;
+	size_t nusage;
+	int64_t default_as;
+};
+
+#define NODE_BLOCKS_SHOWN 4
 
 /* The table columns per kind; NAME always comes first. */
 static const struct column *columns_for(enum weft_kind kind)
@@ -28,8 +41,13 @@ static const struct column *columns_for(enum weft_kind kind)
 						{"OUTBOUND", "spec.outboundRules"}, {0}};
 	static const struct column policy[] = {{"ORDER", "spec.order"}, {"SELECTOR", "spec.selector"},
 					       {"INGRESS", "spec.ingress"}, {"EGRESS", "spec.egress"}, {0}};
-	static const struct column node[] = {{"ADDRESS", "spec.bgp.ipv4Address"}, {"ASN", "spec.bgp.asNumber"},
-					     {"RRCLUSTER", "spec.bgp.routeReflectorClusterID"}, {0}};
+	static const struct column node[] = {{"ADDRESS", "spec.bgp.ipv4Address"},
+					     {"AS", "@as"},
+					     {"BLOCKS", "@blocks"},
+					     {"HEALTHY", "@healthy"},
+					     {"BGP", "@bgp"},
+					     {"RRCLUSTER", "spec.bgp.routeReflectorClusterID"},
+					     {0}};
 	static const struct column peer[] = {{"PEERIP", "spec.peerIP"}, {"ASN", "spec.asNumber"},
 					     {"NODE", "spec.node"}, {0}};
 	static const struct column bgpconfig[] = {{"ASN", "spec.asNumber"}, {"MESH", "spec.nodeToNodeMeshEnabled"},
@@ -118,7 +136,59 @@ static char *format_cell(const cJSON *v)
 	return weft_buf_steal(&b);
 }
 
-static void print_table(enum weft_kind kind, struct weft_resource *rs, size_t n)
+/* A node's computed cell: the AS (the BGPConfig's in parentheses when
+ * the node has none of its own), its affine blocks (the first few and a
+ * count), its health and "E/T established" from spec.status. */
+static char *node_cell(const char *what, const struct weft_resource *r, const struct node_extra *x)
+{
+	const cJSON *st = lookup_path(r->doc, "spec.status"), *v;
+	struct weft_buf b = {0};
+
+	if (streq(what, "@as")) {
+		v = lookup_path(r->doc, "spec.bgp.asNumber");
+		if (cJSON_IsNumber(v))
+			weft_buf_printf(&b, "%lld", (long long)v->valuedouble);
+		else
+			weft_buf_printf(&b, "(%lld)", (long long)x->default_as);
+	} else if (streq(what, "@blocks")) {
+		size_t shown = 0, more = 0;
+
+		for (size_t i = 0; i < x->nusage; i++) {
+			char cbuf[WEFT_CIDR_STRLEN];
+
+			if (x->usage[i].kind != WEFT_IPAM_USAGE_BLOCK || !x->usage[i].affinity ||
+			    !streq(x->usage[i].affinity, r->name))
+				continue;
+			if (shown == NODE_BLOCKS_SHOWN) {
+				more++;
+				continue;
+			}
+			weft_buf_printf(&b, "%s%s", shown ? "," : "", weft_cidr_str(&x->usage[i].cidr, cbuf, sizeof(cbuf)));
+			shown++;
+		}
+		if (more)
+			weft_buf_printf(&b, ",+%zu more", more);
+	} else if (streq(what, "@healthy")) {
+		v = cJSON_GetObjectItemCaseSensitive(st, "healthy");
+		if (cJSON_IsBool(v))
+			weft_buf_printf(&b, "%s", cJSON_IsTrue(v) ? "true" : "false");
+	} else if (streq(what, "@bgp")) {
+		const cJSON *bgp = cJSON_GetObjectItemCaseSensitive(st, "bgp");
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(bgp, "established");
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(bgp, "total");
+		const char *bird = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "birdState"));
+
+		if (cJSON_IsNumber(e) && cJSON_IsNumber(t))
+			weft_buf_printf(&b, "%lld/%lld established", (long long)e->valuedouble, (long long)t->valuedouble);
+		else if (bird && !streq(bird, "disabled"))
+			weft_buf_printf(&b, "BIRD %s", bird);
+	}
+	if (b.len == 0)
+		weft_buf_append(&b, "", 0);
+	return weft_buf_steal(&b);
+}
+
+static void print_table(enum weft_kind kind, struct weft_resource *rs, size_t n, const struct node_extra *x)
 {
 	const struct column *cols = columns_for(kind);
 	size_t ncols = 1;
@@ -134,6 +204,8 @@ static void print_table(enum weft_kind kind, struct weft_resource *rs, size_t n)
 				cells[row][c] = wstrdup(c == 0 ? "NAME" : cols[c - 1].header);
 			else if (c == 0)
 				cells[row][c] = wstrdup(rs[row - 1].name);
+			else if (cols[c - 1].path[0] == '@')
+				cells[row][c] = node_cell(cols[c - 1].path, &rs[row - 1], x);
 			else
 				cells[row][c] = format_cell(lookup_path(rs[row - 1].doc, cols[c - 1].path));
 			size_t l = strlen(cells[row][c]);
@@ -188,6 +260,35 @@ static void print_docs(struct weft_resource *rs, size_t n, bool single, bool yam
 	cJSON_Delete(out);
 }
 
+/* The blocks and the default AS for the node table. Failures only leave
+ * those cells empty (with a warning): the nodes themselves were read. */
+static void node_extra_load(struct ctl *ctl, struct node_extra *x)
+{
+	struct weft_ipam *m = NULL;
+	struct weft_kv kv = {0};
+	int r;
+
+	r = weft_store_get(ctl->store, "/weft/v1/bgpconfigs/default", &kv);
+	if (r == 0) {
+		struct weft_resource res = {0};
+		const cJSON *as;
+
+		if (weft_resource_decode(kv.value, kv.value_len, &res, NULL) == 0) {
+			as = lookup_path(res.doc, "spec.asNumber");
+			if (cJSON_IsNumber(as))
+				x->default_as = (int64_t)as->valuedouble;
+			weft_resource_clear(&res);
+		}
+		weft_kv_clear(&kv);
+	}
+	r = weft_ipam_new(ctl->store, &m);
+	if (r == 0)
+		r = weft_ipam_usage(m, &x->usage, &x->nusage);
+	if (r < 0)
+		fprintf(stderr, "weftctl: get nodes: reading the IPAM blocks: %s\n", strerror(-r));
+	weft_ipam_free(m);
+}
+
 int ctl_cmd_get(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -196,6 +297,7 @@ int ctl_cmd_get(struct ctl *ctl, int argc, char **argv)
 		{0},
 	};
 	const char *format = "table";
+	struct node_extra extra = {.default_as = 64512};
 	struct weft_resource *rs = NULL;
 	size_t n = 0;
 	enum weft_kind kind;
@@ -265,12 +367,15 @@ int ctl_cmd_get(struct ctl *ctl, int argc, char **argv)
 		}
 		weft_kv_list_clear(&l);
 	}
+	if (kind == WEFT_KIND_NODE && streq(format, "table"))
+		node_extra_load(ctl, &extra);
 	ctl_close_store(ctl);
 
 	if (streq(format, "table"))
-		print_table(kind, rs, n);
+		print_table(kind, rs, n, &extra);
 	else if (n > 0 || nnames == 0)
 		print_docs(rs, n, nnames == 1 && n == 1, streq(format, "yaml"));
 	weft_resources_free(rs, n);
+	weft_ipam_usage_free(extra.usage, extra.nusage);
 	return ret;
 }

@@ -51,6 +51,10 @@ struct weftd_bgp {
 	bool have_config;        /* a config was installed: BIRD may start */
 	bool restart_pending;    /* restart_timer is armed */
 	bool recover;            /* a BIRD ran before: start with -R */
+	unsigned starts;         /* BIRDs this weftd started */
+	unsigned restarts;       /* of those, started again after one died */
+	weftd_bgp_state_fn state_fn; /* told when BIRD starts or exits */
+	void *state_userdata;
 };
 
 /* --- the underlay address --------------------------------------------------- */
@@ -325,6 +329,8 @@ static int on_bird_exit(struct weft_source *s, const siginfo_t *si, void *userda
 	if (weft_loop_now(b->loop) - b->bird_started_ns > BIRD_STABLE_NS)
 		b->backoff_ms = BIRD_BACKOFF_MIN_MS;
 	bird_schedule_restart(b);
+	if (b->state_fn)
+		b->state_fn(b->state_userdata);
 	return 0;
 }
 
@@ -409,10 +415,14 @@ static int bird_start(struct weftd_bgp *b)
 	weft_source_set_description(b->child_src, "bird");
 	b->bird_pid = pid;
 	b->bird_started_ns = weft_now_ns();
+	if (b->starts++ > 0)
+		b->restarts++;
 	/* BIRD reads the file at start: whatever was pending is in it. */
 	b->need_configure = false;
 	log_info("bird: started pid %d (%s -f -c %s -s %s%s)", (int)pid, b->bird, b->conf, b->ctl,
 		 b->recover ? " -R" : "");
+	if (b->state_fn)
+		b->state_fn(b->state_userdata);
 	return 0;
 }
 
@@ -627,6 +637,48 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 fail:
 	weftd_bgp_stop(b);
 	return r;
+}
+
+/* --- BIRD's state, for status reports ------------------------------------------ */
+
+void weftd_bgp_set_state_fn(struct weftd_bgp *b, weftd_bgp_state_fn fn, void *userdata)
+{
+	if (!b)
+		return;
+	b->state_fn = fn;
+	b->state_userdata = userdata;
+}
+
+int weftd_bgp_bird_state(struct weftd_bgp *b, int timeout_ms, struct weftd_bird_state *out)
+{
+	struct weftd_bird_state st = {0};
+	struct weft_birdc *c = NULL;
+
+	if (!b)
+		return -EINVAL;
+	st.running = b->bird_pid != 0;
+	st.pid = b->bird_pid;
+	st.restarts = b->restarts;
+	st.restart_pending = b->restart_pending;
+	st.have_config = b->have_config;
+	/* The control socket answers only once BIRD has read its config; a
+	 * BIRD that does not answer within timeout_ms counts as starting. */
+	if (st.running && timeout_ms > 0 && weft_birdc_connect(b->ctl, timeout_ms, &c) == 0) {
+		if (weft_birdc_show_protocols(c, &st.protos, &st.nprotos) >= 0)
+			st.ctl_ok = true;
+		weft_birdc_close(c);
+	}
+	*out = st;
+	return 0;
+}
+
+void weftd_bird_state_clear(struct weftd_bird_state *s)
+{
+	if (!s)
+		return;
+	weft_bird_protos_free(s->protos, s->nprotos);
+	s->protos = NULL;
+	s->nprotos = 0;
 }
 
 void weftd_bgp_stop(struct weftd_bgp *b)

@@ -190,6 +190,32 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
  * NULL. Must be called before the loop is freed. */
 void weftd_bgp_stop(struct weftd_bgp *b);
 
+/* BIRD's state for the status reports (weftd-status.c). */
+struct weft_bird_proto;
+struct weftd_bird_state {
+	bool running;         /* a BIRD child is alive */
+	pid_t pid;            /* its pid, 0 when not running */
+	unsigned restarts;    /* BIRDs started again after one died */
+	bool restart_pending; /* BIRD is down and a restart is scheduled */
+	bool have_config;     /* a config was installed (else BIRD waits) */
+	bool ctl_ok;          /* the control socket answered `show protocols` */
+	struct weft_bird_proto *protos; /* its rows (bgpconf.h) when ctl_ok */
+	size_t nprotos;
+};
+
+/* Fill *out with BIRD's state; with timeout_ms > 0 and BIRD running, also
+ * ask its control socket for `show protocols` (blocking the loop at most
+ * about 2 * timeout_ms). Free with weftd_bird_state_clear(). Returns 0, or
+ * -EINVAL when b is NULL (no BGP agent). A control socket that does not
+ * answer is not an error: ctl_ok stays false. */
+int weftd_bgp_bird_state(struct weftd_bgp *b, int timeout_ms, struct weftd_bird_state *out);
+void weftd_bird_state_clear(struct weftd_bird_state *s);
+
+/* Call fn(userdata) on the loop whenever BIRD has been started or has
+ * exited (fn NULL: nobody). One listener; b NULL is ignored. */
+typedef void (*weftd_bgp_state_fn)(void *userdata);
+void weftd_bgp_set_state_fn(struct weftd_bgp *b, weftd_bgp_state_fn fn, void *userdata);
+
 /* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
 
 /* Start reconciling this node's blackhole routes (one per affine block,

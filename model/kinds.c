@@ -641,8 +641,92 @@ static const struct weft_field node_bgp_fields[] = {
 };
 static const struct weft_schema node_bgp_schema = WEFT_SCHEMA(node_bgp_fields, NULL);
 
+/* spec.status: written by the node's weftd (felix/weftd-status.c), not by
+ * operators; docs/resources.md shows its shape. Free text stays on one
+ * printable line so that tables and logs show it as it is. */
+static int check_status_text(const struct weft_vctx *ctx, const char *s, char **w)
+{
+	size_t l = strlen(s);
+
+	if (l > 1024)
+		return why(w, "is longer than 1024 characters");
+	for (size_t i = 0; i < l; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return why(w, "is not one line of printable text");
+	return 0;
+}
+
+static int check_status_word(const struct weft_vctx *ctx, const char *s, char **w)
+{
+	size_t l = strlen(s);
+	bool ok = l > 0 && l <= 63;
+
+	for (size_t i = 0; ok && i < l; i++)
+		ok = is_alnum(s[i]) || s[i] == '-' || s[i] == '_';
+	return ok ? 0 : why(w, "is not a state (1..63 letters, digits, '-' and '_')");
+}
+
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* RFC 3339: 2026-11-26T14:04:44Z, with optional fraction and a numeric
+ * offset instead of Z. The shape is checked, not the calendar. */
+static int check_timestamp(const struct weft_vctx *ctx, const char *s, char **w)
+{
+	size_t l = strlen(s), i = 19;
+	bool ok = l >= 20 && digits(s, 4) && s[4] == '-' && digits(s + 5, 2) && s[7] == '-' && digits(s + 8, 2) &&
+		  (s[10] == 'T' || s[10] == 't') && digits(s + 11, 2) && s[13] == ':' && digits(s + 14, 2) &&
+		  s[16] == ':' && digits(s + 17, 2);
+
+	if (ok && s[i] == '.') {
+		for (i++; i < l && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		ok = i > 20;
+	}
+	if (ok)
+		ok = ((s[i] == 'Z' || s[i] == 'z') && i + 1 == l) ||
+		     ((s[i] == '+' || s[i] == '-') && i + 6 == l && digits(s + i + 1, 2) && s[i + 3] == ':' &&
+		      digits(s + i + 4, 2));
+	return ok ? 0 : why(w, "is not an RFC 3339 timestamp (like 2026-11-26T14:04:44Z)");
+}
+
+static const char *const bird_states[] = {"running", "starting", "down", "disabled", NULL};
+static const char *const bgp_peer_types[] = {"mesh", "reflector", "client", "global", "node", NULL};
+
+static const struct weft_field node_peer_fields[] = {
+	{.name = "address", .type = WEFT_T_IP, .flags = WEFT_FIELD_REQUIRED},
+	{.name = "type", .type = WEFT_T_ENUM, .values = bgp_peer_types},
+	{.name = "state", .type = WEFT_T_STRING, .flags = WEFT_FIELD_REQUIRED, .check = check_status_word},
+	{.name = "since", .type = WEFT_T_STRING, .check = check_status_text},
+};
+static const struct weft_schema node_peer_schema = WEFT_SCHEMA(node_peer_fields, NULL);
+static const struct weft_field node_peer_elem = {.type = WEFT_T_OBJECT, .sub = &node_peer_schema};
+
+static const struct weft_field node_bgp_status_fields[] = {
+	{.name = "established", .type = WEFT_T_INT, .flags = WEFT_FIELD_RANGE, .min = 0, .max = 1000000, .def = "0"},
+	{.name = "total", .type = WEFT_T_INT, .flags = WEFT_FIELD_RANGE, .min = 0, .max = 1000000, .def = "0"},
+	{.name = "peers", .type = WEFT_T_LIST, .elem = &node_peer_elem, .def = "[]"},
+};
+static const struct weft_schema node_bgp_status_schema = WEFT_SCHEMA(node_bgp_status_fields, NULL);
+
+static const struct weft_field node_status_fields[] = {
+	{.name = "healthy", .type = WEFT_T_BOOL, .flags = WEFT_FIELD_REQUIRED},
+	{.name = "reason", .type = WEFT_T_STRING, .check = check_status_text},
+	{.name = "birdState", .type = WEFT_T_ENUM, .values = bird_states},
+	{.name = "bgp", .type = WEFT_T_OBJECT, .sub = &node_bgp_status_schema},
+	{.name = "lastSync", .type = WEFT_T_STRING, .check = check_timestamp},
+	{.name = "version", .type = WEFT_T_STRING, .check = check_status_text},
+};
+static const struct weft_schema node_status_schema = WEFT_SCHEMA(node_status_fields, NULL);
+
 static const struct weft_field node_fields[] = {
 	{.name = "bgp", .type = WEFT_T_OBJECT, .sub = &node_bgp_schema},
+	{.name = "status", .type = WEFT_T_OBJECT, .sub = &node_status_schema},
 };
 
 /* --- BGPPeer ----------------------------------------------------------- */
