@@ -221,6 +221,7 @@ struct weft_acl_packet {
 	int sport, dport;          /* -1 = not given */
 	int icmp_type, icmp_code;  /* -1 = not given */
 	bool to_host;              /* the destination is the host itself (input path) */
+	bool from_host;            /* the source is the host itself (output path: accepted) */
 };
 
 /* What decided one direction. */

@@ -34,5 +34,7 @@ int ctl_cmd_get(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_store(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_ipam(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_node(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_profile(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_policy(struct ctl *ctl, int argc, char **argv);
 
 #endif

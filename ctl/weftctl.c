@@ -31,6 +31,13 @@ static const char *const main_usage =
 	"                        IP address utilisation, leaks, release\n"
 	"  node status [--node NAME] [--bird-socket PATH]\n"
 	"                        the node's BGP peers, from BIRD\n"
+	"  profile list          list profiles (classic Calico v1 commands)\n"
+	"  profile NAME create|delete|show\n"
+	"  profile NAME rule add|remove|show ...\n"
+	"  profile NAME tag add|remove TAG\n"
+	"                        edit a profile's rules and tags\n"
+	"  policy trace SRC DST [PROTO[/PORT]]\n"
+	"                        what the ACLs do to a packet, and why\n"
 	"  version               print the version\n"
 	"\n"
 	"Kinds: ippool, profile, policy, node, bgppeer, bgpconfig, tenant,\n"
@@ -101,6 +108,10 @@ int main(int argc, char **argv)
 		return ctl_cmd_ipam(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "node"))
 		return ctl_cmd_node(&ctl, sub_argc, sub_argv);
+	if (streq(cmd, "profile"))
+		return ctl_cmd_profile(&ctl, sub_argc, sub_argv);
+	if (streq(cmd, "policy"))
+		return ctl_cmd_policy(&ctl, sub_argc, sub_argv);
 	if (streq(cmd, "version")) {
 		if (sub_argc > 1 && (streq(sub_argv[1], "--help") || streq(sub_argv[1], "-h"))) {
 			fputs("Usage: weftctl version\n\nPrint weftctl's version.\n", stdout);
