@@ -21,6 +21,8 @@ check "lab up (3 nodes)" sh -c "'$LAB' up --prefix '$P' --nodes 3 >'$T/up.out' 2
 sed 's/^/     | /' "$T/up.out"
 check "matrix: every pod reaches every other" sh -c "grep -A7 'pod-to-pod connectivity' '$T/up.out' | grep -q '^n3p2' && ! grep -A7 'pod-to-pod connectivity' '$T/up.out' | grep -q FAIL"
 check "weftd and BIRD running on every node" sh -c "for i in 1 2 3; do kill -0 \$(cat $ST/node\$i/weftd.pid) && kill -0 \$(cat $ST/node\$i/bird.pid) || exit 1; done"
+check "ACL: web -> db:5432 allowed, other pod -> db:5432 and web -> db:22 denied" sh -c "grep -A4 'ACL checks' '$T/up.out' | grep -c 'expected' | grep -qx 3 && ! grep -A4 'ACL checks' '$T/up.out' | grep 'expected' | grep -qvE '(allowed +\(expected allowed|denied +\(expected denied)'"
+check "ACL: policy trace explains both" sh -c "grep -q '^  ALLOW tcp .* port 5432' '$T/up.out' && grep -q 'denied by profile DB inbound: no rule matched' '$T/up.out'"
 check "6 pod namespaces" sh -c "test \"\$(ip netns list | grep -cE '^${P}node[0-9]+-pod[12]( |\$)')\" = 6"
 # Each node's kernel: the other nodes' blocks from BIRD, via their
 # underlay address; no /32 of another node's pod.
