@@ -18,6 +18,10 @@
  * them. */
 #define PROTO_BLOCKS "weft_blocks"
 
+/* How long a BIRD recovering from a crash (-R) waits for its peers before it
+ * synchronises the kernel table anyway. */
+#define WEFT_BGP_GR_WAIT_S 20
+
 struct bnode {
 	const char *name;
 	struct weft_cidr addr; /* the node's IPv4 address and its subnet */
@@ -469,7 +473,15 @@ static void print_plan(struct weft_buf *b, const struct plan *p)
 	if (streq(p->log_severity, "Debug"))
 		weft_buf_printf(b, "debug protocols { states, events };\n");
 	/* weftctl node status parses `show protocols`: one fixed time format. */
-	weft_buf_printf(b, "timeformat protocol iso long;\n\n");
+	weft_buf_printf(b, "timeformat protocol iso long;\n");
+	/* After a crash weftd starts BIRD with -R: the kernel channel takes no
+	 * update until every BGP session is back with its End-of-RIB, and a
+	 * peer that is down for good never sends one. BIRD's default bound
+	 * is 240 s; live peers are back within seconds (tests/bgp-gr-wait.sh). */
+	weft_buf_printf(b, "# Graceful restart recovery (-R) waits at most this long for peers that\n"
+			   "# stay down before the kernel table is synchronised again.\n"
+			   "graceful restart wait %d;\n\n",
+			WEFT_BGP_GR_WAIT_S);
 	for (size_t i = 0; i < p->nnotes; i++)
 		weft_buf_printf(b, "# note: %s.\n", p->notes[i]);
 	if (p->nnotes)

@@ -337,6 +337,22 @@ static int on_bird_exit(struct weft_source *s, const siginfo_t *si, void *userda
 /* Stop a BIRD left over from an earlier weftd on this run dir (its pid
  * file names it, and its command line names our control socket), so that
  * two BIRDs never fight over one socket and one kernel table. */
+/* Is pid alive and not a zombie? (kill(pid, 0) also succeeds on a zombie
+ * nobody reaps, e.g. an orphaned BIRD whose parent is gone.) */
+static bool pid_running(int pid)
+{
+	char path[64], buf[512];
+	_cleanup_fclose_ FILE *f = NULL;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(buf, sizeof(buf), f))
+		return false;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 static void bird_stop_stale(struct weftd_bgp *b)
 {
 	_cleanup_fclose_ FILE *f = fopen(b->pidfile, "re");
@@ -347,6 +363,12 @@ static void bird_stop_stale(struct weftd_bgp *b)
 
 	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 1)
 		return;
+	/* A pid file means an earlier BIRD did not exit cleanly (a clean
+	 * exit removes it), so its kernel routes (persist) may still be
+	 * there, even when it died together with its weftd: recover them
+	 * with -R rather than let a fresh BIRD delete them at its first
+	 * scan. */
+	b->recover = true;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -366,9 +388,8 @@ static void bird_stop_stale(struct weftd_bgp *b)
 	 * lets them keep the routes as stale (graceful restart) until the new
 	 * BIRD, started with -R, is back. */
 	log_info("bird: replacing pid %d left over from an earlier weftd", pid);
-	b->recover = true;
 	kill(pid, SIGKILL);
-	for (int i = 0; i < BIRD_STOP_MS / 50 && kill(pid, 0) == 0; i++)
+	for (int i = 0; i < BIRD_STOP_MS / 50 && pid_running(pid); i++)
 		usleep(50 * 1000);
 }
 
