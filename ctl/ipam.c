@@ -13,7 +13,7 @@
 static const char *const ipam_usage =
 	"Usage: weftctl ipam show [--ip ADDR] [-o table|json]\n"
 	"       weftctl ipam check [--grace SECONDS]\n"
-	"       weftctl ipam release --ip ADDR | --handle HANDLE\n"
+	"       weftctl ipam release --ip ADDR | --handle HANDLE | --empty-blocks [--node NODE]\n"
 	"\n"
 	"Inspect and repair weft's IP address management records.\n"
 	"\n"
@@ -65,18 +65,23 @@ static const char *const check_usage =
 	"  -h, --help            this help\n";
 
 static const char *const release_usage =
-	"Usage: weftctl ipam release --ip ADDR | --handle HANDLE\n"
+	"Usage: weftctl ipam release --ip ADDR | --handle HANDLE | --empty-blocks [--node NODE]\n"
 	"\n"
 	"Release one address (whoever holds it) or every address of a handle\n"
 	"(\"CONTAINERID:IFNAME\" for a CNI attachment) and print what was\n"
 	"released. Releasing what is not allocated is not an error.\n"
+	"--empty-blocks releases the blocks that hold no address (of NODE, else\n"
+	"of every node) with their affinities: the nodes' BGP speakers withdraw\n"
+	"them. A block that gains an address meanwhile is kept.\n"
 	"\n"
 	"Options:\n"
 	"      --ip ADDR         the address to release\n"
 	"      --handle HANDLE   the handle whose addresses to release\n"
+	"      --empty-blocks    release empty blocks\n"
+	"      --node NODE       with --empty-blocks: only this node's\n"
 	"  -h, --help            this help\n";
 
-enum { OPT_IP = 0x100, OPT_HANDLE, OPT_GRACE };
+enum { OPT_IP = 0x100, OPT_HANDLE, OPT_GRACE, OPT_EMPTY, OPT_NODE };
 
 static int sub_usage_error(const char *cmd, const char *msg)
 {
@@ -722,10 +727,13 @@ static int cmd_release(struct ctl *ctl, int argc, char **argv)
 	static const struct option opts[] = {
 		{"ip", required_argument, NULL, OPT_IP},
 		{"handle", required_argument, NULL, OPT_HANDLE},
+		{"empty-blocks", no_argument, NULL, OPT_EMPTY},
+		{"node", required_argument, NULL, OPT_NODE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *addr = NULL, *handle = NULL;
+	const char *addr = NULL, *handle = NULL, *node = NULL;
+	bool empty = false;
 	struct weft_ipam *m = NULL;
 	struct weft_ip ip;
 	char ips[WEFT_IP_STRLEN];
@@ -739,6 +747,12 @@ static int cmd_release(struct ctl *ctl, int argc, char **argv)
 		case OPT_HANDLE:
 			handle = optarg;
 			break;
+		case OPT_EMPTY:
+			empty = true;
+			break;
+		case OPT_NODE:
+			node = optarg;
+			break;
 		case 'h':
 			fputs(release_usage, stdout);
 			return 0;
@@ -748,8 +762,22 @@ static int cmd_release(struct ctl *ctl, int argc, char **argv)
 	}
 	if (optind < argc)
 		return sub_usage_error("release", "unexpected argument");
-	if (!addr == !handle)
-		return sub_usage_error("release", "expected exactly one of --ip and --handle");
+	if (node && !empty)
+		return sub_usage_error("release", "--node goes with --empty-blocks");
+	if ((addr != NULL) + (handle != NULL) + empty != 1)
+		return sub_usage_error("release", "expected exactly one of --ip, --handle and --empty-blocks");
+	if (empty) {
+		if (open_ipam(ctl, &m))
+			return 1;
+		r = weft_ipam_release_empty_blocks(m, node);
+		if (r < 0)
+			ret = ctl_fail("ipam release: empty blocks: %s", ipam_err(m, r));
+		else
+			printf("released %d empty block%s%s%s\n", r, r == 1 ? "" : "s", node ? " of node " : "",
+			       node ? node : "");
+		weft_ipam_free(m);
+		return ret;
+	}
 	if (addr && weft_ip_parse(addr, &ip) < 0)
 		return sub_usage_error("release", "--ip: not an IP address");
 	if (handle && !*handle)

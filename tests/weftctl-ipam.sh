@@ -156,5 +156,12 @@ expect_rc "show --ip after release" 0 "^10\.65\.0\.17: not allocated$" ctl ipam 
 expect_rc "check is clean now" 0 "^3 allocations: 3 live, 0 pending, 0 leaked, 0 unchecked; 0 inconsistent" \
 	ctl ipam check
 expect_rc "show after release" 0 "^pool1 +10\.65\.0\.0/24 +256 +2 +254 +3 +false$" ctl ipam show
+expect_rc "release --empty-blocks with --ip: usage" 2 "exactly one of" ctl ipam release --empty-blocks --ip 10.65.0.1
+expect_rc "release --node without --empty-blocks: usage" 2 "goes with --empty-blocks" ctl ipam release --node node1
+expect_rc "release --empty-blocks --node node9: none" 0 "^released 0 empty blocks of node node9$" \
+	ctl ipam release --empty-blocks --node node9
+expect_rc "release --empty-blocks keeps blocks with addresses" 0 "^released [0-9]+ empty blocks?$" \
+	ctl ipam release --empty-blocks
+expect_rc "check still clean after releasing empty blocks" 0 "0 leaked, 0 unchecked; 0 inconsistent" ctl ipam check
 
 finish
