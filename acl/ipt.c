@@ -1,0 +1,1770 @@
+/* ipt.c - the ipset + iptables ACL backend (weft_acl_ipt_open).
+ *
+ * Memberships live in kernel ipsets (hash:net, one per program set, named
+ * "weft-<set>"), programmed through libipset; rules live in chains of the
+ * filter table whose names all begin with "weft", programmed by feeding
+ * `iptables-restore --noflush` (and ip6tables-restore) one input per apply.
+ *
+ * The backend renders a whole program into the text of every chain (one
+ * text per family) and keeps what it last programmed. An apply diffs the
+ * rendering against that: set elements are added and deleted in place,
+ * and only chains whose text changed are re-declared (which flushes them)
+ * and refilled, in one restore transaction per family. The first apply
+ * (and the one after a failure) diffs against what `iptables-save` shows
+ * and replaces every existing weft set through a temporary set and an
+ * ipset swap, so packets never see a half-filled set.
+ *
+ * Order and failure: sets first (new sets and new members before any rule
+ * can name them), then the iptables transaction, then the ip6tables one,
+ * then sets nothing references any more are destroyed. ipsets and the two
+ * restore transactions are separate kernel operations, so "atomic" means
+ * here: each step is atomic, and when a later step fails the earlier ones
+ * are undone (the other family's chains restored from the previous state,
+ * members re-added or removed, swapped sets swapped back, new sets
+ * destroyed) and the next apply is a full one.
+ *
+ * Chains (per family, the same layout in iptables and ip6tables):
+ *   weft-forward   hooked from FORWARD: packets from or to a weft
+ *                  interface go to weft-fwd-wl, others return.
+ *   weft-fwd-wl    conntrack established/related accept, invalid drop,
+ *                  then the source endpoint's egress (weft-from-wl), the
+ *                  destination endpoint's ingress (weft-to-wl), accept.
+ *   weft-input     hooked from INPUT: from a weft interface to
+ *                  weft-wl-host: ICMPv6 ND accept, conntrack, egress, then
+ *                  accept only with the Policy mark or to a failsafe port.
+ *   weft-output    hooked from OUTPUT: host -> workload accepted.
+ *   weft-from-wl   dispatch: one "-i IF -g weft-fw-IF" per endpoint, then
+ *                  DROP (a weft interface without an endpoint fails closed).
+ *   weft-to-wl     the same with "-o IF -g weft-tw-IF".
+ *   weft-fw-IF     endpoint egress: anti-spoofing (MAC, own addresses),
+ *                  then policies and profiles (below); weft-tw-IF ingress.
+ *   weft-c-NAME    one per program chain.
+ *   weft-allow-pol, weft-allow-prof, weft-pass: set the mark bits of a
+ *                  Policy allow (ALLOW|POLICY), a profile allow (ALLOW),
+ *                  a pass (PASS); a deciding program rule goes there with
+ *                  -g, so the end of that chain returns to the endpoint
+ *                  chain: one kernel rule per program rule.
+ * An endpoint direction clears the WEFT_ACL_MARK_* bits, jumps to each
+ * policy chain in order (unless PASS is set), returns as soon as ALLOW is
+ * set, drops when policies applied and none passed, then does the same
+ * with the profile chains and drops at the end. deny is a DROP in place,
+ * log a LOG in place.
+ */
+#include "acl/acl-backend.h"
+#include "lib/log.h"
+
+#include <ctype.h>
+#include <libipset/data.h>
+#include <libipset/session.h>
+#include <libipset/types.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+#define IPT_CHAIN_MAX 28 /* iptables: 29 bytes with the NUL */
+#define IPT_SET_MAX 31   /* ipset: IPSET_MAXNAMELEN - 1 */
+#define IPT_MULTIPORT_MAX 15
+#define IPT_SET_TYPE "hash:net"
+
+/* ---- small helpers ---- */
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t hmix(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t hstr(uint64_t h, const char *s)
+{
+	return hmix(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+static uint64_t hint(uint64_t h, long long v)
+{
+	return hmix(h, &v, sizeof(v));
+}
+
+/* prefix + name when it fits in max characters; otherwise prefix, the
+ * start of name, '.' and a hash of the whole name. Program names never
+ * contain '.', so a shortened name cannot collide with a plain one. */
+static char *kname(const char *prefix, const char *name, size_t max)
+{
+	size_t pl = strlen(prefix), keep;
+	uint64_t h;
+
+	if (pl + strlen(name) <= max)
+		return wasprintf("%s%s", prefix, name);
+	h = fnv1a(name);
+	keep = max - pl - 9;
+	return wasprintf("%s%.*s.%08x", prefix, (int)keep, name, (unsigned)(h ^ (h >> 32)));
+}
+
+/* The temporary set a full replace of set `name` fills before the swap. */
+static char *tmp_set_name(const char *name)
+{
+	return wasprintf("weft-tmp.%016llx", (unsigned long long)fnv1a(name));
+}
+
+static bool name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 15 || *s == '-')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+			return false;
+	return true;
+}
+
+/* Keep the first error message: msg goes to *errmsg unless errmsg is
+ * NULL or already holds one. */
+static void seterr(char **errmsg, char *msg)
+{
+	if (errmsg && !*errmsg)
+		*errmsg = msg;
+	else
+		free(msg);
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int cidr_cmp(const void *a, const void *b)
+{
+	const struct weft_cidr *x = a, *y = b;
+	int c = weft_ip_cmp(&x->ip, &y->ip);
+
+	if (c)
+		return c;
+	return x->prefixlen < y->prefixlen ? -1 : x->prefixlen > y->prefixlen;
+}
+
+/* ---- what is (or is to be) in the kernel ---- */
+
+enum { CH_OTHER, CH_PROGRAM, CH_ENDPOINT };
+
+struct ipt_chain {
+	char *name;   /* kernel chain name */
+	char *text;   /* its rules as "-A name ...\n" lines; "" when empty */
+	int kind;      /* CH_*, for stats */
+	char *ifname;  /* CH_ENDPOINT */
+	uint64_t hash; /* CH_PROGRAM: of what the text was rendered from */
+};
+
+struct ipt_table {
+	struct ipt_chain *chains; /* sorted by name */
+	size_t n, cap;
+	char **hooks; /* rules outside weft chains jumping in: "-A FORWARD -j weft-forward" */
+	size_t n_hooks;
+};
+
+struct ipt_set {
+	char *name; /* kernel set name */
+	int family;
+	uint32_t maxelem;
+	bool unknown; /* found in the kernel: content unknown, replace it */
+	struct weft_cidr *elems; /* sorted by cidr_cmp */
+	size_t n;
+};
+
+struct ipt_state {
+	struct ipt_set *sets; /* sorted by name */
+	size_t n_sets;
+	struct ipt_table tab[2]; /* [0] iptables, [1] ip6tables */
+};
+
+static void table_clear(struct ipt_table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->chains[i].name);
+		free(t->chains[i].text);
+		free(t->chains[i].ifname);
+	}
+	free(t->chains);
+	strv_free(t->hooks, t->n_hooks);
+	memset(t, 0, sizeof(*t));
+}
+
+static void state_clear(struct ipt_state *st)
+{
+	for (size_t i = 0; i < st->n_sets; i++) {
+		free(st->sets[i].name);
+		free(st->sets[i].elems);
+	}
+	free(st->sets);
+	st->sets = NULL;
+	st->n_sets = 0;
+	table_clear(&st->tab[0]);
+	table_clear(&st->tab[1]);
+}
+
+static struct ipt_chain *table_add(struct ipt_table *t, char *name, char *text, int kind, const char *ifname)
+{
+	struct ipt_chain *c;
+
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16;
+		t->chains = wrealloc(t->chains, t->cap * sizeof(*t->chains));
+	}
+	c = &t->chains[t->n++];
+	c->name = name;
+	c->text = text;
+	c->kind = kind;
+	c->ifname = ifname ? wstrdup(ifname) : NULL;
+	return c;
+}
+
+static int chain_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ipt_chain *)a)->name, ((const struct ipt_chain *)b)->name);
+}
+
+static int set_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ipt_set *)a)->name, ((const struct ipt_set *)b)->name);
+}
+
+static const struct ipt_chain *table_find(const struct ipt_table *t, const char *name)
+{
+	struct ipt_chain key = {.name = (char *)name};
+
+	return t->n ? bsearch(&key, t->chains, t->n, sizeof(key), chain_cmp) : NULL;
+}
+
+static const struct ipt_set *state_set(const struct ipt_state *st, const char *name)
+{
+	struct ipt_set key = {.name = (char *)name};
+
+	return st->n_sets ? bsearch(&key, st->sets, st->n_sets, sizeof(key), set_cmp) : NULL;
+}
+
+/* ---- rendering a program ---- */
+
+struct name_map {
+	const char *prog; /* program name */
+	char *kern;       /* kernel name */
+	int family;       /* sets */
+};
+
+static int map_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct name_map *)a)->prog, ((const struct name_map *)b)->prog);
+}
+
+static const struct name_map *map_find(const struct name_map *m, size_t n, const char *prog)
+{
+	struct name_map key = {.prog = prog};
+
+	return n ? bsearch(&key, m, n, sizeof(key), map_cmp) : NULL;
+}
+
+struct render {
+	const struct weft_acl_program *p;
+	struct name_map *sets, *chains;
+	size_t n_sets, n_chains;
+	char **errmsg;
+};
+
+static const char *proto_name(int proto, char *buf, size_t size)
+{
+	switch (proto) {
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMPV6:
+		return "ipv6-icmp";
+	case IPPROTO_SCTP:
+		return "sctp";
+	case IPPROTO_UDPLITE:
+		return "udplite";
+	case IPPROTO_DCCP:
+		return "dccp";
+	}
+	snprintf(buf, size, "%d", proto);
+	return buf;
+}
+
+static bool proto_has_ports(int proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_DCCP;
+}
+
+/* Port ranges as multiport lists of at most 15 slots (a range takes 2). */
+static size_t port_chunks(const struct weft_acl_portrange *r, size_t n, char ***out)
+{
+	char **v = NULL;
+	size_t nv = 0, slots = 0;
+	struct weft_buf cur = {0};
+
+	for (size_t i = 0; i < n; i++) {
+		size_t need = r[i].lo == r[i].hi ? 1 : 2;
+
+		if (cur.len && slots + need > IPT_MULTIPORT_MAX) {
+			v = wrealloc(v, (nv + 1) * sizeof(*v));
+			v[nv++] = weft_buf_steal(&cur);
+			slots = 0;
+		}
+		if (r[i].lo == r[i].hi)
+			weft_buf_printf(&cur, "%s%u", cur.len ? "," : "", r[i].lo);
+		else
+			weft_buf_printf(&cur, "%s%u:%u", cur.len ? "," : "", r[i].lo, r[i].hi);
+		slots += need;
+	}
+	if (cur.len) {
+		v = wrealloc(v, (nv + 1) * sizeof(*v));
+		v[nv++] = weft_buf_steal(&cur);
+	}
+	weft_buf_free(&cur);
+	*out = v;
+	return nv;
+}
+
+static void icmp_match(struct weft_buf *m, int fam, bool negate, int type, int code)
+{
+	if (fam == AF_INET)
+		weft_buf_printf(m, " -m icmp %s--icmp-type %d", negate ? "! " : "", type);
+	else
+		weft_buf_printf(m, " -m icmp6 %s--icmpv6-type %d", negate ? "! " : "", type);
+	if (code >= 0)
+		weft_buf_printf(m, "/%d", code);
+}
+
+/* A log prefix inside double quotes in restore input: no quote, backslash
+ * or control characters, at most WEFT_ACL_LOG_PREFIX_MAX characters. */
+static void log_target(struct weft_buf *b, const char *prefix)
+{
+	size_t n = 0;
+
+	if (!prefix || !*prefix) {
+		weft_buf_printf(b, " -j LOG");
+		return;
+	}
+	weft_buf_printf(b, " -j LOG --log-prefix \"");
+	for (const char *s = prefix; *s && n < WEFT_ACL_LOG_PREFIX_MAX; s++, n++) {
+		char c = *s;
+
+		if (c == '"' || c == '\\' || c == '\'' || (unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+			c = '_';
+		weft_buf_append(b, &c, 1);
+	}
+	weft_buf_printf(b, "\"");
+}
+
+/* Render rule ri of program chain c into chain `ch` for family fam. */
+static int render_rule(struct render *R, struct weft_buf *b, const char *ch, const struct weft_acl_chain *c, size_t ri,
+		       int fam)
+{
+	const struct weft_acl_rule *r = &c->rules[ri];
+	bool icmp = r->icmp_type >= 0 || r->not_icmp_type >= 0;
+	int icmp_proto = fam == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	bool has_ports = r->n_sports || r->n_not_sports || r->n_dports || r->n_not_dports;
+	char *match = NULL;
+	char **sp = NULL, **dp = NULL, **nsp = NULL, **ndp = NULL;
+	size_t nsp_n = 0, ndp_n = 0, sp_n, dp_n;
+	struct weft_buf m = {0};
+	char pb[16];
+	int proto = r->proto;
+
+	if (r->family && r->family != fam)
+		return 0;
+	if (icmp && proto < 0)
+		proto = icmp_proto;
+	/* ICMP exists in one family only: a family-less icmp rule is the v4
+	 * one, a family-less ICMPv6 rule the v6 one. */
+	if (!r->family && ((proto == IPPROTO_ICMP && fam == AF_INET6) || (proto == IPPROTO_ICMPV6 && fam == AF_INET)))
+		return 0;
+	if (icmp && proto != icmp_proto)
+		return 0; /* an ICMP type of the other family never matches */
+	if (has_ports && !proto_has_ports(proto)) {
+		*R->errmsg = wasprintf("%s: port conditions need tcp, udp, sctp, udplite or dccp", r->origin ? r->origin : c->name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < r->n_addrs; i++) {
+		const struct name_map *s = map_find(R->sets, R->n_sets, r->addrs[i].set);
+
+		if (!s) {
+			weft_buf_free(&m);
+			*R->errmsg = wasprintf("%s: set %s is not in the program", r->origin ? r->origin : c->name,
+					       r->addrs[i].set);
+			return -EINVAL;
+		}
+		if (s->family != fam) {
+			weft_buf_free(&m);
+			return 0; /* the rule is the other family's */
+		}
+		weft_buf_printf(&m, " -m set %s--match-set %s %s", r->addrs[i].negate ? "! " : "", s->kern,
+				r->addrs[i].src ? "src" : "dst");
+	}
+	match = weft_buf_steal(&m);
+
+	/* Protocol first, then the rest, as iptables-save prints them. */
+	if (proto >= 0)
+		weft_buf_printf(&m, " -p %s", proto_name(proto, pb, sizeof(pb)));
+	if (r->not_proto >= 0)
+		weft_buf_printf(&m, " ! -p %s", proto_name(r->not_proto, pb, sizeof(pb)));
+	weft_buf_printf(&m, "%s", match);
+	free(match);
+	if (r->icmp_type >= 0)
+		icmp_match(&m, fam, false, r->icmp_type, r->icmp_code);
+	if (r->not_icmp_type >= 0)
+		icmp_match(&m, fam, true, r->not_icmp_type, r->not_icmp_code);
+	/* Negated port lists: each chunk must not match (AND of NOTs). */
+	nsp_n = port_chunks(r->not_sports, r->n_not_sports, &nsp);
+	ndp_n = port_chunks(r->not_dports, r->n_not_dports, &ndp);
+	match = weft_buf_steal(&m);
+
+	/* Positive port lists: a chunk must match (OR): one rule per chunk
+	 * combination. */
+	sp_n = port_chunks(r->sports, r->n_sports, &sp);
+	dp_n = port_chunks(r->dports, r->n_dports, &dp);
+	for (size_t i = 0; i < (sp_n ? sp_n : 1); i++) {
+		for (size_t j = 0; j < (dp_n ? dp_n : 1); j++) {
+			weft_buf_printf(b, "-A %s%s", ch, match);
+			if (sp_n)
+				weft_buf_printf(b, " -m multiport --sports %s", sp[i]);
+			if (dp_n)
+				weft_buf_printf(b, " -m multiport --dports %s", dp[j]);
+			for (size_t k = 0; k < nsp_n; k++)
+				weft_buf_printf(b, " -m multiport ! --sports %s", nsp[k]);
+			for (size_t k = 0; k < ndp_n; k++)
+				weft_buf_printf(b, " -m multiport ! --dports %s", ndp[k]);
+			switch (r->action) {
+			case WEFT_ACL_ALLOW:
+				weft_buf_printf(b, " -g %s\n",
+						c->kind == WEFT_ACL_CHAIN_POLICY ? "weft-allow-pol" : "weft-allow-prof");
+				break;
+			case WEFT_ACL_PASS:
+				weft_buf_printf(b, " -g weft-pass\n");
+				break;
+			case WEFT_ACL_DENY:
+				weft_buf_printf(b, " -j DROP\n");
+				break;
+			case WEFT_ACL_LOG:
+				log_target(b, r->log_prefix);
+				weft_buf_printf(b, "\n");
+				break;
+			}
+		}
+	}
+	free(match);
+	strv_free(sp, sp_n);
+	strv_free(dp, dp_n);
+	strv_free(nsp, nsp_n);
+	strv_free(ndp, ndp_n);
+	return 0;
+}
+
+/* One endpoint direction (egress = from the endpoint). */
+static void render_dir(struct render *R, struct weft_buf *b, const char *ch, const struct weft_acl_endpoint *e, bool egress,
+		       int fam)
+{
+	char *const *pols = egress ? e->out_policies : e->in_policies;
+	char *const *profs = egress ? e->out_profiles : e->in_profiles;
+	size_t npol = egress ? e->n_out_policies : e->n_in_policies;
+	size_t nprof = egress ? e->n_out_profiles : e->n_in_profiles;
+	size_t applied = 0;
+
+	if (egress) {
+		if (e->has_mac)
+			weft_buf_printf(b, "-A %s -m mac ! --mac-source %02x:%02x:%02x:%02x:%02x:%02x -j DROP\n", ch,
+					e->mac[0], e->mac[1], e->mac[2], e->mac[3], e->mac[4], e->mac[5]);
+		/* Source address check: ALLOW is borrowed as "source is ours". */
+		weft_buf_printf(b, "-A %s -j MARK --set-xmark 0x0/0x%x\n", ch, WEFT_ACL_MARK_MASK);
+		for (size_t i = 0; i < e->n_addrs; i++) {
+			char ab[WEFT_IP_STRLEN];
+
+			if (e->addrs[i].ip.family != fam)
+				continue;
+			weft_buf_printf(b, "-A %s -s %s/%u -j MARK --set-xmark 0x%x/0x%x\n", ch,
+					weft_ip_str(&e->addrs[i].ip, ab, sizeof(ab)), weft_ip_bits(&e->addrs[i].ip),
+					WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+		}
+		weft_buf_printf(b, "-A %s -m mark --mark 0x0/0x%x -j DROP\n", ch, WEFT_ACL_MARK_ALLOW);
+	}
+	weft_buf_printf(b, "-A %s -j MARK --set-xmark 0x0/0x%x\n", ch, WEFT_ACL_MARK_MASK);
+	for (size_t i = 0; i < npol; i++) {
+		const struct name_map *c = map_find(R->chains, R->n_chains, pols[i]);
+
+		if (!c)
+			continue;
+		if (applied++)
+			weft_buf_printf(b, "-A %s -m mark --mark 0x0/0x%x -j %s\n", ch, WEFT_ACL_MARK_PASS, c->kern);
+		else
+			weft_buf_printf(b, "-A %s -j %s\n", ch, c->kern);
+		weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+	}
+	if (applied)
+		weft_buf_printf(b, "-A %s -m mark --mark 0x0/0x%x -j DROP\n", ch, WEFT_ACL_MARK_PASS);
+	for (size_t i = 0; i < nprof; i++) {
+		const struct name_map *c = map_find(R->chains, R->n_chains, profs[i]);
+
+		if (!c)
+			continue;
+		weft_buf_printf(b, "-A %s -j %s\n", ch, c->kern);
+		weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+	}
+	weft_buf_printf(b, "-A %s -j DROP\n", ch);
+}
+
+static void render_failsafe(struct weft_buf *b, const struct weft_acl_program *p, int proto)
+{
+	struct weft_acl_portrange *r = wcalloc(p->n_failsafe + 1, sizeof(*r));
+	size_t n = 0, nc;
+	char **chunks;
+
+	for (size_t i = 0; i < p->n_failsafe; i++)
+		if (p->failsafe[i].proto == proto) {
+			r[n].lo = r[n].hi = p->failsafe[i].port;
+			n++;
+		}
+	nc = port_chunks(r, n, &chunks);
+	for (size_t i = 0; i < nc; i++)
+		weft_buf_printf(b, "-A weft-wl-host -p %s -m multiport --dports %s -j ACCEPT\n",
+				proto == IPPROTO_TCP ? "tcp" : "udp", chunks[i]);
+	strv_free(chunks, nc);
+	free(r);
+}
+
+static const char *const our_hooks[] = {
+	"-A FORWARD -j weft-forward",
+	"-A INPUT -j weft-input",
+	"-A OUTPUT -j weft-output",
+};
+
+static void render_base(struct render *R, struct ipt_table *t, int fam, char **ep_in, char **ep_out)
+{
+	const struct weft_acl_program *p = R->p;
+	struct weft_buf b = {0};
+
+	weft_buf_printf(&b, "-A weft-forward -i %s+ -g weft-fwd-wl\n", WEFT_ACL_IFPREFIX);
+	weft_buf_printf(&b, "-A weft-forward -o %s+ -g weft-fwd-wl\n", WEFT_ACL_IFPREFIX);
+	table_add(t, wstrdup("weft-forward"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	weft_buf_printf(&b, "-A weft-fwd-wl -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+	weft_buf_printf(&b, "-A weft-fwd-wl -m conntrack --ctstate INVALID -j DROP\n");
+	weft_buf_printf(&b, "-A weft-fwd-wl -i %s+ -j weft-from-wl\n", WEFT_ACL_IFPREFIX);
+	weft_buf_printf(&b, "-A weft-fwd-wl -o %s+ -j weft-to-wl\n", WEFT_ACL_IFPREFIX);
+	weft_buf_printf(&b, "-A weft-fwd-wl -j ACCEPT\n");
+	table_add(t, wstrdup("weft-fwd-wl"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	weft_buf_printf(&b, "-A weft-input -i %s+ -g weft-wl-host\n", WEFT_ACL_IFPREFIX);
+	table_add(t, wstrdup("weft-input"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	if (fam == AF_INET6)
+		for (int type = 133; type <= 136; type++)
+			weft_buf_printf(&b, "-A weft-wl-host -p ipv6-icmp -m icmp6 --icmpv6-type %d -j ACCEPT\n", type);
+	weft_buf_printf(&b, "-A weft-wl-host -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+	weft_buf_printf(&b, "-A weft-wl-host -m conntrack --ctstate INVALID -j DROP\n");
+	weft_buf_printf(&b, "-A weft-wl-host -j weft-from-wl\n");
+	weft_buf_printf(&b, "-A weft-wl-host -m mark --mark 0x%x/0x%x -j ACCEPT\n", WEFT_ACL_MARK_POLICY,
+			WEFT_ACL_MARK_POLICY);
+	render_failsafe(&b, p, IPPROTO_TCP);
+	render_failsafe(&b, p, IPPROTO_UDP);
+	weft_buf_printf(&b, "-A weft-wl-host -j DROP\n");
+	table_add(t, wstrdup("weft-wl-host"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	/* Verdicts of program chains: a rule that decides goes (-g) to one of
+	 * these; the end of the chain returns to the endpoint chain that
+	 * jumped to the program chain, which reads the mark. One kernel rule
+	 * per program rule. */
+	weft_buf_printf(&b, "-A weft-allow-pol -j MARK --set-xmark 0x%x/0x%x\n", WEFT_ACL_MARK_ALLOW | WEFT_ACL_MARK_POLICY,
+			WEFT_ACL_MARK_ALLOW | WEFT_ACL_MARK_POLICY);
+	table_add(t, wstrdup("weft-allow-pol"), weft_buf_steal(&b), CH_OTHER, NULL);
+	weft_buf_printf(&b, "-A weft-allow-prof -j MARK --set-xmark 0x%x/0x%x\n", WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+	table_add(t, wstrdup("weft-allow-prof"), weft_buf_steal(&b), CH_OTHER, NULL);
+	weft_buf_printf(&b, "-A weft-pass -j MARK --set-xmark 0x%x/0x%x\n", WEFT_ACL_MARK_PASS, WEFT_ACL_MARK_PASS);
+	table_add(t, wstrdup("weft-pass"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	weft_buf_printf(&b, "-A weft-output -o %s+ -j ACCEPT\n", WEFT_ACL_IFPREFIX);
+	table_add(t, wstrdup("weft-output"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		weft_buf_printf(&b, "-A weft-from-wl -i %s -g %s\n", p->endpoints[i].ifname, ep_out[i]);
+	weft_buf_printf(&b, "-A weft-from-wl -j DROP\n");
+	table_add(t, wstrdup("weft-from-wl"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		weft_buf_printf(&b, "-A weft-to-wl -o %s -g %s\n", p->endpoints[i].ifname, ep_in[i]);
+	weft_buf_printf(&b, "-A weft-to-wl -j DROP\n");
+	table_add(t, wstrdup("weft-to-wl"), weft_buf_steal(&b), CH_OTHER, NULL);
+
+	t->hooks = wcalloc(ARRAY_SIZE(our_hooks), sizeof(char *));
+	for (size_t i = 0; i < ARRAY_SIZE(our_hooks); i++)
+		t->hooks[i] = wstrdup(our_hooks[i]);
+	t->n_hooks = ARRAY_SIZE(our_hooks);
+}
+
+/* A hash of everything a program chain's text is rendered from (its rules
+ * and the families of the sets they name), so an unchanged chain of a
+ * large program reuses its previous text instead of being rendered. */
+static uint64_t chain_hash(struct render *R, const struct weft_acl_chain *c)
+{
+	uint64_t h = hint(0xcbf29ce484222325ull, c->kind);
+
+	h = hint(h, (long long)c->n_rules);
+	for (size_t i = 0; i < c->n_rules; i++) {
+		const struct weft_acl_rule *r = &c->rules[i];
+		int v[] = {r->action, r->family, r->proto, r->not_proto, r->icmp_type, r->icmp_code, r->not_icmp_type,
+			   r->not_icmp_code};
+
+		h = hmix(h, v, sizeof(v));
+		h = hint(h, (long long)r->n_addrs);
+		for (size_t j = 0; j < r->n_addrs; j++) {
+			const struct name_map *s = map_find(R->sets, R->n_sets, r->addrs[j].set);
+
+			h = hint(h, r->addrs[j].src * 2 + r->addrs[j].negate);
+			h = hstr(h, r->addrs[j].set);
+			h = hint(h, s ? s->family : -1);
+		}
+		h = hint(h, (long long)r->n_sports);
+		h = hmix(h, r->sports, r->n_sports * sizeof(*r->sports));
+		h = hint(h, (long long)r->n_not_sports);
+		h = hmix(h, r->not_sports, r->n_not_sports * sizeof(*r->not_sports));
+		h = hint(h, (long long)r->n_dports);
+		h = hmix(h, r->dports, r->n_dports * sizeof(*r->dports));
+		h = hint(h, (long long)r->n_not_dports);
+		h = hmix(h, r->not_dports, r->n_not_dports * sizeof(*r->not_dports));
+		h = hstr(h, r->action == WEFT_ACL_LOG ? r->log_prefix : NULL);
+		/* origin only names the rule in errors */
+		h = hstr(h, r->origin);
+	}
+	return h;
+}
+
+/* Render program p into *st (old: what was programmed before, for
+ * reusing unchanged chain texts; may be NULL). Returns 0 or -EINVAL with
+ * *errmsg. */
+static int render_program(const struct weft_acl_program *p, const struct ipt_state *old, struct ipt_state *st,
+			  char **errmsg)
+{
+	struct render R = {.p = p, .errmsg = errmsg};
+	char **ep_in = NULL, **ep_out = NULL;
+	uint64_t *hashes = wcalloc(p->n_chains + 1, sizeof(*hashes));
+	int r = 0;
+
+	/* Names first: everything the kernel sees is checked here. */
+	R.sets = wcalloc(p->n_sets + 1, sizeof(*R.sets));
+	for (size_t i = 0; i < p->n_sets; i++) {
+		const struct weft_acl_set *s = &p->sets[i];
+
+		if (!name_ok(s->name, WEFT_ACL_NAME_MAX) || (s->family != AF_INET && s->family != AF_INET6)) {
+			*errmsg = wasprintf("set \"%s\": bad name or family", s->name);
+			r = -EINVAL;
+			goto out;
+		}
+		R.sets[R.n_sets++] = (struct name_map){.prog = s->name, .kern = kname("weft-", s->name, IPT_SET_MAX),
+						       .family = s->family};
+	}
+	qsort(R.sets, R.n_sets, sizeof(*R.sets), map_cmp);
+	R.chains = wcalloc(p->n_chains + 1, sizeof(*R.chains));
+	for (size_t i = 0; i < p->n_chains; i++) {
+		if (!name_ok(p->chains[i].name, WEFT_ACL_NAME_MAX)) {
+			*errmsg = wasprintf("chain \"%s\": bad name", p->chains[i].name);
+			r = -EINVAL;
+			goto out;
+		}
+		R.chains[R.n_chains++] =
+			(struct name_map){.prog = p->chains[i].name, .kern = kname("weft-c-", p->chains[i].name, IPT_CHAIN_MAX)};
+	}
+	qsort(R.chains, R.n_chains, sizeof(*R.chains), map_cmp);
+	for (size_t i = 1; i < R.n_sets; i++)
+		if (streq(R.sets[i - 1].prog, R.sets[i].prog)) {
+			*errmsg = wasprintf("set \"%s\" twice in the program", R.sets[i].prog);
+			r = -EINVAL;
+			goto out;
+		}
+	for (size_t i = 1; i < R.n_chains; i++)
+		if (streq(R.chains[i - 1].prog, R.chains[i].prog)) {
+			*errmsg = wasprintf("chain \"%s\" twice in the program", R.chains[i].prog);
+			r = -EINVAL;
+			goto out;
+		}
+	ep_in = wcalloc(p->n_endpoints + 1, sizeof(char *));
+	ep_out = wcalloc(p->n_endpoints + 1, sizeof(char *));
+	for (size_t i = 0; i < p->n_endpoints; i++) {
+		if (!ifname_ok(p->endpoints[i].ifname)) {
+			*errmsg = wasprintf("endpoint %s: bad interface name \"%s\"", p->endpoints[i].name,
+					    p->endpoints[i].ifname);
+			r = -EINVAL;
+			goto out;
+		}
+		ep_in[i] = kname("weft-tw-", p->endpoints[i].ifname, IPT_CHAIN_MAX);
+		ep_out[i] = kname("weft-fw-", p->endpoints[i].ifname, IPT_CHAIN_MAX);
+		for (size_t j = 0; j < i; j++)
+			if (streq(p->endpoints[j].ifname, p->endpoints[i].ifname)) {
+				*errmsg = wasprintf("interface %s: two endpoints", p->endpoints[i].ifname);
+				r = -EINVAL;
+				goto out;
+			}
+	}
+
+	/* Sets: elements sorted; /0 (which hash:net cannot hold) as two /1. */
+	st->sets = wcalloc(p->n_sets + 1, sizeof(*st->sets));
+	for (size_t i = 0; i < p->n_sets; i++) {
+		const struct weft_acl_set *s = &p->sets[i];
+		struct ipt_set *k = &st->sets[st->n_sets++];
+
+		bool sorted = true, dups = false;
+
+		k->name = wstrdup(map_find(R.sets, R.n_sets, s->name)->kern);
+		k->family = s->family;
+		k->elems = wcalloc(s->n_elems + 2, sizeof(*k->elems));
+		/* Normalised copies (zeroed unused bytes, so sets compare with
+		 * memcmp); programs come sorted, so sorting is rarely needed. */
+		for (size_t j = 0; j < s->n_elems; j++) {
+			const struct weft_cidr *in = &s->elems[j];
+			struct weft_cidr c = {.ip.family = s->family, .prefixlen = in->prefixlen};
+
+			if (in->ip.family != s->family || in->prefixlen > weft_ip_bits(&in->ip)) {
+				*errmsg = wasprintf("set %s: element of the wrong family or prefix", s->name);
+				r = -EINVAL;
+				goto out;
+			}
+			memcpy(c.ip.bytes, in->ip.bytes, s->family == AF_INET ? 4 : 16);
+			if (c.prefixlen != weft_ip_bits(&c.ip))
+				weft_cidr_mask(&c);
+			if (c.prefixlen == 0) {
+				/* hash:net cannot hold /0: two /1 instead. */
+				c.prefixlen = 1;
+				k->elems[k->n++] = c;
+				c.ip.bytes[0] = 0x80;
+			}
+			if (k->n) {
+				int cmp = cidr_cmp(&k->elems[k->n - 1], &c);
+
+				sorted = sorted && cmp <= 0;
+				dups = dups || cmp == 0;
+			}
+			k->elems[k->n++] = c;
+		}
+		if (!sorted)
+			qsort(k->elems, k->n, sizeof(*k->elems), cidr_cmp);
+		/* Drop exact duplicates (hash:net would refuse them). */
+		if (k->n && (!sorted || dups)) {
+			size_t w = 1;
+
+			for (size_t j = 1; j < k->n; j++)
+				if (cidr_cmp(&k->elems[j], &k->elems[w - 1]) != 0)
+					k->elems[w++] = k->elems[j];
+			k->n = w;
+		}
+	}
+	qsort(st->sets, st->n_sets, sizeof(*st->sets), set_cmp);
+
+	for (int fi = 0; fi < 2; fi++) {
+		int fam = fi ? AF_INET6 : AF_INET;
+		struct ipt_table *t = &st->tab[fi];
+
+		for (size_t i = 0; i < p->n_chains; i++) {
+			const struct weft_acl_chain *c = &p->chains[i];
+			const char *kn = map_find(R.chains, R.n_chains, c->name)->kern;
+			const struct ipt_chain *prev = old ? table_find(&old->tab[fi], kn) : NULL;
+			struct weft_buf b = {0};
+
+			if (!hashes[i])
+				hashes[i] = chain_hash(&R, c) | 1;
+			if (prev && prev->kind == CH_PROGRAM && prev->hash == hashes[i]) {
+				table_add(t, wstrdup(kn), wstrdup(prev->text), CH_PROGRAM, NULL)->hash = hashes[i];
+				continue;
+			}
+			weft_buf_append(&b, "", 0);
+			for (size_t j = 0; j < c->n_rules; j++) {
+				r = render_rule(&R, &b, kn, c, j, fam);
+				if (r < 0) {
+					weft_buf_free(&b);
+					goto out;
+				}
+			}
+			table_add(t, wstrdup(kn), weft_buf_steal(&b), CH_PROGRAM, NULL)->hash = hashes[i];
+		}
+		for (size_t i = 0; i < p->n_endpoints; i++) {
+			const struct weft_acl_endpoint *e = &p->endpoints[i];
+			struct weft_buf b = {0};
+
+			render_dir(&R, &b, ep_out[i], e, true, fam);
+			table_add(t, wstrdup(ep_out[i]), weft_buf_steal(&b), CH_ENDPOINT, e->ifname);
+			render_dir(&R, &b, ep_in[i], e, false, fam);
+			table_add(t, wstrdup(ep_in[i]), weft_buf_steal(&b), CH_ENDPOINT, e->ifname);
+		}
+		render_base(&R, t, fam, ep_in, ep_out);
+		qsort(t->chains, t->n, sizeof(*t->chains), chain_cmp);
+	}
+out:
+	for (size_t i = 0; i < R.n_sets; i++)
+		free(R.sets[i].kern);
+	for (size_t i = 0; i < R.n_chains; i++)
+		free(R.chains[i].kern);
+	free(R.sets);
+	free(R.chains);
+	strv_free(ep_in, ep_in ? p->n_endpoints : 0);
+	strv_free(ep_out, ep_out ? p->n_endpoints : 0);
+	free(hashes);
+	if (r < 0)
+		state_clear(st);
+	return r;
+}
+
+/* ---- running iptables-restore / -save ---- */
+
+static int memfd_with(const char *name, const char *data, size_t len)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (len) {
+		ssize_t w = write(fd, data, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			w = -errno;
+			close(fd);
+			return (int)w;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static char *memfd_read(int fd)
+{
+	struct weft_buf b = {0};
+	char chunk[8192];
+	ssize_t n;
+
+	weft_buf_append(&b, "", 0);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return weft_buf_steal(&b);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		weft_buf_append(&b, chunk, (size_t)n);
+	}
+	return weft_buf_steal(&b);
+}
+
+/* Run argv[0] with input on stdin; *out and *err get stdout and stderr.
+ * Returns the exit status (0 = success, > 0 = failed) or a negative errno
+ * when it could not run. */
+static int run(char *const argv[], const char *input, size_t len, char **out, char **err)
+{
+	_cleanup_close_ int in = -1, o = -1, e = -1;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int r, st;
+
+	in = memfd_with("weft-ipt-in", input ? input : "", len);
+	if (in < 0)
+		return in;
+	o = memfd_create("weft-ipt-out", MFD_CLOEXEC);
+	e = memfd_create("weft-ipt-err", MFD_CLOEXEC);
+	if (o < 0 || e < 0)
+		return -errno;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, o, 1);
+	posix_spawn_file_actions_adddup2(&fa, e, 2);
+	r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r)
+		return -r;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (out)
+		*out = memfd_read(o);
+	if (err)
+		*err = memfd_read(e);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* The restore tool's complaint as one line, with the input line it names. */
+static char *restore_error(const char *tool, int status, const char *err, const char *input)
+{
+	struct weft_buf b = {0};
+	const char *s = err, *at;
+	long lineno = 0;
+
+	weft_buf_printf(&b, "%s failed (%d):", tool, status);
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+
+		if (n && !startswith(s, "Try `") && !startswith(s, "# Warning"))
+			weft_buf_printf(&b, " %.*s", (int)n, s);
+		s += n + (nl ? 1 : 0);
+	}
+	at = strstr(err, "line: ");
+	if (at)
+		lineno = strtol(at + 6, NULL, 10);
+	if (lineno > 0) {
+		const char *l = input;
+
+		for (long i = 1; i < lineno && l; i++) {
+			l = strchr(l, '\n');
+			if (l)
+				l++;
+		}
+		if (l && *l)
+			weft_buf_printf(&b, " [%.*s]", (int)(strchrnul(l, '\n') - l), l);
+	}
+	return weft_buf_steal(&b);
+}
+
+/* ---- the backend ---- */
+
+struct ipt_backend {
+	struct weft_acl_backend base;
+	char *restore[2], *save[2]; /* tool paths per family */
+	bool have_state;            /* st is what the kernel holds */
+	struct ipt_state st;
+};
+
+static int restore(struct ipt_backend *ib, int fi, const char *input, char **errmsg)
+{
+	char *argv[] = {ib->restore[fi], (char *)"--noflush", (char *)"-w", (char *)"10", NULL};
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	log_debug("acl ipt: %s input:\n%s", ib->restore[fi], input);
+	r = run(argv, input, strlen(input), NULL, &err);
+	if (r < 0) {
+		seterr(errmsg, wasprintf("cannot run %s: %s", ib->restore[fi], strerror(-r)));
+		return r;
+	}
+	if (r > 0) {
+		seterr(errmsg, restore_error(ib->restore[fi], r, err, input));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Parse `iptables-save -t filter`: weft chains and the hook rules that
+ * jump to them from other chains. */
+static void parse_save(const char *text, struct ipt_table *t)
+{
+	struct weft_buf *texts = NULL;
+	const char *s = text;
+
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+		_cleanup_free_ char *line = wstrndup(s, n);
+
+		s += n + (nl ? 1 : 0);
+		if (line[0] == ':' && startswith(line + 1, "weft")) {
+			line[1 + strcspn(line + 1, " ")] = 0;
+			table_add(t, wstrdup(line + 1), NULL, CH_OTHER, NULL);
+			texts = wrealloc(texts, t->n * sizeof(*texts));
+			memset(&texts[t->n - 1], 0, sizeof(*texts));
+		} else if (startswith(line, "-A ")) {
+			const char *ch = line + 3;
+			size_t cl = strcspn(ch, " ");
+
+			if (startswith(ch, "weft")) {
+				for (size_t i = 0; i < t->n; i++)
+					if (strlen(t->chains[i].name) == cl && strncmp(t->chains[i].name, ch, cl) == 0) {
+						weft_buf_printf(&texts[i], "%s\n", line);
+						break;
+					}
+			} else if (strstr(line, " -j weft") || strstr(line, " -g weft")) {
+				t->hooks = wrealloc(t->hooks, (t->n_hooks + 1) * sizeof(char *));
+				t->hooks[t->n_hooks++] = wstrdup(line);
+			}
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		weft_buf_append(&texts[i], "", 0);
+		t->chains[i].text = weft_buf_steal(&texts[i]);
+	}
+	free(texts);
+	if (t->n)
+		qsort(t->chains, t->n, sizeof(*t->chains), chain_cmp);
+}
+
+static int save(struct ipt_backend *ib, int fi, struct ipt_table *t, char **errmsg)
+{
+	char *argv[] = {ib->save[fi], (char *)"-t", (char *)"filter", NULL};
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	int r;
+
+	r = run(argv, NULL, 0, &out, &err);
+	if (r < 0) {
+		seterr(errmsg, wasprintf("cannot run %s: %s", ib->save[fi], strerror(-r)));
+		return r;
+	}
+	if (r > 0) {
+		seterr(errmsg, restore_error(ib->save[fi], r, err, ""));
+		return -EIO;
+	}
+	parse_save(out, t);
+	return 0;
+}
+
+/* Restore input that turns table `from` into `to`: only chains whose text
+ * differs are declared (which creates or flushes them) and refilled;
+ * chains only in `from` are flushed and deleted; hook rules are deleted
+ * and inserted (at the top) as they differ. NULL when nothing differs. */
+static char *table_diff(const struct ipt_table *from, const struct ipt_table *to)
+{
+	struct weft_buf decl = {0}, rules = {0}, dels = {0}, hdel = {0}, hadd = {0}, all = {0};
+	bool *used = wcalloc(to->n_hooks + 1, sizeof(bool));
+	size_t i = 0, j = 0;
+
+	while (i < from->n || j < to->n) {
+		int c = i == from->n ? 1 : j == to->n ? -1 : strcmp(from->chains[i].name, to->chains[j].name);
+
+		if (c < 0) {
+			weft_buf_printf(&decl, ":%s - [0:0]\n", from->chains[i].name);
+			weft_buf_printf(&dels, "-X %s\n", from->chains[i].name);
+			i++;
+		} else if (c > 0 || !streq(from->chains[i].text, to->chains[j].text)) {
+			weft_buf_printf(&decl, ":%s - [0:0]\n", to->chains[j].name);
+			weft_buf_printf(&rules, "%s", to->chains[j].text);
+			if (c == 0)
+				i++;
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	for (i = 0; i < from->n_hooks; i++) {
+		bool keep = false;
+
+		for (j = 0; j < to->n_hooks && !keep; j++)
+			if (!used[j] && streq(from->hooks[i], to->hooks[j]))
+				keep = used[j] = true;
+		if (!keep)
+			weft_buf_printf(&hdel, "-D%s\n", from->hooks[i] + 2);
+	}
+	for (size_t k = to->n_hooks; k-- > 0;) {
+		const char *h = to->hooks[k] + 3;
+		size_t cl = strcspn(h, " ");
+
+		if (!used[k])
+			weft_buf_printf(&hadd, "-I %.*s 1%s\n", (int)cl, h, h + cl);
+	}
+	free(used);
+	if (decl.len || hdel.len || hadd.len) {
+		weft_buf_printf(&all, "*filter\n%s%s%s%s%sCOMMIT\n", decl.data ? decl.data : "", hdel.data ? hdel.data : "",
+				rules.data ? rules.data : "", dels.data ? dels.data : "", hadd.data ? hadd.data : "");
+	}
+	weft_buf_free(&decl);
+	weft_buf_free(&rules);
+	weft_buf_free(&dels);
+	weft_buf_free(&hdel);
+	weft_buf_free(&hadd);
+	return all.len ? weft_buf_steal(&all) : NULL;
+}
+
+/* ---- ipsets through libipset ---- */
+
+struct ips {
+	struct ipset_session *s;
+	const struct ipset_type *type[2];
+	uint32_t lineno;
+	struct weft_buf out; /* list output */
+};
+
+static int ips_outfn(struct ipset_session *session, void *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ips_outfn(struct ipset_session *session, void *p, const char *fmt, ...)
+{
+	struct ips *c = p;
+	_cleanup_free_ char *s = NULL;
+	va_list ap;
+
+	(void)session;
+	va_start(ap, fmt);
+	s = wvasprintf(fmt, ap);
+	va_end(ap);
+	weft_buf_append(&c->out, s, strlen(s));
+	return 0;
+}
+
+static int ips_open(struct ips *c, char **errmsg)
+{
+	memset(c, 0, sizeof(*c));
+	c->s = ipset_session_init(ips_outfn, c);
+	if (!c->s) {
+		seterr(errmsg, wstrdup("cannot initialise an ipset session"));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void ips_close(struct ips *c)
+{
+	if (c->s)
+		ipset_session_fini(c->s);
+	c->s = NULL;
+	weft_buf_free(&c->out);
+}
+
+/* The session's report as an error message; resets it. */
+static int ips_fail(struct ips *c, const char *what, const char *set, char **errmsg)
+{
+	const char *m = ipset_session_report_msg(c->s);
+	_cleanup_free_ char *msg = wstrdup(m && *m ? m : "failed");
+	size_t n = strlen(msg);
+
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = 0;
+	for (char *s = msg; *s; s++)
+		if (*s == '\n')
+			*s = ' ';
+	seterr(errmsg, wasprintf("ipset %s %s: %s", what, set, msg));
+	log_debug("acl ipt: ipset %s %s: %s", what, set, msg);
+	ipset_session_report_reset(c->s);
+	ipset_data_reset(ipset_session_data(c->s));
+	return -EIO;
+}
+
+static void ips_exist(struct ips *c, bool on)
+{
+	if (on)
+		ipset_envopt_set(c->s, IPSET_ENV_EXIST);
+	else
+		ipset_envopt_unset(c->s, IPSET_ENV_EXIST);
+}
+
+/* The userspace type of hash:net for a family (checked with the kernel
+ * once): element commands need it and must not ask the kernel per set. */
+static const struct ipset_type *ips_type(struct ips *c, int family, char **errmsg)
+{
+	int fi = family == AF_INET6;
+	uint8_t f = (uint8_t)family;
+
+	if (c->type[fi])
+		return c->type[fi];
+	ipset_data_reset(ipset_session_data(c->s));
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_SET_TYPE);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+	c->type[fi] = ipset_type_get(c->s, IPSET_CMD_CREATE);
+	if (!c->type[fi])
+		ips_fail(c, "type", IPT_SET_TYPE, errmsg);
+	ipset_data_reset(ipset_session_data(c->s));
+	return c->type[fi];
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+	uint32_t v = 1;
+
+	while (v < n && v < (1u << 30))
+		v <<= 1;
+	return v;
+}
+
+static uint32_t set_maxelem(size_t n)
+{
+	return pow2_at_least(n * 2 > (1u << 20) ? n * 2 : (1u << 20));
+}
+
+static int ips_create(struct ips *c, const char *name, int family, uint32_t maxelem, size_t n, char **errmsg)
+{
+	const struct ipset_type *t = ips_type(c, family, errmsg);
+	uint8_t f = (uint8_t)family;
+	uint32_t hashsize = pow2_at_least(n / 2 > 1024 ? n / 2 : 1024);
+
+	if (!t)
+		return -EIO;
+	ips_exist(c, false);
+	ipset_session_data_set(c->s, IPSET_SETNAME, name);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_SET_TYPE);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ipset_session_data_set(c->s, IPSET_OPT_MAXELEM, &maxelem);
+	ipset_session_data_set(c->s, IPSET_OPT_HASHSIZE, &hashsize);
+	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
+		return ips_fail(c, "create", name, errmsg);
+	return 0;
+}
+
+/* Destroy a set; a set just unreferenced by iptables-nft may stay busy
+ * until the kernel has released the rules: retry for a while. */
+static int ips_destroy(struct ips *c, const char *name, char **errmsg)
+{
+	for (int attempt = 0;; attempt++) {
+		ipset_session_data_set(c->s, IPSET_SETNAME, name);
+		if (ipset_cmd(c->s, IPSET_CMD_DESTROY, 0) >= 0)
+			return 0;
+		if (attempt >= 60 || !strstr(ipset_session_report_msg(c->s), "in use"))
+			return ips_fail(c, "destroy", name, errmsg);
+		ipset_session_report_reset(c->s);
+		ipset_data_reset(ipset_session_data(c->s));
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	}
+}
+
+static int ips_swap(struct ips *c, const char *a, const char *b, char **errmsg)
+{
+	ipset_session_data_set(c->s, IPSET_SETNAME, a);
+	ipset_session_data_set(c->s, IPSET_OPT_SETNAME2, b);
+	if (ipset_cmd(c->s, IPSET_CMD_SWAP, 0) < 0)
+		return ips_fail(c, "swap", a, errmsg);
+	return 0;
+}
+
+/* Add or delete elements, batched many to a netlink message. */
+static int ips_elems(struct ips *c, enum ipset_cmd cmd, const char *name, int family, const struct weft_cidr *e, size_t n,
+		     char **errmsg)
+{
+	const struct ipset_type *t = ips_type(c, family, errmsg);
+	uint8_t f = (uint8_t)family;
+
+	if (!t)
+		return -EIO;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t cidr = (uint8_t)e[i].prefixlen;
+
+		ipset_session_data_set(c->s, IPSET_SETNAME, name);
+		ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+		ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+		ipset_session_data_set(c->s, IPSET_OPT_IP, e[i].ip.bytes);
+		ipset_session_data_set(c->s, IPSET_OPT_CIDR, &cidr);
+		if (ipset_cmd(c->s, cmd, ++c->lineno) < 0)
+			return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	}
+	if (ipset_commit(c->s) < 0)
+		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	return 0;
+}
+
+/* Names of the sets in the kernel that begin with "weft". */
+static int ips_list_weft(struct ips *c, char ***names, size_t *n, char **errmsg)
+{
+	char **v = NULL;
+	size_t nv = 0;
+	const char *s;
+
+	weft_buf_free(&c->out);
+	weft_buf_append(&c->out, "", 0);
+	ipset_envopt_set(c->s, IPSET_ENV_LIST_SETNAME);
+	if (ipset_cmd(c->s, IPSET_CMD_LIST, 0) < 0) {
+		ipset_envopt_unset(c->s, IPSET_ENV_LIST_SETNAME);
+		return ips_fail(c, "list", "", errmsg);
+	}
+	ipset_envopt_unset(c->s, IPSET_ENV_LIST_SETNAME);
+	for (s = c->out.data; *s;) {
+		size_t l = strcspn(s, "\n");
+
+		if (l > 4 && strncmp(s, "weft", 4) == 0) {
+			v = wrealloc(v, (nv + 1) * sizeof(*v));
+			v[nv++] = wstrndup(s, l);
+		}
+		s += l + (s[l] ? 1 : 0);
+	}
+	*names = v;
+	*n = nv;
+	return 0;
+}
+
+/* ---- apply ---- */
+
+/* What an apply did to sets, undone in reverse order on failure. */
+enum { J_NOTHING, J_CREATED, J_SWAPPED, J_ADDED, J_DELETED };
+struct journal {
+	int op;
+	const char *set; /* kernel name (the new state's) */
+	char *tmp;       /* J_SWAPPED: holds the old content */
+	int family;
+	struct weft_cidr *elems; /* J_ADDED / J_DELETED */
+	size_t n;
+};
+
+static void journal_undo(struct ips *c, struct journal *j, size_t n)
+{
+	char *ignored = NULL;
+
+	ips_exist(c, true);
+	for (size_t i = n; i-- > 0;) {
+		switch (j[i].op) {
+		case J_NOTHING:
+			break;
+		case J_CREATED:
+			ips_destroy(c, j[i].set, &ignored);
+			break;
+		case J_SWAPPED:
+			ips_swap(c, j[i].tmp, j[i].set, &ignored);
+			ips_destroy(c, j[i].tmp, &ignored);
+			break;
+		case J_ADDED:
+			ips_elems(c, IPSET_CMD_DEL, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
+			break;
+		case J_DELETED:
+			ips_elems(c, IPSET_CMD_ADD, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
+			break;
+		}
+		free(ignored);
+		ignored = NULL;
+	}
+}
+
+static void journal_free(struct journal *j, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(j[i].tmp);
+		free(j[i].elems);
+	}
+	free(j);
+}
+
+/* Elements of a not in b (both sorted). */
+static size_t cidr_minus(const struct weft_cidr *a, size_t na, const struct weft_cidr *b, size_t nb, struct weft_cidr **out)
+{
+	struct weft_cidr *v = wcalloc(na + 1, sizeof(*v));
+	size_t i = 0, j = 0, n = 0;
+
+	while (i < na) {
+		int c = j == nb ? -1 : cidr_cmp(&a[i], &b[j]);
+
+		if (c < 0)
+			v[n++] = a[i++];
+		else if (c > 0)
+			j++;
+		else
+			i++, j++;
+	}
+	*out = v;
+	return n;
+}
+
+/* Program the sets of `to`, given what `from` holds. */
+static int apply_sets(struct ips *c, const struct ipt_state *from, struct ipt_state *to, struct journal **jp, size_t *nj,
+		      struct weft_acl_stats *stats, char **errmsg)
+{
+	struct journal *j = wcalloc(2 * to->n_sets + 1, sizeof(*j));
+	size_t n = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < to->n_sets && r == 0; i++) {
+		struct ipt_set *s = &to->sets[i];
+		const struct ipt_set *old = state_set(from, s->name);
+
+		if (!old) {
+			s->maxelem = set_maxelem(s->n);
+			r = ips_create(c, s->name, s->family, s->maxelem, s->n, errmsg);
+			if (r < 0)
+				break;
+			j[n++] = (struct journal){.op = J_CREATED, .set = s->name};
+			ips_exist(c, false);
+			r = ips_elems(c, IPSET_CMD_ADD, s->name, s->family, s->elems, s->n, errmsg);
+			stats->sets_created++;
+			stats->elems_added += s->n;
+		} else if (old->unknown || old->family != s->family || s->n > old->maxelem) {
+			/* Fill a fresh set, then swap it in: one atomic step.
+			 * The journal entry owns the temporary name. */
+			char *tmp = tmp_set_name(s->name);
+
+			s->maxelem = set_maxelem(s->n);
+			j[n++] = (struct journal){.op = J_CREATED, .set = tmp, .tmp = tmp};
+			r = ips_create(c, tmp, s->family, s->maxelem, s->n, errmsg);
+			if (r < 0) {
+				j[n - 1].op = J_NOTHING;
+				break;
+			}
+			ips_exist(c, false);
+			r = ips_elems(c, IPSET_CMD_ADD, tmp, s->family, s->elems, s->n, errmsg);
+			if (r == 0)
+				r = ips_swap(c, tmp, s->name, errmsg);
+			if (r < 0)
+				break;
+			j[n - 1].op = J_SWAPPED;
+			j[n - 1].set = s->name;
+			stats->elems_added += s->n;
+			if (!old->unknown)
+				stats->elems_removed += old->n;
+		} else if (old->n == s->n && memcmp(old->elems, s->elems, s->n * sizeof(*s->elems)) == 0) {
+			s->maxelem = old->maxelem; /* unchanged: the common case */
+		} else {
+			struct weft_cidr *add, *del;
+			size_t nadd = cidr_minus(s->elems, s->n, old->elems, old->n, &add);
+			size_t ndel = cidr_minus(old->elems, old->n, s->elems, s->n, &del);
+
+			s->maxelem = old->maxelem;
+			ips_exist(c, false);
+			if (ndel) {
+				r = ips_elems(c, IPSET_CMD_DEL, s->name, s->family, del, ndel, errmsg);
+				j[n++] = (struct journal){.op = J_DELETED, .set = s->name, .family = s->family, .elems = del, .n = ndel};
+			} else
+				free(del);
+			if (r == 0 && nadd) {
+				r = ips_elems(c, IPSET_CMD_ADD, s->name, s->family, add, nadd, errmsg);
+				j[n++] = (struct journal){.op = J_ADDED, .set = s->name, .family = s->family, .elems = add, .n = nadd};
+			} else
+				free(add);
+			stats->elems_added += nadd;
+			stats->elems_removed += ndel;
+		}
+	}
+	*jp = j;
+	*nj = n;
+	return r;
+}
+
+static void count_chains(const struct ipt_state *from, const struct ipt_state *to, struct weft_acl_stats *stats)
+{
+	/* Program chains by name; endpoints by interface (either direction
+	 * or family changed = replaced). Both families hold the same names. */
+	for (size_t k = 0; k < to->tab[0].n; k++) {
+		const struct ipt_chain *c = &to->tab[0].chains[k];
+		const struct ipt_chain *o4 = table_find(&from->tab[0], c->name), *o6 = table_find(&from->tab[1], c->name);
+		const struct ipt_chain *n6 = table_find(&to->tab[1], c->name);
+		bool changed = !o4 || !o6 || !streq(o4->text, c->text) || !n6 || !streq(o6->text, n6->text);
+
+		if (c->kind == CH_PROGRAM) {
+			if (!o4 && !o6)
+				stats->chains_created++;
+			else if (changed)
+				stats->chains_replaced++;
+		}
+	}
+	for (size_t k = 0; k < from->tab[0].n; k++) {
+		const struct ipt_chain *c = &from->tab[0].chains[k];
+
+		if (startswith(c->name, "weft-c-") && !table_find(&to->tab[0], c->name))
+			stats->chains_deleted++;
+	}
+	/* Endpoints: weft-fw-IF stands for the endpoint; it is replaced when
+	 * either direction changed in either family. */
+	for (size_t k = 0; k < to->tab[0].n; k++) {
+		const struct ipt_chain *c = &to->tab[0].chains[k];
+		_cleanup_free_ char *tw = NULL;
+		bool changed = false;
+
+		if (c->kind != CH_ENDPOINT || !startswith(c->name, "weft-fw-"))
+			continue;
+		if (!table_find(&from->tab[0], c->name)) {
+			stats->endpoints_added++;
+			continue;
+		}
+		tw = wasprintf("weft-tw-%s", c->name + strlen("weft-fw-"));
+		for (int fi = 0; fi < 2 && !changed; fi++)
+			for (int d = 0; d < 2 && !changed; d++) {
+				const char *name = d ? tw : c->name;
+				const struct ipt_chain *o = table_find(&from->tab[fi], name);
+				const struct ipt_chain *nw = table_find(&to->tab[fi], name);
+
+				changed = !o || !nw || !streq(o->text, nw->text);
+			}
+		if (changed)
+			stats->endpoints_replaced++;
+	}
+	for (size_t k = 0; k < from->tab[0].n; k++) {
+		const struct ipt_chain *c = &from->tab[0].chains[k];
+
+		if (startswith(c->name, "weft-fw-") && !table_find(&to->tab[0], c->name))
+			stats->endpoints_removed++;
+	}
+}
+
+/* What weft has in the kernel now, for a first apply: chains and hooks
+ * from iptables-save, sets by name only (content unknown). */
+static int discover(struct ipt_backend *ib, struct ips *c, struct ipt_state *from, char **errmsg)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	for (int fi = 0; fi < 2; fi++) {
+		r = save(ib, fi, &from->tab[fi], errmsg);
+		if (r < 0)
+			return r;
+	}
+	r = ips_list_weft(c, &names, &n, errmsg);
+	if (r < 0)
+		return r;
+	from->sets = wcalloc(n + 1, sizeof(*from->sets));
+	for (size_t i = 0; i < n; i++) {
+		/* Temporary sets of an interrupted apply go right away: no
+		 * rule can reference them. */
+		if (startswith(names[i], "weft-tmp.")) {
+			ips_destroy(c, names[i], NULL);
+			continue;
+		}
+		from->sets[from->n_sets++] = (struct ipt_set){.name = wstrdup(names[i]), .unknown = true};
+	}
+	strv_free(names, n);
+	qsort(from->sets, from->n_sets, sizeof(*from->sets), set_cmp);
+	return 0;
+}
+
+static int ipt_apply(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
+		     char **errmsg)
+{
+	struct ipt_backend *ib = (struct ipt_backend *)b;
+	struct ipt_state to = {0}, found = {0};
+	const struct ipt_state *from = &found;
+	struct journal *j = NULL;
+	size_t nj = 0;
+	char *err = NULL;
+	char *text[2] = {NULL, NULL};
+	bool done[2] = {false, false};
+	struct ips c;
+	int64_t t0;
+	int r;
+
+	r = render_program(p, ib->have_state ? &ib->st : NULL, &to, &err);
+	if (r < 0)
+		goto out;
+	r = ips_open(&c, &err);
+	if (r < 0)
+		goto out;
+	t0 = weft_now_ns();
+	if (!ib->have_state) {
+		stats->full = true;
+		r = discover(ib, &c, &found, &err);
+		if (r < 0)
+			goto out_ips;
+		from = &found;
+	} else
+		from = &ib->st;
+
+	/* 1. Sets: new ones and new members first, so rules never name a set
+	 *    that does not exist yet. */
+	r = apply_sets(&c, from, &to, &j, &nj, stats, &err);
+	if (r < 0)
+		goto undo;
+
+	/* 2. Rules: one restore transaction per family. */
+	for (int fi = 0; fi < 2; fi++) {
+		text[fi] = table_diff(&from->tab[fi], &to.tab[fi]);
+		if (!text[fi])
+			continue;
+		r = restore(ib, fi, text[fi], &err);
+		if (r < 0)
+			goto undo;
+		done[fi] = true;
+	}
+	count_chains(from, &to, stats);
+
+	/* 3. Sets nothing references any more, and the swapped-out copies. */
+	for (size_t i = 0; i < from->n_sets; i++)
+		if (!state_set(&to, from->sets[i].name)) {
+			if (ips_destroy(&c, from->sets[i].name, NULL) == 0)
+				stats->sets_deleted++;
+		}
+	for (size_t i = 0; i < nj; i++)
+		if (j[i].op == J_SWAPPED)
+			ips_destroy(&c, j[i].tmp, NULL);
+	stats->apply_ns = weft_now_ns() - t0;
+	state_clear(&ib->st);
+	ib->st = to;
+	memset(&to, 0, sizeof(to));
+	ib->have_state = true;
+	r = 0;
+	goto out_ips;
+
+undo:
+	/* Put back what this apply changed: the family already restored, then
+	 * the sets. The next apply starts over with a full replace. */
+	for (int fi = 0; fi < 2; fi++) {
+		if (done[fi]) {
+			_cleanup_free_ char *back = table_diff(&to.tab[fi], &from->tab[fi]);
+			char *ignored = NULL;
+
+			if (back && restore(ib, fi, back, &ignored) < 0)
+				log_debug("acl ipt: rollback failed: %s", ignored);
+			free(ignored);
+		}
+	}
+	journal_undo(&c, j, nj);
+	ib->have_state = false;
+	state_clear(&ib->st);
+out_ips:
+	ips_close(&c);
+out:
+	journal_free(j, nj);
+	free(text[0]);
+	free(text[1]);
+	state_clear(&to);
+	state_clear(&found);
+	if (r < 0) {
+		/* Whatever failed, the next apply starts over with a full replace. */
+		ib->have_state = false;
+		state_clear(&ib->st);
+		log_debug("acl ipt: apply failed: %s", err ? err : "");
+		if (errmsg)
+			*errmsg = err;
+		else
+			free(err);
+		return r;
+	}
+	free(err);
+	return 0;
+}
+
+static int ipt_remove(struct weft_acl_backend *b, char **errmsg)
+{
+	struct ipt_backend *ib = (struct ipt_backend *)b;
+	struct ipt_table empty = {0};
+	char *err = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	struct ips c;
+	int r = 0, q;
+
+	ib->have_state = false;
+	state_clear(&ib->st);
+	for (int fi = 0; fi < 2; fi++) {
+		struct ipt_table t = {0};
+		_cleanup_free_ char *text = NULL;
+
+		q = save(ib, fi, &t, err ? NULL : &err);
+		if (q == 0) {
+			text = table_diff(&t, &empty);
+			if (text)
+				q = restore(ib, fi, text, err ? NULL : &err);
+		}
+		table_clear(&t);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	q = ips_open(&c, err ? NULL : &err);
+	if (q == 0) {
+		q = ips_list_weft(&c, &names, &n, err ? NULL : &err);
+		for (size_t i = 0; q == 0 && i < n; i++)
+			q = ips_destroy(&c, names[i], err ? NULL : &err);
+		strv_free(names, n);
+		ips_close(&c);
+	}
+	if (q < 0 && r == 0)
+		r = q;
+	if (r < 0 && errmsg)
+		*errmsg = err;
+	else
+		free(err);
+	return r;
+}
+
+static void ipt_free(struct weft_acl_backend *b)
+{
+	struct ipt_backend *ib = (struct ipt_backend *)b;
+
+	state_clear(&ib->st);
+	for (int fi = 0; fi < 2; fi++) {
+		free(ib->restore[fi]);
+		free(ib->save[fi]);
+	}
+	free(ib);
+}
+
+static const struct weft_acl_backend_ops ipt_ops = {
+	.name = "ipt",
+	.apply = ipt_apply,
+	.remove = ipt_remove,
+	.free = ipt_free,
+};
+
+/* An executable: name with a '/' as is, else searched in PATH and the
+ * sbin directories (a daemon's PATH may lack them). NULL if none. */
+static char *find_tool(const char *name)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *dirs = wasprintf("%s:/usr/local/sbin:/usr/sbin:/sbin", path ? path : "");
+	char *save_ptr = NULL;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? wstrdup(name) : NULL;
+	for (char *d = strtok_r(dirs, ":", &save_ptr); d; d = strtok_r(NULL, ":", &save_ptr)) {
+		char *f = wasprintf("%s/%s", d, name);
+
+		if (access(f, X_OK) == 0)
+			return f;
+		free(f);
+	}
+	return NULL;
+}
+
+int weft_acl_ipt_open(const char *iptables, struct weft_acl_backend **out, char **errmsg)
+{
+	struct ipt_backend *ib;
+	const char *base, *v4 = iptables ? iptables : "iptables";
+	_cleanup_free_ char *v6 = NULL;
+
+	base = strrchr(v4, '/');
+	base = base ? base + 1 : v4;
+	if (!startswith(base, "iptables")) {
+		if (errmsg)
+			*errmsg = wasprintf("\"%s\" is not an iptables binary name (iptables, iptables-nft, "
+					    "iptables-legacy or a path to one)", v4);
+		return -EINVAL;
+	}
+	/* ip6tables: the same name with "iptables" in the base name changed. */
+	v6 = wasprintf("%.*sip6%s", (int)(base - v4), v4, base + 2);
+	ib = wcalloc(1, sizeof(*ib));
+	ib->base.ops = &ipt_ops;
+	for (int fi = 0; fi < 2; fi++) {
+		const char *tool = fi ? v6 : v4;
+		_cleanup_free_ char *rn = wasprintf("%s-restore", tool), *sn = wasprintf("%s-save", tool);
+
+		ib->restore[fi] = find_tool(rn);
+		ib->save[fi] = find_tool(sn);
+		if (!ib->restore[fi] || !ib->save[fi]) {
+			if (errmsg)
+				*errmsg = wasprintf("%s not found (install the iptables package)",
+						    !ib->restore[fi] ? rn : sn);
+			ipt_free(&ib->base);
+			return -ENOENT;
+		}
+	}
+	ipset_load_types();
+	*out = &ib->base;
+	return 0;
+}
