@@ -406,6 +406,18 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 		log_error_errno(r, "acl: backend %s: %s", backend, err ? err : "unknown backend");
 		goto fail;
 	}
+	/* A node switched between backends: what the other one programmed
+	 * would still filter (both hook the same paths). */
+	{
+		struct weft_acl_backend *other = NULL;
+		bool nft = streq(backend, "nft");
+
+		if ((nft ? weft_acl_ipt_open(getenv("WEFT_IPTABLES"), &other, NULL) : weft_acl_nft_open(&other, NULL)) == 0) {
+			if (weft_acl_remove(other, NULL) < 0)
+				log_warn("acl: could not remove what the %s backend left", nft ? "ipt" : "nft");
+			weft_acl_backend_free(other);
+		}
+	}
 	if ((r = watch_open(a)) < 0)
 		goto fail;
 	if ((r = weft_loop_add_defer(loop, on_sync, a, &a->sync_src)) < 0 ||
