@@ -24,7 +24,6 @@
 #include "lib/json.h"
 #include "lib/log.h"
 
-#include <sys/epoll.h>
 
 #define ACL_RESYNC_NS (60 * 1000000000LL)
 #define ACL_RETRY_NS (1000000000LL)
@@ -49,8 +48,9 @@ struct weftd_acl {
 	 * each relist. */
 	struct entry *tombs;
 	size_t n_tombs;
-	struct weft_watch *watch;
-	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	struct weftd_watch *watch;
+	struct weft_source *sync_src, *resync_timer, *retry_timer;
+	bool need_relist; /* the last relist failed */
 	bool dirty;   /* the copy changed since the last successful apply */
 	bool failed;  /* the last apply failed: retry */
 };
@@ -187,6 +187,7 @@ static int relist(struct weftd_acl *a)
 	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++) {
 		r = weft_store_list(a->d->store, acl_prefixes[p], &lists[p]);
 		if (r < 0) {
+			a->need_relist = true;
 			log_warn_errno(r, "acl: listing %s: %s", acl_prefixes[p], weft_store_errmsg(a->d->store));
 			goto out;
 		}
@@ -200,6 +201,7 @@ static int relist(struct weftd_acl *a)
 			(void)upsert(a, kv->key, kv->value, kv->value_len, kv->mod_rev);
 		}
 	a->dirty = true;
+	a->need_relist = false;
 out:
 	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++)
 		weft_kv_list_clear(&lists[p]);
@@ -295,67 +297,30 @@ static int on_sync(struct weft_source *s, void *userdata)
 
 /* --- the watch ---------------------------------------------------------------- */
 
-static int watch_open(struct weftd_acl *a);
-
-static void watch_close(struct weftd_acl *a)
-{
-	weft_source_free(a->watch_src);
-	a->watch_src = NULL;
-	weft_watch_free(a->watch);
-	a->watch = NULL;
-}
-
-static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_acl *a = userdata;
-	struct weft_event ev;
-	int r;
+	bool changed;
 
-	(void)s;
-	(void)fd;
-	(void)revents;
-	for (;;) {
-		memset(&ev, 0, sizeof(ev));
-		r = weft_watch_next(a->watch, &ev);
-		if (r <= 0)
-			break;
-		if (acl_key(ev.kv.key)) {
-			bool changed = ev.type == WEFT_EV_PUT
-					       ? upsert(a, ev.kv.key, ev.kv.value, ev.kv.value_len, ev.kv.mod_rev)
-					       : erase(a, ev.kv.key, ev.kv.mod_rev);
-
-			weftd_metric_add(a->d->metrics, "weft_store_events_total", "subsystem=\"acl\"", 1);
-			if (changed) {
-				a->dirty = true;
-				(void)weft_source_defer_arm(a->sync_src);
-			}
-		}
-		weft_event_clear(&ev);
-	}
-	if (r < 0) {
-		log_warn_errno(r, "acl: store watch failed: %m; watching again and relisting");
-		watch_close(a);
-		if (watch_open(a) < 0 || relist(a) < 0)
-			(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
+	if (!acl_key(ev->kv.key))
+		return;
+	changed = ev->type == WEFT_EV_PUT ? upsert(a, ev->kv.key, ev->kv.value, ev->kv.value_len, ev->kv.mod_rev)
+					  : erase(a, ev->kv.key, ev->kv.mod_rev);
+	weftd_metric_add(a->d->metrics, "weft_store_events_total", "subsystem=\"acl\"", 1);
+	if (changed) {
+		a->dirty = true;
 		(void)weft_source_defer_arm(a->sync_src);
 	}
-	return 0;
 }
 
-static int watch_open(struct weftd_acl *a)
+/* A new watch after a dead one: relist, since events in between are lost. */
+static void on_watch_reset(void *userdata)
 {
-	int r = weft_store_watch(a->d->store, "/weft/v1/", 0, &a->watch);
+	struct weftd_acl *a = userdata;
 
-	if (r < 0)
-		return log_warn_errno(r, "acl: watching the store: %s", weft_store_errmsg(a->d->store));
-	r = weft_loop_add_io(a->loop, weft_watch_fd(a->watch), EPOLLIN, on_watch, a, &a->watch_src);
-	if (r < 0) {
-		weft_watch_free(a->watch);
-		a->watch = NULL;
-		return log_warn_errno(r, "acl: watching the store: %m");
-	}
-	weft_source_set_description(a->watch_src, "acl store watch");
-	return 0;
+	if (relist(a) < 0)
+		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
+	(void)weft_source_defer_arm(a->sync_src);
 }
 
 static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
@@ -364,8 +329,8 @@ static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
-	if (!a->watch && watch_open(a) == 0)
-		(void)relist(a);
+	if (a->need_relist && relist(a) < 0)
+		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
 	return weft_source_defer_arm(a->sync_src);
 }
 
@@ -375,8 +340,9 @@ static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
-	if (relist(a) == 0)
-		(void)weft_source_defer_arm(a->sync_src);
+	if (relist(a) < 0)
+		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
+	(void)weft_source_defer_arm(a->sync_src);
 	return 0;
 }
 
@@ -418,14 +384,15 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 			weft_acl_backend_free(other);
 		}
 	}
-	if ((r = watch_open(a)) < 0)
-		goto fail;
 	if ((r = weft_loop_add_defer(loop, on_sync, a, &a->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, resync_ns, resync_ns, on_resync, a, &a->resync_timer)) < 0 ||
 	    (r = weft_loop_add_timer(loop, ACL_RETRY_NS, 0, on_retry, a, &a->retry_timer)) < 0)
 		goto fail;
 	(void)weft_source_timer_stop(a->retry_timer);
 	weft_source_set_description(a->sync_src, "acl sync");
+	/* The watch first, then the list: nothing in between is lost. */
+	if ((r = weftd_watch_open(d, loop, "acl", on_watch_event, on_watch_reset, a, &a->watch)) < 0)
+		goto fail;
 	r = relist(a);
 	if (r < 0)
 		goto fail;
@@ -453,7 +420,7 @@ void weftd_acl_stop(struct weftd_acl *a)
 	weft_source_free(a->retry_timer);
 	weft_source_free(a->resync_timer);
 	weft_source_free(a->sync_src);
-	watch_close(a);
+	weftd_watch_close(a->watch);
 	weft_acl_backend_free(a->backend);
 	copy_clear(a);
 	tombs_clear(a);

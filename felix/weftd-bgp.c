@@ -41,8 +41,8 @@ struct weftd_bgp {
 	char *conf;     /* RUN/bird.conf */
 	char *ctl;      /* RUN/bird.ctl */
 	char *pidfile;  /* RUN/bird.pid */
-	struct weft_watch *watch;
-	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	struct weftd_watch *watch;
+	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	struct weft_source *child_src, *restart_timer;
 	pid_t bird_pid;          /* 0: not running */
 	int64_t bird_started_ns;
@@ -561,56 +561,20 @@ static bool relevant_key(const char *key)
 	return false;
 }
 
-static int watch_open(struct weftd_bgp *b);
-
-static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_bgp *b = userdata;
-	struct weft_event ev;
-	int r;
 
-	(void)s;
-	(void)fd;
-	(void)revents;
-	for (;;) {
-		memset(&ev, 0, sizeof(ev));
-		r = weft_watch_next(b->watch, &ev);
-		if (r <= 0)
-			break;
-		if (relevant_key(ev.kv.key))
-			(void)weft_source_defer_arm(b->sync_src);
-		weft_event_clear(&ev);
-	}
-	if (r < 0) {
-		/* A dead watch: start a new one and resync everything, so that
-		 * whatever happened in between is seen. */
-		log_warn_errno(r, "bgp: store watch failed: %m; watching again");
-		weft_source_free(b->watch_src);
-		b->watch_src = NULL;
-		weft_watch_free(b->watch);
-		b->watch = NULL;
-		if (watch_open(b) < 0)
-			(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + BGP_RETRY_NS, 0);
+	if (relevant_key(ev->kv.key))
 		(void)weft_source_defer_arm(b->sync_src);
-	}
-	return 0;
 }
 
-static int watch_open(struct weftd_bgp *b)
+/* A new watch after a dead one: resync everything. */
+static void on_watch_reset(void *userdata)
 {
-	int r;
+	struct weftd_bgp *b = userdata;
 
-	r = weft_store_watch(b->d->store, "/weft/v1/", 0, &b->watch);
-	if (r < 0)
-		return log_warn_errno(r, "bgp: watching the store: %s", weft_store_errmsg(b->d->store));
-	r = weft_loop_add_io(b->loop, weft_watch_fd(b->watch), EPOLLIN, on_watch, b, &b->watch_src);
-	if (r < 0) {
-		weft_watch_free(b->watch);
-		b->watch = NULL;
-		return log_warn_errno(r, "bgp: watching the store: %m");
-	}
-	weft_source_set_description(b->watch_src, "store watch");
-	return 0;
+	(void)weft_source_defer_arm(b->sync_src);
 }
 
 static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
@@ -619,8 +583,6 @@ static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
-	if (!b->watch)
-		(void)watch_open(b);
 	return weft_source_defer_arm(b->sync_src);
 }
 
@@ -639,17 +601,17 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 	b->backoff_ms = BIRD_BACKOFF_MIN_MS;
 	bird_stop_stale(b);
 
-	/* The watch first, then the first sync: no change between the two is
-	 * lost. */
-	r = watch_open(b);
-	if (r < 0)
-		goto fail;
 	if ((r = weft_loop_add_defer(loop, on_sync, b, &b->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, BGP_RESYNC_NS, BGP_RESYNC_NS, on_timer_sync, b, &b->resync_timer)) < 0 ||
 	    (r = weft_loop_add_timer(loop, BGP_RETRY_NS, 0, on_retry, b, &b->retry_timer)) < 0)
 		goto fail;
 	(void)weft_source_timer_stop(b->retry_timer);
 	weft_source_set_description(b->sync_src, "bgp sync");
+	/* The watch first, then the first sync: no change between the two is
+	 * lost. */
+	r = weftd_watch_open(d, loop, "bgp", on_watch_event, on_watch_reset, b, &b->watch);
+	if (r < 0)
+		goto fail;
 	/* The first config is written (and BIRD started) right now, not on
 	 * the first iteration: weftd logs a broken setup before it serves. */
 	(void)bgp_sync(b);
@@ -710,9 +672,8 @@ void weftd_bgp_stop(struct weftd_bgp *b)
 	weft_source_free(b->restart_timer);
 	weft_source_free(b->retry_timer);
 	weft_source_free(b->resync_timer);
+	weftd_watch_close(b->watch);
 	weft_source_free(b->sync_src);
-	weft_source_free(b->watch_src);
-	weft_watch_free(b->watch);
 	free(b->bird);
 	free(b->conf);
 	free(b->ctl);

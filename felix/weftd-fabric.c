@@ -85,8 +85,8 @@ struct desired {
 struct weftd_fabric {
 	struct weftd *d;
 	struct weft_loop *loop;
-	struct weft_watch *watch;
-	struct weft_source *watch_src, *sync_src, *resync_timer, *retry_timer;
+	struct weftd_watch *watch;
+	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	int64_t resync_ns;
 	/* What the last sync programmed (valid once synced). */
 	bool synced;
@@ -777,58 +777,22 @@ static bool relevant_key(const char *key)
 	return false;
 }
 
-static int watch_open(struct weftd_fabric *f);
-
-static int on_watch(struct weft_source *s, int fd, uint32_t revents, void *userdata)
+static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_fabric *f = userdata;
-	struct weft_event ev;
-	int r;
 
-	(void)s;
-	(void)fd;
-	(void)revents;
-	for (;;) {
-		memset(&ev, 0, sizeof(ev));
-		r = weft_watch_next(f->watch, &ev);
-		if (r <= 0)
-			break;
-		if (relevant_key(ev.kv.key)) {
-			weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
-			(void)weft_source_defer_arm(f->sync_src);
-		}
-		weft_event_clear(&ev);
-	}
-	if (r < 0) {
-		/* A dead watch: a new one, and a full sync for what happened
-		 * in between. */
-		log_warn_errno(r, "fabric: store watch failed: %m; watching again");
-		weft_source_free(f->watch_src);
-		f->watch_src = NULL;
-		weft_watch_free(f->watch);
-		f->watch = NULL;
-		if (watch_open(f) < 0)
-			(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+	if (relevant_key(ev->kv.key)) {
+		weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
 		(void)weft_source_defer_arm(f->sync_src);
 	}
-	return 0;
 }
 
-static int watch_open(struct weftd_fabric *f)
+/* A new watch after a dead one: a full sync for what happened in between. */
+static void on_watch_reset(void *userdata)
 {
-	int r;
+	struct weftd_fabric *f = userdata;
 
-	r = weft_store_watch(f->d->store, "/weft/v1/", 0, &f->watch);
-	if (r < 0)
-		return log_warn_errno(r, "fabric: watching the store: %s", weft_store_errmsg(f->d->store));
-	r = weft_loop_add_io(f->loop, weft_watch_fd(f->watch), EPOLLIN, on_watch, f, &f->watch_src);
-	if (r < 0) {
-		weft_watch_free(f->watch);
-		f->watch = NULL;
-		return log_warn_errno(r, "fabric: watching the store: %m");
-	}
-	weft_source_set_description(f->watch_src, "fabric store watch");
-	return 0;
+	(void)weft_source_defer_arm(f->sync_src);
 }
 
 static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
@@ -837,8 +801,6 @@ static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
-	if (!f->watch)
-		(void)watch_open(f);
 	return weft_source_defer_arm(f->sync_src);
 }
 
@@ -860,11 +822,6 @@ int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fab
 	f->resync_ns = ms * 1000000;
 	fabric_metrics_declare(d->metrics);
 
-	/* The watch first, then the first sync: no change between the two is
-	 * lost. */
-	r = watch_open(f);
-	if (r < 0)
-		goto fail;
 	if ((r = weft_loop_add_defer(loop, on_sync, f, &f->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, f->resync_ns, f->resync_ns, on_timer_sync, f, &f->resync_timer)) < 0 ||
 	    (r = weft_loop_add_timer(loop, FABRIC_RETRY_NS, 0, on_retry, f, &f->retry_timer)) < 0)
@@ -872,6 +829,11 @@ int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fab
 	(void)weft_source_timer_stop(f->retry_timer);
 	weft_source_set_description(f->sync_src, "fabric sync");
 	weft_source_set_description(f->resync_timer, "fabric resync");
+	/* The watch first, then the first sync: no change between the two is
+	 * lost. */
+	r = weftd_watch_open(d, loop, "fabric", on_watch_event, on_watch_reset, f, &f->watch);
+	if (r < 0)
+		goto fail;
 	log_info("fabric: node %s: blackholes, VXLAN and NAT from the store; full resync every %lld ms", d->node,
 		 (long long)ms);
 	/* The first sync now: the node's routes are in place before weftd
@@ -890,9 +852,8 @@ void weftd_fabric_stop(struct weftd_fabric *f)
 		return;
 	weft_source_free(f->retry_timer);
 	weft_source_free(f->resync_timer);
+	weftd_watch_close(f->watch);
 	weft_source_free(f->sync_src);
-	weft_source_free(f->watch_src);
-	weft_watch_free(f->watch);
 	free(f->prev_bh);
 	free(f->prev_peers);
 	free(f->prev_nat);

@@ -19,6 +19,8 @@
  *                     a local HTTP endpoint with /healthz and /metrics.
  *   weftd-acl.c       ACLs: store watch -> acl/ compile -> backend apply;
  *                     CNI ADD waits for its endpoint to be programmed.
+ *   weftd-watch.c     the store watch each half keeps, re-opened when it
+ *                     dies (then the half resyncs).
  *   metrics.c         the counters and gauges /metrics shows (metrics.h).
  *   weftd.c           main: flags, store, loop, signals.
  *
@@ -215,6 +217,23 @@ void weftd_bird_state_clear(struct weftd_bird_state *s);
  * exited (fn NULL: nobody). One listener; b NULL is ignored. */
 typedef void (*weftd_bgp_state_fn)(void *userdata);
 void weftd_bgp_set_state_fn(struct weftd_bgp *b, weftd_bgp_state_fn fn, void *userdata);
+
+/* --- the store watch each half keeps (weftd-watch.c) --- */
+
+struct weftd_watch;
+/* One event; the callee must not keep or clear it. */
+typedef void (*weftd_watch_event_fn)(const struct weft_event *ev, void *userdata);
+/* The watch died and a new one is open: events in between may be lost,
+ * so the half resyncs everything from the store. */
+typedef void (*weftd_watch_reset_fn)(void *userdata);
+
+/* Watch /weft/v1/ from now on, on loop; what names the half in logs
+ * ("bgp", "fabric", "acl"). A dead watch is re-opened at once or every
+ * second until it can be, then on_reset is called. Returns 0 or a
+ * negative errno (the first watch could not be opened). */
+int weftd_watch_open(struct weftd *d, struct weft_loop *loop, const char *what, weftd_watch_event_fn on_event,
+		     weftd_watch_reset_fn on_reset, void *userdata, struct weftd_watch **out);
+void weftd_watch_close(struct weftd_watch *w); /* NULL ok */
 
 /* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
 
