@@ -2,7 +2,9 @@
  *
  * Node side: host veth wft<hash>, MAC ee:ee:ee:ee:ee:ee, proxy_arp and the
  * other per-interface sysctls, a scope-link /32 (/128) route per pod
- * address with protocol WEFT_DP_RTPROTO. Pod side: ifname with the /32
+ * address with protocol WEFT_DP_RTPROTO and a permanent neighbour entry
+ * pod address -> pod MAC (no ARP before the first packet to it, no entry
+ * in the shared neighbour cache). Pod side: ifname with the /32
  * (/128) addresses, a default route via 169.254.1.1 (onlink) and a
  * permanent neighbour entry 169.254.1.1 -> the host MAC, so the pod does
  * not depend on the node's routes for proxy ARP to answer. IPv6 uses the
@@ -225,6 +227,16 @@ int weft_dp_routed_add(const struct weft_dp_routed *ep, struct weft_dp_result *o
 		r = weft_nl_route_replace(nl, &rt);
 		if (r < 0) {
 			dp_fail(errmsg, r, nl, "add route %s dev %s", weft_ip_str(&ep->addrs[i], s, sizeof(s)), host);
+			goto undo;
+		}
+		/* A permanent neighbour for the pod, as Calico's felix does: no
+		 * ARP/ND round trip before the first packet to a new pod, and
+		 * no entry per pod in the kernel's shared, size-limited
+		 * neighbour cache (the pod needs none either: its gateway is
+		 * permanent too). */
+		r = weft_nl_neigh_add_permanent(nl, hl.ifindex, &ep->addrs[i], res.pod_mac);
+		if (r < 0) {
+			dp_fail(errmsg, r, nl, "add neighbour %s on %s", weft_ip_str(&ep->addrs[i], s, sizeof(s)), host);
 			goto undo;
 		}
 	}

@@ -40,6 +40,7 @@ MAC1=$(jq -r '.interfaces[1].mac' "$T/r1.json")
 check "host veth $H1 up in the node" sh -c "ip -n ${WC}n1 link show '$H1' | grep -q 'state UP'"
 check "host veth mtu 1400" sh -c "ip -n ${WC}n1 link show '$H1' | grep -q 'mtu 1400'"
 check "host route $IP1 scope link proto 81" sh -c "ip -n ${WC}n1 route show proto 81 | grep -qx '$IP1 dev $H1 scope link *'"
+check "host: permanent neighbour $IP1 -> the pod's MAC" sh -c "ip -n ${WC}n1 neigh show dev $H1 | grep -q \"^$IP1 lladdr \$(ip -n ${WC}p1 link show eth0 | awk '/link.ether/ {print \$2}') PERMANENT\""
 check "proxy_arp on the host veth" sh -c "ip netns exec ${WC}n1 cat /proc/sys/net/ipv4/conf/$H1/proxy_arp | grep -qx 1"
 check "pod eth0 has $IP1/32" sh -c "ip -n ${WC}p1 -o addr show dev eth0 | grep -q 'inet $IP1/32'"
 check "pod default route via 169.254.1.1" sh -c "ip -n ${WC}p1 route show default | grep -q 'via 169.254.1.1 dev eth0'"
