@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
@@ -127,6 +128,66 @@ static int first_v4(struct ifaddrs *ifa, const char *ifname, struct weft_cidr *o
 	return -ENOENT;
 }
 
+/* The first global IPv4 address on an interface whose name matches the
+ * glob pattern (interface=), or that lies inside cidr (cidr=). */
+static int detect_by(struct ifaddrs *ifa, const char *pattern, const struct weft_cidr *cidr, struct weft_cidr *out,
+		     char *which, size_t size)
+{
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		struct weft_cidr c = {.ip.family = AF_INET};
+
+		if (!global_v4(i->ifa_addr) || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		c.ip.v4 = ((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		c.prefixlen = mask_len(i->ifa_netmask);
+		if (pattern && fnmatch(pattern, i->ifa_name, 0) != 0)
+			continue;
+		if (cidr && !weft_cidr_contains(cidr, &c.ip))
+			continue;
+		*out = c;
+		weft_strlcpy(which, i->ifa_name, size);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int weftd_bgp_detect_address_by(const char *method, struct weft_cidr *out, char **why)
+{
+	struct ifaddrs *ifa = NULL;
+	char which[IF_NAMESIZE + 1], cbuf[WEFT_CIDR_STRLEN];
+	struct weft_cidr c, within;
+	int r;
+
+	if (!method || streq(method, "first-found"))
+		return weftd_bgp_detect_address(out, why);
+	if (startswith(method, "interface=") && method[10]) {
+		if (getifaddrs(&ifa) < 0)
+			return -errno;
+		r = detect_by(ifa, method + 10, NULL, &c, which, sizeof(which));
+		freeifaddrs(ifa);
+		if (r < 0)
+			return r;
+		*out = c;
+		*why = wasprintf("the first global IPv4 address on %s, the first interface matching \"%s\"", which,
+				 method + 10);
+		return 0;
+	}
+	if (startswith(method, "cidr=") && weft_cidr_parse(method + 5, true, &within) == 0 &&
+	    within.ip.family == AF_INET) {
+		if (getifaddrs(&ifa) < 0)
+			return -errno;
+		r = detect_by(ifa, NULL, &within, &c, which, sizeof(which));
+		freeifaddrs(ifa);
+		if (r < 0)
+			return r;
+		*out = c;
+		*why = wasprintf("the first IPv4 address inside %s (on %s)", weft_cidr_str(&within, cbuf, sizeof(cbuf)),
+				 which);
+		return 0;
+	}
+	return -EINVAL;
+}
+
 int weftd_bgp_detect_address(struct weft_cidr *out, char **why)
 {
 	struct ifaddrs *ifa = NULL;
@@ -200,7 +261,8 @@ out:
 
 /* --- the Node resource ------------------------------------------------------- */
 
-int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number)
+int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number,
+			    const char *rr_cluster_id)
 {
 	_cleanup_free_ char *key = wasprintf("%s%s", weft_kind_prefix(WEFT_KIND_NODE), d->node);
 	char abuf[WEFT_CIDR_STRLEN];
@@ -254,6 +316,11 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "asNumber");
 			cJSON_AddNumberToObject(bgp, "asNumber", (double)as_number);
 		}
+		if (rr_cluster_id) {
+			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "routeReflectorClusterID");
+			if (*rr_cluster_id)
+				cJSON_AddStringToObject(bgp, "routeReflectorClusterID", rr_cluster_id);
+		}
 		r = weft_resource_from_json(doc, d->node, &res, &err);
 		if (r < 0)
 			return log_error_errno(r, "node %s: %s", d->node, err ? err : "invalid Node");
@@ -278,8 +345,9 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 			continue;
 		if (r < 0)
 			return log_error_errno(r, "node %s: writing %s: %s", d->node, key, weft_store_errmsg(d->store));
-		log_info("node %s: Node resource %s (ipv4Address %s%s)", d->node, expect ? "updated" : "created", abuf,
-			 as_number > 0 ? ", asNumber set" : "");
+		log_info("node %s: Node resource %s (ipv4Address %s%s%s%s)", d->node, expect ? "updated" : "created",
+			 abuf, as_number > 0 ? ", asNumber set" : "", rr_cluster_id && *rr_cluster_id ? ", route reflector " : "",
+			 rr_cluster_id && *rr_cluster_id ? rr_cluster_id : "");
 		return 0;
 	}
 	return log_error_errno(-ECANCELED, "node %s: the Node resource kept changing under us", d->node);

@@ -25,7 +25,8 @@
 
 static const char *const usage =
 	"Usage: weftd --node NAME --store URL [--run-dir DIR] [--ip A.B.C.D/NN] [--as N]\n"
-	"             [--bird PATH] [--no-bgp] [--http ADDR:PORT|off] [--acl nft|ipt|none]\n"
+	"             [--ip-autodetect METHOD] [--rr-cluster-id ID] [--bird PATH] [--no-bgp]\n"
+	"             [--http ADDR:PORT|off] [--acl nft|ipt|none]\n"
 	"             [--log-level LEVEL]\n"
 	"\n"
 	"The weft per-node agent: serves the weft and weft-ipam CNI plugins on\n"
@@ -39,7 +40,11 @@ static const char *const usage =
 	"                         socket and pid file (default /run/weft)\n"
 	"  -i, --ip A.B.C.D/NN    the node's underlay address and subnet (default:\n"
 	"                         auto-detected, see docs/weftd.md)\n"
+	"      --ip-autodetect M  without --ip: first-found (default), interface=GLOB\n"
+	"                         (e.g. eth*) or cidr=A.B.C.D/N\n"
 	"  -a, --as N             this node's AS number (default: the BGPConfig's)\n"
+	"      --rr-cluster-id ID make this node a route reflector with that\n"
+	"                         cluster id (an IPv4 address; \"\" = not one)\n"
 	"  -b, --bird PATH        the BIRD 2 binary (default: bird from PATH)\n"
 	"      --no-bgp           CNI server only: no Node registration, no BIRD\n"
 	"      --http ADDR:PORT   serve /healthz and /metrics there (default\n"
@@ -147,6 +152,8 @@ int main(int argc, char **argv)
 		{"bird", required_argument, NULL, 'b'},
 		{"no-bgp", no_argument, NULL, 'B'},
 		{"http", required_argument, NULL, 'H'},
+		{"ip-autodetect", required_argument, NULL, 'D'},
+		{"rr-cluster-id", required_argument, NULL, 'R'},
 		{"acl", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -159,6 +166,7 @@ int main(int argc, char **argv)
 	struct weftd_api *api = NULL;
 	struct weftd_status *status = NULL;
 	const char *ip_arg = NULL, *bird = NULL, *http = "127.0.0.1:9099", *acl = "none";
+	const char *autodetect = NULL, *rr_cluster_id = NULL;
 	bool no_bgp = false;
 	int64_t as_number = 0;
 	struct weft_cidr addr = {0};
@@ -206,6 +214,19 @@ int main(int argc, char **argv)
 		case 'H':
 			http = streq(optarg, "off") ? NULL : optarg;
 			break;
+		case 'D':
+			autodetect = optarg;
+			break;
+		case 'R': {
+			struct weft_ip rr;
+
+			if (*optarg && (weft_ip_parse(optarg, &rr) < 0 || rr.family != AF_INET)) {
+				fprintf(stderr, "weftd: --rr-cluster-id: \"%s\" is not an IPv4 address\n", optarg);
+				return 2;
+			}
+			rr_cluster_id = optarg;
+			break;
+		}
 		case 'A':
 			if (!streq(optarg, "nft") && !streq(optarg, "ipt") && !streq(optarg, "none")) {
 				fprintf(stderr, "weftd: --acl: \"%s\" is not nft, ipt or none\n", optarg);
@@ -273,10 +294,15 @@ int main(int argc, char **argv)
 		} else {
 			_cleanup_free_ char *why = NULL;
 
-			r = weftd_bgp_detect_address(&addr, &why);
+			r = weftd_bgp_detect_address_by(autodetect, &addr, &why);
+			if (r == -EINVAL) {
+				log_error("--ip-autodetect: \"%s\" is not first-found, interface=GLOB or cidr=A.B.C.D/N",
+					  autodetect);
+				goto out;
+			}
 			if (r < 0) {
-				log_error_errno(r, "node %s: no IPv4 underlay address found; give one with --ip",
-						d.node);
+				log_error_errno(r, "node %s: no IPv4 underlay address found%s%s; give one with --ip",
+						d.node, autodetect ? " by " : "", autodetect ? autodetect : "");
 				goto out;
 			}
 			log_info("node %s: underlay address %s: %s", d.node, weft_cidr_str(&addr, abuf, sizeof(abuf)),
@@ -285,7 +311,7 @@ int main(int argc, char **argv)
 		d.underlay = addr;
 		d.have_underlay = true;
 		(void)weftd_bgp_underlay_forwarding(&addr);
-		r = weftd_bgp_register_node(&d, &addr, as_number);
+		r = weftd_bgp_register_node(&d, &addr, as_number, rr_cluster_id);
 		if (r < 0)
 			goto out;
 	}

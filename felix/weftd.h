@@ -169,6 +169,12 @@ int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname
  * up and not a loopback. *why gets a malloc'ed sentence saying which rule
  * chose it. Returns 0 or -ENOENT (nothing suitable). */
 int weftd_bgp_detect_address(struct weft_cidr *out, char **why);
+/* Detect it by a method as Calico's IP_AUTODETECTION_METHOD: "first-found"
+ * (or NULL: the rule above), "interface=GLOB" (the first global IPv4
+ * address on an interface whose name matches the shell pattern, e.g.
+ * eth*), "cidr=A.B.C.D/N" (the first address inside that prefix).
+ * Returns 0, -ENOENT (nothing matches) or -EINVAL (unknown method). */
+int weftd_bgp_detect_address_by(const char *method, struct weft_cidr *out, char **why);
 
 /* Switch on IPv4 forwarding (net.ipv4.conf.IF.forwarding) on the interface
  * that holds addr, the node's underlay address: packets other nodes route
@@ -177,10 +183,12 @@ int weftd_bgp_detect_address(struct weft_cidr *out, char **why);
 int weftd_bgp_underlay_forwarding(const struct weft_cidr *addr);
 
 /* Create or update this node's Node resource: spec.bgp.ipv4Address = addr,
- * spec.bgp.asNumber = as_number when > 0; labels and everything else are
- * kept. Written with a compare-and-swap (re-read on a conflict); no write
+ * spec.bgp.asNumber = as_number when > 0, spec.bgp.routeReflectorClusterID
+ * = rr_cluster_id unless NULL ("" removes it: no longer a reflector);
+ * labels and everything else are kept. Written with a compare-and-swap (re-read on a conflict); no write
  * when nothing changes. Logs what it did. Returns 0 or a negative errno. */
-int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number);
+int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number,
+			    const char *rr_cluster_id);
 
 /* Start the BGP agent on loop: watch the store, render and install
  * RUN_DIR/bird.conf, start BIRD (bird: binary path or name, NULL =

@@ -6,3 +6,10 @@ if(TARGET weftd AND TARGET weftctl AND TARGET test-bgp-driver)
            $<TARGET_FILE:weftctl> $<TARGET_FILE:test-bgp-driver>)
   set_tests_properties(weftd-status PROPERTIES LABELS "integration;root" TIMEOUT 240 SKIP_RETURN_CODE 77)
 endif()
+
+# weftd registering its Node: --ip-autodetect and --rr-cluster-id.
+if(TARGET weftd AND TARGET weftctl)
+  add_test(NAME weftd-register COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/weftd-register.sh $<TARGET_FILE:weftd>
+           $<TARGET_FILE:weftctl>)
+  set_tests_properties(weftd-register PROPERTIES LABELS "integration;root" TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()
