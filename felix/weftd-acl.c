@@ -434,9 +434,21 @@ int weftd_acl_endpoint_ready(struct weftd_acl *a, const char *key, const char *v
 {
 	if (!a)
 		return 0;
+	/* Whatever the watch has already brought (a profile or policy
+	 * written just before this ADD) goes into the same compile. */
+	weftd_watch_poll(a->watch);
 	if (upsert(a, key, value, len, mod_rev))
 		a->dirty = true;
 	return sync_now(a, host_ifname, errmsg);
+}
+
+/* Put a resource this process just read or wrote into the copy, so that
+ * the next compile (the CNI ADD's own) sees it without waiting for the
+ * watch; the watch's event for it is then a no-op (same mod_rev). */
+static void acl_note(struct weftd_acl *a, const char *key, const char *value, size_t len, int64_t mod_rev)
+{
+	if (a && mod_rev > 0 && upsert(a, key, value, len, mod_rev))
+		a->dirty = true;
 }
 
 int weftd_default_profile(struct weftd *d, const char *name)
@@ -445,9 +457,12 @@ int weftd_default_profile(struct weftd *d, const char *name)
 	_cleanup_json_ cJSON *doc = NULL;
 	struct weft_resource res = {0};
 	struct weft_kv kv = {0};
+	int64_t rev = 0;
 	int r;
 
 	r = weft_store_get(d->store, key, &kv);
+	if (r == 0)
+		acl_note(d->acl, key, kv.value, kv.value_len, kv.mod_rev);
 	weft_kv_clear(&kv);
 	if (r != -ENOENT)
 		return r;
@@ -461,7 +476,9 @@ int weftd_default_profile(struct weftd *d, const char *name)
 		return log_warn_errno(r, "default profile %s: %s", name, err ? err : "invalid");
 	text = weft_resource_encode(&res, false);
 	weft_resource_clear(&res);
-	r = weft_store_create(d->store, key, text, strlen(text), NULL);
+	r = weft_store_create(d->store, key, text, strlen(text), &rev);
+	if (r == 0)
+		acl_note(d->acl, key, text, strlen(text), rev);
 	if (r == -EEXIST)
 		return 0;
 	if (r < 0)

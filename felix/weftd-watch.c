@@ -95,6 +95,12 @@ static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
 	return 0;
 }
 
+void weftd_watch_poll(struct weftd_watch *w)
+{
+	if (w && w->watch)
+		(void)on_io(w->io, weft_watch_fd(w->watch), EPOLLIN, w);
+}
+
 int weftd_watch_open(struct weftd *d, struct weft_loop *loop, const char *what, weftd_watch_event_fn on_event,
 		     weftd_watch_reset_fn on_reset, void *userdata, struct weftd_watch **out)
 {

@@ -242,6 +242,9 @@ typedef void (*weftd_watch_reset_fn)(void *userdata);
 int weftd_watch_open(struct weftd *d, struct weft_loop *loop, const char *what, weftd_watch_event_fn on_event,
 		     weftd_watch_reset_fn on_reset, void *userdata, struct weftd_watch **out);
 void weftd_watch_close(struct weftd_watch *w); /* NULL ok */
+/* Deliver the events already pending now, without waiting for the loop
+ * (e.g. before a decision that should see the latest store). NULL ok. */
+void weftd_watch_poll(struct weftd_watch *w);
 
 /* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
 

@@ -99,9 +99,9 @@ stop_weftd() {
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	wpid[$1]=
-	if grep -q 'Sanitizer' "$R/n$1/weftd.log" 2>/dev/null; then
+	if grep -qE 'Sanitizer|runtime error:' "$R/n$1/weftd.log" 2>/dev/null; then
 		fail "weftd node$1: sanitizer report"
-		grep -A20 'Sanitizer' "$R/n$1/weftd.log" | sed 's/^/     | /'
+		grep -E -A20 'Sanitizer|runtime error:' "$R/n$1/weftd.log" | sed 's/^/     | /'
 	fi
 }
 

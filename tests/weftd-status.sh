@@ -240,8 +240,8 @@ kill "$idle" 2>/dev/null
 wait "$idle" 2>/dev/null
 stop_all "$R"
 # In a sanitizer build, leaks and errors are reported at exit.
-if grep -q 'Sanitizer' "$R"/*/weftd.log 2>/dev/null; then
+if grep -qE 'Sanitizer|runtime error:' "$R"/*/weftd.log 2>/dev/null; then
 	fail "sanitizer report"
-	grep -h -A30 'Sanitizer' "$R"/*/weftd.log | sed 's/^/     | /'
+	grep -h -E -A30 'Sanitizer|runtime error:' "$R"/*/weftd.log | sed 's/^/     | /'
 fi
 finish

@@ -67,9 +67,9 @@ stop_weftd() {
 	wait "$pid" 2>/dev/null
 	_weftd_pid[$1]=
 	# In a sanitizer build, leaks and errors are reported at exit.
-	if grep -q 'Sanitizer' "$T/weftd-$1.log" 2>/dev/null; then
+	if grep -qE 'Sanitizer|runtime error:' "$T/weftd-$1.log" 2>/dev/null; then
 		fail "weftd $1: sanitizer report"
-		grep -A20 'Sanitizer' "$T/weftd-$1.log" | sed 's/^/     | /'
+		grep -E -A20 'Sanitizer|runtime error:' "$T/weftd-$1.log" | sed 's/^/     | /'
 		sed -i 's/Sanitizer/Sanitizer(reported)/' "$T/weftd-$1.log"
 	fi
 }

@@ -209,10 +209,11 @@ start_weftd() {
 _sanitizer_check() {
 	local log
 	log="$(node_dir "$1")/weftd.log"
-	if grep -q 'Sanitizer' "$log" 2>/dev/null; then
+	# ASan/LSan say "...Sanitizer", UBSan "runtime error:".
+	if grep -qE 'Sanitizer|runtime error:' "$log" 2>/dev/null; then
 		fail "weftd $(node_name "$1"): sanitizer report"
-		grep -A30 'Sanitizer' "$log" | sed 's/^/     | /'
-		sed -i 's/Sanitizer/Sanitizer(reported)/' "$log"
+		grep -E -A30 'Sanitizer|runtime error:' "$log" | sed 's/^/     | /'
+		sed -i 's/Sanitizer/Sanitizer(reported)/; s/runtime error:/runtime error(reported):/' "$log"
 	fi
 }
 
