@@ -252,6 +252,11 @@ struct weft_acl_stats {
 	size_t endpoints_added, endpoints_removed, endpoints_replaced;
 	bool full;           /* the whole ruleset was (re)loaded */
 	int64_t apply_ns;    /* wall time of the kernel batch */
+	/* Kernel rules of program chains added and deleted (nft: a run of
+	 * rules merged into one kernel rule counts once; a flushed chain
+	 * counts all its rules). Backends that replace whole chains leave
+	 * them 0. */
+	size_t rules_added, rules_deleted;
 };
 
 struct weft_acl_backend;

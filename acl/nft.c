@@ -42,29 +42,59 @@
  * kernel commits all of it or nothing. The first apply (and any apply
  * after a failure) adds, deletes and recreates the table, like
  * `nft -f` scripts that reload a table. Later applies diff the program
- * against a copy of the last one: set elements for membership changes, a
- * flush and refill of a changed chain, chains and map elements for an
- * endpoint coming or going.
+ * against the state of the last one: set elements for membership changes,
+ * rules for a changed chain, chains and map elements for an endpoint
+ * coming or going.
+ *
+ * Program chains change rule by rule. Each chain is kept as its list of
+ * kernel rules, each with a key (the bytes of what it does) and the
+ * handle the kernel gave it: rules are added with NLM_F_ECHO and the
+ * kernel's echo carries the handle. A changed chain's old and new lists
+ * are matched (common start and end, then Myers' diff of the middle,
+ * bounded by DIFF_MAX_D edits); old rules not kept are deleted by handle,
+ * new ones inserted before the next kept rule (NFTA_RULE_POSITION without
+ * NLM_F_APPEND) or appended. A rule whose echo was lost leaves its chain
+ * without known handles: it is flushed and refilled on its next change.
+ * Kernel comments carry a rule's origin without its position, so that a
+ * rule inserted before others does not change them.
+ *
+ * Per-apply work follows the change too: sets and chains equal to the
+ * last apply's (a memcmp of the elements, a compare of the rules) are
+ * taken over, not copied, validated or diffed again; of a changed set or
+ * chain only the part between the common start and end is.
+ *
+ * Packet cost: a kernel rule tests header fields first (family, protocol,
+ * ports, ICMP type), set lookups last, so that a packet for another port
+ * leaves a rule after a compare. Consecutive rules equal but for their
+ * destination ports (not log rules) become one kernel rule with the union
+ * of the ports (equivalent: see rule_shape_eq()); runs are cut where a
+ * rule's port hash says so (about every MERGE_AVG rules, at most
+ * MERGE_MAX), so that changing a rule in a long run rewrites one kernel
+ * rule of a few dozen, not the run.
  *
  * The batch is sent with one sendmsg(): the kernel processes it inside
  * that call, so its answers are queued on the socket when sendmsg
- * returns. Only errors are answered, plus an ACK for the last message
- * that tells us the kernel got to the end. Big batches (100,000 set
- * elements are a few MB) need a socket send buffer as big as the batch
- * (SO_SNDBUFFORCE, as nft does); each element message holds at most
- * NFT_ELEMS_PER_MSG elements to stay below the 64 KiB attribute limit.
- * Every new set carries an NFTA_SET_ID (current kernels refuse a new map
- * without one).
+ * returns. Only errors and echoes are answered, plus an ACK for the last
+ * message that tells us the kernel got to the end. Big batches (100,000
+ * set elements are a few MB) need a socket send buffer as big as the batch
+ * (SO_SNDBUFFORCE, as nft does), many echoes a big receive buffer; each
+ * element message holds at most NFT_ELEMS_PER_MSG elements to stay below
+ * the 64 KiB attribute limit. Every new set carries an NFTA_SET_ID
+ * (current kernels refuse a new map without one).
  *
- * Costs measured on the lab kernel (6.18): a full load of 100,000 members
- * and 10,000 rules is ~0.35 s in the kernel; one member added ~0.05 ms;
- * a chain refilled ~17 us per rule (so a rule change costs in proportion
- * to the length of its chain, not to the whole ruleset).
+ * Costs measured on the lab kernel (6.18), 100,000 members and 10,000
+ * rules: a full load ~0.35-0.4 s in the kernel; one member added ~0.05 ms
+ * in the kernel, under 1 ms in all; one rule added ~1 ms in all when the
+ * rules merge, ~3 ms when they do not: adding a rule with a verdict makes
+ * the kernel validate every chain reachable from the base chains at
+ * commit (nft_table_validate), which is in proportion to the ruleset.
  */
 #include "acl/acl-backend.h"
 #include "lib/log.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
+#include <limits.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
@@ -99,13 +129,43 @@
 #define NFT_MSG_ROOM (96 * 1024) /* reserved per message while building */
 #define NFT_COMMENT_MAX 128
 
+/* One kernel rule of a program chain: the program rules [first, first +
+ * count) emitted as one rule (count > 1: a merged run, see
+ * chain_krules()). */
+struct krule {
+	size_t first, count;
+	uint64_t hash;
+	char *key; /* what the kernel rule does, as bytes: equal keys, equal rules */
+	size_t keylen;
+	uint64_t handle; /* the kernel's handle, 0 = not known (yet) */
+};
+
+/* The kernel rules of one program chain, in order. */
+struct kchain {
+	struct krule *r;
+	size_t n;
+	bool handles_ok; /* every handle is known: rule-level updates possible */
+	bool refill;     /* this apply flushed the chain: every rule is added anew */
+};
+
+/* What the kernel has: a canonical copy (sorted, masked) of the program,
+ * and per chain (same index) its kernel rules with their handles, per set
+ * (same index) whether it is an interval set. */
+struct state {
+	struct weft_acl_program *prog;
+	struct kchain *kc;
+	bool *iv;
+};
+
+#define NFT_RBUF_SIZE (256 * 1024)
+
 struct nft_backend {
 	struct weft_acl_backend base;
 	struct mnl_socket *nl;
-	/* A canonical copy (sorted, masked) of the program the kernel has,
-	 * or NULL: the next apply replaces the whole table. */
-	struct weft_acl_program *last;
+	/* NULL: the next apply replaces the whole table. */
+	struct state *last;
 	uint32_t seq;
+	char *rbuf; /* NFT_RBUF_SIZE, for the kernel's answers */
 };
 
 static int fail(char **errmsg, int r, const char *fmt, ...) PRINTF_LIKE(3, 4);
@@ -158,6 +218,34 @@ static char *str_dup0(const char *s)
 	return s ? wstrdup(s) : NULL;
 }
 
+/* The length of a rule's origin without its position: "profile WEB
+ * inbound rule 3" -> "profile WEB inbound". */
+static size_t origin_len(const char *o)
+{
+	size_t n = strlen(o), i = n;
+
+	while (i > 0 && o[i - 1] >= '0' && o[i - 1] <= '9')
+		i--;
+	if (i < n && i >= 6 && memcmp(o + i - 6, " rule ", 6) == 0)
+		return i - 6;
+	return n;
+}
+
+/* Origins equal but for the position: a rule inserted before others
+ * renumbers them without changing what they do. */
+static bool origin_eq(const char *a, const char *b)
+{
+	size_t na, nb;
+
+	if (!a || !b)
+		return a == b;
+	if (streq(a, b))
+		return true;
+	na = origin_len(a);
+	nb = origin_len(b);
+	return na == nb && memcmp(a, b, na) == 0;
+}
+
 static void rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s)
 {
 	*d = *s;
@@ -206,65 +294,269 @@ static void sort_if_needed(void *base, size_t n, size_t size, int (*cmp)(const v
 	}
 }
 
-/* Copy p with every array sorted by name, set elements masked, sorted and
- * deduplicated, failsafe entries sorted and deduplicated. Sorted arrays
- * make the diff a merge walk and lookups a binary search. */
-static struct weft_acl_program *prog_canon(const struct weft_acl_program *p)
+static void kchain_clear(struct kchain *k)
 {
-	struct weft_acl_program *c = wcalloc(1, sizeof(*c));
+	for (size_t i = 0; i < k->n; i++)
+		free(k->r[i].key);
+	free(k->r);
+	memset(k, 0, sizeof(*k));
+}
 
-	c->n_sets = p->n_sets;
-	c->sets = p->n_sets ? wcalloc(p->n_sets, sizeof(*c->sets)) : NULL;
-	for (size_t i = 0; i < p->n_sets; i++) {
-		const struct weft_acl_set *s = &p->sets[i];
-		struct weft_acl_set *d = &c->sets[i];
-		size_t m = 0;
+static void state_free(struct state *s)
+{
+	if (!s)
+		return;
+	if (s->prog)
+		for (size_t i = 0; i < s->prog->n_chains; i++)
+			kchain_clear(&s->kc[i]);
+	free(s->kc);
+	free(s->iv);
+	weft_acl_program_free(s->prog);
+	free(s);
+}
 
-		d->name = wstrdup(s->name);
-		d->origin = str_dup0(s->origin);
-		d->family = s->family;
-		d->elems = arr_dup(s->elems, s->n_elems, sizeof(*s->elems));
-		for (size_t k = 0; k < s->n_elems; k++)
-			weft_cidr_mask(&d->elems[k]);
-		sort_if_needed(d->elems, s->n_elems, sizeof(*d->elems), cidr_qcmp);
-		for (size_t k = 0; k < s->n_elems; k++)
-			if (m == 0 || cidr_cmp(&d->elems[m - 1], &d->elems[k]) != 0)
-				d->elems[m++] = d->elems[k];
-		d->n_elems = m;
+/* How a new program relates to the last one, by the new program's set
+ * and chain indexes. "same" parts were taken over from the last program
+ * (not copied, not validated again, not diffed). */
+struct set_reuse {
+	bool same;       /* elements equal to the last program's */
+	bool checked;    /* elements known to be canonical and valid */
+	size_t pre, suf; /* elements equal to the last program's at the start and end */
+};
+
+struct chain_reuse {
+	bool same;       /* rules equal to the last program's: taken over with their kernel rules */
+	bool had;        /* the last program has the chain (index oi) */
+	bool old;        /* ... of the same kind: its kernel rules are updated */
+	size_t oi;
+	size_t pre, suf; /* rules equal at the start and end (taken over) */
+	/* The kernel rules that differ, old [olo, ohi) and new [nlo, nhi)
+	 * (the others were taken over with their handles). */
+	size_t olo, ohi, nlo, nhi;
+};
+
+struct reuse {
+	struct set_reuse *set;
+	struct chain_reuse *chain;
+	bool sets_reshaped; /* a set came, went or changed family: check every rule's references */
+};
+
+static void reuse_free(struct reuse *ru)
+{
+	free(ru->set);
+	free(ru->chain);
+}
+
+static const struct weft_acl_set *canon_set(const struct weft_acl_program *p, const char *name);
+static const struct weft_acl_chain *canon_chain(const struct weft_acl_program *p, const char *name);
+static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
+static bool hosts_only(const struct weft_acl_set *s);
+
+static bool is_host(const struct weft_cidr *c)
+{
+	return c->prefixlen == weft_ip_bits(&c->ip);
+}
+
+/* How many elements a and b have in common at their start (byte-wise: a
+ * struct weft_cidr has no padding). */
+static size_t elems_prefix(const struct weft_cidr *a, const struct weft_cidr *b, size_t n)
+{
+	const size_t step = 256;
+	size_t i = 0;
+
+	while (i + step <= n && memcmp(a + i, b + i, step * sizeof(*a)) == 0)
+		i += step;
+	while (i < n && memcmp(a + i, b + i, sizeof(*a)) == 0)
+		i++;
+	return i;
+}
+
+/* ... and at their end (a has na elements, b nb; at most n). */
+static size_t elems_suffix(const struct weft_cidr *a, size_t na, const struct weft_cidr *b, size_t nb, size_t n)
+{
+	const size_t step = 256;
+	size_t i = 0;
+
+	while (i + step <= n && memcmp(a + na - i - step, b + nb - i - step, step * sizeof(*a)) == 0)
+		i += step;
+	while (i < n && memcmp(a + na - i - 1, b + nb - i - 1, sizeof(*a)) == 0)
+		i++;
+	return i;
+}
+
+/* Are the caller's elements src[lo, hi) canonical and valid for a set of
+ * family fam, and in order with their neighbours src[lo - 1] and src[hi]
+ * (of n)? Canonical: masked, each starting after the previous one's last
+ * address (sorted, no duplicates, no overlaps). */
+static bool elems_ok(const struct weft_cidr *src, size_t n, size_t lo, size_t hi, int fam)
+{
+	struct weft_ip last;
+
+	for (size_t k = lo ? lo - 1 : 0; k < hi + 1 && k < n; k++) {
+		struct weft_cidr c = src[k];
+
+		if (c.ip.family != fam || c.prefixlen > weft_ip_bits(&c.ip))
+			return false;
+		weft_cidr_mask(&c);
+		if (memcmp(&c, &src[k], sizeof(c)) != 0)
+			return false;
+		if (k >= lo && k > 0 && weft_ip_cmp(&c.ip, &last) <= 0)
+			return false;
+		weft_cidr_last(&c, &last);
 	}
+	return true;
+}
+
+/* The canonical elements of set d (which points at the caller's), taken
+ * over from or patched from the last program's set o (may be NULL). */
+static void set_canon(struct weft_acl_set *d, struct weft_acl_set *o, bool o_iv, bool *iv, struct set_reuse *sr)
+{
+	const struct weft_cidr *src = d->elems;
+	size_t n = d->n_elems, m = 0;
+
+	if (o && o->family == d->family) {
+		size_t lim = n < o->n_elems ? n : o->n_elems;
+		size_t pre = elems_prefix(src, o->elems, lim);
+		size_t suf = elems_suffix(src, n, o->elems, o->n_elems, lim - pre);
+
+		if (pre == n && n == o->n_elems) {
+			/* Equal (the common case by far): taken over. */
+			d->elems = TAKE_PTR(o->elems);
+			o->n_elems = 0;
+			*iv = o_iv;
+			sr->same = sr->checked = true;
+			return;
+		}
+		if (elems_ok(src, n, pre, n - suf, d->family)) {
+			/* Only the middle differs, and it is canonical: the
+			 * kind follows from the middles alone unless a prefix
+			 * left. */
+			bool left = false;
+
+			*iv = o_iv;
+			for (size_t k = pre; k < n - suf; k++)
+				if (!is_host(&src[k]))
+					*iv = true;
+			for (size_t k = pre; k < o->n_elems - suf && o_iv; k++)
+				if (!is_host(&o->elems[k]))
+					left = true;
+			d->elems = arr_dup(src, n, sizeof(*src));
+			if (left)
+				*iv = !hosts_only(d);
+			sr->checked = true;
+			sr->pre = pre;
+			sr->suf = suf;
+			return;
+		}
+	}
+	d->elems = arr_dup(src, n, sizeof(*src));
+	for (size_t k = 0; k < d->n_elems; k++)
+		weft_cidr_mask(&d->elems[k]);
+	sort_if_needed(d->elems, d->n_elems, sizeof(*d->elems), cidr_qcmp);
+	for (size_t k = 0; k < d->n_elems; k++)
+		if (m == 0 || cidr_cmp(&d->elems[m - 1], &d->elems[k]) != 0)
+			d->elems[m++] = d->elems[k];
+	d->n_elems = m;
+	*iv = !hosts_only(d);
+}
+
+/* Canonical state for program p: every array sorted by name, set
+ * elements masked, sorted and deduplicated, failsafe entries sorted and
+ * deduplicated (sorted arrays make the diff a merge walk and lookups a
+ * binary search). What equals the last state old (may be NULL) is taken
+ * over from it instead of being copied: whole sets and chains, and the
+ * unchanged start and end of changed ones, so that an apply costs in
+ * proportion to what changed, not to the size of the program (a compare
+ * of what the caller gives aside). Kernel rules of changed chains are
+ * computed after validation (chain_krules_update()). */
+static struct state *state_canon(const struct weft_acl_program *p, struct state *old, struct reuse *ru)
+{
+	struct weft_acl_program *op = old ? old->prog : NULL;
+	struct state *ns = wcalloc(1, sizeof(*ns));
+	struct weft_acl_program *c = ns->prog = wcalloc(1, sizeof(*c));
+
+	memset(ru, 0, sizeof(*ru));
+	/* Shallow copies first: after the sort, each entry still points at
+	 * the caller's data, which is then copied or replaced by the old
+	 * state's. */
+	c->n_sets = p->n_sets;
+	c->sets = arr_dup(p->sets, p->n_sets, sizeof(*p->sets));
 	sort_if_needed(c->sets, c->n_sets, sizeof(*c->sets), set_qcmp);
+	ns->iv = wcalloc(c->n_sets + 1, sizeof(*ns->iv));
+	ru->set = wcalloc(c->n_sets + 1, sizeof(*ru->set));
+	ru->sets_reshaped = !op || op->n_sets != c->n_sets;
+	for (size_t i = 0; i < c->n_sets; i++) {
+		struct weft_acl_set *d = &c->sets[i];
+		struct weft_acl_set *o = op ? (struct weft_acl_set *)canon_set(op, d->name) : NULL;
+
+		d->name = wstrdup(d->name);
+		d->origin = str_dup0(d->origin);
+		if (!o || o->family != d->family)
+			ru->sets_reshaped = true;
+		set_canon(d, o, o ? old->iv[o - op->sets] : false, &ns->iv[i], &ru->set[i]);
+	}
 
 	c->n_chains = p->n_chains;
-	c->chains = p->n_chains ? wcalloc(p->n_chains, sizeof(*c->chains)) : NULL;
-	for (size_t i = 0; i < p->n_chains; i++) {
-		const struct weft_acl_chain *s = &p->chains[i];
-		struct weft_acl_chain *d = &c->chains[i];
-
-		*d = *s;
-		d->name = wstrdup(s->name);
-		d->origin = str_dup0(s->origin);
-		d->rules = s->n_rules ? wcalloc(s->n_rules, sizeof(*d->rules)) : NULL;
-		for (size_t k = 0; k < s->n_rules; k++)
-			rule_copy(&d->rules[k], &s->rules[k]);
-	}
+	c->chains = arr_dup(p->chains, p->n_chains, sizeof(*p->chains));
 	sort_if_needed(c->chains, c->n_chains, sizeof(*c->chains), chain_qcmp);
+	ns->kc = wcalloc(c->n_chains + 1, sizeof(*ns->kc));
+	ru->chain = wcalloc(c->n_chains + 1, sizeof(*ru->chain));
+	for (size_t i = 0; i < c->n_chains; i++) {
+		struct weft_acl_chain *d = &c->chains[i];
+		struct weft_acl_chain *o = op ? (struct weft_acl_chain *)canon_chain(op, d->name) : NULL;
+		struct chain_reuse *cr = &ru->chain[i];
+		const struct weft_acl_rule *src = d->rules;
+		size_t n = d->n_rules, m = o ? o->n_rules : 0, lim = n < m ? n : m;
+
+		d->name = wstrdup(d->name);
+		d->origin = str_dup0(d->origin);
+		d->rules = NULL;
+		cr->had = o != NULL;
+		cr->oi = o ? (size_t)(o - op->chains) : 0;
+		if (o && o->kind == d->kind) {
+			cr->old = true;
+			while (cr->pre < lim && rule_eq(&src[cr->pre], &o->rules[cr->pre]))
+				cr->pre++;
+			if (cr->pre == n && n == m) {
+				/* Equal (origins may differ in the position
+				 * only: stored origins are only ever compared
+				 * without it). */
+				d->rules = TAKE_PTR(o->rules);
+				o->n_rules = 0;
+				cr->same = true;
+				ns->kc[i] = old->kc[cr->oi];
+				memset(&old->kc[cr->oi], 0, sizeof(struct kchain));
+				continue;
+			}
+			while (cr->suf < lim - cr->pre && rule_eq(&src[n - 1 - cr->suf], &o->rules[m - 1 - cr->suf]))
+				cr->suf++;
+		}
+		/* The equal rules at the start and end are taken over. */
+		d->rules = n ? wcalloc(n, sizeof(*d->rules)) : NULL;
+		if (cr->pre + cr->suf) {
+			memcpy(d->rules, o->rules, cr->pre * sizeof(*d->rules));
+			memset(o->rules, 0, cr->pre * sizeof(*d->rules));
+			memcpy(d->rules + n - cr->suf, o->rules + m - cr->suf, cr->suf * sizeof(*d->rules));
+			memset(o->rules + m - cr->suf, 0, cr->suf * sizeof(*d->rules));
+		}
+		for (size_t k = cr->pre; k < n - cr->suf; k++)
+			rule_copy(&d->rules[k], &src[k]);
+	}
 
 	c->n_endpoints = p->n_endpoints;
-	c->endpoints = p->n_endpoints ? wcalloc(p->n_endpoints, sizeof(*c->endpoints)) : NULL;
-	for (size_t i = 0; i < p->n_endpoints; i++) {
-		const struct weft_acl_endpoint *s = &p->endpoints[i];
+	c->endpoints = arr_dup(p->endpoints, p->n_endpoints, sizeof(*p->endpoints));
+	sort_if_needed(c->endpoints, c->n_endpoints, sizeof(*c->endpoints), ep_qcmp);
+	for (size_t i = 0; i < c->n_endpoints; i++) {
 		struct weft_acl_endpoint *d = &c->endpoints[i];
 
-		*d = *s;
-		d->name = str_dup0(s->name);
-		d->ifname = wstrdup(s->ifname);
-		d->addrs = arr_dup(s->addrs, s->n_addrs, sizeof(*s->addrs));
-		d->in_policies = strv_dup(s->in_policies, s->n_in_policies);
-		d->in_profiles = strv_dup(s->in_profiles, s->n_in_profiles);
-		d->out_policies = strv_dup(s->out_policies, s->n_out_policies);
-		d->out_profiles = strv_dup(s->out_profiles, s->n_out_profiles);
+		d->name = str_dup0(d->name);
+		d->ifname = wstrdup(d->ifname);
+		d->addrs = arr_dup(d->addrs, d->n_addrs, sizeof(*d->addrs));
+		d->in_policies = strv_dup(d->in_policies, d->n_in_policies);
+		d->in_profiles = strv_dup(d->in_profiles, d->n_in_profiles);
+		d->out_policies = strv_dup(d->out_policies, d->n_out_policies);
+		d->out_profiles = strv_dup(d->out_profiles, d->n_out_profiles);
 	}
-	sort_if_needed(c->endpoints, c->n_endpoints, sizeof(*c->endpoints), ep_qcmp);
 
 	c->failsafe = arr_dup(p->failsafe, p->n_failsafe, sizeof(*p->failsafe));
 	c->n_failsafe = p->n_failsafe;
@@ -277,7 +569,7 @@ static struct weft_acl_program *prog_canon(const struct weft_acl_program *p)
 				c->failsafe[m++] = c->failsafe[k];
 		c->n_failsafe = m;
 	}
-	return c;
+	return ns;
 }
 
 /* Binary search in a canonical program. */
@@ -386,8 +678,12 @@ static int check_refs(const struct weft_acl_program *p, const struct weft_acl_en
 	return 0;
 }
 
-static int validate(const struct weft_acl_program *p, char **errmsg)
+/* Sets and chains taken over from the last state (ru) were checked
+ * then; their rules' references are checked again only when the sets
+ * changed shape. */
+static int validate(const struct weft_acl_program *p, const struct reuse *ru, char **errmsg)
 {
+	size_t lo, hi;
 	int r;
 
 	for (size_t i = 0; i < p->n_sets; i++) {
@@ -400,7 +696,7 @@ static int validate(const struct weft_acl_program *p, char **errmsg)
 			return fail(errmsg, -EINVAL, "set %s defined twice", s->name);
 		if (s->family != AF_INET && s->family != AF_INET6)
 			return fail(errmsg, -EINVAL, "set %s: bad family %d", s->name, s->family);
-		for (size_t k = 0; k < s->n_elems; k++) {
+		for (size_t k = 0; k < s->n_elems && !ru->set[i].checked; k++) {
 			const struct weft_cidr *c = &s->elems[k];
 			char a[WEFT_CIDR_STRLEN];
 
@@ -424,7 +720,17 @@ static int validate(const struct weft_acl_program *p, char **errmsg)
 			return fail(errmsg, -EINVAL, "chain %s defined twice", c->name);
 		if (canon_set(p, c->name))
 			return fail(errmsg, -EINVAL, "chain %s has the name of a set", c->name);
-		for (size_t k = 0; k < c->n_rules; k++)
+		/* Rules taken over were checked against sets of the same
+		 * names and families. */
+		lo = 0;
+		hi = c->n_rules;
+		if (!ru->sets_reshaped && ru->chain[i].same) {
+			lo = hi;
+		} else if (!ru->sets_reshaped && ru->chain[i].old) {
+			lo = ru->chain[i].pre;
+			hi = c->n_rules - ru->chain[i].suf;
+		}
+		for (size_t k = lo; k < hi; k++)
 			if ((r = check_rule(p, c, k, &c->rules[k], errmsg)) < 0)
 				return r;
 	}
@@ -457,7 +763,8 @@ static int validate(const struct weft_acl_program *p, char **errmsg)
 
 struct msg_info {
 	uint16_t type;
-	char what[40]; /* the object's name, for error messages */
+	char what[40];   /* the object's name, for error messages */
+	struct krule *kr; /* a rule added with NLM_F_ECHO: gets the handle the kernel echoes */
 };
 
 struct batch {
@@ -468,6 +775,7 @@ struct batch {
 	size_t n_info, cap_info;
 	uint32_t last_seq; /* the message carrying NLM_F_ACK */
 	uint32_t set_id;   /* for anonymous sets */
+	size_t n_echo;     /* rules added with NLM_F_ECHO */
 	struct weft_acl_stats *st;
 };
 
@@ -508,6 +816,7 @@ static void batch_note(struct batch *b, uint16_t type, const char *what)
 	}
 	b->info[b->n_info].type = type;
 	weft_strlcpy(b->info[b->n_info].what, what ? what : "", sizeof(b->info[b->n_info].what));
+	b->info[b->n_info].kr = NULL;
 	b->n_info++;
 }
 
@@ -583,6 +892,24 @@ static void put_flush(struct batch *b, const char *chain)
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nlh = msg_start(b, NFT_MSG_DELRULE, 0, chain);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	msg_end(b, nlh);
+}
+
+/* Delete one rule by its handle. */
+static void put_delrule(struct batch *b, const char *chain, uint64_t handle)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!r)
+		abort();
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, handle);
 	nlh = msg_start(b, NFT_MSG_DELRULE, 0, chain);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
@@ -957,38 +1284,285 @@ static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const s
 	}
 }
 
-/* One program rule in chain c (validated: sets exist and fit the family). */
-static void put_prog_rule(struct batch *b, const struct weft_acl_program *p, const struct weft_acl_chain *c,
-			  const struct weft_acl_rule *ru)
+/* ------------------------------------------------------------------ */
+/* Kernel rules of program chains                                      */
+/* ------------------------------------------------------------------ */
+
+/* Runs of rules that differ only in their destination ports become one
+ * kernel rule with the union of the ports (see chain_krules()). A run
+ * ends after a rule whose ports hash to 0 modulo MERGE_AVG, and after
+ * MERGE_MAX rules at most. */
+#define MERGE_AVG 64
+#ifndef NFT_MERGE_MAX /* -DNFT_MERGE_MAX=1 turns merging off (for measurements) */
+#define NFT_MERGE_MAX 256
+#endif
+#define MERGE_MAX NFT_MERGE_MAX
+#define FNV_INIT 0xcbf29ce484222325ULL
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
 {
-	struct nftnl_rule *r = rule_new(c->name);
+	const uint8_t *c = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The rule's family: its own, or that of its sets (validated). */
+static int rule_family(const struct weft_acl_program *p, const struct weft_acl_rule *ru)
+{
 	int fam = ru->family;
 
 	for (size_t i = 0; i < ru->n_addrs && !fam; i++)
 		fam = canon_set(p, ru->addrs[i].set)->family;
+	return fam;
+}
+
+static bool ranges_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb);
+static bool str0_eq(const char *a, const char *b);
+
+/* A rule that may share a kernel rule with its neighbours: not a log rule
+ * (each logs with its own prefix), with destination ports. */
+static bool mergeable(const struct weft_acl_rule *r)
+{
+	return r->action != WEFT_ACL_LOG && r->n_dports > 0;
+}
+
+/* a and b are equal but for their destination ports (and origin). Then,
+ * for consecutive rules of one chain, a packet matches one of them iff
+ * it matches the shared conditions and its port is in the union of their
+ * ports, and whichever matches first does the same (allow, deny and pass
+ * act alike whatever the rule): one kernel rule with the union is
+ * equivalent. */
+static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+{
+	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
+	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
+	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
+	    !ranges_eq(a->sports, a->n_sports, b->sports, b->n_sports) ||
+	    !ranges_eq(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
+	    !ranges_eq(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
+	    !str0_eq(a->log_prefix, b->log_prefix))
+		return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
+		    !streq(a->addrs[i].set, b->addrs[i].set))
+			return false;
+	return true;
+}
+
+/* Does a merged run end after r? Decided by r's ports alone (chunking by
+ * content), so that a rule inserted into or removed from a long run
+ * changes the kernel rule around it only, not every later one. */
+static bool run_ends(const struct weft_acl_rule *r)
+{
+	uint64_t h = fnv1a(r->dports, r->n_dports * sizeof(*r->dports), FNV_INIT);
+
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 29;
+	return (h & (MERGE_AVG - 1)) == 0;
+}
+
+/* The destination ports of kr: the union of its rules' (malloc'ed). */
+static size_t krule_dports(const struct weft_acl_chain *c, const struct krule *kr, struct weft_acl_portrange **out)
+{
+	struct weft_acl_portrange *all;
+	size_t n = 0;
+
+	for (size_t i = kr->first; i < kr->first + kr->count; i++)
+		n += c->rules[i].n_dports;
+	all = wcalloc(n + 1, sizeof(*all));
+	n = 0;
+	for (size_t i = kr->first; i < kr->first + kr->count; i++) {
+		if (c->rules[i].n_dports)
+			memcpy(all + n, c->rules[i].dports, c->rules[i].n_dports * sizeof(*all));
+		n += c->rules[i].n_dports;
+	}
+	*out = all;
+	return n;
+}
+
+/* The kernel comment: the origin without its position (" rule N"), so
+ * that it stays true when rules before it come or go and such a rule
+ * need not be replaced. */
+static void krule_comment(const struct weft_acl_chain *c, const struct krule *kr, char *buf, size_t size)
+{
+	const char *o = c->rules[kr->first].origin ? c->rules[kr->first].origin : "";
+	size_t n = origin_len(o);
+
+	if (kr->count > 1)
+		snprintf(buf, size, "%.*s (%zu rules)", (int)n, o, kr->count);
+	else
+		snprintf(buf, size, "%.*s", (int)n, o);
+}
+
+static size_t ranges_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out);
+
+static void key_ranges(struct weft_buf *k, const struct weft_acl_portrange *in, size_t n)
+{
+	_cleanup_free_ struct weft_acl_portrange *rg = wcalloc(n + 1, sizeof(*rg));
+	uint32_t m = n ? (uint32_t)ranges_merge(in, n, rg) : 0;
+
+	weft_buf_append(k, &m, sizeof(m));
+	weft_buf_append(k, rg, m * sizeof(*rg));
+}
+
+/* Everything the kernel rule for kr is made of, as bytes. */
+static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, const struct weft_acl_chain *c,
+		      const struct krule *kr)
+{
+	const struct weft_acl_rule *ru = &c->rules[kr->first];
+	int32_t v[] = {rule_family(p, ru),	  (int32_t)c->kind,   (int32_t)ru->action,	ru->proto,
+		       ru->not_proto,		  ru->icmp_type,      ru->icmp_code,		ru->not_icmp_type,
+		       ru->not_icmp_code,	  (int32_t)ru->n_addrs};
+	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
+	size_t ndp = krule_dports(c, kr, &dp);
+	char comment[NFT_COMMENT_MAX];
+
+	weft_buf_append(k, v, sizeof(v));
+	for (size_t i = 0; i < ru->n_addrs; i++) {
+		uint8_t f = (uint8_t)(ru->addrs[i].src | ru->addrs[i].negate << 1);
+
+		weft_buf_append(k, &f, 1);
+		weft_buf_append(k, ru->addrs[i].set, strlen(ru->addrs[i].set) + 1);
+	}
+	key_ranges(k, ru->sports, ru->n_sports);
+	key_ranges(k, ru->not_sports, ru->n_not_sports);
+	key_ranges(k, ru->not_dports, ru->n_not_dports);
+	key_ranges(k, dp, ndp);
+	if (ru->action == WEFT_ACL_LOG) {
+		const char *lp = ru->log_prefix ? ru->log_prefix : "weft ";
+
+		weft_buf_append(k, lp, strlen(lp) + 1);
+	}
+	krule_comment(c, kr, comment, sizeof(comment));
+	weft_buf_append(k, comment, strlen(comment) + 1);
+}
+
+/* The kernel rule starting at rule i of chain c (validated); returns the
+ * index of the rule after it. k is scratch space. */
+static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_chain *c, size_t i, struct krule *kr,
+		       struct weft_buf *k)
+{
+	size_t j = i + 1;
+
+	if (mergeable(&c->rules[i]) && !run_ends(&c->rules[i])) {
+		while (j < c->n_rules && j - i < MERGE_MAX && mergeable(&c->rules[j]) &&
+		       rule_shape_eq(&c->rules[i], &c->rules[j])) {
+			j++;
+			if (run_ends(&c->rules[j - 1]))
+				break;
+		}
+	}
+	memset(kr, 0, sizeof(*kr));
+	kr->first = i;
+	kr->count = j - i;
+	k->len = 0;
+	krule_key(k, p, c, kr);
+	kr->key = wmemdup(k->data, k->len);
+	kr->keylen = k->len;
+	kr->hash = fnv1a(k->data, k->len, FNV_INIT);
+	return j;
+}
+
+/* The kernel rules of chain c (validated), handles unknown. */
+static void chain_krules(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct kchain *kc)
+{
+	struct weft_buf k = {0};
+
+	kchain_clear(kc);
+	kc->r = wcalloc(c->n_rules + 1, sizeof(*kc->r));
+	for (size_t i = 0; i < c->n_rules;)
+		i = krule_at(p, c, i, &kc->r[kc->n++], &k);
+	weft_buf_free(&k);
+}
+
+/* The kernel rules of changed chain c, from those of its last version
+ * ok (n_old rules; cr: which rules are equal at the start and end).
+ * Kernel rules wholly in the equal start (and the rule after them too,
+ * which decided where they end) are taken over with their handles; the
+ * rest is computed until, in the equal end, a kernel rule starts where an
+ * old one did: from there on everything is as before (runs are cut by
+ * their rules alone) and taken over. cr gets the ranges that differ. */
+static void chain_krules_update(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct kchain *nk,
+				struct kchain *ok, size_t n_old, struct chain_reuse *cr)
+{
+	size_t n = c->n_rules, a = 0, oj;
+	struct weft_buf k = {0};
+
+	kchain_clear(nk);
+	nk->r = wcalloc(n + 1, sizeof(*nk->r));
+	while (a < ok->n && ok->r[a].first + ok->r[a].count < cr->pre) {
+		nk->r[a] = ok->r[a];
+		ok->r[a].key = NULL;
+		a++;
+	}
+	nk->n = a;
+	cr->olo = cr->nlo = oj = a;
+	for (size_t i = a ? nk->r[a - 1].first + nk->r[a - 1].count : 0; i < n;) {
+		if (i >= n - cr->suf) {
+			size_t t = i + n_old - n; /* the same rule in the old chain */
+
+			while (oj < ok->n && ok->r[oj].first < t)
+				oj++;
+			if (oj < ok->n && ok->r[oj].first == t) {
+				cr->ohi = oj;
+				cr->nhi = nk->n;
+				for (; oj < ok->n; oj++) {
+					nk->r[nk->n] = ok->r[oj];
+					nk->r[nk->n++].first = ok->r[oj].first + n - n_old;
+					ok->r[oj].key = NULL;
+				}
+				weft_buf_free(&k);
+				return;
+			}
+		}
+		i = krule_at(p, c, i, &nk->r[nk->n++], &k);
+	}
+	cr->ohi = ok->n;
+	cr->nhi = nk->n;
+	weft_buf_free(&k);
+}
+
+static bool krule_eq(const struct krule *a, const struct krule *b)
+{
+	return a->hash == b->hash && a->keylen == b->keylen && memcmp(a->key, b->key, a->keylen) == 0;
+}
+
+/* Kernel rule kr of chain c, added with NLM_F_ECHO (the answer carries
+ * its handle): before the rule with handle `before`, or at the end of the
+ * chain when that is 0. */
+static void put_krule(struct batch *b, const struct weft_acl_program *p, const struct weft_acl_chain *c,
+		      struct krule *kr, uint64_t before)
+{
+	const struct weft_acl_rule *ru = &c->rules[kr->first];
+	struct nftnl_rule *r = rule_new(c->name);
+	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
+	size_t ndp = krule_dports(c, kr, &dp);
+	int fam = rule_family(p, ru);
+	char comment[NFT_COMMENT_MAX];
+	struct nlmsghdr *nlh;
+
+	/* Cheapest first: comparisons of header fields, then set lookups.
+	 * Most rules are for other ports or protocols than a given packet:
+	 * it leaves them after a compare, never paying for a lookup. */
 	if (fam)
 		m_nfproto(r, fam);
 	if (ru->proto >= 0)
 		m_u8(r, NFT_META_L4PROTO, NFT_CMP_EQ, (uint8_t)ru->proto);
 	if (ru->not_proto >= 0)
 		m_u8(r, NFT_META_L4PROTO, NFT_CMP_NEQ, (uint8_t)ru->not_proto);
-	for (size_t i = 0; i < ru->n_addrs; i++) {
-		const struct weft_acl_addr_match *a = &ru->addrs[i];
-
-		if (fam == AF_INET)
-			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, a->src ? 12 : 16, 4);
-		else
-			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, a->src ? 8 : 24, 16);
-		e_lookup(r, a->set, 0, a->negate, false);
-	}
+	if (ndp)
+		m_ports(b, r, 2, dp, ndp, false);
+	if (ru->n_not_dports)
+		m_ports(b, r, 2, ru->not_dports, ru->n_not_dports, true);
 	if (ru->n_sports)
 		m_ports(b, r, 0, ru->sports, ru->n_sports, false);
 	if (ru->n_not_sports)
 		m_ports(b, r, 0, ru->not_sports, ru->n_not_sports, true);
-	if (ru->n_dports)
-		m_ports(b, r, 2, ru->dports, ru->n_dports, false);
-	if (ru->n_not_dports)
-		m_ports(b, r, 2, ru->not_dports, ru->n_not_dports, true);
 	/* Type (and code, the next byte) of the ICMP header compared as one. */
 	if (ru->icmp_type >= 0) {
 		uint8_t tc[2] = {(uint8_t)ru->icmp_type, (uint8_t)(ru->icmp_code >= 0 ? ru->icmp_code : 0)};
@@ -1001,6 +1575,15 @@ static void put_prog_rule(struct batch *b, const struct weft_acl_program *p, con
 
 		e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, ru->not_icmp_code >= 0 ? 2 : 1);
 		e_cmp(r, NFT_CMP_NEQ, tc, ru->not_icmp_code >= 0 ? 2 : 1);
+	}
+	for (size_t i = 0; i < ru->n_addrs; i++) {
+		const struct weft_acl_addr_match *a = &ru->addrs[i];
+
+		if (fam == AF_INET)
+			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, a->src ? 12 : 16, 4);
+		else
+			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, a->src ? 8 : 24, 16);
+		e_lookup(r, a->set, 0, a->negate, false);
 	}
 	switch (ru->action) {
 	case WEFT_ACL_ALLOW:
@@ -1022,14 +1605,156 @@ static void put_prog_rule(struct batch *b, const struct weft_acl_program *p, con
 		break;
 	}
 	}
-	rule_comment(r, ru->origin);
-	put_rule(b, r, c->name);
+	krule_comment(c, kr, comment, sizeof(comment));
+	rule_comment(r, comment);
+	if (before)
+		nftnl_rule_set_u64(r, NFTNL_RULE_POSITION, before);
+	nlh = msg_start(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_ECHO | (before ? 0 : NLM_F_APPEND), c->name);
+	b->info[b->n_info - 1].kr = kr;
+	b->n_echo++;
+	kr->handle = 0;
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	msg_end(b, nlh);
 }
 
-static void put_prog_chain_rules(struct batch *b, const struct weft_acl_program *p, const struct weft_acl_chain *c)
+/* Every kernel rule of a new (or flushed) chain, in order. */
+static void put_kchain_all(struct batch *b, const struct weft_acl_program *p, const struct weft_acl_chain *c,
+			   struct kchain *kc)
 {
-	for (size_t i = 0; i < c->n_rules; i++)
-		put_prog_rule(b, p, c, &c->rules[i]);
+	for (size_t i = 0; i < kc->n; i++)
+		put_krule(b, p, c, &kc->r[i], 0);
+	b->st->rules_added += kc->n;
+}
+
+/* Bound on the edit distance the diff looks for: beyond it, the changed
+ * middle of a chain is replaced whole (as many edits cost about that
+ * anyway). */
+#define DIFF_MAX_D 300
+
+/* Myers' O((n + m) D) diff of the old kernel rules o[0..n) and the new
+ * z[0..m): new rules matched with an old one (kept in the kernel) get its
+ * handle, and keep[x] tells whether old rule x is kept. Returns false,
+ * matching nothing, when more than DIFF_MAX_D edits would be needed. */
+static bool krules_diff(const struct krule *o, size_t n, struct krule *z, size_t m, bool *keep)
+{
+	long max = (long)(n + m < DIFF_MAX_D ? n + m : DIFF_MAX_D);
+	long off = max + 1, w = 2 * max + 3, found = -1, x, y;
+	long *v = wcalloc((size_t)w, sizeof(*v));
+	long *trace = NULL;
+
+	for (long d = 0; d <= max && found < 0; d++) {
+		for (long k = -d; k <= d; k += 2) {
+			if (k == -d || (k != d && v[off + k - 1] < v[off + k + 1]))
+				x = v[off + k + 1];
+			else
+				x = v[off + k - 1] + 1;
+			y = x - k;
+			while (x < (long)n && y < (long)m && krule_eq(&o[x], &z[y]))
+				x++, y++;
+			v[off + k] = x;
+			if (x >= (long)n && y >= (long)m) {
+				found = d;
+				break;
+			}
+		}
+		if (found < 0) {
+			trace = wrealloc(trace, (size_t)((d + 1) * w) * sizeof(*trace));
+			memcpy(trace + d * w, v, (size_t)w * sizeof(*v));
+		}
+	}
+	free(v);
+	if (found < 0) {
+		free(trace);
+		return false;
+	}
+	x = (long)n;
+	y = (long)m;
+	for (long d = found; d > 0; d--) {
+		const long *pv = trace + (d - 1) * w;
+		long k = x - y;
+		long pk = (k == -d || (k != d && pv[off + k - 1] < pv[off + k + 1])) ? k + 1 : k - 1;
+		long px = pv[off + pk], py = px - pk;
+
+		while (x > px && y > py) {
+			x--, y--;
+			z[y].handle = o[x].handle;
+			keep[x] = true;
+		}
+		x = px;
+		y = py;
+	}
+	while (x > 0 && y > 0) {
+		x--, y--;
+		z[y].handle = o[x].handle;
+		keep[x] = true;
+	}
+	free(trace);
+	return true;
+}
+
+/* A changed program chain, first half (before sets change): match the
+ * new kernel rules that differ with the old ones that do (common start and
+ * end, then a diff of the middle), delete the old ones not kept; kept
+ * ones pass their handles on. Without known handles: flush the chain.
+ * Returns whether the chain changes in the kernel at all. */
+static bool put_kchain_deletes(struct batch *b, const struct weft_acl_chain *c, const struct kchain *ok,
+			       struct kchain *nk, const struct chain_reuse *cr)
+{
+	size_t olo = cr->olo, ohi = cr->ohi, nlo = cr->nlo, nhi = cr->nhi, changes = 0;
+	bool *keep;
+
+	if (!ok->handles_ok) {
+		put_flush(b, c->name);
+		b->st->rules_deleted += ok->n;
+		for (size_t i = 0; i < nk->n; i++)
+			nk->r[i].handle = 0;
+		nk->refill = true;
+		return true;
+	}
+	while (olo < ohi && nlo < nhi && krule_eq(&ok->r[olo], &nk->r[nlo]))
+		nk->r[nlo++].handle = ok->r[olo++].handle;
+	while (olo < ohi && nlo < nhi && krule_eq(&ok->r[ohi - 1], &nk->r[nhi - 1]))
+		nk->r[--nhi].handle = ok->r[--ohi].handle;
+	keep = wcalloc(ohi - olo + 1, sizeof(*keep));
+	krules_diff(ok->r + olo, ohi - olo, nk->r + nlo, nhi - nlo, keep);
+	for (size_t x = 0; x < ohi - olo; x++) {
+		if (!keep[x]) {
+			put_delrule(b, c->name, ok->r[olo + x].handle);
+			b->st->rules_deleted++;
+			changes++;
+		}
+	}
+	free(keep);
+	for (size_t y = nlo; y < nhi; y++)
+		if (!nk->r[y].handle)
+			changes++;
+	return changes > 0;
+}
+
+/* Second half (after sets change): the new kernel rules, each before the
+ * next kept one (so consecutive new ones end up in order), or appended. */
+static void put_kchain_inserts(struct batch *b, const struct weft_acl_program *p, const struct weft_acl_chain *c,
+			       struct kchain *nk, const struct chain_reuse *cr)
+{
+	size_t lo = nk->refill ? 0 : cr->nlo, hi = nk->refill ? nk->n : cr->nhi;
+	uint64_t *before = wcalloc(hi - lo + 1, sizeof(*before));
+	uint64_t next = hi < nk->n ? nk->r[hi].handle : 0;
+
+	for (size_t i = hi; i-- > lo;) {
+		if (nk->r[i].handle)
+			next = nk->r[i].handle;
+		else
+			before[i - lo] = next;
+	}
+	for (size_t i = lo; i < hi; i++) {
+		if (!nk->r[i].handle) {
+			put_krule(b, p, c, &nk->r[i], before[i - lo]);
+			b->st->rules_added++;
+		}
+	}
+	nk->refill = false;
+	free(before);
 }
 
 static void ep_chain_name(char *buf, size_t size, const char *prefix, const char *ifname)
@@ -1274,11 +1999,11 @@ static bool hosts_only(const struct weft_acl_set *s)
 	return true;
 }
 
-static struct set_spec prog_set_spec(const struct weft_acl_set *s)
+static struct set_spec prog_set_spec(const struct weft_acl_set *s, bool interval)
 {
 	struct set_spec sp = {
 		.name = s->name,
-		.flags = hosts_only(s) ? 0 : NFT_SET_INTERVAL,
+		.flags = interval ? NFT_SET_INTERVAL : 0,
 		.key_type = s->family == AF_INET ? DT_IPADDR : DT_IP6ADDR,
 		.key_len = s->family == AF_INET ? 4 : 16,
 	};
@@ -1286,9 +2011,9 @@ static struct set_spec prog_set_spec(const struct weft_acl_set *s)
 	return sp;
 }
 
-static void put_prog_set_new(struct batch *b, const struct weft_acl_set *s)
+static void put_prog_set_new(struct batch *b, const struct weft_acl_set *s, bool interval)
 {
-	struct set_spec sp = prog_set_spec(s);
+	struct set_spec sp = prog_set_spec(s, interval);
 	struct elems e = {.b = b, .sp = &sp, .type = NFT_MSG_NEWSETELEM};
 
 	put_set(b, NFT_MSG_NEWSET, &sp);
@@ -1299,20 +2024,33 @@ static void put_prog_set_new(struct batch *b, const struct weft_acl_set *s)
 	b->st->elems_added += s->n_elems;
 }
 
+/* What a batch is built from: the state the kernel has (o, NULL for a
+ * full replace), the one it is to have (n), and what n took over from o. */
+struct apply_ctx {
+	struct state *o, *n;
+	const struct reuse *ru;
+};
+
 /* The whole table: add (so the delete cannot fail), delete, define. */
-static void build_full(struct batch *b, const struct weft_acl_program *p)
+static bool build_full(struct batch *b, struct apply_ctx *ctx)
 {
+	struct weft_acl_program *p = ctx->n->prog;
+
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_table(b, NFT_MSG_DELTABLE, 0);
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
 	put_base(b);
 	put_failsafe(b, p->failsafe, p->n_failsafe, NFT_MSG_NEWSETELEM);
 	for (size_t i = 0; i < p->n_sets; i++)
-		put_prog_set_new(b, &p->sets[i]);
+		put_prog_set_new(b, &p->sets[i], ctx->n->iv[i]);
 	for (size_t i = 0; i < p->n_chains; i++)
 		put_chain(b, NFT_MSG_NEWCHAIN, p->chains[i].name, -1);
-	for (size_t i = 0; i < p->n_chains; i++)
-		put_prog_chain_rules(b, p, &p->chains[i]);
+	/* Every chain's kernel rules anew: those taken over may have been
+	 * computed with sets of another family. */
+	for (size_t i = 0; i < p->n_chains; i++) {
+		chain_krules(p, &p->chains[i], &ctx->n->kc[i]);
+		put_kchain_all(b, p, &p->chains[i], &ctx->n->kc[i]);
+	}
 	b->st->chains_created = p->n_chains;
 	for (size_t i = 0; i < p->n_endpoints; i++) {
 		put_ep_new(b, &p->endpoints[i], false, true);
@@ -1321,6 +2059,7 @@ static void build_full(struct batch *b, const struct weft_acl_program *p)
 	}
 	b->st->endpoints_added = p->n_endpoints;
 	b->st->full = true;
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1346,21 +2085,11 @@ static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b
 	    !ranges_eq(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
 	    !ranges_eq(a->dports, a->n_dports, b->dports, b->n_dports) ||
 	    !ranges_eq(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
-	    !str0_eq(a->origin, b->origin) || !str0_eq(a->log_prefix, b->log_prefix))
+	    !origin_eq(a->origin, b->origin) || !str0_eq(a->log_prefix, b->log_prefix))
 		return false;
 	for (size_t i = 0; i < a->n_addrs; i++)
 		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
 		    !streq(a->addrs[i].set, b->addrs[i].set))
-			return false;
-	return true;
-}
-
-static bool chain_eq(const struct weft_acl_chain *a, const struct weft_acl_chain *b)
-{
-	if (a->kind != b->kind || a->n_rules != b->n_rules)
-		return false;
-	for (size_t i = 0; i < a->n_rules; i++)
-		if (!rule_eq(&a->rules[i], &b->rules[i]))
 			return false;
 	return true;
 }
@@ -1410,15 +2139,17 @@ static bool ep_in_eq(const struct weft_acl_endpoint *a, const struct weft_acl_en
 
 /* Element changes of a set present before and after. Deletes go first so
  * that a prefix replacing an overlapping one does not clash. */
-static void put_set_diff(struct batch *b, const struct weft_acl_set *o, const struct weft_acl_set *n)
+static void put_set_diff(struct batch *b, const struct weft_acl_set *o, const struct weft_acl_set *n, bool interval,
+			 const struct set_reuse *sr)
 {
-	struct set_spec sp = prog_set_spec(n);
+	struct set_spec sp = prog_set_spec(n, interval);
 	struct elems del = {.b = b, .sp = &sp, .type = NFT_MSG_DELSETELEM};
 	struct elems add = {.b = b, .sp = &sp, .type = NFT_MSG_NEWSETELEM};
-	size_t i = 0, j = 0;
+	/* Only the middles differ (see set_canon()). */
+	size_t oe = o->n_elems - sr->suf, ne = n->n_elems - sr->suf, i = sr->pre, j = sr->pre;
 
-	while (i < o->n_elems || j < n->n_elems) {
-		int c = i == o->n_elems ? 1 : j == n->n_elems ? -1 : cidr_cmp(&o->elems[i], &n->elems[j]);
+	while (i < oe || j < ne) {
+		int c = i == oe ? 1 : j == ne ? -1 : cidr_cmp(&o->elems[i], &n->elems[j]);
 
 		if (c < 0) {
 			elems_cidr(&del, &o->elems[i++]);
@@ -1431,9 +2162,9 @@ static void put_set_diff(struct batch *b, const struct weft_acl_set *o, const st
 		}
 	}
 	elems_flush(&del);
-	i = j = 0;
-	while (i < o->n_elems || j < n->n_elems) {
-		int c = i == o->n_elems ? 1 : j == n->n_elems ? -1 : cidr_cmp(&o->elems[i], &n->elems[j]);
+	i = j = sr->pre;
+	while (i < oe || j < ne) {
+		int c = i == oe ? 1 : j == ne ? -1 : cidr_cmp(&o->elems[i], &n->elems[j]);
 
 		if (c > 0) {
 			elems_cidr(&add, &n->elems[j++]);
@@ -1472,15 +2203,19 @@ static void put_failsafe_diff(struct batch *b, const struct weft_acl_program *o,
 
 /* Returns false when the change cannot be made incrementally (a set
  * changed family or kind): the caller then builds a full replace. */
-static bool build_diff(struct batch *b, const struct weft_acl_program *o, const struct weft_acl_program *n)
+static bool build_diff(struct batch *b, struct apply_ctx *ctx)
 {
+	const struct weft_acl_program *o = ctx->o->prog, *n = ctx->n->prog;
+	const struct reuse *ru = ctx->ru;
 	struct weft_acl_stats *st = b->st;
 	char name[32];
 
-	MERGE(o->sets, o->n_sets, n->sets, n->n_sets, name, {
-		if (a && z && (a->family != z->family || hosts_only(a) != hosts_only(z)))
+	for (size_t i = 0; i < n->n_sets; i++) {
+		const struct weft_acl_set *a = ru->set[i].same ? NULL : canon_set(o, n->sets[i].name);
+
+		if (a && (a->family != n->sets[i].family || ctx->o->iv[a - o->sets] != ctx->n->iv[i]))
 			return false;
-	});
+	}
 
 	/* 1. Endpoints going away: map entries, then their chains (which
 	 * drops their jumps into program chains); changed directions are
@@ -1500,22 +2235,25 @@ static bool build_diff(struct batch *b, const struct weft_acl_program *o, const 
 			if (!out) {
 				ep_chain_name(name, sizeof(name), EP_FROM, a->ifname);
 				put_flush(b, name);
-				}
+			}
 			if (!in) {
 				ep_chain_name(name, sizeof(name), EP_TO, a->ifname);
 				put_flush(b, name);
-				}
+			}
 			if (!out || !in)
 				st->endpoints_replaced++;
 		}
 	});
-	/* 2. Program chains going away or changing. */
+	/* 2. Program chains going away; the rules changed chains no longer
+	 * have (before the sets they use may go). */
 	MERGE(o->chains, o->n_chains, n->chains, n->n_chains, name, {
 		if (a && !z) {
 			put_chain(b, NFT_MSG_DELCHAIN, a->name, -1);
 			st->chains_deleted++;
-		} else if (a && z && !chain_eq(a, z)) {
-			put_flush(b, z->name);
+		} else if (a && z && !ru->chain[z - n->chains].same) {
+			if (put_kchain_deletes(b, z, &ctx->o->kc[a - o->chains], &ctx->n->kc[z - n->chains],
+					       &ru->chain[z - n->chains]))
+				st->chains_replaced++;
 		}
 	});
 	/* 3. Sets: deleted (nothing refers to them any more), changed,
@@ -1527,9 +2265,10 @@ static bool build_diff(struct batch *b, const struct weft_acl_program *o, const 
 			put_set(b, NFT_MSG_DELSET, &sp);
 			st->sets_deleted++;
 		} else if (a && z) {
-			put_set_diff(b, a, z);
+			if (!ru->set[z - n->sets].same)
+				put_set_diff(b, a, z, ctx->n->iv[z - n->sets], &ru->set[z - n->sets]);
 		} else {
-			put_prog_set_new(b, z);
+			put_prog_set_new(b, z, ctx->n->iv[z - n->sets]);
 		}
 	});
 	put_failsafe_diff(b, o, n);
@@ -1541,11 +2280,10 @@ static bool build_diff(struct batch *b, const struct weft_acl_program *o, const 
 	});
 	MERGE(o->chains, o->n_chains, n->chains, n->n_chains, name, {
 		if (!a) {
-			put_prog_chain_rules(b, n, z);
+			put_kchain_all(b, n, z, &ctx->n->kc[z - n->chains]);
 			st->chains_created++;
-		} else if (z && !chain_eq(a, z)) {
-			put_prog_chain_rules(b, n, z);
-			st->chains_replaced++;
+		} else if (z && !ru->chain[z - n->chains].same) {
+			put_kchain_inserts(b, n, z, &ctx->n->kc[z - n->chains], &ru->chain[z - n->chains]);
 		}
 	});
 	/* 5. Endpoints: new chains and map entries, refilled directions. */
@@ -1583,7 +2321,7 @@ static const char *msg_kind(uint16_t type)
 	case NFT_MSG_NEWRULE:
 		return "add rule to chain";
 	case NFT_MSG_DELRULE:
-		return "flush chain";
+		return "delete rules of chain";
 	case NFT_MSG_NEWSET:
 		return "add set";
 	case NFT_MSG_DELSET:
@@ -1639,18 +2377,38 @@ static struct mnl_socket *nft_socket(void)
 	return nl;
 }
 
+static int handle_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == NFTA_RULE_HANDLE && mnl_attr_validate(attr, MNL_TYPE_U64) == 0)
+		*(uint64_t *)data = be64toh(mnl_attr_get_u64(attr));
+	return MNL_CB_OK;
+}
+
+/* A buffer size option at least want bytes (best effort). */
+static void sockbuf_at_least(int fd, int opt, int force_opt, size_t want)
+{
+	int cur = 0, w = want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
+	socklen_t sl = sizeof(cur);
+
+	if (getsockopt(fd, SOL_SOCKET, opt, &cur, &sl) == 0 && cur >= w)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &w, sizeof(w)) < 0)
+		setsockopt(fd, SOL_SOCKET, opt, &w, sizeof(w));
+}
+
 /* Frame the batch, send it in one sendmsg and read the answers, which the
- * kernel queued before sendmsg returned. Returns 0 or the first error. */
+ * kernel queued before sendmsg returned: errors, the echoes of rules
+ * added with NLM_F_ECHO (their handles go to the batch's krules) and the
+ * ACK of the last message. Returns 0 or the first error. */
 static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 {
 	int fd = mnl_socket_get_fd(nb->nl);
 	uint32_t portid = mnl_socket_get_portid(nb->nl);
-	char rbuf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
+	char *rbuf = nb->rbuf;
 	struct nlmsghdr *end, *last = NULL;
 	size_t off;
-	int sndbuf = 0, first = 0;
-	socklen_t sl = sizeof(sndbuf);
-	bool done = false;
+	int first = 0;
+	bool done = false, overrun = false;
 	ssize_t sent;
 
 	/* The batch starts with the begin marker (see run()); the last
@@ -1666,40 +2424,57 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 	end = nftnl_batch_end(batch_room(b), b->seq++);
 	b->len += NLMSG_ALIGN(end->nlmsg_len);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) == 0 && (size_t)sndbuf < b->len + 4096) {
-		int want = (int)(b->len + 4096);
-
-		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
-	}
+	sockbuf_at_least(fd, SO_SNDBUF, SO_SNDBUFFORCE, b->len + 4096);
+	/* Echoed rules are queued all at once: room for them (the kernel
+	 * packs several per message; this is generous), or they and the ACK
+	 * would be dropped. */
+	if (b->n_echo)
+		sockbuf_at_least(fd, SO_RCVBUF, SO_RCVBUFFORCE, (1u << 20) + b->n_echo * 2048);
 	/* Anything left over from an earlier exchange is stale. */
-	while (recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT) > 0)
+	while (recv(fd, rbuf, NFT_RBUF_SIZE, MSG_DONTWAIT) > 0)
 		;
 	sent = send(fd, b->buf, b->len, 0);
 	if (sent < 0)
 		return fail(errmsg, -errno, "nftables table %s: send batch of %zu bytes: %s", T_NAME, b->len,
 			    strerror(errno));
 	for (;;) {
-		ssize_t len = recv(fd, rbuf, sizeof(rbuf), done ? MSG_DONTWAIT : 0);
+		ssize_t len = recv(fd, rbuf, NFT_RBUF_SIZE, done || overrun ? MSG_DONTWAIT : 0);
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
 		int n = (int)len;
 
 		if (len < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ENOBUFS) {
+				/* Answers were dropped: every one is queued
+				 * already, so read what is left without
+				 * waiting. */
+				overrun = true;
+				continue;
+			}
 			if (done && (errno == EAGAIN || errno == EWOULDBLOCK))
 				break;
 			if (first)
 				break;
-			return fail(errmsg, errno == EAGAIN ? -ETIMEDOUT : -errno,
-				    "nftables table %s: read answers: %s", T_NAME, strerror(errno));
+			return fail(errmsg, errno == EAGAIN ? -ENOBUFS : -errno,
+				    "nftables table %s: read answers: %s", T_NAME,
+				    errno == EAGAIN ? "answers lost (receive buffer overrun)" : strerror(errno));
 		}
 		for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
 			const struct nlmsgerr *e;
-			uint32_t i;
+			uint32_t i = nlh->nlmsg_seq - b->seq0;
 
-			if (nlh->nlmsg_pid != portid || nlh->nlmsg_type != NLMSG_ERROR ||
-			    mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
+			if (nlh->nlmsg_pid != portid)
+				continue;
+			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
+				uint64_t h = 0;
+
+				if (i >= 1 && i - 1 < b->n_info && b->info[i - 1].kr &&
+				    mnl_attr_parse(nlh, sizeof(struct nfgenmsg), handle_attr_cb, &h) >= 0)
+					b->info[i - 1].kr->handle = h;
+				continue;
+			}
+			if (nlh->nlmsg_type != NLMSG_ERROR || mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
 				continue;
 			e = mnl_nlmsg_get_payload(nlh);
 			if (nlh->nlmsg_seq == b->last_seq)
@@ -1712,7 +2487,6 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 			if (first)
 				continue;
 			first = e->error;
-			i = nlh->nlmsg_seq - b->seq0;
 			if (errmsg && !*errmsg) {
 				const char *ext = ext_ack(nlh);
 				const char *what = i >= 1 && i - 1 < b->n_info ? b->info[i - 1].what : NULL;
@@ -1727,10 +2501,10 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 	return first;
 }
 
-/* Run a batch built by fill(); returns 0 or a negative errno. */
+/* Run a batch built by fill(ctx); returns 0 or a negative errno. *built
+ * is false when fill() could not build it (nothing sent). */
 static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
-	       bool (*fill)(struct batch *, const struct weft_acl_program *, const struct weft_acl_program *),
-	       const struct weft_acl_program *o, const struct weft_acl_program *n, bool *incremental)
+	       bool (*fill)(struct batch *, struct apply_ctx *), struct apply_ctx *ctx, bool *built)
 {
 	struct batch b;
 	struct nlmsghdr *begin;
@@ -1740,12 +2514,12 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 	batch_init(&b, nb->seq, st);
 	begin = nftnl_batch_begin(batch_room(&b), b.seq++);
 	b.len += NLMSG_ALIGN(begin->nlmsg_len);
-	if (!fill(&b, o, n)) {
-		*incremental = false;
+	if (!fill(&b, ctx)) {
+		*built = false;
 		batch_free(&b);
 		return 0;
 	}
-	*incremental = true;
+	*built = true;
 	if (batch_objects(&b) == 0) {
 		batch_free(&b);
 		return 0;
@@ -1760,17 +2534,9 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 	return r;
 }
 
-static bool fill_full(struct batch *b, const struct weft_acl_program *o, const struct weft_acl_program *n)
+static bool fill_remove(struct batch *b, struct apply_ctx *ctx)
 {
-	(void)o;
-	build_full(b, n);
-	return true;
-}
-
-static bool fill_remove(struct batch *b, const struct weft_acl_program *o, const struct weft_acl_program *n)
-{
-	(void)o;
-	(void)n;
+	(void)ctx;
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_table(b, NFT_MSG_DELTABLE, 0);
 	return true;
@@ -1784,37 +2550,71 @@ static int nft_apply(struct weft_acl_backend *base, const struct weft_acl_progra
 		     char **errmsg)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
-	struct weft_acl_program *np;
-	bool inc = false;
-	int r;
+	struct apply_ctx ctx;
+	struct state *ns;
+	struct reuse ru;
+	bool built = false;
+	int r = 0;
 
 	if (!p)
 		return fail(errmsg, -EINVAL, "no program");
-	np = prog_canon(p);
-	r = validate(np, errmsg);
+	/* Takes unchanged parts over from nb->last: from here on, nb->last
+	 * serves this apply's diff only. */
+	ns = state_canon(p, nb->last, &ru);
+	r = validate(ns->prog, &ru, errmsg);
 	if (r < 0) {
 		/* As the contract has it: after any failure, a full replace. */
-		weft_acl_program_free(nb->last);
+		state_free(nb->last);
 		nb->last = NULL;
-		weft_acl_program_free(np);
+		state_free(ns);
+		reuse_free(&ru);
 		return r;
 	}
+	for (size_t i = 0; i < ns->prog->n_chains; i++) {
+		struct chain_reuse *cr = &ru.chain[i];
+		const struct weft_acl_chain *c = &ns->prog->chains[i];
+
+		if (cr->same)
+			continue;
+		if (cr->old) {
+			chain_krules_update(ns->prog, c, &ns->kc[i], &nb->last->kc[cr->oi],
+					    nb->last->prog->chains[cr->oi].n_rules, cr);
+			continue;
+		}
+		chain_krules(ns->prog, c, &ns->kc[i]);
+		cr->olo = cr->nlo = 0;
+		cr->ohi = cr->had ? nb->last->kc[cr->oi].n : 0;
+		cr->nhi = ns->kc[i].n;
+	}
+	ctx = (struct apply_ctx){.o = nb->last, .n = ns, .ru = &ru};
 	if (nb->last) {
-		r = run(nb, st, errmsg, build_diff, nb->last, np, &inc);
-		if (r == 0 && !inc)
+		r = run(nb, st, errmsg, build_diff, &ctx, &built);
+		if (r == 0 && !built)
 			memset(st, 0, sizeof(*st));
 	}
-	if (!inc && r == 0)
-		r = run(nb, st, errmsg, fill_full, NULL, np, &inc);
-	weft_acl_program_free(nb->last);
+	if (!built && r == 0) {
+		ctx.o = NULL;
+		r = run(nb, st, errmsg, build_full, &ctx, &built);
+	}
+	state_free(nb->last);
 	nb->last = NULL;
+	reuse_free(&ru);
 	if (r < 0) {
 		/* Nothing of this batch is in the kernel; what is there may
 		 * not be what we think either: replace it all next time. */
-		weft_acl_program_free(np);
+		state_free(ns);
 		return r;
 	}
-	nb->last = np;
+	/* A rule whose echo got lost has no handle: its chain is flushed and
+	 * refilled when it changes next. */
+	for (size_t i = 0; i < ns->prog->n_chains; i++) {
+		struct kchain *k = &ns->kc[i];
+
+		k->handles_ok = true;
+		for (size_t j = 0; j < k->n && k->handles_ok; j++)
+			k->handles_ok = k->r[j].handle != 0;
+	}
+	nb->last = ns;
 	return 0;
 }
 
@@ -1822,22 +2622,21 @@ static int nft_remove(struct weft_acl_backend *base, char **errmsg)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
 	struct weft_acl_stats st = {0};
-	bool inc;
-	int r;
+	bool built;
 
-	weft_acl_program_free(nb->last);
+	state_free(nb->last);
 	nb->last = NULL;
-	r = run(nb, &st, errmsg, fill_remove, NULL, NULL, &inc);
-	return r;
+	return run(nb, &st, errmsg, fill_remove, NULL, &built);
 }
 
 static void nft_free(struct weft_acl_backend *base)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
 
-	weft_acl_program_free(nb->last);
+	state_free(nb->last);
 	if (nb->nl)
 		mnl_socket_close(nb->nl);
+	free(nb->rbuf);
 	free(nb);
 }
 
@@ -1858,6 +2657,7 @@ int weft_acl_nft_open(struct weft_acl_backend **out, char **errmsg)
 	nb = wcalloc(1, sizeof(*nb));
 	nb->base.ops = &nft_ops;
 	nb->nl = nl;
+	nb->rbuf = wmalloc(NFT_RBUF_SIZE);
 	nb->seq = (uint32_t)weft_now_ms() & 0x3fffffff;
 	*out = &nb->base;
 	return 0;

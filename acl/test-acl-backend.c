@@ -304,11 +304,11 @@ static int apply(struct weft_acl_program *p, struct weft_acl_stats *st)
 static void stats_print(const char *what, const struct weft_acl_stats *st)
 {
 	fprintf(stderr,
-		"  %s: full=%d sets +%zu -%zu elems +%zu -%zu chains +%zu ~%zu -%zu endpoints +%zu ~%zu -%zu, "
-		"%.3f ms\n",
+		"  %s: full=%d sets +%zu -%zu elems +%zu -%zu chains +%zu ~%zu -%zu rules +%zu -%zu "
+		"endpoints +%zu ~%zu -%zu, %.3f ms\n",
 		what, st->full, st->sets_created, st->sets_deleted, st->elems_added, st->elems_removed,
-		st->chains_created, st->chains_replaced, st->chains_deleted, st->endpoints_added,
-		st->endpoints_replaced, st->endpoints_removed, st->apply_ns / 1e6);
+		st->chains_created, st->chains_replaced, st->chains_deleted, st->rules_added, st->rules_deleted,
+		st->endpoints_added, st->endpoints_replaced, st->endpoints_removed, st->apply_ns / 1e6);
 }
 
 /* ------------------------------------------------------------------ */
@@ -920,6 +920,182 @@ static void test_incremental(void)
 	weft_acl_program_free(p);
 }
 
+/* Rule-level helpers: move the last rule of chain to position pos,
+ * delete the rule at pos, renumber the origins as the compiler does. */
+static void move_last_to(struct weft_acl_program *p, const char *chain, size_t pos)
+{
+	struct weft_acl_chain *c = find_chain(p, chain);
+	struct weft_acl_rule r = c->rules[c->n_rules - 1];
+
+	memmove(&c->rules[pos + 1], &c->rules[pos], (c->n_rules - 1 - pos) * sizeof(r));
+	c->rules[pos] = r;
+}
+
+static void del_rule(struct weft_acl_program *p, const char *chain, size_t pos)
+{
+	struct weft_acl_chain *c = find_chain(p, chain);
+	struct weft_acl_rule *r = &c->rules[pos];
+
+	for (size_t i = 0; i < r->n_addrs; i++)
+		free(r->addrs[i].set);
+	free(r->addrs);
+	free(r->sports);
+	free(r->not_sports);
+	free(r->dports);
+	free(r->not_dports);
+	free(r->origin);
+	free(r->log_prefix);
+	memmove(r, r + 1, (c->n_rules - pos - 1) * sizeof(*r));
+	c->n_rules--;
+}
+
+static void renumber(struct weft_acl_program *p, const char *chain)
+{
+	struct weft_acl_chain *c = find_chain(p, chain);
+
+	for (size_t i = 0; i < c->n_rules; i++) {
+		free(c->rules[i].origin);
+		c->rules[i].origin = wasprintf("%s rule %zu", c->origin, i + 1);
+	}
+}
+
+static struct weft_acl_rule *port_rule(struct weft_acl_program *p, const char *chain, enum weft_acl_action a,
+				       int proto, const char *spec)
+{
+	struct weft_acl_rule *r = add_rule(p, chain, a);
+
+	r->proto = proto;
+	ports(&r->dports, &r->n_dports, spec);
+	return r;
+}
+
+/* The rule-level diff: a rule inserted, deleted, changed or moved changes
+ * that rule in the kernel only (nft: rules_added/rules_deleted), other
+ * rules keep their place, and traffic follows. Neighbouring rules differ
+ * in more than their ports (tcp/udp), so that none are merged, except in
+ * the last part, which checks a merged run. */
+static void test_rule_diff(void)
+{
+	struct weft_acl_program *p = prog_new();
+	struct weft_acl_stats st;
+	bool nft = streq(backend_name, "nft");
+
+	add_allow_all(p);
+	add_chain(p, "wpi-d", WEFT_ACL_CHAIN_PROFILE, true);
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7301");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_UDP, "7302");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7303");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_UDP, "7304");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7301-7310");
+	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_b, "", "wpi-d", "", "wpo-all");
+	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
+	CHECK_EQ_INT(apply(p, NULL), 0);
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7301), "A->B tcp 7301 (rule 1 denies)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7305), "A->B tcp 7305 (rule 5 allows)");
+	EXPECT(true, udp(&pod_a, &pod_b, false, 7302), "A->B udp 7302 (rule 2 allows)");
+
+	/* Insert in the middle (the compiler renumbers the origins of the
+	 * rules after it): deny udp 7304 before the allow of udp 7304. */
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_UDP, "7304");
+	move_last_to(p, "wpi-d", 3);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule inserted in the middle", &st);
+	CHECK(!st.full);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	CHECK_EQ_INT(st.chains_created + st.chains_deleted + st.endpoints_replaced, 0);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 1);
+		CHECK_EQ_INT(st.rules_deleted, 0);
+	}
+	EXPECT(false, udp(&pod_a, &pod_b, false, 7304), "A->B udp 7304 (inserted rule denies)");
+	EXPECT(true, udp(&pod_a, &pod_b, true, 7302), "A->B udp6 7302 (rule 2 allows)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7303), "A->B tcp 7303 (rule 3 denies)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7306), "A->B tcp 7306 (old rule 5, now 6)");
+
+	/* Delete in the middle: that rule again. */
+	del_rule(p, "wpi-d", 3);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule deleted in the middle", &st);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 0);
+		CHECK_EQ_INT(st.rules_deleted, 1);
+	}
+	EXPECT(true, udp(&pod_a, &pod_b, false, 7304), "A->B udp 7304 (its deny deleted)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7301), "A->B tcp 7301 (still denied)");
+
+	/* Change one: deny tcp 7303 becomes deny tcp 7307. */
+	find_chain(p, "wpi-d")->rules[2].dports[0] = (struct weft_acl_portrange){7307, 7307};
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule changed", &st);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 1);
+		CHECK_EQ_INT(st.rules_deleted, 1);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7303), "A->B tcp 7303 (deny changed away)");
+	EXPECT(false, tcp(&pod_a, &pod_b, true, 7307), "A->B tcp6 7307 (deny changed to it)");
+
+	/* Reorder: the allow of 7301-7310 first, before every deny. */
+	move_last_to(p, "wpi-d", 0);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule moved to the front", &st);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 1);
+		CHECK_EQ_INT(st.rules_deleted, 1);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7301), "A->B tcp 7301 (allow now first)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7307), "A->B tcp 7307 (allow now first)");
+	EXPECT(true, udp(&pod_a, &pod_b, false, 7304), "A->B udp 7304");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7311), "A->B tcp 7311 (nothing allows)");
+
+	/* Nothing changed: nothing done. */
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK_EQ_INT(st.chains_replaced + st.rules_added + st.rules_deleted, 0);
+
+	/* A run of rules alike but for their ports (nft merges them into
+	 * one kernel rule): a rule inserted into it, one deleted from it. */
+	weft_acl_program_free(p);
+	p = prog_new();
+	add_allow_all(p);
+	add_chain(p, "wpi-d", WEFT_ACL_CHAIN_PROFILE, true);
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7320");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7321,7329");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7322");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7320-7330");
+	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_b, "", "wpi-d", "", "wpo-all");
+	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("merged run", &st);
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7321), "A->B tcp 7321 (denied in the run)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7329), "A->B tcp 7329 (denied in the run)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7323), "A->B tcp 7323");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7323");
+	move_last_to(p, "wpi-d", 1);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule inserted into the run", &st);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	if (nft)
+		CHECK(st.rules_added >= 1 && st.rules_added <= 2 && st.rules_deleted <= 2);
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7323), "A->B tcp 7323 (inserted into the run)");
+	EXPECT(false, tcp(&pod_a, &pod_b, true, 7322), "A->B tcp6 7322 (still denied)");
+	del_rule(p, "wpi-d", 2); /* deny 7321,7329 */
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("rule deleted from the run", &st);
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7329), "A->B tcp 7329 (its deny deleted)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7320), "A->B tcp 7320 (still denied)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7325), "A->B tcp 7325 (allowed)");
+	weft_acl_program_free(p);
+}
+
 /* A program the kernel cannot take leaves the kernel as it was, and the
  * next apply is a full one. */
 static void test_failure(void)
@@ -1057,7 +1233,7 @@ static void test_remove(void)
 static const struct test_case cases[] = {
 	TEST(test_classic),	TEST(test_matches),	TEST(test_policies), TEST(test_both_ways),
 	TEST(test_fail_closed), TEST(test_antispoof),	TEST(test_host),     TEST(test_incremental),
-	TEST(test_failure),	TEST(test_scale),	TEST(test_remove),
+	TEST(test_rule_diff),	TEST(test_failure),	TEST(test_scale),	TEST(test_remove),
 };
 
 static int pod_up(struct pod *pod)
