@@ -91,6 +91,7 @@
  */
 #include "acl/acl-backend.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -2334,26 +2335,6 @@ static const char *msg_kind(uint16_t type)
 	return "message";
 }
 
-/* The kernel's extended-ack text of an error message, or "". */
-static const char *ext_ack(const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	size_t off = sizeof(*e), len = mnl_nlmsg_get_payload_len(nlh);
-	const struct nlattr *attr;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return "";
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	if (off >= len)
-		return "";
-	mnl_attr_for_each_payload((void *)((uintptr_t)e + off), len - off) {
-		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
-			return mnl_attr_get_str(attr);
-	}
-	return "";
-}
-
 static struct mnl_socket *nft_socket(void)
 {
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -2488,7 +2469,7 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 				continue;
 			first = e->error;
 			if (errmsg && !*errmsg) {
-				const char *ext = ext_ack(nlh);
+				const char *ext = weft_nl_ext_ack(nlh);
 				const char *what = i >= 1 && i - 1 < b->n_info ? b->info[i - 1].what : NULL;
 				const char *kind = i >= 1 && i - 1 < b->n_info ? msg_kind(b->info[i - 1].type) : "commit";
 

@@ -15,6 +15,17 @@ int ctl_fail(const char *fmt, ...)
 	return 1;
 }
 
+int ctl_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = wvasprintf(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "weftctl: %s: %s (see weftctl %s --help)\n", cmd, msg, cmd);
+	free(msg);
+	return 2;
+}
+
 int ctl_read_file(const char *path, char **out, size_t *len)
 {
 	struct weft_buf b = {0};

@@ -22,6 +22,9 @@ void ctl_close_store(struct ctl *ctl);
 
 /* Print "weftctl: <msg>" on stderr; return 1 (the failure exit code). */
 int ctl_fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* Print "weftctl: <cmd>: <msg> (see weftctl <cmd> --help)" on stderr;
+ * return 2 (the usage-error exit code). */
+int ctl_usage(const char *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
 int ctl_read_file(const char *path, char **out, size_t *len);

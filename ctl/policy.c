@@ -33,16 +33,6 @@ static const char *const policy_usage =
 
 #define EXIT_DENIED 3
 
-static int usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int usage(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	_cleanup_free_ char *msg = wvasprintf(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "weftctl: policy: %s (see weftctl policy --help)\n", msg);
-	return 2;
-}
 
 /* --- the packet ----------------------------------------------------- */
 
@@ -90,12 +80,12 @@ static int parse_proto(const char *arg, struct proto_spec *ps)
 		if (!rest)
 			return 0;
 		if (protos[i].ports)
-			return parse_num(rest, 65535, &ps->port) < 0 ? usage("\"%s\": bad port", arg) : 0;
+			return parse_num(rest, 65535, &ps->port) < 0 ? ctl_usage("policy", "\"%s\": bad port", arg) : 0;
 		char *code = strchr(rest, '/');
 		if (code)
 			*code++ = 0;
 		if (parse_num(rest, 255, &ps->type) < 0 || (code && parse_num(code, 255, &ps->code) < 0))
-			return usage("\"%s\": expected %s/TYPE[/CODE] with numbers 0..255", arg, protos[i].name);
+			return ctl_usage("policy", "\"%s\": expected %s/TYPE[/CODE] with numbers 0..255", arg, protos[i].name);
 		return 0;
 	}
 	if (!rest && parse_num(s, 255, &n) == 0) {
@@ -103,7 +93,7 @@ static int parse_proto(const char *arg, struct proto_spec *ps)
 		ps->name = NULL;
 		return 0;
 	}
-	return usage("\"%s\": expected tcp/PORT, udp/PORT, icmp[/TYPE[/CODE]] or a protocol number", arg);
+	return ctl_usage("policy", "\"%s\": expected tcp/PORT, udp/PORT, icmp[/TYPE[/CODE]] or a protocol number", arg);
 }
 
 /* --- the resources ---------------------------------------------------- */
@@ -389,9 +379,9 @@ int ctl_cmd_policy(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	if (argc < 2 || !streq(argv[1], "trace"))
-		return usage("expected trace");
+		return ctl_usage("policy", "expected trace");
 	if (argc < 4 || argc > 5)
-		return usage("trace: expected SRC DST [PROTO[/PORT]]");
+		return ctl_usage("policy", "trace: expected SRC DST [PROTO[/PORT]]");
 	if (parse_proto(argc == 5 ? argv[4] : "tcp", &ps))
 		return 2;
 	return trace(ctl, argv[2], argv[3], &ps);

@@ -45,16 +45,6 @@ static const char *const profile_usage =
 
 #define CAS_ATTEMPTS 5
 
-static int usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int usage(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	_cleanup_free_ char *msg = wvasprintf(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "weftctl: profile: %s (see weftctl profile --help)\n", msg);
-	return 2;
-}
 
 /* The store key of profile name. */
 static char *profile_key(const char *name)
@@ -325,12 +315,12 @@ static int cmd_rule(struct ctl *ctl, const char *name, int argc, char **argv)
 
 	/* argv: "rule" SUB ... */
 	if (argc < 2)
-		return usage("rule: expected show, add or remove");
+		return ctl_usage("profile", "rule: expected show, add or remove");
 	if (streq(argv[1], "show")) {
 		struct weft_resource res = {0};
 		int64_t rev;
 		if (argc > 2)
-			return usage("rule show: unexpected argument \"%s\"", argv[2]);
+			return ctl_usage("profile", "rule show: unexpected argument \"%s\"", argv[2]);
 		if (ctl_open_store(ctl))
 			return 1;
 		r = load_profile(ctl, name, &res, &rev);
@@ -342,10 +332,10 @@ static int cmd_rule(struct ctl *ctl, const char *name, int argc, char **argv)
 		return r;
 	}
 	if (!streq(argv[1], "add") && !streq(argv[1], "remove"))
-		return usage("rule: expected show, add or remove, not \"%s\"", argv[1]);
+		return ctl_usage("profile", "rule: expected show, add or remove, not \"%s\"", argv[1]);
 	bool add = streq(argv[1], "add");
 	if (argc < 3 || !dir_field(argv[2]))
-		return usage("rule %s: expected inbound or outbound%s%s%s", argv[1], argc < 3 ? "" : ", not \"",
+		return ctl_usage("profile", "rule %s: expected inbound or outbound%s%s%s", argv[1], argc < 3 ? "" : ", not \"",
 			     argc < 3 ? "" : argv[2], argc < 3 ? "" : "\"");
 	c.dir = argv[2];
 
@@ -357,31 +347,31 @@ static int cmd_rule(struct ctl *ctl, const char *name, int argc, char **argv)
 		if (add && streq(argv[i], "--at")) {
 			if (i + 1 >= argc) {
 				free(words);
-				return usage("rule add: --at needs a position");
+				return ctl_usage("profile", "rule add: --at needs a position");
 			}
 			at = argv[++i];
 		} else if (add && startswith(argv[i], "--at=")) {
 			at = argv[i] + 5;
 		} else if (startswith(argv[i], "--")) {
 			free(words);
-			return usage("rule %s: unknown option \"%s\"", argv[1], argv[i]);
+			return ctl_usage("profile", "rule %s: unknown option \"%s\"", argv[1], argv[i]);
 		} else {
 			words[n++] = argv[i];
 			continue;
 		}
 		if (c.at || !rule_number(at, &c.at)) {
 			free(words);
-			return usage("rule add: --at %s: expected one position 1, 2, ...", at);
+			return ctl_usage("profile", "rule add: --at %s: expected one position 1, 2, ...", at);
 		}
 	}
 	if (n == 0) {
 		free(words);
-		return usage("rule %s %s: expected %s", argv[1], c.dir, add ? "a rule" : "a rule number or a rule");
+		return ctl_usage("profile", "rule %s %s: expected %s", argv[1], c.dir, add ? "a rule" : "a rule number or a rule");
 	}
 	if (!add && n == 1 && rule_number(words[0], &c.at)) {
 		/* remove by number */
 	} else if (!add && n == 1 && strspn(words[0], "-0123456789") == strlen(words[0])) {
-		r = usage("rule remove: \"%s\" is not a rule number (1, 2, ...)", words[0]);
+		r = ctl_usage("profile", "rule remove: \"%s\" is not a rule number (1, 2, ...)", words[0]);
 		free(words);
 		return r;
 	} else if (parse_rule(words, n, &c.rule)) {
@@ -441,7 +431,7 @@ static int cmd_tag(struct ctl *ctl, const char *name, int argc, char **argv)
 	int r;
 
 	if (argc != 3 || (!streq(argv[1], "add") && !streq(argv[1], "remove")))
-		return usage("tag: expected add TAG or remove TAG");
+		return ctl_usage("profile", "tag: expected add TAG or remove TAG");
 	c.add = streq(argv[1], "add");
 	c.tag = argv[2];
 	if (ctl_open_store(ctl))
@@ -579,11 +569,11 @@ int ctl_cmd_profile(struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	if (argc < 2)
-		return usage("expected list or a profile name");
+		return ctl_usage("profile", "expected list or a profile name");
 	if (argc == 2 && streq(argv[1], "list"))
 		return cmd_list(ctl);
 	if (argc < 3)
-		return usage("profile %s: expected create, delete, show, rule or tag", argv[1]);
+		return ctl_usage("profile", "profile %s: expected create, delete, show, rule or tag", argv[1]);
 	name = argv[1];
 	/* Refuse what can never be a profile name before it becomes a key. */
 	r = new_profile(name, &check);
@@ -595,12 +585,12 @@ int ctl_cmd_profile(struct ctl *ctl, int argc, char **argv)
 	if (streq(argv[2], "tag"))
 		return cmd_tag(ctl, name, argc - 2, argv + 2);
 	if (argc > 3)
-		return usage("%s: unexpected argument \"%s\"", argv[2], argv[3]);
+		return ctl_usage("profile", "%s: unexpected argument \"%s\"", argv[2], argv[3]);
 	if (streq(argv[2], "create"))
 		return cmd_create(ctl, name);
 	if (streq(argv[2], "delete"))
 		return cmd_delete(ctl, name);
 	if (streq(argv[2], "show"))
 		return cmd_show(ctl, name);
-	return usage("profile %s: expected create, delete, show, rule or tag, not \"%s\"", name, argv[2]);
+	return ctl_usage("profile", "profile %s: expected create, delete, show, rule or tag, not \"%s\"", name, argv[2]);
 }

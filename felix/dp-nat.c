@@ -23,6 +23,7 @@
  */
 #include "felix/dp-internal.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 
 #include <arpa/inet.h>
 #include <libnftnl/chain.h>
@@ -275,27 +276,6 @@ static int put_rule(struct batch *bt)
 	return batch_next(bt);
 }
 
-/* The kernel's extended-ack text of an error message, or "". */
-static const char *ext_ack(const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	size_t off = sizeof(*e), len = mnl_nlmsg_get_payload_len(nlh);
-	const struct nlattr *attr;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return "";
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	if (off >= len)
-		return "";
-	/* The macro casts its argument to struct nlattr * itself. */
-	mnl_attr_for_each_payload((void *)((uintptr_t)e + off), len - off) {
-		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
-			return mnl_attr_get_str(attr);
-	}
-	return "";
-}
-
 /* Send the batch and collect one answer per message. Returns 0 or the
  * first error (with errmsg naming the message). */
 static int batch_talk(struct mnl_socket *nl, struct batch *bt, char **errmsg)
@@ -329,7 +309,7 @@ static int batch_talk(struct mnl_socket *nl, struct batch *bt, char **errmsg)
 				continue;
 			answers++;
 			if (e->error && !first) {
-				const char *ext = ext_ack(nlh);
+				const char *ext = weft_nl_ext_ack(nlh);
 
 				first = e->error;
 				if (errmsg && !*errmsg)

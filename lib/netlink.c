@@ -132,6 +132,27 @@ static ssize_t nl_recv(struct weft_nl *nl, int flags)
 	}
 }
 
+const char *weft_nl_ext_ack(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	size_t off = sizeof(*e), len = mnl_nlmsg_get_payload_len(nlh);
+	const struct nlattr *attr;
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return "";
+	/* Without NLM_F_CAPPED the whole request is echoed before the TLVs. */
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+	if (off >= len)
+		return "";
+	/* The macro casts its argument to struct nlattr * itself. */
+	mnl_attr_for_each_payload((void *)((uintptr_t)e + off), len - off) {
+		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			return mnl_attr_get_str(attr);
+	}
+	return "";
+}
+
 static int errmsg_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct weft_nl *nl = data;

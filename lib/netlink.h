@@ -84,6 +84,10 @@ int weft_nl_dump(struct weft_nl *nl, struct nlmsghdr *req, weft_nl_msg_fn cb, vo
  * Arguments rejected before sending (-EINVAL) leave it alone. Valid until
  * the next request. */
 const char *weft_nl_errmsg(const struct weft_nl *nl);
+/* The kernel's extended-ack text (NLMSGERR_ATTR_MSG) of an NLMSG_ERROR
+ * message, or "" when it carries none. For code that reads netlink answers
+ * itself (the nftables batches of felix/dp-nat.c and acl/nft.c). */
+const char *weft_nl_ext_ack(const struct nlmsghdr *nlh);
 
 /* Listener: read every message already queued (never blocks) and pass each
  * to cb. Returns the number of messages, or -ENOBUFS when notifications
