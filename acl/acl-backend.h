@@ -14,6 +14,10 @@ struct weft_acl_backend_ops {
 	int (*apply)(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
 		     char **errmsg);
 	int (*remove)(struct weft_acl_backend *b, char **errmsg);
+	/* Optional: is what the last apply programmed still in the kernel?
+	 * 0, or -ENOENT (gone: the next apply must be a full one, which the
+	 * backend arranges) or another negative errno. */
+	int (*check)(struct weft_acl_backend *b);
 	void (*free)(struct weft_acl_backend *b);
 };
 

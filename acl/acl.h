@@ -288,6 +288,11 @@ int weft_acl_apply(struct weft_acl_backend *b, const struct weft_acl_program *p,
  * process left). Returns 0 or a negative errno. */
 int weft_acl_remove(struct weft_acl_backend *b, char **errmsg);
 
+/* Is what the last apply programmed still in the kernel (nft: the table
+ * exists; backends without a check answer 0)? Returns 0, -ENOENT when it
+ * is gone (the next apply then reloads everything), or a negative errno. */
+int weft_acl_check(struct weft_acl_backend *b);
+
 /* Free the handle; the kernel keeps the ruleset. Accepts NULL. */
 void weft_acl_backend_free(struct weft_acl_backend *b);
 

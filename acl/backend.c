@@ -17,6 +17,11 @@ int weft_acl_remove(struct weft_acl_backend *b, char **errmsg)
 	return b->ops->remove(b, errmsg);
 }
 
+int weft_acl_check(struct weft_acl_backend *b)
+{
+	return b->ops->check ? b->ops->check(b) : 0;
+}
+
 void weft_acl_backend_free(struct weft_acl_backend *b)
 {
 	if (b)

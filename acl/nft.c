@@ -2621,10 +2621,46 @@ static void nft_free(struct weft_acl_backend *base)
 	free(nb);
 }
 
+/* Is our table still there? One GETTABLE with an ACK: the answer is the
+ * table (then the ACK) or an error. When it is gone (someone ran `nft
+ * flush ruleset`), the next apply is a full one. */
+static int nft_check(struct weft_acl_backend *base)
+{
+	struct nft_backend *nb = (struct nft_backend *)base;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = nb->seq++, portid = mnl_socket_get_portid(nb->nl);
+	ssize_t n;
+	int r;
+
+	if (!t)
+		abort();
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, T_NAME);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(nb->rbuf, (size_t)n, seq, portid, NULL, NULL);
+	} while (r > 0);
+	if (r < 0 && errno == ENOENT) {
+		state_free(nb->last);
+		nb->last = NULL;
+		return -ENOENT;
+	}
+	return r < 0 ? -errno : 0;
+}
+
 static const struct weft_acl_backend_ops nft_ops = {
 	.name = "nft",
 	.apply = nft_apply,
 	.remove = nft_remove,
+	.check = nft_check,
 	.free = nft_free,
 };
 

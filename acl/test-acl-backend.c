@@ -1125,6 +1125,28 @@ static void test_failure(void)
 	weft_acl_program_free(p);
 }
 
+/* Drift: the ruleset deleted behind the backend's back. nft notices it
+ * (weft_acl_check) and reloads everything on the next apply; a backend
+ * without a check answers 0. */
+static void test_drift(void)
+{
+	struct weft_acl_program *p = classic();
+	struct weft_acl_stats st;
+
+	CHECK_EQ_INT(apply(p, NULL), 0);
+	CHECK_EQ_INT(weft_acl_check(B), 0);
+	if (streq(backend_name, "nft")) {
+		CHECK(sh("nft delete table inet weft") == 0);
+		EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 with the table gone (no filtering)");
+		CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+		CHECK_EQ_INT(apply(p, &st), 0);
+		CHECK(st.full);
+		EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
+		CHECK_EQ_INT(weft_acl_check(B), 0);
+	}
+	weft_acl_program_free(p);
+}
+
 /* 100,000 set members and 10,000 rules: the full load, one member more,
  * one rule more. Durations are printed, not asserted. */
 static void test_scale(void)
@@ -1233,7 +1255,7 @@ static void test_remove(void)
 static const struct test_case cases[] = {
 	TEST(test_classic),	TEST(test_matches),	TEST(test_policies), TEST(test_both_ways),
 	TEST(test_fail_closed), TEST(test_antispoof),	TEST(test_host),     TEST(test_incremental),
-	TEST(test_rule_diff),	TEST(test_failure),	TEST(test_scale),	TEST(test_remove),
+	TEST(test_rule_diff),	TEST(test_failure),	TEST(test_drift),	TEST(test_scale),	TEST(test_remove),
 };
 
 static int pod_up(struct pod *pod)

@@ -340,6 +340,14 @@ static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
+	/* Drift: the kernel lost what we programmed (e.g. `nft flush
+	 * ruleset`): the backend reloads everything on the next apply. */
+	if (weft_acl_check(a->backend) == -ENOENT) {
+		log_info("acl: drift: the %s ruleset is gone from the kernel; reloading it",
+			 weft_acl_backend_name(a->backend));
+		weftd_metric_add(a->d->metrics, "weft_drift_repairs_total", "kind=\"acl\"", 1);
+		a->dirty = true;
+	}
 	if (relist(a) < 0)
 		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
 	(void)weft_source_defer_arm(a->sync_src);

@@ -66,17 +66,6 @@ node_net() { case $1 in 3) echo B ;; *) echo A ;; esac; }
 ctl() { "$WEFTCTL" --store "$S" "$@"; }
 nsx() { local ns=$1; shift; ip netns exec "$P$ns" "$@"; }
 
-within() {
-	local secs=$1 end
-	shift
-	end=$(($(date +%s%N) + secs * 1000000000))
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s%N)" -lt "$end" ] || break
-		sleep 0.2
-	done
-	"$@"
-}
 
 start_weftd() {
 	local i=$1 dir=$R/n$1 k

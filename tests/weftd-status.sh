@@ -74,17 +74,6 @@ in_ns() { local ns=$1; shift; ip netns exec "$P$ns" "$@"; }
 # http NS PATH [CURL ARGS]: the status code of GET http://127.0.0.1:9099PATH.
 http() { local ns=$1 path=$2; shift 2; in_ns "$ns" curl -s -o "$T/body" -w '%{http_code}' -m 5 "$@" "http://127.0.0.1:9099$path"; }
 metric() { in_ns "$1" curl -s -m 5 http://127.0.0.1:9099/metrics | awk -v m="$2" '$1 == m {print $2}'; }
-within() {
-	local secs=$1 end
-	shift
-	end=$(($(date +%s%N) + secs * 1000000000))
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s%N)" -lt "$end" ] || break
-		sleep 0.1
-	done
-	"$@"
-}
 # start_weftd NODE NS RUNDIR ARGS...: weftd in namespace NS, checks every 500 ms.
 start_weftd() {
 	local node=$1 ns=$2 run=$3 i

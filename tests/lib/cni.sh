@@ -11,7 +11,7 @@
 #                                 $T/cni.out, exit code in $CNI_RC
 #   ctl ARGS...                   weftctl on the test store
 #   apply_pool NAME CIDR [BLOCKSIZE]
-#   within SECS CMD...            poll CMD (every 0.1 s) until it succeeds,
+#   within SECS CMD...            (common.sh) poll CMD every 0.1 s until it succeeds,
 #                                 at most SECS seconds: weftd's DEL answers
 #                                 before its worker has deleted the host
 #                                 veth (docs/weftd.md), so tests wait for
@@ -91,17 +91,6 @@ apply_pool() {
 		ctl apply -f - >/dev/null
 }
 
-within() {
-	local secs=$1 end
-	shift
-	end=$(($(date +%s%N) + secs * 1000000000))
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s%N)" -lt "$end" ] || break
-		sleep 0.1
-	done
-	"$@"
-}
 
 # weft_links NODE: the weft-owned host links in a node namespace.
 weft_links() { ip -n "${WC}$1" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(wft|wfb)' || true; }

@@ -42,3 +42,17 @@ need_root() {
 		exit 77
 	fi
 }
+
+# within SECS CMD...: run CMD every 0.1 s until it succeeds, at most SECS
+# seconds (then once more, so its output is the last attempt's).
+within() {
+	local secs=$1 end
+	shift
+	end=$(($(date +%s%N) + secs * 1000000000))
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s%N)" -lt "$end" ] || break
+		sleep 0.1
+	done
+	"$@"
+}

@@ -25,7 +25,7 @@
 #   bird_routes I             the node's kernel routes from BIRD (proto bird)
 #   established I             the node's Established BGP sessions (names)
 #   wait_established I N [S]  until node I has >= N Established sessions
-#   within SECS CMD...        poll CMD every 0.1 s until it succeeds
+#   within SECS CMD...        (common.sh) poll CMD every 0.1 s until it succeeds
 #   has_route I PREFIX        node I's kernel has PREFIX from BIRD
 #   can_ping POD IP / can_tcp POD POD2
 #   fabric_down               stop everything (weftd by SIGTERM, with the
@@ -112,17 +112,6 @@ bird_pid() { cat "$(node_dir "$1")/bird.pid" 2>/dev/null; }
 ctl() { "$WEFTCTL" --store "$S" "$@"; }
 drv() { "$DRIVER" "$@"; }
 
-within() {
-	local secs=$1 end
-	shift
-	end=$(($(date +%s%N) + secs * 1000000000))
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s%N)" -lt "$end" ] || break
-		sleep 0.1
-	done
-	"$@"
-}
 
 fabric_init() {
 	mkdir -p "$FR/pods" || return 1
