@@ -348,7 +348,7 @@ static void test_policies(void)
 	       "anti-spoofing");
 	/* Host -> workload: accepted whatever the policies say. */
 	expect(p, ((struct pk){NULL, "10.0.0.254", "wftdb", "10.0.0.1", 6, 9090, -1, -1, false, true}), true,
-	       "host to workload traffic is accepted");
+	       "traffic from the node to its pods is accepted");
 	weft_acl_program_free(p);
 }
 

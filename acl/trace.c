@@ -288,7 +288,7 @@ int weft_acl_trace(const struct weft_acl_program *p, const struct weft_acl_packe
 			/* Host -> local workload (output path) is accepted, as
 			 * in Calico. */
 			v->ingress.allowed = true;
-			v->ingress.reason = wstrdup("from the host (host to workload traffic is accepted)");
+			v->ingress.reason = wstrdup("the host-to-workload rule (traffic from the node to its pods is accepted)");
 		} else {
 			bool by_policy;
 			v->ingress.allowed = eval_direction(p, dst, true, pkt, &by_policy, &v->ingress.reason);

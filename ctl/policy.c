@@ -22,7 +22,10 @@ static const char *const policy_usage =
 	"endpoint's ingress (both must allow).\n"
 	"\n"
 	"SRC, DST   an endpoint name, an endpoint's address, or any other address\n"
-	"           (outside the cluster: no egress/ingress check on that side)\n"
+	"           (outside the cluster: no egress/ingress check on that side);\n"
+	"           host:ADDR is a node itself (a pod reaching its node: the\n"
+	"           failsafe ports and Policy allows apply; the node reaching\n"
+	"           its pods is always allowed)\n"
 	"PROTO/PORT tcp/5432, udp/53, sctp/N, udplite/N: protocol and destination\n"
 	"           port; icmp, icmp/TYPE, icmp/TYPE/CODE (icmpv6 likewise; icmp\n"
 	"           between IPv6 addresses means icmpv6); a protocol alone or a\n"
@@ -142,6 +145,7 @@ struct end {
 	const struct weft_acl_endpoint *pe;   /* its entry in the program: its ACLs apply */
 	struct weft_ip addrs[16];             /* candidate addresses */
 	size_t n_addrs;
+	bool host;                            /* host:ADDR, the node itself */
 };
 
 static const struct weft_acl_endpoint *program_endpoint(const struct weft_acl_program *p, const char *name)
@@ -191,6 +195,13 @@ static int resolve(const struct inputs *in, const struct weft_acl_program *p, co
 	struct weft_ip ip;
 
 	e->arg = arg;
+	if (startswith(arg, "host:")) {
+		if (weft_ip_parse(arg + 5, &ip) < 0)
+			return ctl_fail("\"%s\": expected host:ADDR with the node address", arg);
+		add_addr(e, &ip);
+		e->host = true;
+		return 0;
+	}
 	for (size_t i = 0; i < in->n; i++) {
 		if (in->res[i].kind == WEFT_KIND_ENDPOINT && streq(in->res[i].name, arg)) {
 			e->ep = &in->res[i];
@@ -265,7 +276,9 @@ static char *reason_rule(const struct inputs *in, const char *reason)
 static void print_step(const struct inputs *in, const char *dir, const struct weft_acl_step *s, const struct end *e)
 {
 	if (!s->evaluated) {
-		if (e->ep)
+		if (e->host)
+			printf("  %-7s %s: the node itself (no ACL of its own)\n", dir, e->arg);
+		else if (e->ep)
 			printf("  %-7s %s: not checked (endpoint %s has no ACLs: not a routed endpoint with a host "
 			       "interface)\n", dir, e->arg, e->ep->name);
 		else
@@ -327,6 +340,8 @@ static int trace(struct ctl *ctl, const char *src_arg, const char *dst_arg, cons
 		.dport = ps->port,
 		.icmp_type = ps->type,
 		.icmp_code = ps->code,
+		.to_host = dst.host,
+		.from_host = src.host,
 	};
 	if (ps->icmp_any && sa->family == AF_INET6)
 		pkt.proto = 58;

@@ -273,6 +273,14 @@ rule: deny icmp$' web-1 db-1 icmp
 trace "policy passes tcp/5432 to the profiles" 0 '^ALLOW
 ^  ingress db-1: allowed by profile DB inbound rule 1' web-1 db-1 tcp/5432
 
+trace "web -> its node, failsafe tcp/22 allowed" 0 '^ALLOW tcp 10.65.0.1 -> 198.18.0.11 port 22$
+tcp port 22 to the host is a failsafe port
+^  ingress host:198.18.0.11: the node itself' web-1 host:198.18.0.11 tcp/22
+trace "web -> its node tcp/8080 denied (no policy allow)" 3 '^DENY
+needs a policy allow or a failsafe port' web-1 host:198.18.0.11 tcp/8080
+trace "node -> web tcp/8080 allowed" 0 '^ALLOW
+host-to-workload rule' host:198.18.0.11 web-1 tcp/8080
+expect_err "trace bad host:" 1 '"host:nope": expected host:ADDR with the node address' ctl policy trace web-1 host:nope
 expect_err "trace unknown endpoint" 1 '"nosuch" is neither an endpoint name nor an address' ctl policy trace nosuch db-1
 expect_err "trace bad proto" 2 'policy: "tcp/x": bad port (see weftctl policy --help)' ctl policy trace web-1 db-1 tcp/x
 expect_err "trace family mismatch" 1 'web-1 and fd00::1 have no address family in common' ctl policy trace web-1 fd00::1
