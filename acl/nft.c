@@ -2337,22 +2337,12 @@ static const char *msg_kind(uint16_t type)
 
 static struct mnl_socket *nft_socket(void)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	int one = 1, rcv = 1 << 20;
+	struct mnl_socket *nl = weft_nl_netfilter_open();
+	int rcv = 1 << 20;
 
 	if (!nl)
 		return NULL;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-
-		mnl_socket_close(nl);
-		errno = e;
-		return NULL;
-	}
-	/* Best effort: the kernel's error text, no echo of our (possibly
-	 * large) messages in error answers, room for many errors. */
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* Best effort: room for many errors and echoes. */
 	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
 		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	return nl;

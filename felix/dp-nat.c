@@ -325,22 +325,11 @@ static int batch_talk(struct mnl_socket *nl, struct batch *bt, char **errmsg)
 
 static struct mnl_socket *nat_socket(void)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	struct mnl_socket *nl = weft_nl_netfilter_open();
 	struct timeval tv = {.tv_sec = 5};
-	int one = 1;
 
 	if (!nl)
 		return NULL;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-		mnl_socket_close(nl);
-		errno = e;
-		return NULL;
-	}
-	/* Best effort: error text from the kernel, and no echo of our
-	 * (possibly large) messages in error answers. */
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return nl;
 }

@@ -571,7 +571,7 @@ static int nft_dump(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, vo
 static int nat_fingerprint(char **out)
 {
 	static const char *const sets[] = {"pools", "allpools"};
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *nl = weft_nl_netfilter_open();
 	uint64_t buf[MNL_SOCKET_BUFFER_SIZE / 8];
 	struct weft_buf b = {0};
 	struct fp_ctx c = {.b = &b};
@@ -581,10 +581,6 @@ static int nat_fingerprint(char **out)
 
 	if (!nl)
 		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		r = -errno;
-		goto out;
-	}
 	struct nftnl_rule *rule = nftnl_rule_alloc();
 	if (!rule)
 		abort();

@@ -153,6 +153,25 @@ const char *weft_nl_ext_ack(const struct nlmsghdr *nlh)
 	return "";
 }
 
+struct mnl_socket *weft_nl_netfilter_open(void)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	int one = 1;
+
+	if (!nl)
+		return NULL;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+
+		mnl_socket_close(nl);
+		errno = e;
+		return NULL;
+	}
+	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	return nl;
+}
+
 static int errmsg_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct weft_nl *nl = data;

@@ -88,6 +88,12 @@ const char *weft_nl_errmsg(const struct weft_nl *nl);
  * message, or "" when it carries none. For code that reads netlink answers
  * itself (the nftables batches of felix/dp-nat.c and acl/nft.c). */
 const char *weft_nl_ext_ack(const struct nlmsghdr *nlh);
+/* A bound NETLINK_NETFILTER socket (close-on-exec, auto port id) asking,
+ * best effort, for the kernel's error text and no echo of our requests in
+ * error answers: what the nftables code (felix/dp-nat.c, the fabric's NAT
+ * check, acl/nft.c) talks through with libnftnl. NULL with errno set on
+ * failure. Close with mnl_socket_close(). */
+struct mnl_socket *weft_nl_netfilter_open(void);
 
 /* Listener: read every message already queued (never blocks) and pass each
  * to cb. Returns the number of messages, or -ENOBUFS when notifications
