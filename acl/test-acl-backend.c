@@ -361,43 +361,7 @@ static bool wait_fd(int fd, short ev)
  * dst:port, where a listener in dst_ns waits. */
 static bool tcp_from(int src_ns, const char *src, int dst_ns, const char *dst, int port)
 {
-	struct sockaddr_storage sa, la;
-	socklen_t len = sockaddr_of(dst, port, &sa), llen;
-	int fam = sa.ss_family, one = 1, err = 0;
-	int srv = sock_in(dst_ns, fam, SOCK_STREAM), cli = sock_in(src_ns, fam, SOCK_STREAM | SOCK_NONBLOCK), conn;
-	socklen_t el = sizeof(err);
-	bool ok = false;
-
-	if (srv < 0 || cli < 0)
-		goto out;
-	setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(srv, (struct sockaddr *)&sa, len) < 0 || listen(srv, 4) < 0) {
-		fprintf(stderr, "  listen on %s:%d: %s\n", dst, port, strerror(errno));
-		goto out;
-	}
-	if (src) {
-		llen = sockaddr_of(src, 0, &la);
-		if (bind(cli, (struct sockaddr *)&la, llen) < 0) {
-			fprintf(stderr, "  bind %s: %s\n", src, strerror(errno));
-			goto out;
-		}
-	}
-	if (connect(cli, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS)
-		goto out;
-	if (!wait_fd(cli, POLLOUT) || getsockopt(cli, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)
-		goto out;
-	if (!wait_fd(srv, POLLIN))
-		goto out;
-	conn = accept(srv, NULL, NULL);
-	ok = conn >= 0;
-	if (conn >= 0)
-		close(conn);
-out:
-	if (srv >= 0)
-		close(srv);
-	if (cli >= 0)
-		close(cli);
-	return ok;
+	return ns_tcp(node_fd, src_ns, src, dst_ns, dst, port, WAIT_MS);
 }
 
 static bool tcp(struct pod *from, struct pod *to, bool v6, int port)

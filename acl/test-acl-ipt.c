@@ -28,57 +28,11 @@ static int next_port = 7000;
 
 /* ---- traffic ---- */
 
-static int socket_in(int nsfd, int type)
-{
-	int s;
-
-	if (setns(nsfd, CLONE_NEWNET) < 0)
-		return -1;
-	s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-	if (setns(node_fd, CLONE_NEWNET) < 0)
-		abort();
-	return s;
-}
-
 /* A TCP connection from namespace a (source address src, or the default)
  * to addr:port served in namespace b, with a message across. */
 static bool tcp_ok(struct ns *a, struct ns *b, const char *src, const char *addr, int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	struct sockaddr_in ss = {.sin_family = AF_INET};
-	struct timeval tv = {.tv_sec = 1};
-	int srv = socket_in(b->fd, SOCK_STREAM), cli = socket_in(a->fd, SOCK_STREAM), conn = -1, one = 1;
-	char buf[8] = {0};
-	bool ok = false;
-
-	inet_pton(AF_INET, addr, &sa.sin_addr);
-	if (srv < 0 || cli < 0)
-		goto done;
-	setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(cli, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(cli, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (src) {
-		inet_pton(AF_INET, src, &ss.sin_addr);
-		if (bind(cli, (struct sockaddr *)&ss, sizeof(ss)) < 0)
-			goto done;
-	}
-	if (bind(srv, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(srv, 1) < 0)
-		goto done;
-	if (connect(cli, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto done;
-	conn = accept(srv, NULL, NULL);
-	if (conn < 0 || write(cli, "hello", 5) != 5)
-		goto done;
-	setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ok = read(conn, buf, 5) == 5 && memcmp(buf, "hello", 5) == 0;
-done:
-	if (conn >= 0)
-		close(conn);
-	if (srv >= 0)
-		close(srv);
-	if (cli >= 0)
-		close(cli);
-	return ok;
+	return ns_tcp(node_fd, a->fd, src, b->fd, addr, port, 1000);
 }
 
 static bool tcp(struct ns *a, struct ns *b, const char *addr, int port)

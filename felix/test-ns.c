@@ -1,7 +1,10 @@
 /* test-ns.c - see test-ns.h. */
 #include "felix/test-ns.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -154,3 +157,87 @@ int ns_restore_check(struct ns_guard *g)
 	close(g->root_fd);
 	return rc;
 }
+
+static int sock_in(int home_fd, int nsfd, int family, int type)
+{
+	int s;
+
+	if (setns(nsfd, CLONE_NEWNET) < 0)
+		return -1;
+	s = socket(family, type | SOCK_CLOEXEC, 0);
+	if (setns(home_fd, CLONE_NEWNET) < 0)
+		abort();
+	return s;
+}
+
+static socklen_t sockaddr_of(const struct weft_ip *a, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		s4->sin_addr = a->v4;
+		return sizeof(*s4);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons((uint16_t)port);
+	s6->sin6_addr = a->v6;
+	return sizeof(*s6);
+}
+
+static bool wait_fd(int fd, short ev, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & ev);
+}
+
+bool ns_tcp(int home_fd, int src_ns, const char *src, int dst_ns, const char *dst, int port, int timeout_ms)
+{
+	struct sockaddr_storage sa, la;
+	struct weft_ip dip = ip(dst), sip;
+	socklen_t len = sockaddr_of(&dip, port, &sa), el = sizeof(int);
+	int one = 1, err = 0, conn = -1;
+	int srv = sock_in(home_fd, dst_ns, dip.family, SOCK_STREAM);
+	int cli = sock_in(home_fd, src_ns, dip.family, SOCK_STREAM | SOCK_NONBLOCK);
+	char buf[8] = {0};
+	bool ok = false;
+
+	if (srv < 0 || cli < 0)
+		goto out;
+	setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(srv, (struct sockaddr *)&sa, len) < 0 || listen(srv, 4) < 0) {
+		fprintf(stderr, "  listen on %s:%d: %s\n", dst, port, strerror(errno));
+		goto out;
+	}
+	if (src) {
+		sip = ip(src);
+		if (bind(cli, (struct sockaddr *)&la, sockaddr_of(&sip, 0, &la)) < 0) {
+			fprintf(stderr, "  bind %s: %s\n", src, strerror(errno));
+			goto out;
+		}
+	}
+	if (connect(cli, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS)
+		goto out;
+	if (!wait_fd(cli, POLLOUT, timeout_ms) || getsockopt(cli, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)
+		goto out;
+	if (!wait_fd(srv, POLLIN, timeout_ms))
+		goto out;
+	conn = accept(srv, NULL, NULL);
+	if (conn < 0 || write(cli, "hello", 5) != 5 || !wait_fd(conn, POLLIN, timeout_ms))
+		goto out;
+	ok = read(conn, buf, 5) == 5 && memcmp(buf, "hello", 5) == 0;
+out:
+	if (conn >= 0)
+		close(conn);
+	if (srv >= 0)
+		close(srv);
+	if (cli >= 0)
+		close(cli);
+	return ok;
+}
+

@@ -38,6 +38,12 @@ int ns_isolate(struct ns_guard *g, int *home_fd);
 /* Go back to the root namespace and compare its state with the record:
  * returns 0 when unchanged, 1 (and prints both) otherwise. */
 int ns_restore_check(struct ns_guard *g);
+/* A TCP connection from namespace src_ns (bound to address src when not
+ * NULL) to dst:port (IPv4 or IPv6), served by a listener opened in dst_ns,
+ * with a message across. The calling thread returns to home_fd after
+ * making each socket. false when it does not get through within
+ * timeout_ms (a dropped SYN) or is refused. */
+bool ns_tcp(int home_fd, int src_ns, const char *src, int dst_ns, const char *dst, int port, int timeout_ms);
 /* Address literals that the test knows to be valid. */
 struct weft_ip ip(const char *s);
 struct weft_cidr cidr(const char *s);
