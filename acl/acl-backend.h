@@ -13,6 +13,9 @@ struct weft_acl_backend_ops {
 	const char *name; /* "nft", "ipt" */
 	int (*apply)(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
 		     char **errmsg);
+	/* Optional: weft_acl_update() (absent: -EOPNOTSUPP). */
+	int (*update)(struct weft_acl_backend *b, const struct weft_acl_change *c, struct weft_acl_stats *stats,
+		      char **errmsg);
 	int (*remove)(struct weft_acl_backend *b, char **errmsg);
 	/* Optional: is what the last apply programmed still in the kernel?
 	 * 0, or -ENOENT (gone: the next apply must be a full one, which the

@@ -180,6 +180,8 @@ struct weft_acl_program {
 };
 
 void weft_acl_program_free(struct weft_acl_program *p); /* accepts NULL */
+void weft_acl_rule_clear(struct weft_acl_rule *r);         /* frees what r holds */
+void weft_acl_endpoint_clear(struct weft_acl_endpoint *e); /* frees what e holds, zeroes it */
 const struct weft_acl_set *weft_acl_program_set(const struct weft_acl_program *p, const char *name);
 const struct weft_acl_chain *weft_acl_program_chain(const struct weft_acl_program *p, const char *name);
 const struct weft_acl_endpoint *weft_acl_program_endpoint(const struct weft_acl_program *p, const char *ifname);
@@ -283,6 +285,67 @@ int weft_acl_ipt_open(const char *iptables, struct weft_acl_backend **out, char 
  * with a full replace. stats may be NULL. */
 int weft_acl_apply(struct weft_acl_backend *b, const struct weft_acl_program *p, struct weft_acl_stats *stats,
 		   char **errmsg);
+
+/* A change to the program of the last apply (or update), for when the
+ * caller knows what changed: the backend then does work in proportion to
+ * the change alone (the full apply above compares the whole program).
+ * Applied in this order, as one atomic kernel batch:
+ *
+ *   sets          members added to and removed from sets of the program:
+ *                 host addresses (/32, /128) of the set's family. Adding a
+ *                 member that is there, or removing one that is not, is
+ *                 no change. A set holding prefixes (an interval set)
+ *                 cannot be changed this way.
+ *   chains        chains of the program whose rules are replaced (same
+ *                 name, kind and direction): the kernel changes where the
+ *                 rules differ, as an apply would.
+ *   endpoints     endpoint entries added, or replaced (same ifname).
+ *   endpoints_removed  ifnames of endpoint entries removed.
+ *
+ * Returns 0 when the kernel now holds what an apply of the changed
+ * program would have programmed (the backend's view of the program is
+ * changed accordingly, so the next apply or update diffs against it).
+ * -EOPNOTSUPP: this change cannot be made as a change (no program applied
+ * yet or the last apply failed, a backend without updates, a prefix
+ * member, an interval set): nothing done, apply the whole program
+ * instead. -EINVAL (with *errmsg naming the set, chain or endpoint and the
+ * field): a name the program does not have, a bad member or rule, an
+ * endpoint naming chains the program lacks: nothing done, the backend's
+ * view unchanged. Any other failure: nothing of this batch is in the
+ * kernel and the next apply is a full replace. stats may be NULL. */
+struct weft_acl_set_change {
+	const char *set;
+	const struct weft_cidr *add, *del;
+	size_t n_add, n_del;
+};
+
+struct weft_acl_change {
+	const struct weft_acl_set_change *sets;
+	size_t n_sets;
+	const struct weft_acl_chain *chains;
+	size_t n_chains;
+	const struct weft_acl_endpoint *endpoints;
+	size_t n_endpoints;
+	char *const *endpoints_removed;
+	size_t n_endpoints_removed;
+};
+
+int weft_acl_update(struct weft_acl_backend *b, const struct weft_acl_change *c, struct weft_acl_stats *stats,
+		    char **errmsg);
+
+/* The change that turns program o into program n, for programs the caller
+ * knows to differ at most in (1) whether the host addresses addrs are
+ * members of sets and (2) the endpoint entries on interfaces ifnames (an
+ * endpoint event: its old and new addresses, its interface). Costs
+ * O((sets + chains) + (addrs + ifnames) * log) and compares nothing else,
+ * trusting the caller for the rest; checks that both programs have the
+ * same sets and chains by name (else -EAGAIN: apply n whole). *out
+ * points into o and n (valid while both are) and into arrays freed with
+ * weft_acl_change_clear(). */
+int weft_acl_program_change(const struct weft_acl_program *o, const struct weft_acl_program *n,
+			    const struct weft_cidr *addrs, size_t n_addrs, char *const *ifnames, size_t n_ifnames,
+			    struct weft_acl_change *out);
+void weft_acl_change_clear(struct weft_acl_change *c);
 
 /* Remove everything the backend owns from the kernel (also what an earlier
  * process left). Returns 0 or a negative errno. */

@@ -12,6 +12,21 @@ int weft_acl_apply(struct weft_acl_backend *b, const struct weft_acl_program *p,
 	return b->ops->apply(b, p, stats, errmsg);
 }
 
+int weft_acl_update(struct weft_acl_backend *b, const struct weft_acl_change *c, struct weft_acl_stats *stats,
+		    char **errmsg)
+{
+	struct weft_acl_stats local;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	if (!c)
+		return -EINVAL;
+	if (!b->ops->update)
+		return -EOPNOTSUPP;
+	return b->ops->update(b, c, stats, errmsg);
+}
+
 int weft_acl_remove(struct weft_acl_backend *b, char **errmsg)
 {
 	return b->ops->remove(b, errmsg);

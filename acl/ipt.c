@@ -187,6 +187,13 @@ struct ipt_chain {
 	int kind;      /* CH_*, for stats */
 	char *ifname;  /* CH_ENDPOINT */
 	uint64_t hash; /* CH_PROGRAM: of what the text was rendered from */
+	/* CH_PROGRAM chains of a rendered program (for updates): */
+	char *prog;    /* the program's chain name */
+	enum weft_acl_chain_kind pkind;
+	bool ingress;
+	uint64_t *rhash;  /* per program rule: rule_hash() */
+	uint32_t *rlines; /* per program rule: its lines in text */
+	size_t n_rules;
 };
 
 struct ipt_table {
@@ -203,6 +210,9 @@ struct ipt_set {
 	bool unknown; /* found in the kernel: content unknown, replace it */
 	struct weft_cidr *elems; /* sorted by cidr_cmp */
 	size_t n;
+	/* Sets of a rendered program (for updates): */
+	char *prog;    /* the program's set name */
+	bool prefixes; /* holds an element that is not a host address */
 };
 
 struct ipt_state {
@@ -217,6 +227,9 @@ static void table_clear(struct ipt_table *t)
 		free(t->chains[i].name);
 		free(t->chains[i].text);
 		free(t->chains[i].ifname);
+		free(t->chains[i].prog);
+		free(t->chains[i].rhash);
+		free(t->chains[i].rlines);
 	}
 	free(t->chains);
 	strv_free(t->hooks, t->n_hooks);
@@ -228,6 +241,7 @@ static void state_clear(struct ipt_state *st)
 	for (size_t i = 0; i < st->n_sets; i++) {
 		free(st->sets[i].name);
 		free(st->sets[i].elems);
+		free(st->sets[i].prog);
 	}
 	free(st->sets);
 	st->sets = NULL;
@@ -249,6 +263,13 @@ static struct ipt_chain *table_add(struct ipt_table *t, char *name, char *text, 
 	c->text = text;
 	c->kind = kind;
 	c->ifname = ifname ? wstrdup(ifname) : NULL;
+	c->hash = 0;
+	c->prog = NULL;
+	c->pkind = WEFT_ACL_CHAIN_PROFILE;
+	c->ingress = false;
+	c->rhash = NULL;
+	c->rlines = NULL;
+	c->n_rules = 0;
 	return c;
 }
 
@@ -655,41 +676,71 @@ static void render_base(struct render *R, struct ipt_table *t, int fam, char **e
 	t->n_hooks = ARRAY_SIZE(our_hooks);
 }
 
-/* A hash of everything a program chain's text is rendered from (its rules
- * and the families of the sets they name), so an unchanged chain of a
- * large program reuses its previous text instead of being rendered. */
-static uint64_t chain_hash(struct render *R, const struct weft_acl_chain *c)
+/* A hash of everything rule r's text is rendered from (with the
+ * families of the sets it names; not its origin, which only names it in
+ * errors and changes when rules before it come or go). */
+static uint64_t rule_hash(struct render *R, const struct weft_acl_rule *r)
 {
-	uint64_t h = hint(0xcbf29ce484222325ull, c->kind);
+	int v[] = {r->action, r->family, r->proto, r->not_proto, r->icmp_type, r->icmp_code, r->not_icmp_type,
+		   r->not_icmp_code};
+	uint64_t h = hmix(0xcbf29ce484222325ull, v, sizeof(v));
 
-	h = hint(h, (long long)c->n_rules);
-	for (size_t i = 0; i < c->n_rules; i++) {
-		const struct weft_acl_rule *r = &c->rules[i];
-		int v[] = {r->action, r->family, r->proto, r->not_proto, r->icmp_type, r->icmp_code, r->not_icmp_type,
-			   r->not_icmp_code};
+	h = hint(h, (long long)r->n_addrs);
+	for (size_t j = 0; j < r->n_addrs; j++) {
+		const struct name_map *s = map_find(R->sets, R->n_sets, r->addrs[j].set);
 
-		h = hmix(h, v, sizeof(v));
-		h = hint(h, (long long)r->n_addrs);
-		for (size_t j = 0; j < r->n_addrs; j++) {
-			const struct name_map *s = map_find(R->sets, R->n_sets, r->addrs[j].set);
-
-			h = hint(h, r->addrs[j].src * 2 + r->addrs[j].negate);
-			h = hstr(h, r->addrs[j].set);
-			h = hint(h, s ? s->family : -1);
-		}
-		h = hint(h, (long long)r->n_sports);
-		h = hmix(h, r->sports, r->n_sports * sizeof(*r->sports));
-		h = hint(h, (long long)r->n_not_sports);
-		h = hmix(h, r->not_sports, r->n_not_sports * sizeof(*r->not_sports));
-		h = hint(h, (long long)r->n_dports);
-		h = hmix(h, r->dports, r->n_dports * sizeof(*r->dports));
-		h = hint(h, (long long)r->n_not_dports);
-		h = hmix(h, r->not_dports, r->n_not_dports * sizeof(*r->not_dports));
-		h = hstr(h, r->action == WEFT_ACL_LOG ? r->log_prefix : NULL);
-		/* origin only names the rule in errors */
-		h = hstr(h, r->origin);
+		h = hint(h, r->addrs[j].src * 2 + r->addrs[j].negate);
+		h = hstr(h, r->addrs[j].set);
+		h = hint(h, s ? s->family : -1);
 	}
-	return h;
+	h = hint(h, (long long)r->n_sports);
+	h = hmix(h, r->sports, r->n_sports * sizeof(*r->sports));
+	h = hint(h, (long long)r->n_not_sports);
+	h = hmix(h, r->not_sports, r->n_not_sports * sizeof(*r->not_sports));
+	h = hint(h, (long long)r->n_dports);
+	h = hmix(h, r->dports, r->n_dports * sizeof(*r->dports));
+	h = hint(h, (long long)r->n_not_dports);
+	h = hmix(h, r->not_dports, r->n_not_dports * sizeof(*r->not_dports));
+	return hstr(h, r->action == WEFT_ACL_LOG ? r->log_prefix : NULL);
+}
+
+static uint64_t *rule_hashes(struct render *R, const struct weft_acl_chain *c)
+{
+	uint64_t *v = wcalloc(c->n_rules + 1, sizeof(*v));
+
+	for (size_t i = 0; i < c->n_rules; i++)
+		v[i] = rule_hash(R, &c->rules[i]);
+	return v;
+}
+
+/* A hash of everything a program chain's text is rendered from (its kind
+ * and its rules' hashes), so an unchanged chain of a large program reuses
+ * its previous text instead of being rendered. Never 0. */
+static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, size_t n)
+{
+	uint64_t h = hint(0xcbf29ce484222325ull, kind);
+
+	h = hint(h, (long long)n);
+	return hmix(h, rh, n * sizeof(*rh)) | 1;
+}
+
+/* Render rules [from, to) of program chain c into b for family fam; the
+ * lines each rule took go to lines[] (from index 0). */
+static int render_rules(struct render *R, struct weft_buf *b, const char *kn, const struct weft_acl_chain *c, size_t from,
+			size_t to, int fam, uint32_t *lines)
+{
+	for (size_t j = from; j < to; j++) {
+		size_t before = b->len;
+		uint32_t n = 0;
+		int r = render_rule(R, b, kn, c, j, fam);
+
+		if (r < 0)
+			return r;
+		for (const char *q = b->data + before; (q = memchr(q, '\n', b->len - (size_t)(q - b->data))); q++)
+			n++;
+		lines[j - from] = n;
+	}
+	return 0;
 }
 
 /* Render program p into *st (old: what was programmed before, for
@@ -701,6 +752,7 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 	struct render R = {.p = p, .errmsg = errmsg};
 	char **ep_in = NULL, **ep_out = NULL;
 	uint64_t *hashes = wcalloc(p->n_chains + 1, sizeof(*hashes));
+	uint64_t **rhs = wcalloc(p->n_chains + 1, sizeof(*rhs));
 	int r = 0;
 
 	/* Names first: everything the kernel sees is checked here. */
@@ -768,6 +820,7 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 		bool sorted = true, dups = false;
 
 		k->name = wstrdup(map_find(R.sets, R.n_sets, s->name)->kern);
+		k->prog = wstrdup(s->name);
 		k->family = s->family;
 		k->elems = wcalloc(s->n_elems + 2, sizeof(*k->elems));
 		/* Normalised copies (zeroed unused bytes, so sets compare with
@@ -782,8 +835,10 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 				goto out;
 			}
 			memcpy(c.ip.bytes, in->ip.bytes, s->family == AF_INET ? 4 : 16);
-			if (c.prefixlen != weft_ip_bits(&c.ip))
+			if (c.prefixlen != weft_ip_bits(&c.ip)) {
 				weft_cidr_mask(&c);
+				k->prefixes = true;
+			}
 			if (c.prefixlen == 0) {
 				/* hash:net cannot hold /0: two /1 instead. */
 				c.prefixlen = 1;
@@ -821,22 +876,36 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 			const char *kn = map_find(R.chains, R.n_chains, c->name)->kern;
 			const struct ipt_chain *prev = old ? table_find(&old->tab[fi], kn) : NULL;
 			struct weft_buf b = {0};
+			struct ipt_chain *nc;
 
-			if (!hashes[i])
-				hashes[i] = chain_hash(&R, c) | 1;
-			if (prev && prev->kind == CH_PROGRAM && prev->hash == hashes[i]) {
-				table_add(t, wstrdup(kn), wstrdup(prev->text), CH_PROGRAM, NULL)->hash = hashes[i];
-				continue;
+			uint32_t *lines;
+
+			if (!rhs[i]) {
+				rhs[i] = rule_hashes(&R, c);
+				hashes[i] = chain_hash(c->kind, rhs[i], c->n_rules);
 			}
-			weft_buf_append(&b, "", 0);
-			for (size_t j = 0; j < c->n_rules; j++) {
-				r = render_rule(&R, &b, kn, c, j, fam);
+			if (prev && prev->kind == CH_PROGRAM && prev->hash == hashes[i] && prev->rlines) {
+				nc = table_add(t, wstrdup(kn), wstrdup(prev->text), CH_PROGRAM, NULL);
+				nc->hash = hashes[i];
+				nc->rlines = wmemdup(prev->rlines, (c->n_rules + 1) * sizeof(*nc->rlines));
+			} else {
+				lines = wcalloc(c->n_rules + 1, sizeof(*lines));
+				weft_buf_append(&b, "", 0);
+				r = render_rules(&R, &b, kn, c, 0, c->n_rules, fam, lines);
 				if (r < 0) {
 					weft_buf_free(&b);
+					free(lines);
 					goto out;
 				}
+				nc = table_add(t, wstrdup(kn), weft_buf_steal(&b), CH_PROGRAM, NULL);
+				nc->hash = hashes[i];
+				nc->rlines = lines;
 			}
-			table_add(t, wstrdup(kn), weft_buf_steal(&b), CH_PROGRAM, NULL)->hash = hashes[i];
+			nc->rhash = wmemdup(rhs[i], (c->n_rules + 1) * sizeof(*nc->rhash));
+			nc->n_rules = c->n_rules;
+			nc->prog = wstrdup(c->name);
+			nc->pkind = c->kind;
+			nc->ingress = c->ingress;
 		}
 		for (size_t i = 0; i < p->n_endpoints; i++) {
 			const struct weft_acl_endpoint *e = &p->endpoints[i];
@@ -860,6 +929,9 @@ out:
 	strv_free(ep_in, ep_in ? p->n_endpoints : 0);
 	strv_free(ep_out, ep_out ? p->n_endpoints : 0);
 	free(hashes);
+	for (size_t i = 0; i < p->n_chains; i++)
+		free(rhs[i]);
+	free(rhs);
 	if (r < 0)
 		state_clear(st);
 	return r;
@@ -1669,6 +1741,889 @@ out:
 	return 0;
 }
 
+/* ---- update (weft_acl_update) ---- */
+
+/* An update works from the state of the last apply alone: the program's
+ * names come from the state (struct ipt_set.prog, struct ipt_chain.prog),
+ * member changes go to the kernel sets one element each, and only the
+ * chains the change touches are rendered. A chain whose text changes is
+ * edited in place where the old and new rule lines differ (the equal
+ * start and end are kept): "-R chain N" for a line replaced, "-D chain N"
+ * for one gone, "-I chain N" (or "-A" at the end) for one added; so one
+ * rule added to a chain of 10,000 is one kernel rule added. */
+
+struct line {
+	const char *s; /* "-A chain ..." without the newline */
+	size_t n;
+};
+
+static size_t split_lines(const char *text, struct line **out)
+{
+	struct line *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (const char *s = text ? text : ""; *s;) {
+		const char *nl = strchrnul(s, '\n');
+
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			v = wrealloc(v, cap * sizeof(*v));
+		}
+		v[n++] = (struct line){s, (size_t)(nl - s)};
+		s = *nl ? nl + 1 : nl;
+	}
+	*out = v;
+	return n;
+}
+
+static bool line_eq(const struct line *a, const struct line *b)
+{
+	return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+}
+
+/* Restore input of one family, in three parts: chain declarations
+ * (create or flush), rule commands, chain deletions. */
+struct edit {
+	struct weft_buf decl, ops, dels;
+};
+
+static void edit_free(struct edit *E)
+{
+	weft_buf_free(&E->decl);
+	weft_buf_free(&E->ops);
+	weft_buf_free(&E->dels);
+}
+
+/* The input (NULL when nothing changes); resets E. */
+static char *edit_text(struct edit *E)
+{
+	struct weft_buf all = {0};
+
+	if (E->decl.len || E->ops.len || E->dels.len)
+		weft_buf_printf(&all, "*filter\n%s%s%sCOMMIT\n", E->decl.len ? E->decl.data : "",
+				E->ops.len ? E->ops.data : "", E->dels.len ? E->dels.data : "");
+	edit_free(E);
+	return all.len ? weft_buf_steal(&all) : NULL;
+}
+
+/* Commands that turn chain `name` from text `from` (NULL: no such chain)
+ * into text `to` (NULL: delete the chain). Rule lines are "-A name ...".
+ * *added and *deleted count kernel rules. Returns whether the chain
+ * changes. */
+static bool chain_edit(struct edit *E, const char *name, const char *from, const char *to, size_t *added,
+		       size_t *deleted)
+{
+	_cleanup_free_ struct line *o = NULL, *n = NULL;
+	size_t no, nn, pre = 0, suf = 0, d, a, skip = 3 + strlen(name);
+
+	if (from && to && streq(from, to))
+		return false;
+	no = split_lines(from, &o);
+	nn = split_lines(to, &n);
+	if (!to) {
+		/* Declaring flushes it; deleted after the rules that jump to it. */
+		weft_buf_printf(&E->decl, ":%s - [0:0]\n", name);
+		weft_buf_printf(&E->dels, "-X %s\n", name);
+		*deleted += no;
+		return true;
+	}
+	while (pre < no && pre < nn && line_eq(&o[pre], &n[pre]))
+		pre++;
+	while (suf < no - pre && suf < nn - pre && line_eq(&o[no - 1 - suf], &n[nn - 1 - suf]))
+		suf++;
+	d = no - pre - suf;
+	a = nn - pre - suf;
+	for (size_t k = pre; k < nn - suf; k++)
+		if (n[k].n <= skip || strncmp(n[k].s, "-A ", 3) || strncmp(n[k].s + 3, name, skip - 3) ||
+		    n[k].s[skip] != ' ')
+			from = NULL; /* not a line of ours: re-declare the chain */
+	if (!from || (d > a ? d : a) > nn + 1) {
+		/* New, or mostly gone: (re)declare it and fill it. */
+		weft_buf_printf(&E->decl, ":%s - [0:0]\n", name);
+		if (to[0])
+			weft_buf_printf(&E->ops, "%s", to);
+		*added += nn;
+		*deleted += no;
+		return true;
+	}
+	for (size_t k = 0; k < d && k < a; k++) {
+		const struct line *l = &n[pre + k];
+
+		weft_buf_printf(&E->ops, "-R %s %zu%.*s\n", name, pre + k + 1, (int)(l->n - skip), l->s + skip);
+	}
+	for (size_t k = a; k < d; k++)
+		weft_buf_printf(&E->ops, "-D %s %zu\n", name, pre + a + 1);
+	for (size_t k = d; k < a; k++) {
+		const struct line *l = &n[pre + k];
+
+		if (suf == 0)
+			weft_buf_printf(&E->ops, "%.*s\n", (int)l->n, l->s);
+		else
+			weft_buf_printf(&E->ops, "-I %s %zu%.*s\n", name, pre + k + 1, (int)(l->n - skip), l->s + skip);
+	}
+	*added += a;
+	*deleted += d;
+	return true;
+}
+
+/* The interface a dispatch line names ("-A weft-from-wl -i IF -g ..."),
+ * or NULL (the final DROP). */
+static char *dispatch_ifname(const struct line *l, const char *flag)
+{
+	_cleanup_free_ char *line = wstrndup(l->s, l->n), *pat = wasprintf(" %s ", flag);
+	const char *at = strstr(line, pat);
+
+	if (!at)
+		return NULL;
+	at += strlen(pat);
+	return wstrndup(at, strcspn(at, " "));
+}
+
+static int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Dispatch chain `name` (render_base(): "-A name FLAG IF -g PREFIX-IF"
+ * per endpoint in interface order, then DROP) with the entries of the
+ * interfaces gone[] taken out and those of added[] (sorted) put in at
+ * their place. */
+static char *dispatch_text(const char *from, const char *name, const char *flag, const char *prefix,
+			   char *const *gone, size_t n_gone, char *const *added, size_t n_added)
+{
+	_cleanup_free_ struct line *v = NULL;
+	struct weft_buf b = {0};
+	size_t n = split_lines(from, &v), ai = 0;
+
+	weft_buf_append(&b, "", 0);
+	for (size_t i = 0; i <= n; i++) {
+		_cleanup_free_ char *ifn = i < n ? dispatch_ifname(&v[i], flag) : NULL;
+		bool drop = false;
+
+		/* New entries go before the first greater one (or the DROP). */
+		while (ai < n_added && (!ifn || strcmp(added[ai], ifn) < 0)) {
+			_cleanup_free_ char *ch = kname(prefix, added[ai], IPT_CHAIN_MAX);
+
+			weft_buf_printf(&b, "-A %s %s %s -g %s\n", name, flag, added[ai], ch);
+			ai++;
+		}
+		if (i == n)
+			break;
+		for (size_t k = 0; ifn && k < n_gone && !drop; k++)
+			drop = streq(ifn, gone[k]);
+		if (!drop)
+			weft_buf_printf(&b, "%.*s\n", (int)v[i].n, v[i].s);
+	}
+	return weft_buf_steal(&b);
+}
+
+/* Insert chain c (taken over) into t at its sorted place. */
+static void table_insert(struct ipt_table *t, const struct ipt_chain *c)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(t->chains[mid].name, c->name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16;
+		t->chains = wrealloc(t->chains, t->cap * sizeof(*t->chains));
+	}
+	memmove(&t->chains[lo + 1], &t->chains[lo], (t->n - lo) * sizeof(*t->chains));
+	t->chains[lo] = *c;
+	t->n++;
+}
+
+static void table_erase(struct ipt_table *t, const char *name)
+{
+	const struct ipt_chain *c = table_find(t, name);
+	size_t i;
+
+	if (!c)
+		return;
+	i = (size_t)(c - t->chains);
+	free(t->chains[i].name);
+	free(t->chains[i].text);
+	free(t->chains[i].ifname);
+	free(t->chains[i].prog);
+	free(t->chains[i].rhash);
+	free(t->chains[i].rlines);
+	memmove(&t->chains[i], &t->chains[i + 1], (t->n - i - 1) * sizeof(*t->chains));
+	t->n--;
+}
+
+/* One set's member change, checked and cut down to what changes. */
+struct upd_set {
+	size_t si; /* index in the state's sets */
+	struct weft_cidr *add, *del; /* normalised, sorted, real changes */
+	size_t n_add, n_del;
+};
+
+/* One chain the update changes (the same in both families). */
+struct upd_chain {
+	char *name;                       /* kernel name */
+	int kind;                         /* CH_PROGRAM, CH_ENDPOINT, CH_OTHER (dispatch) */
+	const char *ifname;               /* CH_ENDPOINT: the change's */
+	const struct weft_acl_chain *pc;  /* CH_PROGRAM: the new version */
+	uint64_t hash;                    /* CH_PROGRAM: chain_hash() */
+	uint64_t *rhash;                  /* CH_PROGRAM: per rule */
+	uint32_t *rlines[2];              /* CH_PROGRAM: per rule and family */
+	const char *from[2];              /* the state's text; NULL: a new chain */
+	char *to[2];                      /* the new text; NULL: the chain goes */
+	bool changed;
+};
+
+struct upd {
+	struct render R; /* names from the state; kern points into it */
+	struct upd_set *sets;
+	size_t n_sets;
+	struct upd_chain *chains;
+	size_t n_chains, cap_chains;
+	char **added;   /* interfaces of new endpoints (the change's strings), sorted */
+	size_t n_added;
+	char **gone;    /* interfaces of removed endpoints */
+	size_t n_gone;
+	bool unsupported;
+};
+
+static void upd_free(struct upd *u)
+{
+	free(u->R.sets);
+	free(u->R.chains);
+	for (size_t i = 0; i < u->n_sets; i++) {
+		free(u->sets[i].add);
+		free(u->sets[i].del);
+	}
+	free(u->sets);
+	for (size_t i = 0; i < u->n_chains; i++) {
+		free(u->chains[i].name);
+		free(u->chains[i].to[0]);
+		free(u->chains[i].to[1]);
+		free(u->chains[i].rhash);
+		free(u->chains[i].rlines[0]);
+		free(u->chains[i].rlines[1]);
+	}
+	free(u->chains);
+	free(u->added);
+	free(u->gone);
+}
+
+static struct upd_chain *upd_chain_new(struct upd *u, char *name, int kind)
+{
+	struct upd_chain *c;
+
+	if (u->n_chains == u->cap_chains) {
+		u->cap_chains = u->cap_chains ? 2 * u->cap_chains : 8;
+		u->chains = wrealloc(u->chains, u->cap_chains * sizeof(*u->chains));
+	}
+	c = &u->chains[u->n_chains++];
+	memset(c, 0, sizeof(*c));
+	c->name = name;
+	c->kind = kind;
+	return c;
+}
+
+static const struct upd_chain *upd_find(const struct upd *u, const char *name)
+{
+	for (size_t i = 0; i < u->n_chains; i++)
+		if (streq(u->chains[i].name, name))
+			return &u->chains[i];
+	return NULL;
+}
+
+/* The render maps of the state's program: set and chain names. */
+static void upd_maps(const struct ipt_state *st, struct render *R)
+{
+	const struct ipt_table *t = &st->tab[0];
+
+	R->sets = wcalloc(st->n_sets + 1, sizeof(*R->sets));
+	for (size_t i = 0; i < st->n_sets; i++)
+		if (st->sets[i].prog)
+			R->sets[R->n_sets++] = (struct name_map){.prog = st->sets[i].prog, .kern = st->sets[i].name,
+								 .family = st->sets[i].family};
+	qsort(R->sets, R->n_sets, sizeof(*R->sets), map_cmp);
+	R->chains = wcalloc(t->n + 1, sizeof(*R->chains));
+	for (size_t i = 0; i < t->n; i++)
+		if (t->chains[i].kind == CH_PROGRAM && t->chains[i].prog)
+			R->chains[R->n_chains++] = (struct name_map){.prog = t->chains[i].prog, .kern = t->chains[i].name};
+	qsort(R->chains, R->n_chains, sizeof(*R->chains), map_cmp);
+}
+
+static const char *cidr_or_index(const struct weft_cidr *c, size_t k, char *buf, size_t size)
+{
+	if (c->ip.family == AF_INET || c->ip.family == AF_INET6)
+		return weft_cidr_str(c, buf, size);
+	snprintf(buf, size, "#%zu (no family)", k + 1);
+	return buf;
+}
+
+static bool cidr_in(const struct weft_cidr *v, size_t n, const struct weft_cidr *c)
+{
+	return n && bsearch(c, v, n, sizeof(*c), cidr_cmp) != NULL;
+}
+
+static int upd_set_prepare(struct upd *u, const struct ipt_state *st, const struct weft_acl_set_change *sc,
+			   struct upd_set *us, char **err)
+{
+	const struct name_map *m = sc->set ? map_find(u->R.sets, u->R.n_sets, sc->set) : NULL;
+	const struct ipt_set *s = m ? state_set(st, m->kern) : NULL;
+	const struct weft_cidr *lists[2] = {sc->add, sc->del};
+	size_t lens[2] = {sc->n_add, sc->n_del};
+	struct weft_cidr *v[2] = {NULL, NULL};
+	size_t nv[2];
+	char a[WEFT_CIDR_STRLEN];
+
+	if (!s) {
+		*err = wasprintf("set change: no set %s in the program", sc->set ? sc->set : "(null)");
+		return -EINVAL;
+	}
+	us->si = (size_t)(s - st->sets);
+	for (int l = 0; l < 2; l++) {
+		v[l] = wcalloc(lens[l] + 1, sizeof(*v[l]));
+		nv[l] = 0;
+		for (size_t k = 0; k < lens[l]; k++) {
+			const struct weft_cidr *in = &lists[l][k];
+			struct weft_cidr c = {.ip.family = s->family, .prefixlen = in->prefixlen};
+
+			if (in->ip.family != s->family) {
+				*err = wasprintf("set %s: %s member %s is not an %s address", sc->set, l ? "removed" : "added",
+						 cidr_or_index(in, k, a, sizeof(a)), s->family == AF_INET ? "IPv4" : "IPv6");
+				goto bad;
+			}
+			if (in->prefixlen > weft_ip_bits(&in->ip)) {
+				*err = wasprintf("set %s: %s member %s has a bad prefix length", sc->set,
+						 l ? "removed" : "added", cidr_or_index(in, k, a, sizeof(a)));
+				goto bad;
+			}
+			if (in->prefixlen != weft_ip_bits(&in->ip)) {
+				/* A prefix: an interval set's business (apply). */
+				u->unsupported = true;
+				continue;
+			}
+			memcpy(c.ip.bytes, in->ip.bytes, s->family == AF_INET ? 4 : 16);
+			v[l][nv[l]++] = c;
+		}
+		qsort(v[l], nv[l], sizeof(*v[l]), cidr_cmp);
+	}
+	if (s->prefixes)
+		u->unsupported = true;
+	/* Deduplicated, and cut down to what changes. */
+	us->add = v[0];
+	us->del = v[1];
+	for (size_t k = 0; k < nv[0]; k++) {
+		if (cidr_in(v[1], nv[1], &v[0][k])) {
+			*err = wasprintf("set %s: member %s both added and removed", sc->set,
+					 weft_cidr_str(&v[0][k], a, sizeof(a)));
+			return -EINVAL;
+		}
+		if ((us->n_add == 0 || cidr_cmp(&us->add[us->n_add - 1], &v[0][k]) != 0) &&
+		    !cidr_in(s->elems, s->n, &v[0][k]))
+			us->add[us->n_add++] = v[0][k];
+	}
+	for (size_t k = 0; k < nv[1]; k++)
+		if ((us->n_del == 0 || cidr_cmp(&us->del[us->n_del - 1], &v[1][k]) != 0) &&
+		    cidr_in(s->elems, s->n, &v[1][k]))
+			us->del[us->n_del++] = v[1][k];
+	/* Past the set's capacity: a bigger set comes with an apply. */
+	if (s->n + us->n_add - us->n_del > s->maxelem)
+		u->unsupported = true;
+	return 0;
+bad:
+	free(v[0]);
+	free(v[1]);
+	return -EINVAL;
+}
+
+/* Where line k of text begins. */
+static size_t line_offset(const char *text, size_t k)
+{
+	const char *q = text;
+
+	for (; k > 0 && q; k--) {
+		q = strchr(q, '\n');
+		if (q)
+			q++;
+	}
+	return q ? (size_t)(q - text) : strlen(text);
+}
+
+static uint32_t sum_lines(const uint32_t *v, size_t from, size_t to)
+{
+	uint32_t n = 0;
+
+	for (size_t i = from; i < to; i++)
+		n += v[i];
+	return n;
+}
+
+/* A program chain's new rules: only the rules whose hashes differ from
+ * the state's (past the equal start and end) are rendered and checked;
+ * the rest of the text is the state's. */
+static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const struct weft_acl_chain *c, char **err)
+{
+	const struct name_map *m = c->name ? map_find(u->R.chains, u->R.n_chains, c->name) : NULL;
+	const struct ipt_chain *old = m ? table_find(&st->tab[0], m->kern) : NULL;
+	struct upd_chain *uc;
+	size_t n = c->n_rules, on, pre = 0, suf = 0;
+
+	if (!old) {
+		*err = wasprintf("chain change: no chain %s in the program", c->name ? c->name : "(null)");
+		return -EINVAL;
+	}
+	if (upd_find(u, m->kern)) {
+		*err = wasprintf("chain %s changed twice", c->name);
+		return -EINVAL;
+	}
+	if (old->pkind != c->kind || old->ingress != c->ingress) {
+		*err = wasprintf("chain %s: kind or direction changed (apply the program instead)", c->name);
+		return -EINVAL;
+	}
+	uc = upd_chain_new(u, wstrdup(m->kern), CH_PROGRAM);
+	uc->pc = c;
+	uc->rhash = rule_hashes(&u->R, c);
+	uc->hash = chain_hash(c->kind, uc->rhash, n);
+	on = old->n_rules;
+	if (old->rhash) {
+		while (pre < n && pre < on && uc->rhash[pre] == old->rhash[pre])
+			pre++;
+		while (suf < n - pre && suf < on - pre && uc->rhash[n - 1 - suf] == old->rhash[on - 1 - suf])
+			suf++;
+	}
+	for (int fi = 0; fi < 2; fi++) {
+		const struct ipt_chain *o = table_find(&st->tab[fi], m->kern);
+		struct weft_buf b = {0};
+		size_t a = 0, z = 0;
+		uint32_t *lines = wcalloc(n + 1, sizeof(*lines));
+		int r;
+
+		uc->from[fi] = o ? o->text : NULL;
+		uc->rlines[fi] = lines;
+		weft_buf_append(&b, "", 0);
+		if (o && o->rlines && o->n_rules == on) {
+			/* The state's text up to the first rule that differs, and
+			 * from the first of the equal end on. */
+			a = line_offset(o->text, sum_lines(o->rlines, 0, pre));
+			z = a + line_offset(o->text + a, sum_lines(o->rlines, pre, on - suf));
+			memcpy(lines, o->rlines, pre * sizeof(*lines));
+			memcpy(lines + n - suf, o->rlines + on - suf, suf * sizeof(*lines));
+		} else {
+			pre = suf = 0; /* no rule lines known: render it all */
+		}
+		weft_buf_append(&b, uc->from[fi] ? uc->from[fi] : "", a);
+		r = render_rules(&u->R, &b, m->kern, c, pre, n - suf, fi ? AF_INET6 : AF_INET, lines + pre);
+		if (r < 0) {
+			weft_buf_free(&b);
+			return r;
+		}
+		if (uc->from[fi])
+			weft_buf_append(&b, uc->from[fi] + z, strlen(uc->from[fi] + z));
+		uc->to[fi] = weft_buf_steal(&b);
+	}
+	return 0;
+}
+
+static int check_refs(const struct upd *u, const struct weft_acl_endpoint *e, char *const *v, size_t n,
+		      const char *field, char **err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!v[i] || !map_find(u->R.chains, u->R.n_chains, v[i])) {
+			*err = wasprintf("endpoint %s on %s: %s names chain %s, which the program lacks",
+					 e->name ? e->name : "?", e->ifname, field, v[i] ? v[i] : "(null)");
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static int upd_ep_prepare(struct upd *u, const struct ipt_state *st, const struct weft_acl_endpoint *e,
+			  const struct weft_acl_change *c, char **err)
+{
+	_cleanup_free_ char *fw = NULL, *tw = NULL;
+	const struct ipt_chain *old;
+	int r;
+
+	if (!e->ifname || !ifname_ok(e->ifname)) {
+		*err = wasprintf("endpoint %s: bad interface name \"%s\"", e->name ? e->name : "?",
+				 e->ifname ? e->ifname : "(null)");
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < e->n_addrs; k++)
+		if (e->addrs[k].ip.family != AF_INET && e->addrs[k].ip.family != AF_INET6) {
+			*err = wasprintf("endpoint %s on %s: address %zu has no family", e->name ? e->name : "?",
+					 e->ifname, k + 1);
+			return -EINVAL;
+		}
+	if ((r = check_refs(u, e, e->in_policies, e->n_in_policies, "in_policies", err)) < 0 ||
+	    (r = check_refs(u, e, e->in_profiles, e->n_in_profiles, "in_profiles", err)) < 0 ||
+	    (r = check_refs(u, e, e->out_policies, e->n_out_policies, "out_policies", err)) < 0 ||
+	    (r = check_refs(u, e, e->out_profiles, e->n_out_profiles, "out_profiles", err)) < 0)
+		return r;
+	for (size_t k = 0; k < c->n_endpoints_removed; k++)
+		if (c->endpoints_removed[k] && streq(c->endpoints_removed[k], e->ifname)) {
+			*err = wasprintf("endpoint on %s both changed and removed", e->ifname);
+			return -EINVAL;
+		}
+	fw = kname("weft-fw-", e->ifname, IPT_CHAIN_MAX);
+	tw = kname("weft-tw-", e->ifname, IPT_CHAIN_MAX);
+	if (upd_find(u, fw)) {
+		*err = wasprintf("endpoint on %s changed twice", e->ifname);
+		return -EINVAL;
+	}
+	old = table_find(&st->tab[0], fw);
+	if (old && old->kind != CH_ENDPOINT) {
+		*err = wasprintf("endpoint on %s: chain %s is not an endpoint's", e->ifname, fw);
+		return -EINVAL;
+	}
+	if (!old) {
+		u->added = wrealloc(u->added, (u->n_added + 1) * sizeof(*u->added));
+		u->added[u->n_added++] = e->ifname;
+	}
+	for (int d = 0; d < 2; d++) {
+		struct upd_chain *uc = upd_chain_new(u, wstrdup(d ? tw : fw), CH_ENDPOINT);
+
+		uc->ifname = e->ifname;
+		for (int fi = 0; fi < 2; fi++) {
+			const struct ipt_chain *o = table_find(&st->tab[fi], uc->name);
+			struct weft_buf b = {0};
+
+			uc->from[fi] = o ? o->text : NULL;
+			weft_buf_append(&b, "", 0);
+			render_dir(&u->R, &b, uc->name, e, d == 0, fi ? AF_INET6 : AF_INET);
+			uc->to[fi] = weft_buf_steal(&b);
+		}
+	}
+	return 0;
+}
+
+static int upd_gone_prepare(struct upd *u, const struct ipt_state *st, const char *ifname, char **err)
+{
+	_cleanup_free_ char *fw = NULL, *tw = NULL;
+	const struct ipt_chain *old;
+
+	if (!ifname || !ifname_ok(ifname)) {
+		*err = wasprintf("endpoint removal: bad interface name \"%s\"", ifname ? ifname : "(null)");
+		return -EINVAL;
+	}
+	fw = kname("weft-fw-", ifname, IPT_CHAIN_MAX);
+	tw = kname("weft-tw-", ifname, IPT_CHAIN_MAX);
+	old = table_find(&st->tab[0], fw);
+	if (!old || old->kind != CH_ENDPOINT) {
+		*err = wasprintf("endpoint removal: no endpoint on %s", ifname);
+		return -EINVAL;
+	}
+	if (upd_find(u, fw)) {
+		*err = wasprintf("endpoint on %s removed twice", ifname);
+		return -EINVAL;
+	}
+	u->gone = wrealloc(u->gone, (u->n_gone + 1) * sizeof(*u->gone));
+	u->gone[u->n_gone++] = (char *)ifname;
+	for (int d = 0; d < 2; d++) {
+		struct upd_chain *uc = upd_chain_new(u, wstrdup(d ? tw : fw), CH_ENDPOINT);
+
+		uc->ifname = ifname;
+		for (int fi = 0; fi < 2; fi++) {
+			const struct ipt_chain *o = table_find(&st->tab[fi], uc->name);
+
+			uc->from[fi] = o ? o->text : NULL;
+		}
+	}
+	return 0;
+}
+
+/* Check the whole change against the state and render what it changes.
+ * Nothing changes but u (the caller frees it). */
+static int upd_prepare(struct upd *u, const struct ipt_state *st, const struct weft_acl_change *c, char **err)
+{
+	int r;
+
+	upd_maps(st, &u->R);
+	u->R.errmsg = err;
+	u->sets = wcalloc(c->n_sets + 1, sizeof(*u->sets));
+	for (size_t i = 0; i < c->n_sets; i++) {
+		r = upd_set_prepare(u, st, &c->sets[i], &u->sets[u->n_sets], err);
+		u->n_sets++; /* (it may own arrays even on failure) */
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k + 1 < u->n_sets; k++)
+			if (u->sets[k].si == u->sets[u->n_sets - 1].si) {
+				*err = wasprintf("set %s changed twice", c->sets[i].set);
+				return -EINVAL;
+			}
+	}
+	for (size_t i = 0; i < c->n_chains; i++)
+		if ((r = upd_chain_prepare(u, st, &c->chains[i], err)) < 0)
+			return r;
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		if ((r = upd_ep_prepare(u, st, &c->endpoints[i], c, err)) < 0)
+			return r;
+	for (size_t i = 0; i < c->n_endpoints_removed; i++)
+		if ((r = upd_gone_prepare(u, st, c->endpoints_removed[i], err)) < 0)
+			return r;
+	if (u->unsupported) {
+		*err = wstrdup("the change holds prefixes or outgrows a set: apply the program instead");
+		return -EOPNOTSUPP;
+	}
+	/* Endpoints come or go: the dispatch chains change. */
+	if (u->n_added || u->n_gone) {
+		static const char *const disp[2][3] = {{"weft-from-wl", "-i", "weft-fw-"}, {"weft-to-wl", "-o", "weft-tw-"}};
+
+		if (u->n_added)
+			qsort(u->added, u->n_added, sizeof(*u->added), strp_cmp);
+		for (int d = 0; d < 2; d++) {
+			struct upd_chain *uc = upd_chain_new(u, wstrdup(disp[d][0]), CH_OTHER);
+
+			for (int fi = 0; fi < 2; fi++) {
+				const struct ipt_chain *o = table_find(&st->tab[fi], uc->name);
+
+				uc->from[fi] = o ? o->text : NULL;
+				uc->to[fi] = dispatch_text(uc->from[fi], disp[d][0], disp[d][1], disp[d][2], u->gone,
+							   u->n_gone, u->added, u->n_added);
+			}
+		}
+	}
+	return 0;
+}
+
+/* Restore input for family fi: forward (the update) or back (undo). */
+static char *upd_input(struct upd *u, int fi, bool back, struct weft_acl_stats *stats)
+{
+	struct edit E = {0};
+
+	for (size_t i = 0; i < u->n_chains; i++) {
+		struct upd_chain *uc = &u->chains[i];
+		size_t added = 0, deleted = 0;
+		bool ch = back ? chain_edit(&E, uc->name, uc->to[fi], uc->from[fi], &added, &deleted)
+			       : chain_edit(&E, uc->name, uc->from[fi], uc->to[fi], &added, &deleted);
+
+		if (!back && ch) {
+			uc->changed = true;
+			if (uc->kind == CH_PROGRAM && stats) {
+				stats->rules_added += added;
+				stats->rules_deleted += deleted;
+			}
+		}
+	}
+	return edit_text(&E);
+}
+
+/* Members of s with add[] merged in and del[] taken out (both sorted;
+ * add disjoint from s, del within it). */
+static void set_merge(struct ipt_set *s, const struct weft_cidr *add, size_t na, const struct weft_cidr *del, size_t nd)
+{
+	struct weft_cidr *v;
+	size_t i = 0, j = 0, k = 0, n = 0;
+
+	if (!na && !nd)
+		return;
+	if (na + nd <= 16) {
+		/* A few: in place (a memmove each, no copy of the set). */
+		for (k = 0; k < nd; k++) {
+			struct weft_cidr *at = bsearch(&del[k], s->elems, s->n, sizeof(*s->elems), cidr_cmp);
+
+			if (!at)
+				continue;
+			memmove(at, at + 1, (size_t)(s->elems + s->n - at - 1) * sizeof(*at));
+			s->n--;
+		}
+		s->elems = wrealloc(s->elems, (s->n + na + 1) * sizeof(*s->elems));
+		for (j = 0; j < na; j++) {
+			size_t lo = 0, hi = s->n;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (cidr_cmp(&s->elems[mid], &add[j]) < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			memmove(&s->elems[lo + 1], &s->elems[lo], (s->n - lo) * sizeof(*s->elems));
+			s->elems[lo] = add[j];
+			s->n++;
+		}
+		return;
+	}
+	v = wcalloc(s->n + na + 1, sizeof(*v));
+	while (i < s->n || j < na) {
+		if (i < s->n && k < nd && cidr_cmp(&s->elems[i], &del[k]) == 0) {
+			i++, k++;
+			continue;
+		}
+		if (j == na || (i < s->n && cidr_cmp(&s->elems[i], &add[j]) < 0))
+			v[n++] = s->elems[i++];
+		else
+			v[n++] = add[j++];
+	}
+	free(s->elems);
+	s->elems = v;
+	s->n = n;
+}
+
+/* The kernel has the update: the state takes it over. */
+static void upd_commit(struct upd *u, struct ipt_state *st, struct weft_acl_stats *stats)
+{
+	for (size_t i = 0; i < u->n_sets; i++) {
+		struct upd_set *us = &u->sets[i];
+
+		set_merge(&st->sets[us->si], us->add, us->n_add, us->del, us->n_del);
+		stats->elems_added += us->n_add;
+		stats->elems_removed += us->n_del;
+	}
+	for (size_t i = 0; i < u->n_chains; i++) {
+		struct upd_chain *uc = &u->chains[i];
+
+		if (uc->kind == CH_PROGRAM && uc->changed)
+			stats->chains_replaced++;
+		if (uc->kind == CH_ENDPOINT && startswith(uc->name, "weft-fw-")) {
+			const struct upd_chain *tw = uc + 1; /* added right after it */
+
+			if (!uc->to[0])
+				stats->endpoints_removed++;
+			else if (!uc->from[0])
+				stats->endpoints_added++;
+			else if (uc->changed || tw->changed)
+				stats->endpoints_replaced++;
+		}
+		for (int fi = 0; fi < 2; fi++) {
+			struct ipt_table *t = &st->tab[fi];
+			struct ipt_chain *o = (struct ipt_chain *)table_find(t, uc->name);
+
+			if (!uc->to[fi]) {
+				table_erase(t, uc->name);
+			} else if (o) {
+				free(o->text);
+				o->text = uc->to[fi];
+				if (uc->kind == CH_PROGRAM) {
+					o->hash = uc->hash;
+					free(o->rhash);
+					free(o->rlines);
+					o->n_rules = uc->pc->n_rules;
+					o->rhash = wmemdup(uc->rhash, (o->n_rules + 1) * sizeof(*o->rhash));
+					o->rlines = uc->rlines[fi];
+					uc->rlines[fi] = NULL;
+				}
+			} else {
+				struct ipt_chain nc = {.name = wstrdup(uc->name), .text = uc->to[fi], .kind = uc->kind,
+						       .ifname = uc->ifname ? wstrdup(uc->ifname) : NULL};
+
+				table_insert(t, &nc);
+			}
+			uc->to[fi] = NULL;
+		}
+	}
+}
+
+static int ipt_update(struct weft_acl_backend *b, const struct weft_acl_change *c, struct weft_acl_stats *stats,
+		      char **errmsg)
+{
+	struct ipt_backend *ib = (struct ipt_backend *)b;
+	struct upd u = {0};
+	struct journal *j = NULL;
+	size_t nj = 0;
+	char *err = NULL, *text[2] = {NULL, NULL};
+	bool done[2] = {false, false}, ipc_open = false;
+	struct ips ipc;
+	int64_t t0;
+	int r;
+
+	if (!ib->have_state) {
+		if (errmsg)
+			*errmsg = wstrdup("no program applied (or the last apply failed): apply the program");
+		return -EOPNOTSUPP;
+	}
+	r = upd_prepare(&u, &ib->st, c, &err);
+	if (r < 0)
+		goto out;
+	for (int fi = 0; fi < 2; fi++)
+		text[fi] = upd_input(&u, fi, false, stats);
+
+	t0 = weft_now_ns();
+	/* 1. Members: removals, then additions (the apply's order). */
+	j = wcalloc(2 * u.n_sets + 1, sizeof(*j));
+	for (size_t i = 0; i < u.n_sets && r == 0; i++) {
+		const struct upd_set *us = &u.sets[i];
+		const struct ipt_set *s = &ib->st.sets[us->si];
+
+		if (!us->n_add && !us->n_del)
+			continue;
+		if (!ipc_open) {
+			r = ips_open(&ipc, &err);
+			if (r < 0)
+				goto fail;
+			ipc_open = true;
+			ips_exist(&ipc, false);
+		}
+		if (us->n_del) {
+			j[nj++] = (struct journal){.op = J_DELETED, .set = s->name, .family = s->family,
+						   .elems = wmemdup(us->del, us->n_del * sizeof(*us->del)), .n = us->n_del};
+			r = ips_elems(&ipc, IPSET_CMD_DEL, s->name, s->family, us->del, us->n_del, &err);
+		}
+		if (r == 0 && us->n_add) {
+			j[nj++] = (struct journal){.op = J_ADDED, .set = s->name, .family = s->family,
+						   .elems = wmemdup(us->add, us->n_add * sizeof(*us->add)), .n = us->n_add};
+			r = ips_elems(&ipc, IPSET_CMD_ADD, s->name, s->family, us->add, us->n_add, &err);
+		}
+	}
+	if (r < 0)
+		goto fail;
+
+	/* 2. Rules: one restore transaction per family. */
+	for (int fi = 0; fi < 2; fi++) {
+		if (!text[fi])
+			continue;
+		r = restore(ib, fi, text[fi], &err);
+		if (r < 0)
+			goto fail;
+		done[fi] = true;
+	}
+	stats->apply_ns = weft_now_ns() - t0;
+	upd_commit(&u, &ib->st, stats);
+	r = 0;
+	goto out;
+
+fail:
+	/* Put back what this update changed; the next apply is a full one. */
+	for (int fi = 0; fi < 2; fi++) {
+		if (done[fi]) {
+			_cleanup_free_ char *back = upd_input(&u, fi, true, NULL);
+			char *ignored = NULL;
+
+			if (back && restore(ib, fi, back, &ignored) < 0)
+				log_debug("acl ipt: update rollback failed: %s", ignored);
+			free(ignored);
+		}
+	}
+	if (nj) {
+		if (!ipc_open && ips_open(&ipc, NULL) == 0)
+			ipc_open = true;
+		if (ipc_open)
+			journal_undo(&ipc, j, nj);
+	}
+	ib->have_state = false;
+	state_clear(&ib->st);
+out:
+	if (ipc_open)
+		ips_close(&ipc);
+	journal_free(j, nj);
+	free(text[0]);
+	free(text[1]);
+	upd_free(&u);
+	if (r < 0) {
+		log_debug("acl ipt: update failed: %s", err ? err : "");
+		if (errmsg)
+			*errmsg = err;
+		else
+			free(err);
+		return r;
+	}
+	free(err);
+	return 0;
+}
+
 static int ipt_remove(struct weft_acl_backend *b, char **errmsg)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
@@ -1727,6 +2682,7 @@ static void ipt_free(struct weft_acl_backend *b)
 static const struct weft_acl_backend_ops ipt_ops = {
 	.name = "ipt",
 	.apply = ipt_apply,
+	.update = ipt_update,
 	.remove = ipt_remove,
 	.free = ipt_free,
 };

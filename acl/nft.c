@@ -156,7 +156,20 @@ struct state {
 	struct weft_acl_program *prog;
 	struct kchain *kc;
 	bool *iv;
+	struct ovl *ov; /* per set (same index), or NULL: members changed by updates, see struct ovl */
 };
+
+/* Member changes of a state set that updates made and that are not yet
+ * merged into its sorted elements (a merge costs the set's size; these
+ * cost the change's). Both sorted; add is disjoint from the elements, del
+ * a subset of them. Merged when they grow past OVL_MAX and before every
+ * apply (which compares whole sets anyway). */
+struct ovl {
+	struct weft_cidr *add, *del;
+	size_t n_add, n_del;
+};
+
+#define OVL_MAX 1024
 
 #define NFT_RBUF_SIZE (256 * 1024)
 
@@ -312,6 +325,12 @@ static void state_free(struct state *s)
 			kchain_clear(&s->kc[i]);
 	free(s->kc);
 	free(s->iv);
+	if (s->ov)
+		for (size_t i = 0; i < s->prog->n_sets; i++) {
+			free(s->ov[i].add);
+			free(s->ov[i].del);
+		}
+	free(s->ov);
 	weft_acl_program_free(s->prog);
 	free(s);
 }
@@ -461,6 +480,21 @@ static void set_canon(struct weft_acl_set *d, struct weft_acl_set *o, bool o_iv,
 	*iv = !hosts_only(d);
 }
 
+/* A deep copy of endpoint s into d (which may be s itself). */
+static void ep_copy(struct weft_acl_endpoint *d, const struct weft_acl_endpoint *s)
+{
+	struct weft_acl_endpoint t = *s;
+
+	t.name = str_dup0(s->name);
+	t.ifname = wstrdup(s->ifname);
+	t.addrs = arr_dup(s->addrs, s->n_addrs, sizeof(*s->addrs));
+	t.in_policies = strv_dup(s->in_policies, s->n_in_policies);
+	t.in_profiles = strv_dup(s->in_profiles, s->n_in_profiles);
+	t.out_policies = strv_dup(s->out_policies, s->n_out_policies);
+	t.out_profiles = strv_dup(s->out_profiles, s->n_out_profiles);
+	*d = t;
+}
+
 /* Canonical state for program p: every array sorted by name, set
  * elements masked, sorted and deduplicated, failsafe entries sorted and
  * deduplicated (sorted arrays make the diff a merge walk and lookups a
@@ -547,17 +581,8 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 	c->n_endpoints = p->n_endpoints;
 	c->endpoints = arr_dup(p->endpoints, p->n_endpoints, sizeof(*p->endpoints));
 	sort_if_needed(c->endpoints, c->n_endpoints, sizeof(*c->endpoints), ep_qcmp);
-	for (size_t i = 0; i < c->n_endpoints; i++) {
-		struct weft_acl_endpoint *d = &c->endpoints[i];
-
-		d->name = str_dup0(d->name);
-		d->ifname = wstrdup(d->ifname);
-		d->addrs = arr_dup(d->addrs, d->n_addrs, sizeof(*d->addrs));
-		d->in_policies = strv_dup(d->in_policies, d->n_in_policies);
-		d->in_profiles = strv_dup(d->in_profiles, d->n_in_profiles);
-		d->out_policies = strv_dup(d->out_policies, d->n_out_policies);
-		d->out_profiles = strv_dup(d->out_profiles, d->n_out_profiles);
-	}
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		ep_copy(&c->endpoints[i], &c->endpoints[i]);
 
 	c->failsafe = arr_dup(p->failsafe, p->n_failsafe, sizeof(*p->failsafe));
 	c->n_failsafe = p->n_failsafe;
@@ -2027,9 +2052,12 @@ static void put_prog_set_new(struct batch *b, const struct weft_acl_set *s, bool
 
 /* What a batch is built from: the state the kernel has (o, NULL for a
  * full replace), the one it is to have (n), and what n took over from o. */
+struct upd;
+
 struct apply_ctx {
 	struct state *o, *n;
 	const struct reuse *ru;
+	struct upd *u; /* an update (build_update()) */
 };
 
 /* The whole table: add (so the delete cannot fail), delete, define. */
@@ -2517,6 +2545,531 @@ static bool fill_remove(struct batch *b, struct apply_ctx *ctx)
 /* The operations                                                      */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Updates: a change the caller describes (weft_acl_update())          */
+/* ------------------------------------------------------------------ */
+
+/* Binary search for c in the sorted v[0..n): found or not, *pos is where
+ * it is or would go. */
+static bool cidr_find(const struct weft_cidr *v, size_t n, const struct weft_cidr *c, size_t *pos)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = cidr_cmp(&v[mid], c);
+
+		if (r == 0) {
+			*pos = mid;
+			return true;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return false;
+}
+
+static void cidr_insert(struct weft_cidr **v, size_t *n, size_t pos, const struct weft_cidr *c)
+{
+	*v = wrealloc(*v, (*n + 1) * sizeof(**v));
+	memmove(*v + pos + 1, *v + pos, (*n - pos) * sizeof(**v));
+	(*v)[pos] = *c;
+	(*n)++;
+}
+
+static void cidr_erase(struct weft_cidr *v, size_t *n, size_t pos)
+{
+	memmove(v + pos, v + pos + 1, (*n - pos - 1) * sizeof(*v));
+	(*n)--;
+}
+
+/* Is c a member of state set i? */
+static bool state_has(const struct state *st, size_t i, const struct weft_cidr *c)
+{
+	const struct weft_acl_set *s = &st->prog->sets[i];
+	const struct ovl *ov = st->ov ? &st->ov[i] : NULL;
+	size_t pos;
+
+	if (ov && cidr_find(ov->add, ov->n_add, c, &pos))
+		return true;
+	if (ov && cidr_find(ov->del, ov->n_del, c, &pos))
+		return false;
+	return cidr_find(s->elems, s->n_elems, c, &pos);
+}
+
+/* Merge set i's pending member changes into its elements. */
+static void set_fold(struct state *st, size_t i)
+{
+	struct weft_acl_set *s = &st->prog->sets[i];
+	struct ovl *ov = &st->ov[i];
+	size_t a = 0, j = 0, k = 0, m = 0;
+	struct weft_cidr *v;
+
+	if (!ov->n_add && !ov->n_del)
+		return;
+	v = wcalloc(s->n_elems + ov->n_add + 1, sizeof(*v));
+	while (a < s->n_elems || j < ov->n_add) {
+		if (a < s->n_elems && k < ov->n_del && cidr_cmp(&s->elems[a], &ov->del[k]) == 0) {
+			a++, k++;
+			continue;
+		}
+		if (j == ov->n_add || (a < s->n_elems && cidr_cmp(&s->elems[a], &ov->add[j]) < 0))
+			v[m++] = s->elems[a++];
+		else
+			v[m++] = ov->add[j++];
+	}
+	free(s->elems);
+	s->elems = v;
+	s->n_elems = m;
+	free(ov->add);
+	free(ov->del);
+	memset(ov, 0, sizeof(*ov));
+}
+
+static void state_fold(struct state *st)
+{
+	if (!st || !st->ov)
+		return;
+	for (size_t i = 0; i < st->prog->n_sets; i++)
+		set_fold(st, i);
+	free(st->ov);
+	st->ov = NULL;
+}
+
+/* Record a member added to (or removed from) state set i. */
+static void state_member(struct state *st, size_t i, const struct weft_cidr *c, bool add)
+{
+	struct ovl *ov;
+	size_t pos;
+
+	if (!st->ov)
+		st->ov = wcalloc(st->prog->n_sets + 1, sizeof(*st->ov));
+	ov = &st->ov[i];
+	if (add) {
+		if (cidr_find(ov->del, ov->n_del, c, &pos))
+			cidr_erase(ov->del, &ov->n_del, pos);
+		else if (!cidr_find(ov->add, ov->n_add, c, &pos))
+			cidr_insert(&ov->add, &ov->n_add, pos, c);
+	} else {
+		if (cidr_find(ov->add, ov->n_add, c, &pos))
+			cidr_erase(ov->add, &ov->n_add, pos);
+		else if (!cidr_find(ov->del, ov->n_del, c, &pos))
+			cidr_insert(&ov->del, &ov->n_del, pos, c);
+	}
+	if (ov->n_add + ov->n_del > OVL_MAX)
+		set_fold(st, i);
+}
+
+/* An update, checked and ready: what the kernel gets and the state then
+ * takes over. */
+struct upd_set {
+	size_t si; /* index in the state's program */
+	struct weft_cidr *add, *del; /* real changes, sorted */
+	size_t n_add, n_del;
+};
+
+struct upd_chain {
+	size_t ci;
+	const struct weft_acl_chain *src; /* the caller's */
+	struct weft_acl_chain c; /* the new version: name and origin the state's, rules owned */
+	struct kchain nk;
+	struct chain_reuse cr;
+};
+
+struct upd_ep {
+	struct weft_acl_endpoint e; /* owned copy */
+	const struct weft_acl_endpoint *old; /* the state's, or NULL: a new one */
+};
+
+struct upd {
+	struct state *st;
+	struct upd_set *sets;
+	size_t n_sets;
+	struct upd_chain *chains;
+	size_t n_chains;
+	struct upd_ep *eps;
+	size_t n_eps;
+	const struct weft_acl_endpoint **gone;
+	size_t n_gone;
+};
+
+static void upd_free(struct upd *u)
+{
+	for (size_t i = 0; i < u->n_sets; i++) {
+		free(u->sets[i].add);
+		free(u->sets[i].del);
+	}
+	free(u->sets);
+	for (size_t i = 0; i < u->n_chains; i++) {
+		for (size_t k = 0; k < u->chains[i].c.n_rules; k++)
+			weft_acl_rule_clear(&u->chains[i].c.rules[k]);
+		free(u->chains[i].c.rules);
+		kchain_clear(&u->chains[i].nk);
+	}
+	free(u->chains);
+	for (size_t i = 0; i < u->n_eps; i++)
+		weft_acl_endpoint_clear(&u->eps[i].e);
+	free(u->eps);
+	free(u->gone);
+}
+
+static const struct weft_acl_endpoint *canon_ep(const struct weft_acl_program *p, const char *ifname)
+{
+	struct weft_acl_endpoint key = {.ifname = (char *)ifname};
+
+	return p->n_endpoints ? bsearch(&key, p->endpoints, p->n_endpoints, sizeof(key), ep_qcmp) : NULL;
+}
+
+/* The members of one set change: checked, sorted, deduplicated, and cut
+ * down to what changes. */
+static int upd_set_prepare(struct upd *u, const struct weft_acl_set_change *sc, struct upd_set *us, char **errmsg)
+{
+	const struct weft_acl_program *p = u->st->prog;
+	const struct weft_acl_set *s = sc->set ? canon_set(p, sc->set) : NULL;
+	const struct weft_cidr *lists[2] = {sc->add, sc->del};
+	size_t lens[2] = {sc->n_add, sc->n_del};
+	char a[WEFT_CIDR_STRLEN];
+
+	if (!s)
+		return fail(errmsg, -EINVAL, "set change: unknown set %s", sc->set ? sc->set : "(null)");
+	us->si = (size_t)(s - p->sets);
+	for (int l = 0; l < 2; l++) {
+		for (size_t k = 0; k < lens[l]; k++) {
+			const struct weft_cidr *c = &lists[l][k];
+
+			if (c->ip.family != s->family)
+				return fail(errmsg, -EINVAL, "set %s: %s member %zu is not an %s address", s->name,
+					    l ? "removed" : "added", k, s->family == AF_INET ? "IPv4" : "IPv6");
+			if (!is_host(c))
+				return fail(errmsg, -EOPNOTSUPP, "set %s: member %s is a prefix", s->name,
+					    weft_cidr_str(c, a, sizeof(a)));
+		}
+	}
+	if (u->st->iv[us->si])
+		return fail(errmsg, -EOPNOTSUPP, "set %s holds prefixes", s->name);
+	us->add = arr_dup(sc->add, sc->n_add, sizeof(*sc->add));
+	us->del = arr_dup(sc->del, sc->n_del, sizeof(*sc->del));
+	sort_if_needed(us->add, sc->n_add, sizeof(*us->add), cidr_qcmp);
+	sort_if_needed(us->del, sc->n_del, sizeof(*us->del), cidr_qcmp);
+	for (size_t k = 0, j = 0; k < sc->n_add; k++) {
+		size_t pos;
+
+		if (cidr_find(us->del, sc->n_del, &us->add[k], &pos))
+			return fail(errmsg, -EINVAL, "set %s: member %s both added and removed", s->name,
+				    weft_cidr_str(&us->add[k], a, sizeof(a)));
+		if ((j == 0 || cidr_cmp(&us->add[j - 1], &us->add[k]) != 0) && !state_has(u->st, us->si, &us->add[k]))
+			us->add[j++] = us->add[k];
+		us->n_add = j;
+	}
+	for (size_t k = 0, j = 0; k < sc->n_del; k++) {
+		if ((j == 0 || cidr_cmp(&us->del[j - 1], &us->del[k]) != 0) && state_has(u->st, us->si, &us->del[k]))
+			us->del[j++] = us->del[k];
+		us->n_del = j;
+	}
+	return 0;
+}
+
+/* A chain's new rules: checked where they differ from the state's (the
+ * rules equal at the start and end are compared, never copied). */
+static int upd_chain_prepare(struct upd *u, const struct weft_acl_chain *src, struct upd_chain *uc, char **errmsg)
+{
+	const struct weft_acl_program *p = u->st->prog;
+	const struct weft_acl_chain *o = src->name ? canon_chain(p, src->name) : NULL;
+	struct chain_reuse *cr = &uc->cr;
+	size_t n = src->n_rules, m, lim;
+	int r;
+
+	if (!o)
+		return fail(errmsg, -EINVAL, "chain change: unknown chain %s", src->name ? src->name : "(null)");
+	if (o->kind != src->kind || o->ingress != src->ingress)
+		return fail(errmsg, -EINVAL, "chain %s: kind or direction changed (apply the program instead)",
+			    o->name);
+	uc->ci = (size_t)(o - p->chains);
+	uc->src = src;
+	m = o->n_rules;
+	lim = n < m ? n : m;
+	cr->had = cr->old = true;
+	cr->oi = uc->ci;
+	while (cr->pre < lim && rule_eq(&src->rules[cr->pre], &o->rules[cr->pre]))
+		cr->pre++;
+	while (cr->suf < lim - cr->pre && rule_eq(&src->rules[n - 1 - cr->suf], &o->rules[m - 1 - cr->suf]))
+		cr->suf++;
+	for (size_t k = cr->pre; k < n - cr->suf; k++)
+		if ((r = check_rule(p, o, k, &src->rules[k], errmsg)) < 0)
+			return r;
+	return 0;
+}
+
+/* Checked: the chain's new rules (the equal start and end moved over from
+ * the state's chain, the middle copied) and kernel rules (the unchanged
+ * ones taken over from the state's). From here on the state's chain is
+ * only good for freeing. */
+static void upd_chain_build(struct upd *u, struct upd_chain *uc)
+{
+	struct weft_acl_chain *o = &u->st->prog->chains[uc->ci];
+	const struct weft_acl_chain *src = uc->src;
+	struct chain_reuse *cr = &uc->cr;
+	size_t n = src->n_rules, m = o->n_rules;
+
+	uc->c = *o;
+	uc->c.rules = n ? wcalloc(n, sizeof(*uc->c.rules)) : NULL;
+	uc->c.n_rules = n;
+	if (cr->pre) {
+		memcpy(uc->c.rules, o->rules, cr->pre * sizeof(*o->rules));
+		memset(o->rules, 0, cr->pre * sizeof(*o->rules));
+	}
+	if (cr->suf) {
+		memcpy(uc->c.rules + n - cr->suf, o->rules + m - cr->suf, cr->suf * sizeof(*o->rules));
+		memset(o->rules + m - cr->suf, 0, cr->suf * sizeof(*o->rules));
+	}
+	for (size_t k = cr->pre; k < n - cr->suf; k++)
+		rule_copy(&uc->c.rules[k], &src->rules[k]);
+	chain_krules_update(u->st->prog, &uc->c, &uc->nk, &u->st->kc[uc->ci], m, cr);
+}
+
+static int upd_ep_prepare(struct upd *u, const struct weft_acl_endpoint *e, struct upd_ep *ue, char **errmsg)
+{
+	const struct weft_acl_program *p = u->st->prog;
+	int r;
+
+	if (!ifname_ok(e->ifname))
+		return fail(errmsg, -EINVAL, "endpoint %s: bad interface name", e->name ? e->name : "?");
+	for (size_t k = 0; k < e->n_addrs; k++)
+		if (e->addrs[k].ip.family != AF_INET && e->addrs[k].ip.family != AF_INET6)
+			return fail(errmsg, -EINVAL, "endpoint %s: address %zu has no family", e->ifname, k);
+	if ((r = check_refs(p, e, e->in_policies, e->n_in_policies, errmsg)) < 0 ||
+	    (r = check_refs(p, e, e->in_profiles, e->n_in_profiles, errmsg)) < 0 ||
+	    (r = check_refs(p, e, e->out_policies, e->n_out_policies, errmsg)) < 0 ||
+	    (r = check_refs(p, e, e->out_profiles, e->n_out_profiles, errmsg)) < 0)
+		return r;
+	ep_copy(&ue->e, e);
+	ue->old = canon_ep(p, e->ifname);
+	return 0;
+}
+
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] && streq(v[i], s))
+			return true;
+	return false;
+}
+
+/* Check the whole change against the state (nothing changes on failure
+ * but u, which the caller frees). */
+static int upd_prepare(struct upd *u, const struct weft_acl_change *c, char **errmsg)
+{
+	int r;
+
+	u->sets = wcalloc(c->n_sets + 1, sizeof(*u->sets));
+	for (size_t i = 0; i < c->n_sets; i++, u->n_sets++) {
+		if ((r = upd_set_prepare(u, &c->sets[i], &u->sets[i], errmsg)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (u->sets[k].si == u->sets[i].si)
+				return fail(errmsg, -EINVAL, "set %s changed twice", c->sets[i].set);
+	}
+	u->chains = wcalloc(c->n_chains + 1, sizeof(*u->chains));
+	for (size_t i = 0; i < c->n_chains; i++, u->n_chains++) {
+		if ((r = upd_chain_prepare(u, &c->chains[i], &u->chains[i], errmsg)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (u->chains[k].ci == u->chains[i].ci)
+				return fail(errmsg, -EINVAL, "chain %s changed twice", c->chains[i].name);
+	}
+	u->eps = wcalloc(c->n_endpoints + 1, sizeof(*u->eps));
+	for (size_t i = 0; i < c->n_endpoints; i++, u->n_eps++) {
+		if ((r = upd_ep_prepare(u, &c->endpoints[i], &u->eps[i], errmsg)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (streq(u->eps[k].e.ifname, u->eps[i].e.ifname))
+				return fail(errmsg, -EINVAL, "endpoint on %s changed twice", u->eps[i].e.ifname);
+		if (strv_has(c->endpoints_removed, c->n_endpoints_removed, u->eps[i].e.ifname))
+			return fail(errmsg, -EINVAL, "endpoint on %s both changed and removed", u->eps[i].e.ifname);
+	}
+	u->gone = wcalloc(c->n_endpoints_removed + 1, sizeof(*u->gone));
+	for (size_t i = 0; i < c->n_endpoints_removed; i++) {
+		const char *ifn = c->endpoints_removed[i];
+		const struct weft_acl_endpoint *e = ifn ? canon_ep(u->st->prog, ifn) : NULL;
+
+		if (!e)
+			return fail(errmsg, -EINVAL, "endpoint removal: no endpoint on %s", ifn ? ifn : "(null)");
+		for (size_t k = 0; k < u->n_gone; k++)
+			if (u->gone[k] == e)
+				return fail(errmsg, -EINVAL, "endpoint on %s removed twice", ifn);
+		u->gone[u->n_gone++] = e;
+	}
+	/* Checked: now the kernel rules of the changed chains (this takes
+	 * the unchanged ones over from the state's, which is why it waits
+	 * until nothing can fail). */
+	for (size_t i = 0; i < u->n_chains; i++)
+		upd_chain_build(u, &u->chains[i]);
+	return 0;
+}
+
+/* The batch for an update, in the order build_diff() uses. */
+static bool build_update(struct batch *b, struct apply_ctx *ctx)
+{
+	struct upd *u = ctx->u;
+	const struct weft_acl_program *p = u->st->prog;
+	struct weft_acl_stats *st = b->st;
+	char name[32];
+
+	for (size_t i = 0; i < u->n_gone; i++) {
+		put_ep_map(b, u->gone[i], NFT_MSG_DELSETELEM);
+		ep_chain_name(name, sizeof(name), EP_FROM, u->gone[i]->ifname);
+		put_chain(b, NFT_MSG_DELCHAIN, name, -1);
+		ep_chain_name(name, sizeof(name), EP_TO, u->gone[i]->ifname);
+		put_chain(b, NFT_MSG_DELCHAIN, name, -1);
+		st->endpoints_removed++;
+	}
+	for (size_t i = 0; i < u->n_eps; i++) {
+		const struct upd_ep *ue = &u->eps[i];
+
+		if (!ue->old)
+			continue;
+		if (!ep_out_eq(ue->old, &ue->e)) {
+			ep_chain_name(name, sizeof(name), EP_FROM, ue->e.ifname);
+			put_flush(b, name);
+		}
+		if (!ep_in_eq(ue->old, &ue->e)) {
+			ep_chain_name(name, sizeof(name), EP_TO, ue->e.ifname);
+			put_flush(b, name);
+		}
+	}
+	for (size_t i = 0; i < u->n_chains; i++) {
+		struct upd_chain *uc = &u->chains[i];
+
+		if (put_kchain_deletes(b, &uc->c, &u->st->kc[uc->ci], &uc->nk, &uc->cr))
+			st->chains_replaced++;
+	}
+	for (size_t i = 0; i < u->n_sets; i++) {
+		const struct upd_set *us = &u->sets[i];
+		struct set_spec sp = prog_set_spec(&p->sets[us->si], false);
+		struct elems del = {.b = b, .sp = &sp, .type = NFT_MSG_DELSETELEM};
+		struct elems add = {.b = b, .sp = &sp, .type = NFT_MSG_NEWSETELEM};
+
+		for (size_t k = 0; k < us->n_del; k++)
+			elems_cidr(&del, &us->del[k]);
+		elems_flush(&del);
+		for (size_t k = 0; k < us->n_add; k++)
+			elems_cidr(&add, &us->add[k]);
+		elems_flush(&add);
+		st->elems_removed += us->n_del;
+		st->elems_added += us->n_add;
+	}
+	for (size_t i = 0; i < u->n_chains; i++)
+		put_kchain_inserts(b, p, &u->chains[i].c, &u->chains[i].nk, &u->chains[i].cr);
+	for (size_t i = 0; i < u->n_eps; i++) {
+		const struct upd_ep *ue = &u->eps[i];
+
+		if (!ue->old) {
+			put_ep_new(b, &ue->e, false, true);
+			put_ep_new(b, &ue->e, true, true);
+			put_ep_map(b, &ue->e, NFT_MSG_NEWSETELEM);
+			st->endpoints_added++;
+			continue;
+		}
+		if (!ep_out_eq(ue->old, &ue->e))
+			put_ep_new(b, &ue->e, false, false);
+		if (!ep_in_eq(ue->old, &ue->e))
+			put_ep_new(b, &ue->e, true, false);
+		if (!ep_out_eq(ue->old, &ue->e) || !ep_in_eq(ue->old, &ue->e))
+			st->endpoints_replaced++;
+	}
+	return true;
+}
+
+/* The kernel has the update: the state takes it over. */
+static void upd_commit(struct upd *u)
+{
+	struct state *st = u->st;
+	struct weft_acl_program *p = st->prog;
+
+	for (size_t i = 0; i < u->n_sets; i++) {
+		for (size_t k = 0; k < u->sets[i].n_del; k++)
+			state_member(st, u->sets[i].si, &u->sets[i].del[k], false);
+		for (size_t k = 0; k < u->sets[i].n_add; k++)
+			state_member(st, u->sets[i].si, &u->sets[i].add[k], true);
+	}
+	for (size_t i = 0; i < u->n_chains; i++) {
+		struct upd_chain *uc = &u->chains[i];
+		struct weft_acl_chain *c = &p->chains[uc->ci];
+		struct kchain *k = &st->kc[uc->ci];
+
+		for (size_t j = 0; j < c->n_rules; j++)
+			weft_acl_rule_clear(&c->rules[j]);
+		free(c->rules);
+		c->rules = TAKE_PTR(uc->c.rules);
+		c->n_rules = uc->c.n_rules;
+		uc->c.n_rules = 0;
+		kchain_clear(k);
+		*k = uc->nk;
+		memset(&uc->nk, 0, sizeof(uc->nk));
+		k->handles_ok = true;
+		for (size_t j = 0; j < k->n && k->handles_ok; j++)
+			k->handles_ok = k->r[j].handle != 0;
+	}
+	/* Endpoints: by name, since the array moves under the changes. */
+	for (size_t i = 0; i < u->n_gone; i++) {
+		const struct weft_acl_endpoint *e = canon_ep(p, u->gone[i]->ifname);
+		size_t at = (size_t)(e - p->endpoints);
+
+		weft_acl_endpoint_clear(&p->endpoints[at]);
+		memmove(&p->endpoints[at], &p->endpoints[at + 1], (p->n_endpoints - at - 1) * sizeof(*p->endpoints));
+		p->n_endpoints--;
+	}
+	for (size_t i = 0; i < u->n_eps; i++) {
+		struct weft_acl_endpoint *e = (struct weft_acl_endpoint *)canon_ep(p, u->eps[i].e.ifname);
+		size_t at = 0;
+
+		if (e) {
+			weft_acl_endpoint_clear(e);
+			*e = u->eps[i].e;
+		} else {
+			while (at < p->n_endpoints && strcmp(p->endpoints[at].ifname, u->eps[i].e.ifname) < 0)
+				at++;
+			p->endpoints = wrealloc(p->endpoints, (p->n_endpoints + 1) * sizeof(*p->endpoints));
+			memmove(&p->endpoints[at + 1], &p->endpoints[at], (p->n_endpoints - at) * sizeof(*p->endpoints));
+			p->endpoints[at] = u->eps[i].e;
+			p->n_endpoints++;
+		}
+		memset(&u->eps[i].e, 0, sizeof(u->eps[i].e));
+	}
+}
+
+static int nft_update(struct weft_acl_backend *base, const struct weft_acl_change *c, struct weft_acl_stats *st,
+		      char **errmsg)
+{
+	struct nft_backend *nb = (struct nft_backend *)base;
+	struct upd u = {.st = nb->last};
+	struct apply_ctx ctx = {.u = &u};
+	bool built = false;
+	int r;
+
+	if (!nb->last)
+		return fail(errmsg, -EOPNOTSUPP, "no program applied yet");
+	r = upd_prepare(&u, c, errmsg);
+	if (r < 0) {
+		upd_free(&u);
+		return r;
+	}
+	r = run(nb, st, errmsg, build_update, &ctx, &built);
+	if (r < 0) {
+		/* Nothing of this batch is in the kernel, but the state gave
+		 * kernel rules away to it: replace it all next time. */
+		state_free(nb->last);
+		nb->last = NULL;
+	} else {
+		upd_commit(&u);
+	}
+	upd_free(&u);
+	return r;
+}
+
 static int nft_apply(struct weft_acl_backend *base, const struct weft_acl_program *p, struct weft_acl_stats *st,
 		     char **errmsg)
 {
@@ -2529,6 +3082,8 @@ static int nft_apply(struct weft_acl_backend *base, const struct weft_acl_progra
 
 	if (!p)
 		return fail(errmsg, -EINVAL, "no program");
+	/* Updates' member changes merged: an apply compares whole sets. */
+	state_fold(nb->last);
 	/* Takes unchanged parts over from nb->last: from here on, nb->last
 	 * serves this apply's diff only. */
 	ns = state_canon(p, nb->last, &ru);
@@ -2649,6 +3204,7 @@ static int nft_check(struct weft_acl_backend *base)
 static const struct weft_acl_backend_ops nft_ops = {
 	.name = "nft",
 	.apply = nft_apply,
+	.update = nft_update,
 	.remove = nft_remove,
 	.check = nft_check,
 	.free = nft_free,

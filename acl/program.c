@@ -16,7 +16,7 @@ const char *weft_acl_action_str(enum weft_acl_action a)
 	return "?";
 }
 
-static void rule_clear(struct weft_acl_rule *r)
+void weft_acl_rule_clear(struct weft_acl_rule *r)
 {
 	for (size_t i = 0; i < r->n_addrs; i++)
 		free(r->addrs[i].set);
@@ -36,6 +36,18 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
+void weft_acl_endpoint_clear(struct weft_acl_endpoint *e)
+{
+	free(e->name);
+	free(e->ifname);
+	free(e->addrs);
+	strv_free(e->in_policies, e->n_in_policies);
+	strv_free(e->in_profiles, e->n_in_profiles);
+	strv_free(e->out_policies, e->n_out_policies);
+	strv_free(e->out_profiles, e->n_out_profiles);
+	memset(e, 0, sizeof(*e));
+}
+
 void weft_acl_program_free(struct weft_acl_program *p)
 {
 	if (!p)
@@ -50,23 +62,14 @@ void weft_acl_program_free(struct weft_acl_program *p)
 		struct weft_acl_chain *c = &p->chains[i];
 
 		for (size_t j = 0; j < c->n_rules; j++)
-			rule_clear(&c->rules[j]);
+			weft_acl_rule_clear(&c->rules[j]);
 		free(c->rules);
 		free(c->name);
 		free(c->origin);
 	}
 	free(p->chains);
-	for (size_t i = 0; i < p->n_endpoints; i++) {
-		struct weft_acl_endpoint *e = &p->endpoints[i];
-
-		free(e->name);
-		free(e->ifname);
-		free(e->addrs);
-		strv_free(e->in_policies, e->n_in_policies);
-		strv_free(e->in_profiles, e->n_in_profiles);
-		strv_free(e->out_policies, e->n_out_policies);
-		strv_free(e->out_profiles, e->n_out_profiles);
-	}
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		weft_acl_endpoint_clear(&p->endpoints[i]);
 	free(p->endpoints);
 	free(p->failsafe);
 	free(p);
@@ -96,4 +99,251 @@ const struct weft_acl_endpoint *weft_acl_program_endpoint(const struct weft_acl_
 		if (strcmp(p->endpoints[i].ifname, ifname) == 0)
 			return &p->endpoints[i];
 	return NULL;
+}
+
+/* --- the change between two programs (weft_acl_program_change) ------------- */
+
+static int addr_cmp(const void *pa, const void *pb)
+{
+	const struct weft_cidr *a = pa, *b = pb;
+
+	return weft_ip_cmp(&a->ip, &b->ip); /* by family first */
+}
+
+static int str_ptr_cmp(const void *pa, const void *pb)
+{
+	return strcmp(*(char *const *)pa, *(char *const *)pb);
+}
+
+/* Where host address x stands in set s (elements sorted by address then
+ * prefix length, disjoint): 1 an element, 0 absent, -1 inside the prefix
+ * element *cover. Elements are disjoint, so only the last one starting at
+ * or before x can hold it. */
+static int set_find(const struct weft_acl_set *s, const struct weft_cidr *x, const struct weft_cidr **cover)
+{
+	size_t lo = 0, hi = s->n_elems;
+	const struct weft_cidr *e;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (weft_ip_cmp(&s->elems[mid].ip, &x->ip) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	e = &s->elems[lo - 1];
+	if (e->prefixlen == x->prefixlen && weft_ip_eq(&e->ip, &x->ip))
+		return 1;
+	if (e->prefixlen < x->prefixlen && weft_cidr_contains(e, &x->ip)) {
+		*cover = e;
+		return -1;
+	}
+	return 0;
+}
+
+static bool strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b)
+{
+	if (strcmp(a->name, b->name) != 0 || strcmp(a->ifname, b->ifname) != 0 || a->n_addrs != b->n_addrs ||
+	    a->has_mac != b->has_mac || (a->has_mac && memcmp(a->mac, b->mac, sizeof(a->mac)) != 0))
+		return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (a->addrs[i].prefixlen != b->addrs[i].prefixlen || !weft_ip_eq(&a->addrs[i].ip, &b->addrs[i].ip))
+			return false;
+	return strv_eq(a->in_policies, a->n_in_policies, b->in_policies, b->n_in_policies) &&
+	       strv_eq(a->in_profiles, a->n_in_profiles, b->in_profiles, b->n_in_profiles) &&
+	       strv_eq(a->out_policies, a->n_out_policies, b->out_policies, b->n_out_policies) &&
+	       strv_eq(a->out_profiles, a->n_out_profiles, b->out_profiles, b->n_out_profiles);
+}
+
+static bool endpoints_sorted(const struct weft_acl_program *p)
+{
+	for (size_t i = 1; i < p->n_endpoints; i++)
+		if (strcmp(p->endpoints[i - 1].ifname, p->endpoints[i].ifname) >= 0)
+			return false;
+	return true;
+}
+
+/* The endpoint on ifname: a binary search when the array is sorted (as
+ * compiled), a scan otherwise. */
+static const struct weft_acl_endpoint *endpoint_find(const struct weft_acl_program *p, bool sorted, const char *ifname)
+{
+	size_t lo = 0, hi = p->n_endpoints;
+
+	if (!sorted)
+		return weft_acl_program_endpoint(p, ifname);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->endpoints[mid].ifname, ifname);
+
+		if (c == 0)
+			return &p->endpoints[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Same sets (name, family), chains (name, kind, direction) and failsafe
+ * ports, position by position: both programs come sorted from the same
+ * compiler, so anything else is a difference the change cannot carry. */
+static bool same_shape(const struct weft_acl_program *o, const struct weft_acl_program *n)
+{
+	if (o->n_sets != n->n_sets || o->n_chains != n->n_chains || o->n_failsafe != n->n_failsafe)
+		return false;
+	for (size_t i = 0; i < o->n_sets; i++)
+		if (o->sets[i].family != n->sets[i].family || strcmp(o->sets[i].name, n->sets[i].name) != 0)
+			return false;
+	for (size_t i = 0; i < o->n_chains; i++)
+		if (o->chains[i].kind != n->chains[i].kind || o->chains[i].ingress != n->chains[i].ingress ||
+		    strcmp(o->chains[i].name, n->chains[i].name) != 0)
+			return false;
+	for (size_t i = 0; i < o->n_failsafe; i++)
+		if (o->failsafe[i].proto != n->failsafe[i].proto || o->failsafe[i].port != n->failsafe[i].port)
+			return false;
+	return true;
+}
+
+int weft_acl_program_change(const struct weft_acl_program *o, const struct weft_acl_program *n,
+			    const struct weft_cidr *addrs, size_t n_addrs, char *const *ifnames, size_t n_ifnames,
+			    struct weft_acl_change *out)
+{
+	struct weft_acl_change c = {0};
+	struct weft_acl_set_change *sets;
+	struct weft_acl_endpoint *eps;
+	char **removed;
+	struct weft_cidr *v = NULL, *add = NULL, *del = NULL;
+	char **names = NULL;
+	size_t k = 0, n_add, n_del;
+	bool o_sorted, n_sorted;
+	int r = 0;
+
+	if (!o || !n || !out || (n_addrs && !addrs) || (n_ifnames && !ifnames))
+		return -EINVAL;
+	if (!same_shape(o, n))
+		return -EAGAIN;
+
+	/* The addresses, sorted by family then address, deduplicated. */
+	v = wcalloc(n_addrs + 1, sizeof(*v));
+	for (size_t i = 0; i < n_addrs; i++) {
+		if ((addrs[i].ip.family != AF_INET && addrs[i].ip.family != AF_INET6) ||
+		    addrs[i].prefixlen != weft_ip_bits(&addrs[i].ip)) {
+			r = -EINVAL;
+			goto out;
+		}
+		v[i] = addrs[i];
+	}
+	qsort(v, n_addrs, sizeof(*v), addr_cmp);
+	for (size_t i = 0; i < n_addrs; i++)
+		if (!k || addr_cmp(&v[k - 1], &v[i]) != 0)
+			v[k++] = v[i];
+
+	/* Membership, set by set. c owns what it points to from here. */
+	sets = wcalloc(n->n_sets + 1, sizeof(*sets));
+	c.sets = sets;
+	add = wcalloc(k + 1, sizeof(*add));
+	del = wcalloc(k + 1, sizeof(*del));
+	for (size_t s = 0; s < n->n_sets; s++) {
+		const struct weft_acl_set *os = &o->sets[s], *ns = &n->sets[s];
+
+		n_add = n_del = 0;
+		for (size_t i = 0; i < k; i++) {
+			const struct weft_cidr *oc = NULL, *nc = NULL;
+			int in_o, in_n;
+
+			if (v[i].ip.family != ns->family)
+				continue;
+			in_o = set_find(os, &v[i], &oc);
+			in_n = set_find(ns, &v[i], &nc);
+			if (in_o < 0 || in_n < 0) {
+				/* Inside a prefix element: only a prefix both
+				 * programs hold alike leaves nothing to do
+				 * (a nets set); anything else is not a change
+				 * of host members. */
+				if (in_o < 0 && in_n < 0 && oc->prefixlen == nc->prefixlen && weft_ip_eq(&oc->ip, &nc->ip))
+					continue;
+				r = -EAGAIN;
+				goto out;
+			}
+			if (in_n && !in_o)
+				add[n_add++] = v[i];
+			else if (in_o && !in_n)
+				del[n_del++] = v[i];
+		}
+		if (!n_add && !n_del)
+			continue;
+		sets[c.n_sets++] = (struct weft_acl_set_change){
+			.set = ns->name,
+			.add = n_add ? wmemdup(add, n_add * sizeof(*add)) : NULL,
+			.del = n_del ? wmemdup(del, n_del * sizeof(*del)) : NULL,
+			.n_add = n_add,
+			.n_del = n_del,
+		};
+	}
+
+	/* Endpoint entries, interface by interface. */
+	names = wcalloc(n_ifnames + 1, sizeof(*names));
+	for (size_t i = 0; i < n_ifnames; i++) {
+		if (!ifnames[i]) {
+			r = -EINVAL;
+			goto out;
+		}
+		names[i] = ifnames[i];
+	}
+	qsort(names, n_ifnames, sizeof(*names), str_ptr_cmp);
+	o_sorted = endpoints_sorted(o);
+	n_sorted = endpoints_sorted(n);
+	eps = wcalloc(n_ifnames + 1, sizeof(*eps));
+	c.endpoints = eps;
+	removed = wcalloc(n_ifnames + 1, sizeof(*removed));
+	c.endpoints_removed = removed;
+	for (size_t i = 0; i < n_ifnames; i++) {
+		const struct weft_acl_endpoint *oe, *ne;
+
+		if (i && strcmp(names[i - 1], names[i]) == 0)
+			continue;
+		oe = endpoint_find(o, o_sorted, names[i]);
+		ne = endpoint_find(n, n_sorted, names[i]);
+		if (ne && (!oe || !endpoint_eq(oe, ne)))
+			eps[c.n_endpoints++] = *ne; /* shallow: points into n */
+		else if (oe && !ne)
+			removed[c.n_endpoints_removed++] = oe->ifname;
+	}
+	*out = c;
+	c = (struct weft_acl_change){0};
+out:
+	weft_acl_change_clear(&c);
+	free(names);
+	free(add);
+	free(del);
+	free(v);
+	return r;
+}
+
+void weft_acl_change_clear(struct weft_acl_change *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_sets; i++) {
+		free((void *)c->sets[i].add);
+		free((void *)c->sets[i].del);
+	}
+	free((void *)c->sets);
+	free((void *)c->endpoints);
+	free((void *)c->endpoints_removed);
+	memset(c, 0, sizeof(*c));
 }

@@ -1062,6 +1062,201 @@ static void test_rule_diff(void)
 
 /* A program the kernel cannot take leaves the kernel as it was, and the
  * next apply is a full one. */
+/* weft_acl_update(): one change at a time through the update call, the
+ * same change made to p by hand; traffic follows, and an apply of p
+ * afterwards finds nothing to do (the backend's view is p). Bad changes
+ * change nothing. */
+static int update(const struct weft_acl_change *c, struct weft_acl_stats *st)
+{
+	struct weft_acl_stats local;
+	char *err = NULL;
+	int r = weft_acl_update(B, c, st ? st : &local, &err);
+
+	if (r < 0)
+		fprintf(stderr, "  update: %s (%d)\n", err ? err : "?", r);
+	free(err);
+	return r;
+}
+
+/* Apply p and expect no change at all: the update left the backend where
+ * an apply of p would have. */
+static void expect_in_sync(struct weft_acl_program *p, const char *what)
+{
+	struct weft_acl_stats st;
+
+	CHECK_EQ_INT(apply(p, &st), 0);
+	if (st.full || st.elems_added || st.elems_removed || st.sets_created || st.sets_deleted || st.chains_created ||
+	    st.chains_replaced || st.chains_deleted || st.endpoints_added || st.endpoints_removed ||
+	    st.endpoints_replaced) {
+		stats_print(what, &st);
+		CHECK(!"an apply after the update changed something");
+	}
+}
+
+static void test_update(void)
+{
+	struct weft_acl_program *p = classic();
+	struct weft_acl_backend *fresh = NULL;
+	struct weft_acl_stats st;
+	struct weft_cidr c_v4, c_v6, pfx, *many;
+	struct weft_acl_set_change sc = {.set = "wt4-web"};
+	struct weft_acl_change ch = {.sets = &sc, .n_sets = 1};
+	char *gone[1];
+	char *err = NULL;
+
+	weft_cidr_parse_host(pod_c.v4, &c_v4);
+	weft_cidr_parse_host(pod_c.v6, &c_v6);
+
+	/* Nothing applied yet: not possible as a change. */
+	CHECK_EQ_INT(streq(backend_name, "nft") ? weft_acl_nft_open(&fresh, NULL) : weft_acl_ipt_open(NULL, &fresh, NULL),
+		     0);
+	CHECK_EQ_INT(weft_acl_update(fresh, &ch, NULL, NULL), -EOPNOTSUPP);
+	weft_acl_backend_free(fresh);
+
+	CHECK_EQ_INT(apply(p, NULL), 0);
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (C not WEB)");
+
+	/* A member added, twice (the second time: no change). */
+	sc.add = &c_v4;
+	sc.n_add = 1;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: member added", &st);
+	CHECK_EQ_INT(st.elems_added, 1);
+	CHECK(!st.full);
+	CHECK_EQ_INT(st.chains_replaced + st.endpoints_added + st.endpoints_replaced, 0);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (C added to WEB by an update)");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_added, 0);
+	set_add(find_set(p, "wt4-web"), pod_c.v4);
+	expect_in_sync(p, "after member added");
+
+	/* ... and removed. */
+	sc.add = NULL;
+	sc.n_add = 0;
+	sc.del = &c_v4;
+	sc.n_del = 1;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_removed, 1);
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (C removed from WEB by an update)");
+	set_del(find_set(p, "wt4-web"), pod_c.v4);
+	expect_in_sync(p, "after member removed");
+
+	/* Many members come and go (past the backend's pending-change
+	 * bound), then an apply that differs in one member only. */
+	many = wcalloc(3000, sizeof(*many));
+	for (int i = 0; i < 3000; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.99.%d.%d", i / 250, i % 250 + 1);
+		weft_cidr_parse_host(a, &many[i]);
+	}
+	sc.del = NULL;
+	sc.n_del = 0;
+	sc.add = many;
+	sc.n_add = 3000;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_added, 3000);
+	sc.add = NULL;
+	sc.n_add = 0;
+	sc.del = many + 1000;
+	sc.n_del = 2000;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_removed, 2000);
+	for (int i = 0; i < 1000; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.99.%d.%d", i / 250, i % 250 + 1);
+		set_add(find_set(p, "wt4-web"), a);
+	}
+	expect_in_sync(p, "after 3000 members added and 2000 removed");
+	set_add(find_set(p, "wt4-web"), pod_c.v4);
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK_EQ_INT(st.elems_added, 1);
+	CHECK_EQ_INT(st.elems_removed, 0);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (C added by an apply after updates)");
+	set_del(find_set(p, "wt4-web"), pod_c.v4);
+	CHECK_EQ_INT(apply(p, NULL), 0);
+	free(many);
+
+	/* A rule added to one chain. */
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7300");
+	ch = (struct weft_acl_change){.chains = find_chain(p, "wpi-web"), .n_chains = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: rule added", &st);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	CHECK_EQ_INT(st.elems_added + st.elems_removed + st.endpoints_added + st.endpoints_replaced, 0);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 7300), "C->B tcp 7300 (rule added by an update)");
+	expect_in_sync(p, "after rule added");
+
+	/* An endpoint comes (D had none: fail closed), changes, goes. */
+	EXPECT(false, tcp(&pod_a, &pod_d, false, 5432), "A->D tcp 5432 (D has no endpoint)");
+	add_ep(p, &pod_d, "", "wpi-db", "", "wpo-db");
+	ch = (struct weft_acl_change){.endpoints = find_ep(p, &pod_d), .n_endpoints = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_added, 1);
+	EXPECT(true, tcp(&pod_a, &pod_d, false, 5432), "A->D tcp 5432 (D's endpoint added by an update)");
+	EXPECT(false, tcp(&pod_a, &pod_d, false, 80), "A->D tcp 80 (D is DB)");
+	expect_in_sync(p, "after endpoint added");
+	add_ep(p, &pod_d, "", "wpi-web", "", "wpo-web");
+	ch = (struct weft_acl_change){.endpoints = find_ep(p, &pod_d), .n_endpoints = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_replaced, 1);
+	EXPECT(true, tcp(&pod_c, &pod_d, false, 80), "C->D tcp 80 (D now WEB)");
+	expect_in_sync(p, "after endpoint replaced");
+	gone[0] = pod_d.host_if;
+	ch = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_removed, 1);
+	EXPECT(false, tcp(&pod_c, &pod_d, false, 80), "C->D tcp 80 (D's endpoint removed: fail closed)");
+	del_ep(p, &pod_d);
+	expect_in_sync(p, "after endpoint removed");
+
+	/* Bad changes: refused with the name, nothing changed. */
+	sc = (struct weft_acl_set_change){.set = "wt4-nope", .add = &c_v4, .n_add = 1};
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1};
+	CHECK_EQ_INT(weft_acl_update(B, &ch, NULL, &err), -EINVAL);
+	CHECK(err && strstr(err, "wt4-nope"));
+	free(err);
+	err = NULL;
+	sc = (struct weft_acl_set_change){.set = "wt4-web", .add = &c_v6, .n_add = 1};
+	CHECK_EQ_INT(weft_acl_update(B, &ch, NULL, NULL), -EINVAL);
+	weft_cidr_parse("10.65.0.0/30", true, &pfx);
+	sc = (struct weft_acl_set_change){.set = "wt4-web", .add = &pfx, .n_add = 1};
+	CHECK_EQ_INT(weft_acl_update(B, &ch, NULL, NULL), -EOPNOTSUPP);
+	/* A good set change with a bad endpoint: neither. */
+	sc = (struct weft_acl_set_change){.set = "wt4-web", .add = &c_v4, .n_add = 1};
+	add_ep(p, &pod_d, "", "wpi-nope", "", "wpo-db");
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1, .endpoints = find_ep(p, &pod_d), .n_endpoints = 1};
+	CHECK_EQ_INT(weft_acl_update(B, &ch, NULL, &err), -EINVAL);
+	CHECK(err && strstr(err, "wpi-nope"));
+	free(err);
+	err = NULL;
+	del_ep(p, &pod_d);
+	gone[0] = (char *)"wftnope";
+	ch = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
+	CHECK_EQ_INT(weft_acl_update(B, &ch, NULL, NULL), -EINVAL);
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (the refused changes changed nothing)");
+	expect_in_sync(p, "after refused changes");
+
+	/* All kinds in one change. */
+	sc = (struct weft_acl_set_change){.set = "wt4-web", .add = &c_v4, .n_add = 1};
+	set_add(find_set(p, "wt4-web"), pod_c.v4);
+	port_rule(p, "wpi-db", WEFT_ACL_ALLOW, IPPROTO_TCP, "7301");
+	add_ep(p, &pod_d, "", "wpi-db", "", "wpo-db");
+	ch = (struct weft_acl_change){.sets = &sc,
+				      .n_sets = 1,
+				      .chains = find_chain(p, "wpi-db"),
+				      .n_chains = 1,
+				      .endpoints = find_ep(p, &pod_d),
+				      .n_endpoints = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: member, rule, endpoint", &st);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (C in WEB)");
+	EXPECT(true, tcp(&pod_b, &pod_d, false, 7301), "B->D tcp 7301 (rule and endpoint in one update)");
+	expect_in_sync(p, "after a change of every kind");
+	weft_acl_program_free(p);
+}
+
 static void test_failure(void)
 {
 	struct weft_acl_program *p = classic();
@@ -1219,7 +1414,7 @@ static void test_remove(void)
 static const struct test_case cases[] = {
 	TEST(test_classic),	TEST(test_matches),	TEST(test_policies), TEST(test_both_ways),
 	TEST(test_fail_closed), TEST(test_antispoof),	TEST(test_host),     TEST(test_incremental),
-	TEST(test_rule_diff),	TEST(test_failure),	TEST(test_drift),	TEST(test_scale),	TEST(test_remove),
+	TEST(test_rule_diff),	TEST(test_update),	TEST(test_failure),	TEST(test_drift),	TEST(test_scale),	TEST(test_remove),
 };
 
 static int pod_up(struct pod *pod)

@@ -13,6 +13,7 @@
 #include "acl/acl.h"
 #include "felix/dataplane.h"
 #include "felix/test-ns.h"
+#include "lib/log.h"
 #include "lib/test.h"
 
 #include <arpa/inet.h>
@@ -502,6 +503,325 @@ static void test_host_protection(void)
 	weft_acl_program_free(p);
 }
 
+/* ---- updates (weft_acl_update) ---- */
+
+/* The kernel's weft rules (without counters) and the members of the weft
+ * sets (sorted), to compare an update with an apply. */
+static char *kernel_state(void)
+{
+	return out("{ %s-save -t filter; ip6tables%s-save -t filter; } 2>/dev/null | grep -v '^#' | "
+		   "sed 's/\\[[0-9]*:[0-9]*\\]//'; for s in $(ipset list -n | grep '^weft' | sort); do "
+		   "echo \"set $s\"; ipset list $s | sed '1,/^Members:/d' | sort; done",
+		   variant, variant + strlen("iptables"));
+}
+
+static int update(const struct weft_acl_change *c, struct weft_acl_stats *st)
+{
+	struct weft_acl_stats local;
+	char *err = NULL;
+	int64_t t = weft_now_ns();
+	int r = weft_acl_update(be, c, st ? st : &local, &err);
+
+	if (r < 0)
+		fprintf(stderr, "  update: %d %s\n", r, err ? err : "");
+	else if (getenv("WEFT_TEST_VERBOSE"))
+		fprintf(stderr, "  update: %.2f ms\n", (weft_now_ns() - t) / 1e6);
+	free(err);
+	return r;
+}
+
+/* A change refused with `code` and a message holding `want`, the kernel
+ * untouched. */
+static void expect_refused(const struct weft_acl_change *c, int code, const char *want)
+{
+	_cleanup_free_ char *before = kernel_state(), *after = NULL;
+	char *err = NULL;
+
+	CHECK_EQ_INT(weft_acl_update(be, c, NULL, &err), code);
+	if (want) {
+		CHECK(err && strstr(err, want));
+		if (!err || !strstr(err, want))
+			fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", err ? err : "(none)", want);
+	}
+	free(err);
+	after = kernel_state();
+	CHECK_STREQ(before, after);
+}
+
+static int ep_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct weft_acl_endpoint *)a)->ifname, ((const struct weft_acl_endpoint *)b)->ifname);
+}
+
+static struct weft_acl_endpoint *find_ep(struct weft_acl_program *p, const char *ifname)
+{
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		if (streq(p->endpoints[i].ifname, ifname))
+			return &p->endpoints[i];
+	return NULL;
+}
+
+/* The update left the kernel as an apply of p would have: an apply of p
+ * finds nothing to change, and p applied from nothing programs exactly
+ * what the updates did. */
+static void expect_as_applied(struct weft_acl_program *p, const char *what)
+{
+	_cleanup_free_ char *updated = kernel_state(), *applied = NULL;
+	struct weft_acl_stats st;
+	char *err = NULL;
+
+	CHECK_EQ_INT(apply(p, &st), 0);
+	if (st.full || st.elems_added || st.elems_removed || st.sets_created || st.sets_deleted || st.chains_created ||
+	    st.chains_replaced || st.chains_deleted || st.endpoints_added || st.endpoints_removed ||
+	    st.endpoints_replaced) {
+		fprintf(stderr, "  %s: the apply after the update changed something\n", what);
+		CHECK(!"apply after update in sync");
+	}
+	CHECK_EQ_INT(weft_acl_remove(be, &err), 0);
+	free(err);
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(st.full);
+	applied = kernel_state();
+	CHECK_STREQ(updated, applied);
+	if (!streq(updated, applied))
+		fprintf(stderr, "  %s: update and apply differ\n", what);
+}
+
+static void test_update(void)
+{
+	struct weft_acl_program *p = base_program();
+	struct weft_acl_backend *fresh = NULL;
+	struct weft_acl_set *s6 = add_set(p, "web6", AF_INET6);
+	struct weft_acl_stats st;
+	struct weft_acl_rule *r;
+	struct weft_acl_chain *in;
+	struct weft_cidr b4, a4, x6, pfx, many[50];
+	struct weft_acl_set_change sc = {.set = "web4"};
+	struct weft_acl_change ch = {.sets = &sc, .n_sets = 1};
+	struct weft_acl_endpoint *e;
+	char *gone[1];
+	_cleanup_free_ char *s = NULL, *before = NULL;
+
+	weft_cidr_parse_host("10.65.0.2", &b4);
+	weft_cidr_parse_host("10.65.0.1", &a4);
+	weft_cidr_parse_host("fd00::9", &x6);
+	set_add(s6, "fd00::1");
+	in = find_chain(p, "wpi-web");
+	r = add_rule(in, WEFT_ACL_ALLOW, IPPROTO_TCP);
+	rule_dport(r, 6600, 6600);
+	rule_addr(r, "web6", true, false, AF_INET6);
+
+	/* Nothing applied yet: not possible as a change, nothing touched. */
+	CHECK_EQ_INT(weft_acl_ipt_open(variant, &fresh, NULL), 0);
+	before = kernel_state();
+	CHECK_EQ_INT(weft_acl_update(fresh, &ch, NULL, NULL), -EOPNOTSUPP);
+	weft_acl_backend_free(fresh);
+	s = kernel_state();
+	CHECK_STREQ(before, s);
+	free(s);
+	s = NULL;
+
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(!tcp(&pod_b, &pod_a, "10.65.0.1", 80));
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 9100));
+
+	/* A member and a rule at the end of a chain, in one change; then the
+	 * same again (no change). */
+	sc.add = &b4;
+	sc.n_add = 1;
+	r = add_rule(in, WEFT_ACL_ALLOW, IPPROTO_TCP);
+	rule_dport(r, 9100, 9100);
+	ch.chains = in;
+	ch.n_chains = 1;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_added, 1);
+	CHECK_EQ_INT(st.elems_removed, 0);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	CHECK_EQ_INT(st.rules_added, 2); /* iptables and ip6tables */
+	CHECK_EQ_INT(st.rules_deleted, 0);
+	CHECK_EQ_INT(st.endpoints_added + st.endpoints_replaced + st.endpoints_removed, 0);
+	CHECK(!st.full);
+	CHECK(tcp(&pod_b, &pod_a, "10.65.0.1", 80));
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 9100));
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_added + st.chains_replaced + st.rules_added + st.rules_deleted, 0);
+	set_add(find_set(p, "web4"), "10.65.0.2");
+	in = find_chain(p, "wpi-web");
+	expect_as_applied(p, "member and rule added");
+
+	/* A rule in the middle changed, one inserted before it, and a member
+	 * removed (A: its tcp 80 to B goes). */
+	sc = (struct weft_acl_set_change){.set = "web4", .del = &a4, .n_del = 1};
+	in->rules[1].action = WEFT_ACL_DENY; /* icmp allow -> deny */
+	r = add_rule(in, WEFT_ACL_ALLOW, IPPROTO_UDP);
+	{
+		struct weft_acl_rule nr = in->rules[in->n_rules - 1];
+
+		memmove(&in->rules[2], &in->rules[1], (in->n_rules - 2) * sizeof(*in->rules));
+		in->rules[1] = nr;
+	}
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1, .chains = in, .n_chains = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_removed, 1);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 80));
+	CHECK(!ping(&pod_a, "10.65.0.2"));
+	s = save_all();
+	CHECK_HAS(s, "-A weft-c-wpi-web -p icmp -j DROP");
+	free(s);
+	s = NULL;
+	find_set(p, "web4")->n_elems = 1;
+	find_set(p, "web4")->elems[0] = b4;
+	expect_as_applied(p, "rules changed in the middle, member removed");
+
+	/* Rules deleted from the start and the middle; many members at once. */
+	for (int i = 0; i < 50; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.99.0.%d", i + 1);
+		weft_cidr_parse_host(a, &many[i]);
+	}
+	sc = (struct weft_acl_set_change){.set = "web4", .add = many, .n_add = 50};
+	weft_acl_rule_clear(&in->rules[0]);
+	weft_acl_rule_clear(&in->rules[2]);
+	memmove(&in->rules[2], &in->rules[3], (in->n_rules - 3) * sizeof(*in->rules));
+	memmove(&in->rules[0], &in->rules[1], (in->n_rules - 2) * sizeof(*in->rules));
+	in->n_rules -= 2;
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1, .chains = in, .n_chains = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_added, 50);
+	CHECK_EQ_INT(st.chains_replaced, 1);
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 80)); /* the port 80 rule is gone */
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 9100));
+	for (int i = 0; i < 50; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.99.0.%d", i + 1);
+		set_add(find_set(p, "web4"), a);
+	}
+	expect_as_applied(p, "rules deleted, 50 members added");
+
+	/* An endpoint comes (C), is replaced, goes. */
+	CHECK(!tcp(&pod_c, &pod_a, "10.65.0.1", 9100));
+	e = add_ep(p, "c", &rcc, "10.65.0.3");
+	strv_push(&e->in_profiles, &e->n_in_profiles, "wpi-web");
+	strv_push(&e->out_profiles, &e->n_out_profiles, "wpo-web");
+	qsort(p->endpoints, p->n_endpoints, sizeof(*p->endpoints), ep_cmp);
+	e = find_ep(p, rcc.host_ifname);
+	ch = (struct weft_acl_change){.endpoints = e, .n_endpoints = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_added, 1);
+	CHECK_EQ_INT(st.endpoints_replaced + st.endpoints_removed + st.chains_replaced, 0);
+	CHECK(tcp(&pod_c, &pod_a, "10.65.0.1", 9100));
+	CHECK(tcp(&pod_a, &pod_c, "10.65.0.3", 9100));
+	expect_as_applied(p, "endpoint added");
+	e = find_ep(p, rcc.host_ifname);
+	strv_free_test(e->in_profiles, e->n_in_profiles);
+	e->in_profiles = NULL;
+	e->n_in_profiles = 0; /* C's ingress: nothing allowed */
+	ch = (struct weft_acl_change){.endpoints = e, .n_endpoints = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_replaced, 1);
+	CHECK_EQ_INT(st.endpoints_added + st.endpoints_removed, 0);
+	CHECK(!tcp(&pod_a, &pod_c, "10.65.0.3", 9100));
+	CHECK(tcp(&pod_c, &pod_a, "10.65.0.1", 9100));
+	expect_as_applied(p, "endpoint replaced");
+	gone[0] = rcc.host_ifname;
+	ch = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.endpoints_removed, 1);
+	CHECK(!tcp(&pod_c, &pod_a, "10.65.0.1", 9100));
+	weft_acl_endpoint_clear(e);
+	memmove(e, e + 1, (size_t)(p->endpoints + p->n_endpoints - e - 1) * sizeof(*e));
+	p->n_endpoints--;
+	s = save_all();
+	{
+		_cleanup_free_ char *fw = wasprintf("weft-fw-%s", rcc.host_ifname);
+
+		CHECK_HASNT(s, fw);
+	}
+	free(s);
+	s = NULL;
+	expect_as_applied(p, "endpoint removed");
+
+	/* Refused: nothing changes, kernel or state. */
+	sc = (struct weft_acl_set_change){.set = "nope4", .add = &a4, .n_add = 1};
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1};
+	expect_refused(&ch, -EINVAL, "nope4");
+	sc = (struct weft_acl_set_change){.set = "web4", .add = &x6, .n_add = 1};
+	expect_refused(&ch, -EINVAL, "fd00::9");
+	sc = (struct weft_acl_set_change){.set = "web4", .add = &a4, .n_add = 1, .del = &a4, .n_del = 1};
+	expect_refused(&ch, -EINVAL, "both added and removed");
+	weft_cidr_parse("10.66.0.0/24", true, &pfx);
+	sc = (struct weft_acl_set_change){.set = "web4", .add = &pfx, .n_add = 1};
+	expect_refused(&ch, -EOPNOTSUPP, NULL);
+	{
+		/* A good member with a bad chain: neither. */
+		struct weft_acl_chain bad = *find_chain(p, "wpi-web");
+
+		sc = (struct weft_acl_set_change){.set = "web4", .add = &a4, .n_add = 1};
+		bad.name = (char *)"wpi-nope";
+		ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1, .chains = &bad, .n_chains = 1};
+		expect_refused(&ch, -EINVAL, "wpi-nope");
+		bad.name = (char *)"wpi-web";
+		bad.kind = WEFT_ACL_CHAIN_POLICY;
+		expect_refused(&ch, -EINVAL, "wpi-web");
+	}
+	{
+		/* A rule naming a set the program lacks. */
+		struct weft_acl_chain *c = find_chain(p, "wpo-web");
+
+		r = add_rule(c, WEFT_ACL_ALLOW, IPPROTO_TCP);
+		rule_addr(r, "nope4", false, false, AF_INET);
+		ch = (struct weft_acl_change){.chains = c, .n_chains = 1};
+		expect_refused(&ch, -EINVAL, "nope4");
+		c->n_rules--;
+		weft_acl_rule_clear(&c->rules[c->n_rules]);
+	}
+	{
+		/* An endpoint naming a chain the program lacks. */
+		struct weft_acl_endpoint be2 = p->endpoints[0];
+		char *names[] = {(char *)"wpi-web", (char *)"wpi-gone"};
+
+		be2.in_profiles = names;
+		be2.n_in_profiles = 2;
+		ch = (struct weft_acl_change){.endpoints = &be2, .n_endpoints = 1};
+		expect_refused(&ch, -EINVAL, "wpi-gone");
+	}
+	gone[0] = (char *)"wftnope";
+	ch = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
+	expect_refused(&ch, -EINVAL, "wftnope");
+	expect_as_applied(p, "after refused changes");
+
+	/* The kernel refuses the rules: the member added before is taken out
+	 * again, and the next apply is a full one. */
+	before = (free(before), kernel_state());
+	sc = (struct weft_acl_set_change){.set = "web4", .add = &a4, .n_add = 1};
+	r = add_rule(find_chain(p, "wpo-web"), WEFT_ACL_ALLOW, IPPROTO_ICMP);
+	r->icmp_type = 300;
+	ch = (struct weft_acl_change){.sets = &sc, .n_sets = 1, .chains = find_chain(p, "wpo-web"), .n_chains = 1};
+	{
+		char *err = NULL;
+
+		CHECK(weft_acl_update(be, &ch, &st, &err) < 0);
+		CHECK(err && strstr(err, "restore"));
+		if (err)
+			fprintf(stderr, "  (expected) %s\n", err);
+		free(err);
+	}
+	s = kernel_state();
+	CHECK_STREQ(before, s);
+	free(s);
+	s = NULL;
+	CHECK_EQ_INT(weft_acl_update(be, &ch, NULL, NULL), -EOPNOTSUPP); /* no state now */
+	r->icmp_type = -1;
+	find_chain(p, "wpo-web")->n_rules--;
+	weft_acl_rule_clear(&find_chain(p, "wpo-web")->rules[find_chain(p, "wpo-web")->n_rules]);
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(st.full);
+	weft_acl_program_free(p);
+}
+
 static void test_failure_rolls_back(void)
 {
 	struct weft_acl_program *p = base_program();
@@ -639,6 +959,64 @@ static void test_scale(void)
 	       (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
 	CHECK_EQ_INT(st.chains_replaced, 1);
 
+	/* The same through weft_acl_update(). */
+	{
+		struct weft_acl_chain *bc = find_chain(p, "wpi-big");
+		struct weft_acl_set *bs = find_set(p, "big4");
+		struct weft_cidr m = cidr("10.130.0.2/32");
+		struct weft_acl_set_change sc = {.set = "big4", .add = &m, .n_add = 1};
+		struct weft_acl_change ch = {.sets = &sc, .n_sets = 1};
+		struct weft_acl_rule *r, nr;
+
+		t = weft_now_ns();
+		CHECK_EQ_INT(update(&ch, &st), 0);
+		printf("  [%s] update: add 1 member to 100001: %.2f ms (kernel %.2f ms)\n", variant,
+		       (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
+		CHECK_EQ_INT(st.elems_added, 1);
+		bs->elems = wrealloc(bs->elems, (bs->n_elems + 1) * sizeof(*bs->elems));
+		bs->elems[bs->n_elems++] = m;
+
+		r = add_rule(bc, WEFT_ACL_ALLOW, IPPROTO_TCP);
+		rule_dport(r, 30000, 30000);
+		rule_addr(r, "big4", true, false, AF_INET);
+		ch = (struct weft_acl_change){.chains = bc, .n_chains = 1};
+		t = weft_now_ns();
+		CHECK_EQ_INT(update(&ch, &st), 0);
+		printf("  [%s] update: add 1 rule at the end of the 10000-rule chain: %.2f ms (kernel %.2f ms)\n",
+		       variant, (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
+		CHECK_EQ_INT(st.chains_replaced, 1);
+		CHECK_EQ_INT(st.rules_added, 1);
+		CHECK_EQ_INT(st.rules_deleted, 0);
+
+		/* ... and one in the middle. */
+		r = add_rule(bc, WEFT_ACL_ALLOW, IPPROTO_TCP);
+		rule_dport(r, 30001, 30001);
+		rule_addr(r, "big4", true, false, AF_INET);
+		nr = *r;
+		memmove(&bc->rules[5001], &bc->rules[5000], (bc->n_rules - 5001) * sizeof(*bc->rules));
+		bc->rules[5000] = nr;
+		t = weft_now_ns();
+		CHECK_EQ_INT(update(&ch, &st), 0);
+		printf("  [%s] update: insert 1 rule in the middle of the 10000-rule chain: %.2f ms (kernel %.2f ms)\n",
+		       variant, (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
+		CHECK_EQ_INT(st.rules_added, 1);
+
+		/* For comparison: the one-liner. */
+		t = weft_now_ns();
+		sh("%s -w -I weft-c-wpi-big 5000 -p udp --dport 1 -j DROP", variant);
+		printf("  [%s] (%s -I of one rule into that chain: %.2f ms)\n", variant, variant,
+		       (weft_now_ns() - t) / 1e6);
+		sh("%s -w -D weft-c-wpi-big -p udp --dport 1 -j DROP", variant);
+
+		/* The backend is where an apply of p would put it. */
+		t = weft_now_ns();
+		CHECK_EQ_INT(apply(p, &st), 0);
+		printf("  [%s] apply after the updates: %.2f ms (kernel %.2f ms)\n", variant, (weft_now_ns() - t) / 1e6,
+		       st.apply_ns / 1e6);
+		CHECK(!st.full);
+		CHECK_EQ_INT(st.elems_added + st.elems_removed + st.chains_replaced + st.endpoints_replaced, 0);
+	}
+
 	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 80));
 	weft_acl_program_free(p);
 }
@@ -671,6 +1049,7 @@ static const struct test_case cases[] = {
 	TEST(test_fail_closed),
 	TEST(test_anti_spoof),
 	TEST(test_host_protection),
+	TEST(test_update),
 	TEST(test_failure_rolls_back),
 	TEST(test_takeover),
 	TEST(test_scale),
@@ -695,6 +1074,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		variant = argv[1];
+	weft_log_init("test-acl-ipt", WEFT_LOG_INFO); /* WEFT_LOG=debug: the restore inputs */
 	if (geteuid() == 0)
 		root_before = out("%s", root_cmd);
 	rc = ns_isolate(&guard, &node_fd);

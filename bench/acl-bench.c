@@ -211,21 +211,79 @@ static int apply(struct weft_acl_backend *b, struct weft_acl_program *p, const c
 	return r;
 }
 
-/* One round of the two updates on a program of the given size: returns
- * the member and rule update times. */
+static int update(struct weft_acl_backend *b, const struct weft_acl_change *c, const char *what, double *ms)
+{
+	_cleanup_free_ char *err = NULL;
+	struct weft_acl_stats st;
+	double t0 = now_ms();
+	int r = weft_acl_update(b, c, &st, &err);
+
+	*ms = now_ms() - t0;
+	if (r < 0)
+		fprintf(stderr, "acl-bench: %s: %s\n", what, err ? err : strerror(-r));
+	return r;
+}
+
+#define UPD_ROUNDS 11
+
+static int dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), dbl_cmp);
+	return v[n / 2];
+}
+
+/* One round of the two updates on a program of the given size: the full
+ * load, then adding one member and one rule, each first as an apply of the
+ * whole changed program (what weftd does for a policy change), then again
+ * from the full load as a change (weft_acl_update(): what weftd does for
+ * an endpoint event). */
+struct times {
+	double full, member, rule, member_upd, rule_upd;
+};
+
 static int updates(struct weft_acl_backend *b, size_t nrules, size_t nchains, size_t nmembers,
-		   const struct ep_arg *sv, const struct ep_arg *cl, double *full, double *member, double *rule)
+		   const struct ep_arg *sv, const struct ep_arg *cl, struct times *t)
 {
 	struct weft_acl_program *p0 = build(nrules, nchains, nmembers, false, false, sv, cl);
 	struct weft_acl_program *p1 = build(nrules, nchains, nmembers, false, true, sv, cl);
 	struct weft_acl_program *p2 = build(nrules, nchains, nmembers, true, true, sv, cl);
+	uint32_t base = ntohl(inet_addr("100.64.0.0"));
+	struct weft_cidr extra = {.ip.family = AF_INET, .prefixlen = 32};
+	struct weft_acl_set_change sc = {.set = "wt4-members", .add = &extra, .n_add = 1};
+	struct weft_acl_change cm = {.sets = &sc, .n_sets = 1};
+	/* The chain that got the extra rule: the last profile chain. */
+	struct weft_acl_change cr = {.chains = &p2->chains[p2->n_chains - 2], .n_chains = 1};
 	_cleanup_free_ char *err = NULL;
+	double ms;
 	int r;
 
+	struct weft_acl_set_change sc_back = {.set = "wt4-members", .del = &extra, .n_del = 1};
+	struct weft_acl_change cm_back = {.sets = &sc_back, .n_sets = 1};
+	struct weft_acl_change cr_back = {.chains = &p0->chains[p0->n_chains - 2], .n_chains = 1};
+	double um[UPD_ROUNDS], ur[UPD_ROUNDS];
+
+	extra.ip.v4.s_addr = htonl(base + (uint32_t)nmembers);
 	(void)weft_acl_remove(b, &err);
-	if ((r = apply(b, p0, "full load", full)) < 0 || (r = apply(b, p1, "add one member", member)) < 0 ||
-	    (r = apply(b, p2, "add one rule", rule)) < 0)
+	if ((r = apply(b, p0, "full load", &t->full)) < 0 || (r = apply(b, p1, "add one member", &t->member)) < 0 ||
+	    (r = apply(b, p2, "add one rule", &t->rule)) < 0 || (r = apply(b, p0, "back to the start", &ms)) < 0)
 		goto out;
+	/* Updates take microseconds: the median of UPD_ROUNDS, each undone
+	 * (untimed) before the next. */
+	for (int i = 0; i < UPD_ROUNDS; i++)
+		if ((r = update(b, &cm, "add one member (update)", &um[i])) < 0 ||
+		    (r = update(b, &cm_back, "remove it again (update)", &ms)) < 0 ||
+		    (r = update(b, &cr, "add one rule (update)", &ur[i])) < 0 ||
+		    (r = update(b, &cr_back, "remove it again (update)", &ms)) < 0)
+			goto out;
+	t->member_upd = median(um, UPD_ROUNDS);
+	t->rule_upd = median(ur, UPD_ROUNDS);
 out:
 	weft_acl_program_free(p0);
 	weft_acl_program_free(p1);
@@ -315,17 +373,18 @@ int main(int argc, char **argv)
 		return r < 0 ? 1 : 0;
 	}
 	for (int64_t i = 0; i < repeat; i++) {
-		double f_big, m_big, r_big, f_small, m_small, r_small;
+		struct times big, small;
 
-		if (updates(b, (size_t)rules, (size_t)chains, (size_t)members, &server, &client, &f_big, &m_big,
-			    &r_big) < 0 ||
-		    updates(b, 10, 1, 10, &server, &client, &f_small, &m_small, &r_small) < 0) {
+		if (updates(b, (size_t)rules, (size_t)chains, (size_t)members, &server, &client, &big) < 0 ||
+		    updates(b, 10, 1, 10, &server, &client, &small) < 0) {
 			weft_acl_backend_free(b);
 			return 1;
 		}
-		printf("full_load_ms %.2f\nadd_member_ms %.2f\nadd_rule_ms %.2f\n", f_big, m_big, r_big);
-		printf("small_full_load_ms %.2f\nsmall_add_member_ms %.2f\nsmall_add_rule_ms %.2f\n", f_small, m_small,
-		       r_small);
+		printf("full_load_ms %.3f\nadd_member_ms %.3f\nadd_rule_ms %.3f\n", big.full, big.member, big.rule);
+		printf("upd_member_ms %.3f\nupd_rule_ms %.3f\n", big.member_upd, big.rule_upd);
+		printf("small_full_load_ms %.3f\nsmall_add_member_ms %.3f\nsmall_add_rule_ms %.3f\n", small.full,
+		       small.member, small.rule);
+		printf("small_upd_member_ms %.3f\nsmall_upd_rule_ms %.3f\n", small.member_upd, small.rule_upd);
 		fflush(stdout);
 	}
 	(void)weft_acl_remove(b, NULL);

@@ -9,6 +9,17 @@
  * events costs one compile and one backend apply, and the backend only
  * sends the kernel what differs from its previous apply.
  *
+ * The common event, an Endpoint coming, changing or going anywhere in the
+ * cluster, skips even the backend's whole-program comparison: weftd keeps
+ * the program of its last apply and notes the host addresses and the
+ * interface of each changed Endpoint (old and new version); the next sync
+ * turns just those into a change (weft_acl_program_change) and sends it
+ * with weft_acl_update. Anything else (a Profile or Policy, a relist, drift,
+ * a failure, an address that is not a host address) makes the next sync a
+ * full apply, as does a change the backend cannot make (-EOPNOTSUPP) or
+ * the programs differing in more than those addresses and interfaces
+ * (-EAGAIN: a chain or set came or went).
+ *
  * No window without policy: the backends drop traffic of any weft
  * interface they have no endpoint for (fail closed), and a CNI ADD calls
  * weftd_acl_endpoint_ready() after writing its Endpoint record, which puts
@@ -28,7 +39,12 @@
 #define ACL_RESYNC_NS (60 * 1000000000LL)
 #define ACL_RETRY_NS (1000000000LL)
 
-static const char *const acl_prefixes[] = {"/weft/v1/profiles/", "/weft/v1/policies/", "/weft/v1/endpoints/"};
+#define ACL_EP_PREFIX "/weft/v1/endpoints/"
+/* More endpoint addresses or interfaces than this between two syncs (a
+ * burst): the full apply costs no more than the change then. */
+#define ACL_CHANGE_MAX 4096
+
+static const char *const acl_prefixes[] = {"/weft/v1/profiles/", "/weft/v1/policies/", ACL_EP_PREFIX};
 
 struct entry {
 	char *key;
@@ -53,7 +69,90 @@ struct weftd_acl {
 	bool need_relist; /* the last relist failed */
 	bool dirty;   /* the copy changed since the last successful apply */
 	bool failed;  /* the last apply failed: retry */
+	/* The program of the last successful apply or update (what the
+	 * backend holds), NULL after a failure. Since then: full, or only
+	 * Endpoints changed and these are their host addresses and
+	 * interfaces, old and new versions (duplicates allowed). */
+	struct weft_acl_program *last;
+	bool full;
+	struct weft_cidr *chg_addrs;
+	size_t n_chg_addrs, cap_chg_addrs;
+	char **chg_ifnames;
+	size_t n_chg_ifnames, cap_chg_ifnames;
 };
+
+/* --- what changed since the last sync ------------------------------------------ */
+
+static void changes_reset(struct weftd_acl *a)
+{
+	for (size_t i = 0; i < a->n_chg_ifnames; i++)
+		free(a->chg_ifnames[i]);
+	a->n_chg_ifnames = 0;
+	a->n_chg_addrs = 0;
+}
+
+/* The next sync compiles and applies the whole program. */
+static void want_full(struct weftd_acl *a)
+{
+	a->full = true;
+	changes_reset(a);
+}
+
+/* One version of an Endpoint: its addresses (host addresses, read as
+ * acl/compile.c reads spec.ipNetworks) and spec.hostIfname. Anything
+ * unexpected: a full apply. */
+static void note_endpoint(struct weftd_acl *a, const struct weft_resource *r)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec"), *nets, *ifn, *e;
+
+	if (r->kind != WEFT_KIND_ENDPOINT || !cJSON_IsObject(spec))
+		goto full;
+	nets = cJSON_GetObjectItemCaseSensitive(spec, "ipNetworks");
+	if (nets && !cJSON_IsArray(nets))
+		goto full;
+	cJSON_ArrayForEach(e, nets) {
+		struct weft_cidr x;
+
+		if (!cJSON_IsString(e) || !e->valuestring ||
+		    (weft_cidr_parse(e->valuestring, false, &x) < 0 && weft_cidr_parse_host(e->valuestring, &x) < 0) ||
+		    x.prefixlen != weft_ip_bits(&x.ip))
+			goto full;
+		if (a->n_chg_addrs == a->cap_chg_addrs) {
+			a->cap_chg_addrs = a->cap_chg_addrs ? 2 * a->cap_chg_addrs : 16;
+			a->chg_addrs = wrealloc(a->chg_addrs, a->cap_chg_addrs * sizeof(*a->chg_addrs));
+		}
+		a->chg_addrs[a->n_chg_addrs++] = x;
+	}
+	ifn = cJSON_GetObjectItemCaseSensitive(spec, "hostIfname");
+	if (ifn && !cJSON_IsNull(ifn)) {
+		if (!cJSON_IsString(ifn) || !ifn->valuestring)
+			goto full;
+		if (a->n_chg_ifnames == a->cap_chg_ifnames) {
+			a->cap_chg_ifnames = a->cap_chg_ifnames ? 2 * a->cap_chg_ifnames : 16;
+			a->chg_ifnames = wrealloc(a->chg_ifnames, a->cap_chg_ifnames * sizeof(*a->chg_ifnames));
+		}
+		a->chg_ifnames[a->n_chg_ifnames++] = wstrdup(ifn->valuestring);
+	}
+	if (a->n_chg_addrs > ACL_CHANGE_MAX || a->n_chg_ifnames > ACL_CHANGE_MAX)
+		goto full;
+	return;
+full:
+	want_full(a);
+}
+
+/* The copy's version of key changes from or to r (one call per version,
+ * r NULL for none): only an Endpoint keeps the next sync a change. */
+static void note_change(struct weftd_acl *a, const char *key, const struct weft_resource *r)
+{
+	if (a->full)
+		return;
+	if (strncmp(key, ACL_EP_PREFIX, strlen(ACL_EP_PREFIX)) != 0) {
+		want_full(a);
+		return;
+	}
+	if (r)
+		note_endpoint(a, r);
+}
 
 /* --- the copy --------------------------------------------------------------- */
 
@@ -127,12 +226,15 @@ static bool upsert(struct weftd_acl *a, const char *key, const char *value, size
 	if (weft_resource_decode(value, len, &r, &err) < 0) {
 		log_warn("acl: %s: ignored: %s", key, err ? err : "undecodable");
 		if (i >= 0) {
+			note_change(a, key, &a->res[i]);
 			remove_at(a, (size_t)i);
 			return true;
 		}
 		return false;
 	}
+	note_change(a, key, &r);
 	if (i >= 0) {
+		note_change(a, key, &a->res[i]);
 		weft_resource_clear(&a->res[i]);
 		a->res[i] = r;
 		a->entries[i].mod_rev = mod_rev;
@@ -157,6 +259,7 @@ static bool erase(struct weftd_acl *a, const char *key, int64_t rev)
 	ssize_t i = find(a, key);
 
 	if (i >= 0 && a->entries[i].mod_rev < rev) {
+		note_change(a, key, &a->res[i]);
 		remove_at(a, (size_t)i);
 		return true;
 	}
@@ -192,6 +295,7 @@ static int relist(struct weftd_acl *a)
 			goto out;
 		}
 	}
+	want_full(a);
 	copy_clear(a);
 	tombs_clear(a);
 	for (size_t p = 0; p < ARRAY_SIZE(acl_prefixes); p++)
@@ -214,6 +318,12 @@ static void declare_metrics(struct weftd_metrics *m)
 {
 	weftd_metric_declare(m, "weft_acl_applies_total", "counter", "ACL programs applied to the kernel");
 	weftd_metric_declare(m, "weft_acl_apply_errors_total", "counter", "ACL applies that failed");
+	weftd_metric_declare(m, "weft_acl_updates_total", "counter",
+			     "ACL syncs by how the kernel got them: change (only what endpoint events changed), "
+			     "full (the whole program to the backend), none (endpoint events that changed nothing)");
+	weftd_metric_declare(m, "weft_acl_update_fallbacks_total", "counter",
+			     "endpoint-only ACL syncs applied whole: the backend cannot make the change (unsupported), "
+			     "the programs differ in more (program), the update failed (error)");
 	weftd_metric_declare(m, "weft_acl_apply_seconds", "gauge", "duration of the last ACL kernel batch");
 	weftd_metric_declare(m, "weft_acl_compile_seconds", "gauge", "duration of the last ACL compile");
 	weftd_metric_declare(m, "weft_acl_endpoints", "gauge", "endpoints of this node with ACLs programmed");
@@ -223,8 +333,62 @@ static void declare_metrics(struct weftd_metrics *m)
 	weftd_metric_declare(m, "weft_store_events_total", "counter", "store watch events handled");
 }
 
-/* Compile the copy and apply it. With want_ifname, fail with -ENOENT unless
- * the program has an endpoint on that interface. */
+/* The change from a->last to p for the endpoint events noted since, sent
+ * with weft_acl_update. Returns 1 when p is in the kernel that way (*kind
+ * says how), 0 when p must be applied whole, or a negative errno
+ * (logged) from an update that failed, p to be applied whole too. */
+static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, struct weft_acl_stats *st,
+		      const char **kind)
+{
+	struct weft_acl_change chg = {0};
+	_cleanup_free_ char *err = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!a->last || a->full || a->failed)
+		return 0;
+	r = weft_acl_program_change(a->last, p, a->chg_addrs, a->n_chg_addrs, a->chg_ifnames, a->n_chg_ifnames, &chg);
+	if (r < 0) {
+		if (r == -EAGAIN)
+			log_debug("acl: the programs differ in more than %zu endpoint addresses and %zu interfaces: "
+				  "applying the whole program", a->n_chg_addrs, a->n_chg_ifnames);
+		else
+			log_warn_errno(r, "acl: computing the change for %zu endpoint addresses and %zu interfaces "
+					  "failed: applying the whole program", a->n_chg_addrs, a->n_chg_ifnames);
+		weftd_metric_add(a->d->metrics, "weft_acl_update_fallbacks_total", "reason=\"program\"", 1);
+		return 0;
+	}
+	for (size_t i = 0; i < chg.n_sets; i++)
+		n += chg.sets[i].n_add + chg.sets[i].n_del;
+	n += chg.n_chains + chg.n_endpoints + chg.n_endpoints_removed;
+	if (n == 0) {
+		memset(st, 0, sizeof(*st));
+		*kind = "none";
+		weft_acl_change_clear(&chg);
+		return 1;
+	}
+	r = weft_acl_update(a->backend, &chg, st, &err);
+	weft_acl_change_clear(&chg);
+	if (r == 0) {
+		*kind = "change";
+		return 1;
+	}
+	if (r == -EOPNOTSUPP) {
+		log_debug("acl: the %s backend cannot make this change: applying the whole program",
+			  weft_acl_backend_name(a->backend));
+		weftd_metric_add(a->d->metrics, "weft_acl_update_fallbacks_total", "reason=\"unsupported\"", 1);
+		return 0;
+	}
+	log_warn("acl: update (%s) failed: %s; applying the whole program", weft_acl_backend_name(a->backend),
+		 err ? err : strerror(-r));
+	weftd_metric_add(a->d->metrics, "weft_acl_update_fallbacks_total", "reason=\"error\"", 1);
+	return r;
+}
+
+/* Compile the copy and bring it into the kernel: as a change when only
+ * Endpoints changed since the last sync and the backend can make it, else
+ * as a whole. With want_ifname, fail with -ENOENT unless the program has
+ * an endpoint on that interface. */
 static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 {
 	struct weft_acl_options opt = {.node = a->d->node};
@@ -232,6 +396,7 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	struct weft_acl_stats st;
 	_cleanup_free_ char *err = NULL;
 	int64_t t0 = weft_now_ns(), t1;
+	const char *kind = "full", *how;
 	size_t members = 0;
 	int r;
 
@@ -246,37 +411,57 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 		err = wasprintf("no ACL endpoint for %s after compiling", want_ifname);
 		goto fail;
 	}
-	r = weft_acl_apply(a->backend, p, &st, &err);
-	if (r < 0) {
-		log_warn("acl: apply (%s): %s", weft_acl_backend_name(a->backend), err ? err : strerror(-r));
-		goto fail;
+	if (try_change(a, p, &st, &kind) <= 0) {
+		kind = "full";
+		r = weft_acl_apply(a->backend, p, &st, &err);
+		if (r < 0) {
+			log_warn("acl: apply (%s): %s", weft_acl_backend_name(a->backend), err ? err : strerror(-r));
+			goto fail;
+		}
 	}
 	for (size_t i = 0; i < p->n_sets; i++)
 		members += p->sets[i].n_elems;
 	weftd_metric_add(a->d->metrics, "weft_acl_applies_total", NULL, 1);
-	weftd_metric_set(a->d->metrics, "weft_acl_apply_seconds", NULL, (double)st.apply_ns / 1e9);
+	if (streq(kind, "change"))
+		weftd_metric_add(a->d->metrics, "weft_acl_updates_total", "kind=\"change\"", 1);
+	else if (streq(kind, "none"))
+		weftd_metric_add(a->d->metrics, "weft_acl_updates_total", "kind=\"none\"", 1);
+	else
+		weftd_metric_add(a->d->metrics, "weft_acl_updates_total", "kind=\"full\"", 1);
+	if (!streq(kind, "none")) /* no kernel batch */
+		weftd_metric_set(a->d->metrics, "weft_acl_apply_seconds", NULL, (double)st.apply_ns / 1e9);
 	weftd_metric_set(a->d->metrics, "weft_acl_compile_seconds", NULL, (double)(t1 - t0) / 1e9);
 	weftd_metric_set(a->d->metrics, "weft_acl_endpoints", NULL, (double)p->n_endpoints);
 	weftd_metric_set(a->d->metrics, "weft_acl_sets", NULL, (double)p->n_sets);
 	weftd_metric_set(a->d->metrics, "weft_acl_chains", NULL, (double)p->n_chains);
 	weftd_metric_set(a->d->metrics, "weft_acl_set_members", NULL, (double)members);
+	how = st.full ? ", full" : streq(kind, "change") ? ", change" : "";
 	if (st.full || st.chains_created || st.chains_replaced || st.chains_deleted || st.endpoints_added ||
 	    st.endpoints_removed || st.endpoints_replaced)
 		log_info("acl: applied (%s%s): %zu endpoints, %zu sets, %zu chains; +%zu/-%zu members, "
 			 "chains +%zu ~%zu -%zu, endpoints +%zu ~%zu -%zu in %.1f ms",
-			 weft_acl_backend_name(a->backend), st.full ? ", full" : "", p->n_endpoints, p->n_sets,
-			 p->n_chains, st.elems_added, st.elems_removed, st.chains_created, st.chains_replaced,
-			 st.chains_deleted, st.endpoints_added, st.endpoints_replaced, st.endpoints_removed,
-			 (double)st.apply_ns / 1e6);
+			 weft_acl_backend_name(a->backend), how, p->n_endpoints, p->n_sets, p->n_chains,
+			 st.elems_added, st.elems_removed, st.chains_created, st.chains_replaced, st.chains_deleted,
+			 st.endpoints_added, st.endpoints_replaced, st.endpoints_removed, (double)st.apply_ns / 1e6);
+	else if (streq(kind, "none"))
+		log_debug("acl: %zu endpoint addresses and %zu interfaces changed: nothing to program",
+			  a->n_chg_addrs, a->n_chg_ifnames);
 	else
-		log_debug("acl: applied: +%zu/-%zu members in %.1f ms", st.elems_added, st.elems_removed,
+		log_debug("acl: applied%s: +%zu/-%zu members in %.1f ms", how, st.elems_added, st.elems_removed,
 			  (double)st.apply_ns / 1e6);
-	weft_acl_program_free(p);
+	/* What the backend holds now: the base of the next change. */
+	weft_acl_program_free(a->last);
+	a->last = p;
+	a->full = false;
+	changes_reset(a);
 	a->dirty = false;
 	a->failed = false;
 	return 0;
 fail:
 	weft_acl_program_free(p);
+	weft_acl_program_free(a->last);
+	a->last = NULL;
+	want_full(a);
 	weftd_metric_add(a->d->metrics, "weft_acl_apply_errors_total", NULL, 1);
 	a->failed = true;
 	(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
@@ -347,6 +532,7 @@ static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 			 weft_acl_backend_name(a->backend));
 		weftd_metric_add(a->d->metrics, "weft_drift_repairs_total", "kind=\"acl\"", 1);
 		a->dirty = true;
+		want_full(a);
 	}
 	if (relist(a) < 0)
 		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
@@ -367,6 +553,7 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 
 	a->d = d;
 	a->loop = loop;
+	a->full = true;
 	declare_metrics(d->metrics);
 	if (env && weft_parse_int64(env, 10, 86400000, &ms) == 0)
 		resync_ns = ms * 1000000LL;
@@ -432,6 +619,10 @@ void weftd_acl_stop(struct weftd_acl *a)
 	weft_acl_backend_free(a->backend);
 	copy_clear(a);
 	tombs_clear(a);
+	changes_reset(a);
+	weft_acl_program_free(a->last);
+	free(a->chg_addrs);
+	free(a->chg_ifnames);
 	free(a->entries);
 	free(a->res);
 	free(a);

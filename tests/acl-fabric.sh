@@ -236,6 +236,23 @@ else
 fi
 echo "     membership latency (DEL on node3 -> gone on node1 and node2): ${lat_del} ms"
 check "node1: web2 still in the WEB set" acl_set_has 1 "$webset" "${ip[web2]}"
+# web3 came and went on node3: node1 got that as a change (weft_acl_update
+# with the members), not as a whole program (felix/weftd-acl.c).
+acl_metric() {
+	local v
+	v=$(ip netns exec "$(node_ns "$1")" curl -s -m 5 http://127.0.0.1:9099/metrics | awk -v m="$2" '$1 == m {print $2}')
+	echo "${v:-0}"
+}
+upd_change=$(acl_metric 1 'weft_acl_updates_total{kind="change"}')
+upd_unsup=$(acl_metric 1 'weft_acl_update_fallbacks_total{reason="unsupported"}')
+upd_prog=$(acl_metric 1 'weft_acl_update_fallbacks_total{reason="program"}')
+upd_err=$(acl_metric 1 'weft_acl_update_fallbacks_total{reason="error"}')
+echo "     node1 ACL syncs: change $upd_change, full $(acl_metric 1 'weft_acl_updates_total{kind="full"}'), fallbacks: unsupported $upd_unsup, program $upd_prog, error $upd_err"
+if [ "$upd_change" -gt 0 ] && [ "$upd_err" = 0 ] && [ "$upd_unsup" = 0 ]; then
+	pass "node1: web3 coming and going on node3 reached node1 as changes ($upd_change weft_acl_update)"
+else
+	fail "node1: web3's membership did not go the change path: change $upd_change, unsupported $upd_unsup, program $upd_prog, error $upd_err"
+fi
 # A pod of othernet on node3 right after: if IPAM hands it web3's old
 # address, that address must not reach db1 as a WEB member any more.
 addpod reuse 3 othernet "" '{"role": "other"}'

@@ -1,0 +1,655 @@
+/* test-acl-change.c - weft_acl_program_change(): the change between two
+ * programs that differ in set membership of some host addresses and in
+ * some endpoint entries. The change, applied to the old program, must give
+ * the new one (checked against compiled programs, by hand and at random). */
+#include "acl/acl.h"
+#include "lib/test.h"
+
+#include <sys/socket.h>
+
+static struct weft_acl_program *compile_yaml(const char *yaml, const char *node)
+{
+	struct weft_acl_options opt = {.node = node};
+	struct weft_resource *rs = NULL;
+	struct weft_acl_program *p = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	int r = weft_manifest_parse(yaml, strlen(yaml), &rs, &n, &err);
+
+	if (r < 0)
+		fprintf(stderr, "manifest: %s\n%s", err, yaml);
+	CHECK_EQ_INT(r, 0);
+	free(err);
+	err = NULL;
+	if (r < 0)
+		return NULL;
+	r = weft_acl_compile(rs, n, &opt, &p, &err);
+	if (r < 0)
+		fprintf(stderr, "compile: %s\n%s", err, yaml);
+	CHECK_EQ_INT(r, 0);
+	free(err);
+	weft_resources_free(rs, n);
+	return p;
+}
+
+static struct weft_cidr host(const char *s)
+{
+	struct weft_cidr c = {0};
+
+	if (weft_cidr_parse(s, false, &c) < 0)
+		CHECK(weft_cidr_parse_host(s, &c) == 0);
+	return c;
+}
+
+static char *cidrs_str(const struct weft_cidr *v, size_t n)
+{
+	struct weft_buf b = {0};
+
+	for (size_t i = 0; i < n; i++) {
+		char buf[WEFT_CIDR_STRLEN];
+		weft_buf_printf(&b, "%s%s", i ? "," : "", weft_cidr_str(&v[i], buf, sizeof(buf)));
+	}
+	return weft_buf_steal(&b);
+}
+
+static void dump_strv(struct weft_buf *b, char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		weft_buf_printf(b, " %s", v[i]);
+}
+
+static void dump_endpoint(struct weft_buf *b, const struct weft_acl_endpoint *e)
+{
+	char *a = cidrs_str(e->addrs, e->n_addrs);
+
+	weft_buf_printf(b, "ep %s %s [%s] mac %d %02x:%02x\n  in:", e->ifname, e->name, a, e->has_mac,
+			e->has_mac ? e->mac[4] : 0, e->has_mac ? e->mac[5] : 0);
+	free(a);
+	dump_strv(b, e->in_policies, e->n_in_policies);
+	weft_buf_printf(b, " |");
+	dump_strv(b, e->in_profiles, e->n_in_profiles);
+	weft_buf_printf(b, "\n  out:");
+	dump_strv(b, e->out_policies, e->n_out_policies);
+	weft_buf_printf(b, " |");
+	dump_strv(b, e->out_profiles, e->n_out_profiles);
+	weft_buf_printf(b, "\n");
+}
+
+static int ep_ptr_cmp(const void *pa, const void *pb)
+{
+	const struct weft_acl_endpoint *const *a = pa, *const *b = pb;
+
+	return strcmp((*a)->ifname, (*b)->ifname);
+}
+
+/* Sets (with members) and endpoint entries: what a change can change. */
+static char *dump(const struct weft_acl_program *p)
+{
+	struct weft_buf b = {0};
+	const struct weft_acl_endpoint **eps;
+
+	for (size_t i = 0; i < p->n_sets; i++) {
+		char *e = cidrs_str(p->sets[i].elems, p->sets[i].n_elems);
+		weft_buf_printf(&b, "set %s [%s]\n", p->sets[i].name, e);
+		free(e);
+	}
+	eps = wcalloc(p->n_endpoints + 1, sizeof(*eps));
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		eps[i] = &p->endpoints[i];
+	qsort(eps, p->n_endpoints, sizeof(*eps), ep_ptr_cmp); /* by hand: maybe unsorted */
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		dump_endpoint(&b, eps[i]);
+	free(eps);
+	return weft_buf_steal(&b);
+}
+
+static int cidr_cmp(const void *pa, const void *pb)
+{
+	const struct weft_cidr *a = pa, *b = pb;
+	int r = weft_ip_cmp(&a->ip, &b->ip);
+
+	return r ? r : (a->prefixlen < b->prefixlen ? -1 : a->prefixlen > b->prefixlen);
+}
+
+static ssize_t cidr_index(const struct weft_cidr *v, size_t n, const struct weft_cidr *x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cidr_cmp(&v[i], x) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* dump() of o with change c applied, as a backend would apply it. Checks
+ * the change's own rules on the way: every set and endpoint it names
+ * exists, adds are absent and dels present in o, each ifname once. */
+static char *dump_applied(const struct weft_acl_program *o, const struct weft_acl_change *c)
+{
+	struct weft_buf b = {0};
+	const struct weft_acl_endpoint **eps;
+	size_t n_eps = 0;
+
+	for (size_t i = 0; i < c->n_sets; i++) {
+		CHECK(weft_acl_program_set(o, c->sets[i].set) != NULL);
+		CHECK(c->sets[i].n_add + c->sets[i].n_del > 0);
+	}
+	for (size_t i = 0; i < o->n_sets; i++) {
+		const struct weft_acl_set *s = &o->sets[i];
+		struct weft_cidr *v = wcalloc(s->n_elems + 64, sizeof(*v));
+		size_t n = s->n_elems, cap = s->n_elems + 64;
+		char *e;
+
+		memcpy(v, s->elems, n * sizeof(*v));
+		for (size_t j = 0; j < c->n_sets; j++) {
+			const struct weft_acl_set_change *sc = &c->sets[j];
+
+			if (!streq(sc->set, s->name))
+				continue;
+			for (size_t k = 0; k < sc->n_del; k++) {
+				ssize_t at = cidr_index(v, n, &sc->del[k]);
+
+				CHECK(sc->del[k].ip.family == s->family);
+				CHECK(sc->del[k].prefixlen == weft_ip_bits(&sc->del[k].ip));
+				CHECK(at >= 0);
+				if (at >= 0)
+					v[at] = v[--n];
+			}
+			for (size_t k = 0; k < sc->n_add; k++) {
+				CHECK(sc->add[k].ip.family == s->family);
+				CHECK(sc->add[k].prefixlen == weft_ip_bits(&sc->add[k].ip));
+				CHECK(cidr_index(v, n, &sc->add[k]) < 0);
+				if (n == cap)
+					v = wrealloc(v, (cap *= 2) * sizeof(*v));
+				v[n++] = sc->add[k];
+			}
+		}
+		qsort(v, n, sizeof(*v), cidr_cmp);
+		e = cidrs_str(v, n);
+		weft_buf_printf(&b, "set %s [%s]\n", s->name, e);
+		free(e);
+		free(v);
+	}
+	eps = wcalloc(o->n_endpoints + c->n_endpoints + 1, sizeof(*eps));
+	for (size_t i = 0; i < o->n_endpoints; i++) {
+		bool drop = false;
+
+		for (size_t j = 0; j < c->n_endpoints_removed; j++)
+			drop = drop || streq(c->endpoints_removed[j], o->endpoints[i].ifname);
+		for (size_t j = 0; j < c->n_endpoints; j++)
+			drop = drop || streq(c->endpoints[j].ifname, o->endpoints[i].ifname);
+		if (!drop)
+			eps[n_eps++] = &o->endpoints[i];
+	}
+	for (size_t j = 0; j < c->n_endpoints_removed; j++) {
+		CHECK(weft_acl_program_endpoint(o, c->endpoints_removed[j]) != NULL);
+		for (size_t k = 0; k < c->n_endpoints; k++)
+			CHECK(!streq(c->endpoints[k].ifname, c->endpoints_removed[j]));
+		for (size_t k = 0; k < j; k++)
+			CHECK(!streq(c->endpoints_removed[k], c->endpoints_removed[j]));
+	}
+	for (size_t j = 0; j < c->n_endpoints; j++) {
+		for (size_t k = 0; k < j; k++)
+			CHECK(!streq(c->endpoints[k].ifname, c->endpoints[j].ifname));
+		eps[n_eps++] = &c->endpoints[j];
+	}
+	qsort(eps, n_eps, sizeof(*eps), ep_ptr_cmp);
+	for (size_t i = 0; i < n_eps; i++)
+		dump_endpoint(&b, eps[i]);
+	free(eps);
+	return weft_buf_steal(&b);
+}
+
+static size_t n_changed(const struct weft_acl_change *c)
+{
+	size_t n = c->n_chains + c->n_endpoints + c->n_endpoints_removed;
+
+	for (size_t i = 0; i < c->n_sets; i++)
+		n += c->sets[i].n_add + c->sets[i].n_del;
+	return n;
+}
+
+/* Compute the change o -> n for addrs (comma separated) and ifnames, check
+ * that it turns o into n; returns what weft_acl_program_change returned
+ * and, through *changes, how many adds, dels and entries it has. */
+static int check_change(const struct weft_acl_program *o, const struct weft_acl_program *n, const char *addrs,
+			const char *ifnames, size_t *changes)
+{
+	struct weft_cidr av[32];
+	char *iv[32], *tmp, *save = NULL, *tok;
+	size_t na = 0, ni = 0;
+	struct weft_acl_change c;
+	int r;
+
+	memset(&c, 0xa5, sizeof(c));
+	tmp = wstrdup(addrs);
+	for (tok = strtok_r(tmp, ",", &save); tok && na < ARRAY_SIZE(av); tok = strtok_r(NULL, ",", &save))
+		av[na++] = host(tok);
+	free(tmp);
+	tmp = wstrdup(ifnames);
+	save = NULL;
+	for (tok = strtok_r(tmp, ",", &save); tok && ni < ARRAY_SIZE(iv); tok = strtok_r(NULL, ",", &save))
+		iv[ni++] = tok;
+	r = weft_acl_program_change(o, n, av, na, iv, ni, &c);
+	if (r == 0) {
+		char *want = dump(n), *got = dump_applied(o, &c);
+
+		CHECK_STREQ(got, want);
+		CHECK_EQ_INT(c.n_chains, 0);
+		if (changes)
+			*changes = n_changed(&c);
+		free(want);
+		free(got);
+		weft_acl_change_clear(&c);
+		CHECK(c.sets == NULL && c.n_sets == 0 && c.endpoints == NULL && c.endpoints_removed == NULL);
+	} else {
+		/* Outputs only on success. */
+		CHECK_EQ_INT(c.n_sets, (size_t)0xa5a5a5a5a5a5a5a5ULL);
+	}
+	free(tmp);
+	return r;
+}
+
+/* --- compiled programs ---------------------------------------------------- */
+
+#define PROFILES                                                                                             \
+	"kind: Profile\n"                                                                                    \
+	"metadata: {name: WEB}\n"                                                                            \
+	"spec:\n"                                                                                            \
+	"  inboundRules:\n"                                                                                  \
+	"  - {action: allow, source: {tag: WEB}}\n"                                                          \
+	"  - {action: allow, protocol: tcp, destination: {ports: [80, 443]}}\n"                              \
+	"---\n"                                                                                              \
+	"kind: Profile\n"                                                                                    \
+	"metadata: {name: DB}\n"                                                                             \
+	"spec:\n"                                                                                            \
+	"  inboundRules:\n"                                                                                  \
+	"  - {action: allow, protocol: tcp, source: {tag: WEB}, destination: {ports: [5432]}}\n"             \
+	"  - {action: allow, source: {nets: [10.65.0.0/16]}, destination: {ports: [9]}, protocol: udp}\n"    \
+	"---\n"                                                                                              \
+	"kind: Policy\n"                                                                                     \
+	"metadata: {name: db-guard}\n"                                                                       \
+	"spec:\n"                                                                                            \
+	"  order: 10\n"                                                                                      \
+	"  selector: role == 'db'\n"                                                                         \
+	"  ingress:\n"                                                                                       \
+	"  - {action: deny, source: {selector: zone == 'dmz'}}\n"                                            \
+	"  - {action: pass}\n"
+
+#define EP(name, labels, node, ifn, nets, mac, profs)                                                       \
+	"---\nkind: Endpoint\nmetadata: {name: " name ", labels: {" labels "}}\nspec: {node: " node             \
+	", hostIfname: " ifn ", ipNetworks: [" nets "]" mac ", profiles: [" profs "]}\n"
+
+#define BASE                                                                                                 \
+	PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.1/32", ", mac: 'ee:ee:ee:ee:ee:01'", "WEB") \
+	EP("web-2", "role: web, zone: dmz", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB")         \
+	EP("db-1", "role: db", "node-1", "wft0003", "10.65.0.3/32", "", "DB")
+
+static void test_compiled(void)
+{
+	struct weft_acl_program *o = compile_yaml(BASE, "node-1"), *n;
+	size_t k = 99;
+
+	if (!o)
+		return;
+
+	/* Nothing changed: an empty change. */
+	CHECK_EQ_INT(check_change(o, o, "10.65.0.1,10.65.1.2,fd00::2", "wft0001,wft0002", &k), 0);
+	CHECK_EQ_INT(k, 0);
+
+	/* A WEB pod comes on node-2: its addresses join the WEB sets. */
+	n = compile_yaml(BASE EP("web-3", "role: web", "node-2", "wft0009", "10.65.1.9/32, 'fd00::9/128'", "", "WEB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.1.9,fd00::9", "wft0009", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	/* ... and goes: the reverse change. */
+	CHECK_EQ_INT(check_change(n, o, "10.65.1.9,fd00::9", "wft0009", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	/* Duplicates in the input are one change. */
+	CHECK_EQ_INT(check_change(o, n, "fd00::9,10.65.1.9,10.65.1.9,fd00::9", "wft0009,wft0009", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	weft_acl_program_free(n);
+
+	/* A zone change of a remote pod: the dmz selector set changes. */
+	n = compile_yaml(PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.1/32", ", mac: 'ee:ee:ee:ee:ee:01'", "WEB")
+				 EP("web-2", "role: web", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB")
+					 EP("db-1", "role: db", "node-1", "wft0003", "10.65.0.3/32", "", "DB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.1.2,fd00::2", "wft0002", &k), 0);
+	CHECK(k >= 1);
+	weft_acl_program_free(n);
+
+	/* A WEB pod comes on node-1: an endpoint entry and a member. */
+	n = compile_yaml(BASE EP("web-4", "role: web", "node-1", "wft0004", "10.65.0.4/32", ", mac: 'ee:ee:ee:ee:ee:04'", "WEB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.0.4", "wft0004", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	CHECK_EQ_INT(check_change(n, o, "10.65.0.4", "wft0004", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	weft_acl_program_free(n);
+
+	/* web-1 moves to another address and MAC: a replaced entry, a member
+	 * out and one in. */
+	n = compile_yaml(PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.11/32", ", mac: 'ee:ee:ee:ee:ee:11'", "WEB")
+				 EP("web-2", "role: web, zone: dmz", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB")
+					 EP("db-1", "role: db", "node-1", "wft0003", "10.65.0.3/32", "", "DB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.0.1,10.65.0.11", "wft0001", &k), 0);
+	CHECK_EQ_INT(k, 3);
+	weft_acl_program_free(n);
+
+	/* db-1 on another interface: one entry removed, one added. */
+	n = compile_yaml(PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.1/32", ", mac: 'ee:ee:ee:ee:ee:01'", "WEB")
+				 EP("web-2", "role: web, zone: dmz", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB")
+					 EP("db-1", "role: db", "node-1", "wft0013", "10.65.0.3/32", "", "DB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.0.3", "wft0003,wft0013", &k), 0);
+	CHECK_EQ_INT(k, 2);
+	weft_acl_program_free(n);
+
+	/* The only DB endpoint goes: its chains and sets go too: -EAGAIN. */
+	n = compile_yaml(PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.1/32", ", mac: 'ee:ee:ee:ee:ee:01'", "WEB")
+				 EP("web-2", "role: web, zone: dmz", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB"),
+			 "node-1");
+	CHECK_EQ_INT(check_change(o, n, "10.65.0.3", "wft0003", NULL), -EAGAIN);
+	CHECK_EQ_INT(check_change(n, o, "10.65.0.3", "wft0003", NULL), -EAGAIN);
+	weft_acl_program_free(n);
+
+	/* Not host addresses: -EINVAL. */
+	{
+		struct weft_cidr net = host("10.65.0.0/24");
+		struct weft_acl_change c = {0};
+
+		CHECK_EQ_INT(weft_acl_program_change(o, o, &net, 1, NULL, 0, &c), -EINVAL);
+		CHECK_EQ_INT(weft_acl_program_change(o, o, NULL, 1, NULL, 0, &c), -EINVAL);
+		weft_acl_change_clear(&c);
+		weft_acl_change_clear(NULL);
+	}
+	weft_acl_program_free(o);
+}
+
+/* --- programs by hand: prefixes, shape checks, unsorted endpoints ------------ */
+
+static struct weft_acl_program *hand(const char *set_name, const char *elems, const char *chain, const char *eps)
+{
+	struct weft_acl_program *p = wcalloc(1, sizeof(*p));
+	char *tmp, *save = NULL, *tok;
+
+	p->sets = wcalloc(2, sizeof(*p->sets));
+	p->sets[0].name = wstrdup(set_name);
+	p->sets[0].origin = wstrdup("test");
+	p->sets[0].family = AF_INET;
+	p->sets[0].elems = wcalloc(16, sizeof(struct weft_cidr));
+	tmp = wstrdup(elems);
+	for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		p->sets[0].elems[p->sets[0].n_elems++] = host(tok);
+	free(tmp);
+	p->n_sets = 1;
+	p->chains = wcalloc(1, sizeof(*p->chains));
+	p->chains[0].name = wstrdup(chain);
+	p->chains[0].origin = wstrdup("test");
+	p->n_chains = 1;
+	p->endpoints = wcalloc(8, sizeof(*p->endpoints));
+	tmp = wstrdup(eps);
+	save = NULL;
+	for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct weft_acl_endpoint *e = &p->endpoints[p->n_endpoints++];
+		char *eq = strchr(tok, '=');
+
+		*eq = 0;
+		e->ifname = wstrdup(tok);
+		e->name = wstrdup(eq + 1);
+		e->in_profiles = wcalloc(2, sizeof(char *));
+		e->in_profiles[0] = wstrdup(chain);
+		e->n_in_profiles = 1;
+	}
+	free(tmp);
+	return p;
+}
+
+static void test_by_hand(void)
+{
+	struct weft_acl_program *o, *n;
+	size_t k = 99;
+
+	/* A prefix both hold alike: nothing to do for that set. */
+	o = hand("s", "10.0.0.0/8,192.168.0.1/32", "c", "wft1=a");
+	n = hand("s", "10.0.0.0/8,192.168.0.1/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "10.1.2.3,192.168.0.9", "", &k), 0);
+	CHECK_EQ_INT(k, 0);
+	weft_acl_program_free(n);
+	/* A prefix in one program only: not a change of host members. */
+	n = hand("s", "10.1.2.3/32,192.168.0.1/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "10.1.2.3", "", NULL), -EAGAIN);
+	CHECK_EQ_INT(check_change(n, o, "10.1.2.3", "", NULL), -EAGAIN);
+	weft_acl_program_free(n);
+	n = hand("s", "10.0.0.0/16,192.168.0.1/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "10.0.2.3", "", NULL), -EAGAIN);
+	/* ... but for one outside both prefixes there is nothing to do (the
+	 * prefixes differ, which the caller promised they do not). */
+	{
+		struct weft_cidr x[] = {host("192.168.0.1"), host("11.0.0.1")};
+		struct weft_acl_change c = {0};
+
+		CHECK_EQ_INT(weft_acl_program_change(o, n, x, ARRAY_SIZE(x), NULL, 0, &c), 0);
+		CHECK_EQ_INT(n_changed(&c), 0);
+		weft_acl_change_clear(&c);
+	}
+	weft_acl_program_free(n);
+	/* Host members around a prefix. */
+	n = hand("s", "10.0.0.0/8,192.168.0.1/32,192.168.0.2/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "192.168.0.2,9.255.255.255,11.0.0.0", "", &k), 0);
+	CHECK_EQ_INT(k, 1);
+	CHECK_EQ_INT(check_change(n, o, "192.168.0.2", "", &k), 0);
+	CHECK_EQ_INT(k, 1);
+	weft_acl_program_free(n);
+	/* Another family's address does not touch an IPv4 set. */
+	n = hand("s", "10.0.0.0/8,192.168.0.1/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "fd00::1", "", &k), 0);
+	CHECK_EQ_INT(k, 0);
+	weft_acl_program_free(n);
+
+	/* Other set or chain names: -EAGAIN. */
+	n = hand("t", "10.0.0.0/8,192.168.0.1/32", "c", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "192.168.0.1", "", NULL), -EAGAIN);
+	weft_acl_program_free(n);
+	n = hand("s", "10.0.0.0/8,192.168.0.1/32", "d", "wft1=a");
+	CHECK_EQ_INT(check_change(o, n, "", "", NULL), -EAGAIN);
+	weft_acl_program_free(n);
+	n = hand("s", "10.0.0.0/8,192.168.0.1/32", "c", "wft1=a");
+	n->chains[0].ingress = true;
+	CHECK_EQ_INT(check_change(o, n, "", "", NULL), -EAGAIN);
+	weft_acl_program_free(n);
+	weft_acl_program_free(o);
+
+	/* Endpoints, unsorted (by hand): found all the same. */
+	o = hand("s", "", "c", "wft9=z,wft1=a,wft5=e");
+	n = hand("s", "", "c", "wft5=e2,wft7=g,wft9=z");
+	CHECK_EQ_INT(check_change(o, n, "", "wft1,wft5,wft7,wft9,wft3", &k), 0);
+	CHECK_EQ_INT(k, 3); /* wft1 removed, wft5 replaced, wft7 added */
+	{
+		struct weft_acl_change c = {0};
+		char *names[] = {"wft1", "wft5", "wft7", "wft9", "wft3"};
+
+		CHECK_EQ_INT(weft_acl_program_change(o, n, NULL, 0, names, ARRAY_SIZE(names), &c), 0);
+		CHECK_EQ_INT(c.n_endpoints, 2);
+		CHECK_EQ_INT(c.n_endpoints_removed, 1);
+		CHECK(c.n_endpoints_removed == 1 && streq(c.endpoints_removed[0], "wft1"));
+		CHECK(c.n_endpoints == 2 && streq(c.endpoints[0].ifname, "wft5") && streq(c.endpoints[0].name, "e2"));
+		CHECK(c.n_endpoints == 2 && streq(c.endpoints[1].ifname, "wft7"));
+		weft_acl_change_clear(&c);
+	}
+	weft_acl_program_free(n);
+	/* Each field of an entry counts. */
+	n = hand("s", "", "c", "wft9=z,wft1=a,wft5=e");
+	n->endpoints[1].has_mac = true;
+	CHECK_EQ_INT(check_change(o, n, "", "wft1", &k), 0);
+	CHECK_EQ_INT(k, 1);
+	n->endpoints[1].has_mac = false;
+	n->endpoints[1].addrs = wcalloc(1, sizeof(struct weft_cidr));
+	n->endpoints[1].addrs[0] = host("10.0.0.1");
+	n->endpoints[1].n_addrs = 1;
+	CHECK_EQ_INT(check_change(o, n, "", "wft1", &k), 0);
+	CHECK_EQ_INT(k, 1);
+	n->endpoints[1].n_addrs = 0;
+	n->endpoints[1].out_policies = wcalloc(2, sizeof(char *));
+	n->endpoints[1].out_policies[0] = wstrdup("c");
+	n->endpoints[1].n_out_policies = 1;
+	CHECK_EQ_INT(check_change(o, n, "", "wft1", &k), 0);
+	CHECK_EQ_INT(k, 1);
+	weft_acl_program_free(n);
+	weft_acl_program_free(o);
+}
+
+/* --- at random ---------------------------------------------------------------- */
+
+struct rep {
+	bool live;
+	int node;   /* 1 or 2 */
+	int ifn;    /* wft%04d */
+	int a4, a6; /* 10.65.<node>.<a4>; fd00::<a6> or 0 */
+	int role, zone, mac, profs;
+};
+
+static unsigned rnd(unsigned *seed, unsigned n)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 8) % n;
+}
+
+static void rep_yaml(struct weft_buf *b, const struct rep *e, size_t i)
+{
+	static const char *const roles[] = {"web", "db", "x"};
+	static const char *const profs[] = {"", "WEB", "DB", "WEB, DB"};
+
+	weft_buf_printf(b, "---\nkind: Endpoint\nmetadata: {name: ep-%zu, labels: {role: %s%s}}\n", i, roles[e->role],
+			e->zone ? ", zone: dmz" : "");
+	weft_buf_printf(b, "spec: {node: node-%d, hostIfname: wft%04d, ipNetworks: [10.65.%d.%d/32", e->node, e->ifn,
+			e->node, e->a4);
+	if (e->a6)
+		weft_buf_printf(b, ", 'fd00::%x/128'", e->a6);
+	weft_buf_printf(b, "]");
+	if (e->mac)
+		weft_buf_printf(b, ", mac: 'ee:ee:ee:ee:ee:%02x'", e->mac);
+	weft_buf_printf(b, ", profiles: [%s]}\n", profs[e->profs]);
+}
+
+static struct weft_acl_program *rep_compile(const struct rep *v, size_t n)
+{
+	struct weft_buf b = {0};
+	struct weft_acl_program *p;
+	char *text;
+
+	weft_buf_printf(&b, "%s", PROFILES);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].live)
+			rep_yaml(&b, &v[i], i);
+	text = weft_buf_steal(&b);
+	p = compile_yaml(text, "node-1");
+	free(text);
+	return p;
+}
+
+static void rep_addrs(struct weft_buf *b, const struct rep *e)
+{
+	if (!e->live)
+		return;
+	weft_buf_printf(b, "10.65.%d.%d,", e->node, e->a4);
+	if (e->a6)
+		weft_buf_printf(b, "fd00::%x,", e->a6);
+}
+
+static bool same_names(const struct weft_acl_program *o, const struct weft_acl_program *n)
+{
+	if (o->n_sets != n->n_sets || o->n_chains != n->n_chains)
+		return false;
+	for (size_t i = 0; i < o->n_sets; i++)
+		if (!streq(o->sets[i].name, n->sets[i].name))
+			return false;
+	for (size_t i = 0; i < o->n_chains; i++)
+		if (!streq(o->chains[i].name, n->chains[i].name))
+			return false;
+	return true;
+}
+
+static void test_random(void)
+{
+	struct rep v[24] = {{0}};
+	unsigned seed = 4242;
+	struct weft_acl_program *o;
+	size_t ok = 0, again = 0;
+
+	for (size_t i = 0; i < 16; i++)
+		v[i] = (struct rep){true, 1 + (int)rnd(&seed, 2), (int)i + 1, (int)i + 1, rnd(&seed, 2) ? (int)i + 1 : 0,
+				    (int)rnd(&seed, 3), (int)rnd(&seed, 2), (int)rnd(&seed, 3), (int)rnd(&seed, 4)};
+	o = rep_compile(v, ARRAY_SIZE(v));
+	for (int round = 0; o && round < 300; round++) {
+		size_t i = rnd(&seed, ARRAY_SIZE(v));
+		struct rep old = v[i];
+		struct weft_buf ab = {0}, ib = {0};
+		struct weft_acl_program *n;
+		char *addrs, *ifs;
+		size_t k;
+		int r;
+
+		switch (rnd(&seed, 6)) {
+		case 0: /* comes or goes */
+			v[i].live = !v[i].live;
+			if (v[i].live && !v[i].ifn)
+				v[i] = (struct rep){true, 1 + (int)rnd(&seed, 2), 100 + (int)i, 100 + (int)i, 0, 0, 0, 0, 1};
+			break;
+		case 1:
+			v[i].role = (int)rnd(&seed, 3);
+			v[i].zone = (int)rnd(&seed, 2);
+			break;
+		case 2:
+			v[i].profs = (int)rnd(&seed, 4);
+			break;
+		case 3: /* another address */
+			v[i].a4 = 150 + (int)rnd(&seed, 100);
+			v[i].a6 = rnd(&seed, 2) ? 0x100 + (int)rnd(&seed, 100) : 0;
+			break;
+		case 4:
+			v[i].node = 3 - v[i].node;
+			break;
+		default:
+			v[i].mac = (int)rnd(&seed, 3);
+			v[i].ifn = 200 + (int)rnd(&seed, 4); /* may clash: no entry then */
+			break;
+		}
+		rep_addrs(&ab, &old);
+		rep_addrs(&ab, &v[i]);
+		weft_buf_printf(&ib, "wft%04d,wft%04d", old.ifn, v[i].ifn);
+		addrs = weft_buf_steal(&ab);
+		ifs = weft_buf_steal(&ib);
+		n = rep_compile(v, ARRAY_SIZE(v));
+		if (!n) {
+			free(addrs);
+			free(ifs);
+			break;
+		}
+		/* A clashing interface changes another endpoint's entry too:
+		 * name every interface in play then. */
+		if (v[i].ifn >= 200) {
+			char *all = wasprintf("%s,wft0200,wft0201,wft0202,wft0203", ifs);
+			free(ifs);
+			ifs = all;
+		}
+		r = check_change(o, n, addrs, ifs, &k);
+		if (r == 0)
+			ok++;
+		else if (r == -EAGAIN) {
+			again++;
+			CHECK(!same_names(o, n));
+		} else {
+			CHECK_EQ_INT(r, 0);
+		}
+		free(addrs);
+		free(ifs);
+		weft_acl_program_free(o);
+		o = n;
+	}
+	weft_acl_program_free(o);
+	fprintf(stderr, "random: %zu changes, %zu -EAGAIN\n", ok, again);
+	CHECK(ok > 150);
+}
+
+TEST_MAIN(TEST(test_compiled), TEST(test_by_hand), TEST(test_random))
