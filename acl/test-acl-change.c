@@ -3,34 +3,10 @@
  * some endpoint entries. The change, applied to the old program, must give
  * the new one (checked against compiled programs, by hand and at random). */
 #include "acl/acl.h"
+#include "acl/test-acl-util.h"
 #include "lib/test.h"
 
 #include <sys/socket.h>
-
-static struct weft_acl_program *compile_yaml(const char *yaml, const char *node)
-{
-	struct weft_acl_options opt = {.node = node};
-	struct weft_resource *rs = NULL;
-	struct weft_acl_program *p = NULL;
-	size_t n = 0;
-	char *err = NULL;
-	int r = weft_manifest_parse(yaml, strlen(yaml), &rs, &n, &err);
-
-	if (r < 0)
-		fprintf(stderr, "manifest: %s\n%s", err, yaml);
-	CHECK_EQ_INT(r, 0);
-	free(err);
-	err = NULL;
-	if (r < 0)
-		return NULL;
-	r = weft_acl_compile(rs, n, &opt, &p, &err);
-	if (r < 0)
-		fprintf(stderr, "compile: %s\n%s", err, yaml);
-	CHECK_EQ_INT(r, 0);
-	free(err);
-	weft_resources_free(rs, n);
-	return p;
-}
 
 static struct weft_cidr host(const char *s)
 {
@@ -39,17 +15,6 @@ static struct weft_cidr host(const char *s)
 	if (weft_cidr_parse(s, false, &c) < 0)
 		CHECK(weft_cidr_parse_host(s, &c) == 0);
 	return c;
-}
-
-static char *cidrs_str(const struct weft_cidr *v, size_t n)
-{
-	struct weft_buf b = {0};
-
-	for (size_t i = 0; i < n; i++) {
-		char buf[WEFT_CIDR_STRLEN];
-		weft_buf_printf(&b, "%s%s", i ? "," : "", weft_cidr_str(&v[i], buf, sizeof(buf)));
-	}
-	return weft_buf_steal(&b);
 }
 
 static void dump_strv(struct weft_buf *b, char *const *v, size_t n)

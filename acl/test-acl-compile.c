@@ -1,5 +1,6 @@
 /* test-acl-compile.c - weft_acl_compile(): sets, chains, endpoints. */
 #include "acl/acl.h"
+#include "acl/test-acl-util.h"
 #include "lib/test.h"
 #include "model/selector.h"
 
@@ -70,16 +71,6 @@ static struct weft_acl_program *compile_res(const struct weft_resource *rs, size
 	return p;
 }
 
-static struct weft_acl_program *compile_yaml(const char *yaml, const char *node)
-{
-	size_t n = 0;
-	struct weft_resource *rs = parse(yaml, &n);
-	struct weft_acl_program *p = rs ? compile_res(rs, n, node) : NULL;
-
-	weft_resources_free(rs, n);
-	return p;
-}
-
 static char *hashed(const char *prefix, const char *text)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
@@ -89,17 +80,6 @@ static char *hashed(const char *prefix, const char *text)
 		h *= 0x100000001b3ULL;
 	}
 	return wasprintf("%s-%012llx", prefix, (unsigned long long)(h & 0xffffffffffffULL));
-}
-
-static char *cidrs_str(const struct weft_cidr *v, size_t n)
-{
-	struct weft_buf b = {0};
-
-	for (size_t i = 0; i < n; i++) {
-		char buf[WEFT_CIDR_STRLEN];
-		weft_buf_printf(&b, "%s%s", i ? "," : "", weft_cidr_str(&v[i], buf, sizeof(buf)));
-	}
-	return weft_buf_steal(&b);
 }
 
 static char *ports_str(const struct weft_acl_portrange *v, size_t n)

@@ -1,32 +1,8 @@
 /* test-acl-trace.c - weft_acl_trace() over compiled programs: the
  * semantics of acl.h, one case at a time. */
 #include "acl/acl.h"
+#include "acl/test-acl-util.h"
 #include "lib/test.h"
-
-static struct weft_acl_program *compile_yaml(const char *yaml, const char *node)
-{
-	struct weft_acl_options opt = {.node = node};
-	struct weft_acl_program *p = NULL;
-	struct weft_resource *rs = NULL;
-	char *err = NULL;
-	size_t n = 0;
-	int r = weft_manifest_parse(yaml, strlen(yaml), &rs, &n, &err);
-
-	if (r < 0)
-		fprintf(stderr, "manifest: %s\n", err);
-	CHECK_EQ_INT(r, 0);
-	free(err);
-	err = NULL;
-	if (r < 0)
-		return NULL;
-	r = weft_acl_compile(rs, n, &opt, &p, &err);
-	if (r < 0)
-		fprintf(stderr, "compile: %s\n", err);
-	CHECK_EQ_INT(r, 0);
-	free(err);
-	weft_resources_free(rs, n);
-	return p;
-}
 
 struct pk {
 	const char *src_if, *src, *dst_if, *dst;

@@ -224,7 +224,7 @@ static int update(struct weft_acl_backend *b, const struct weft_acl_change *c, c
 	return r;
 }
 
-#define UPD_ROUNDS 11
+#define UPD_ROUNDS 21
 
 static int dbl_cmp(const void *a, const void *b)
 {
