@@ -194,6 +194,11 @@ struct weft_acl_options {
 	 * tcp 179, 2379, 2380, 5473, 6443, 6666, 6667). */
 	const struct weft_acl_failsafe *failsafe;
 	size_t n_failsafe;
+	/* Every profile and policy chain and every set they reference, used
+	 * by a local endpoint or not (the program then has more than the
+	 * node needs; an incremental compile of a few endpoints uses it to
+	 * see which sets their addresses belong to). */
+	bool all_chains;
 };
 
 /* Compile the program for opt->node from decoded resources (any order;
@@ -346,6 +351,21 @@ int weft_acl_program_change(const struct weft_acl_program *o, const struct weft_
 			    const struct weft_cidr *addrs, size_t n_addrs, char *const *ifnames, size_t n_ifnames,
 			    struct weft_acl_change *out);
 void weft_acl_change_clear(struct weft_acl_change *c);
+
+/* Make program p (sorted, as compiled) what it is after change c, as a
+ * backend's weft_acl_update() does to its kernel: members added and
+ * removed (host addresses; adding a present one or removing an absent one
+ * is no change), endpoint entries added, replaced or removed (copied).
+ * Returns 0; -EINVAL, p unchanged, when c names a set or a removed
+ * endpoint p lacks; -EOPNOTSUPP, p unchanged, for chain changes or an
+ * unsorted p. c must not point into p. */
+int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_change *c);
+
+/* Are the two entries the same in every field? */
+bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b);
+
+/* A deep copy of s into d (d may be s). */
+void weft_acl_endpoint_copy(struct weft_acl_endpoint *d, const struct weft_acl_endpoint *s);
 
 /* Remove everything the backend owns from the kernel (also what an earlier
  * process left). Returns 0 or a negative errno. */

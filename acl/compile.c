@@ -1852,6 +1852,13 @@ static int build(struct cc *c, const struct weft_resource *res, size_t n, const 
 		i = j;
 	}
 
+	/* Everything the profiles and policies define, used or not (an
+	 * incremental compile of some endpoints: the sets must all be there
+	 * to see which of them those endpoints' addresses are members of). */
+	if (opt && opt->all_chains)
+		for (size_t i = 0; i < c->all_chains.n; i++)
+			use_chain(c, c->all_chains.v[i]);
+
 	fill_members(c);
 
 	k = 0;

@@ -213,15 +213,6 @@ static int cidr_qcmp(const void *a, const void *b)
 	return cidr_cmp(a, b);
 }
 
-static char **strv_dup(char *const *v, size_t n)
-{
-	char **c = n ? wcalloc(n, sizeof(*c)) : NULL;
-
-	for (size_t i = 0; i < n; i++)
-		c[i] = wstrdup(v[i]);
-	return c;
-}
-
 static void *arr_dup(const void *p, size_t n, size_t size)
 {
 	return n ? wmemdup(p, n * size) : NULL;
@@ -480,21 +471,6 @@ static void set_canon(struct weft_acl_set *d, struct weft_acl_set *o, bool o_iv,
 	*iv = !hosts_only(d);
 }
 
-/* A deep copy of endpoint s into d (which may be s itself). */
-static void ep_copy(struct weft_acl_endpoint *d, const struct weft_acl_endpoint *s)
-{
-	struct weft_acl_endpoint t = *s;
-
-	t.name = str_dup0(s->name);
-	t.ifname = wstrdup(s->ifname);
-	t.addrs = arr_dup(s->addrs, s->n_addrs, sizeof(*s->addrs));
-	t.in_policies = strv_dup(s->in_policies, s->n_in_policies);
-	t.in_profiles = strv_dup(s->in_profiles, s->n_in_profiles);
-	t.out_policies = strv_dup(s->out_policies, s->n_out_policies);
-	t.out_profiles = strv_dup(s->out_profiles, s->n_out_profiles);
-	*d = t;
-}
-
 /* Canonical state for program p: every array sorted by name, set
  * elements masked, sorted and deduplicated, failsafe entries sorted and
  * deduplicated (sorted arrays make the diff a merge walk and lookups a
@@ -582,7 +558,7 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 	c->endpoints = arr_dup(p->endpoints, p->n_endpoints, sizeof(*p->endpoints));
 	sort_if_needed(c->endpoints, c->n_endpoints, sizeof(*c->endpoints), ep_qcmp);
 	for (size_t i = 0; i < c->n_endpoints; i++)
-		ep_copy(&c->endpoints[i], &c->endpoints[i]);
+		weft_acl_endpoint_copy(&c->endpoints[i], &c->endpoints[i]);
 
 	c->failsafe = arr_dup(p->failsafe, p->n_failsafe, sizeof(*p->failsafe));
 	c->n_failsafe = p->n_failsafe;
@@ -2845,7 +2821,7 @@ static int upd_ep_prepare(struct upd *u, const struct weft_acl_endpoint *e, stru
 	    (r = check_refs(p, e, e->out_policies, e->n_out_policies, errmsg)) < 0 ||
 	    (r = check_refs(p, e, e->out_profiles, e->n_out_profiles, errmsg)) < 0)
 		return r;
-	ep_copy(&ue->e, e);
+	weft_acl_endpoint_copy(&ue->e, e);
 	ue->old = canon_ep(p, e->ifname);
 	return 0;
 }

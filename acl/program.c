@@ -154,7 +154,7 @@ static bool strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
 	return true;
 }
 
-static bool endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b)
+bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b)
 {
 	if (strcmp(a->name, b->name) != 0 || strcmp(a->ifname, b->ifname) != 0 || a->n_addrs != b->n_addrs ||
 	    a->has_mac != b->has_mac || (a->has_mac && memcmp(a->mac, b->mac, sizeof(a->mac)) != 0))
@@ -318,7 +318,7 @@ int weft_acl_program_change(const struct weft_acl_program *o, const struct weft_
 			continue;
 		oe = endpoint_find(o, o_sorted, names[i]);
 		ne = endpoint_find(n, n_sorted, names[i]);
-		if (ne && (!oe || !endpoint_eq(oe, ne)))
+		if (ne && (!oe || !weft_acl_endpoint_eq(oe, ne)))
 			eps[c.n_endpoints++] = *ne; /* shallow: points into n */
 		else if (oe && !ne)
 			removed[c.n_endpoints_removed++] = oe->ifname;
@@ -346,4 +346,167 @@ void weft_acl_change_clear(struct weft_acl_change *c)
 	free((void *)c->endpoints);
 	free((void *)c->endpoints_removed);
 	memset(c, 0, sizeof(*c));
+}
+
+/* --- a change applied to a program (weft_acl_program_patch) ---------------- */
+
+static char **strv_copy(char *const *v, size_t n)
+{
+	char **d = wcalloc(n + 1, sizeof(*d));
+
+	for (size_t i = 0; i < n; i++)
+		d[i] = wstrdup(v[i]);
+	return d;
+}
+
+/* d may be s (a copy in place). */
+void weft_acl_endpoint_copy(struct weft_acl_endpoint *d, const struct weft_acl_endpoint *s)
+{
+	struct weft_acl_endpoint t = *s;
+
+	t.name = s->name ? wstrdup(s->name) : NULL;
+	t.ifname = wstrdup(s->ifname);
+	t.addrs = s->n_addrs ? wmemdup(s->addrs, s->n_addrs * sizeof(*s->addrs)) : NULL;
+	t.in_policies = strv_copy(s->in_policies, s->n_in_policies);
+	t.in_profiles = strv_copy(s->in_profiles, s->n_in_profiles);
+	t.out_policies = strv_copy(s->out_policies, s->n_out_policies);
+	t.out_profiles = strv_copy(s->out_profiles, s->n_out_profiles);
+	*d = t;
+}
+
+static struct weft_acl_set *set_by_name(struct weft_acl_program *p, const char *name)
+{
+	size_t lo = 0, hi = p->n_sets;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->sets[mid].name, name);
+
+		if (c == 0)
+			return &p->sets[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Where host address x is or would go among s's elements. */
+static size_t elem_pos(const struct weft_acl_set *s, const struct weft_cidr *x, bool *found)
+{
+	size_t lo = 0, hi = s->n_elems;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = weft_ip_cmp(&s->elems[mid].ip, &x->ip);
+
+		if (c == 0)
+			c = (int)s->elems[mid].prefixlen - (int)x->prefixlen;
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+/* The index of the endpoint on ifname, or where it would go (sorted). */
+static size_t ep_pos(const struct weft_acl_program *p, const char *ifname, bool *found)
+{
+	size_t lo = 0, hi = p->n_endpoints;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->endpoints[mid].ifname, ifname);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_change *c)
+{
+	if (c->n_chains || !endpoints_sorted(p))
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < p->n_sets; i++)
+		if (i && strcmp(p->sets[i - 1].name, p->sets[i].name) >= 0)
+			return -EOPNOTSUPP;
+	/* Every name first: nothing changes unless all are there. */
+	for (size_t i = 0; i < c->n_sets; i++)
+		if (!c->sets[i].set || !set_by_name(p, c->sets[i].set))
+			return -EINVAL;
+	for (size_t i = 0; i < c->n_endpoints_removed; i++) {
+		bool found;
+
+		if (!c->endpoints_removed[i])
+			return -EINVAL;
+		(void)ep_pos(p, c->endpoints_removed[i], &found);
+		if (!found)
+			return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_sets; i++) {
+		const struct weft_acl_set_change *sc = &c->sets[i];
+		struct weft_acl_set *s = set_by_name(p, sc->set);
+
+		for (size_t k = 0; k < sc->n_del; k++) {
+			bool found;
+			size_t at = elem_pos(s, &sc->del[k], &found);
+
+			if (!found)
+				continue;
+			memmove(&s->elems[at], &s->elems[at + 1], (s->n_elems - at - 1) * sizeof(*s->elems));
+			s->n_elems--;
+		}
+		for (size_t k = 0; k < sc->n_add; k++) {
+			bool found;
+			size_t at = elem_pos(s, &sc->add[k], &found);
+
+			if (found)
+				continue;
+			s->elems = wrealloc(s->elems, (s->n_elems + 1) * sizeof(*s->elems));
+			memmove(&s->elems[at + 1], &s->elems[at], (s->n_elems - at) * sizeof(*s->elems));
+			s->elems[at] = sc->add[k];
+			s->n_elems++;
+		}
+	}
+	for (size_t i = 0; i < c->n_endpoints_removed; i++) {
+		bool found;
+		size_t at = ep_pos(p, c->endpoints_removed[i], &found);
+
+		weft_acl_endpoint_clear(&p->endpoints[at]);
+		memmove(&p->endpoints[at], &p->endpoints[at + 1], (p->n_endpoints - at - 1) * sizeof(*p->endpoints));
+		p->n_endpoints--;
+	}
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		struct weft_acl_endpoint t;
+		bool found;
+		size_t at;
+
+		weft_acl_endpoint_copy(&t, &c->endpoints[i]);
+		at = ep_pos(p, t.ifname, &found);
+		if (found) {
+			weft_acl_endpoint_clear(&p->endpoints[at]);
+		} else {
+			p->endpoints = wrealloc(p->endpoints, (p->n_endpoints + 1) * sizeof(*p->endpoints));
+			memmove(&p->endpoints[at + 1], &p->endpoints[at],
+				(p->n_endpoints - at) * sizeof(*p->endpoints));
+			p->n_endpoints++;
+		}
+		p->endpoints[at] = t;
+	}
+	return 0;
 }

@@ -331,6 +331,96 @@ static void test_compiled(void)
 	weft_acl_program_free(o);
 }
 
+/* weft_acl_program_patch(): the change applied to (a second compile of)
+ * the old program gives the new one; bad changes leave it alone. */
+static void patch_case(const char *old_yaml, const char *new_yaml, const char *addrs, const char *ifnames)
+{
+	struct weft_acl_program *o = compile_yaml(old_yaml, "node-1"), *o2 = compile_yaml(old_yaml, "node-1");
+	struct weft_acl_program *n = compile_yaml(new_yaml, "node-1");
+	struct weft_cidr av[8];
+	char *iv[8], *tmp, *tok, *save = NULL;
+	size_t na = 0, ni = 0;
+	struct weft_acl_change c = {0};
+
+	if (!o || !o2 || !n)
+		goto out;
+	tmp = wstrdup(addrs);
+	for (tok = strtok_r(tmp, ",", &save); tok && na < ARRAY_SIZE(av); tok = strtok_r(NULL, ",", &save))
+		av[na++] = host(tok);
+	free(tmp);
+	tmp = wstrdup(ifnames);
+	save = NULL;
+	for (tok = strtok_r(tmp, ",", &save); tok && ni < ARRAY_SIZE(iv); tok = strtok_r(NULL, ",", &save))
+		iv[ni++] = tok;
+	CHECK_EQ_INT(weft_acl_program_change(o, n, av, na, iv, ni, &c), 0);
+	CHECK_EQ_INT(weft_acl_program_patch(o2, &c), 0);
+	{
+		char *want = dump(n), *got = dump(o2);
+
+		CHECK_STREQ(got, want);
+		free(want);
+		free(got);
+	}
+	/* Patching again changes nothing (adds of members present, removals
+	 * of members absent), but endpoint removals name what is gone. */
+	if (c.n_endpoints_removed == 0) {
+		char *want = dump(n), *got;
+
+		CHECK_EQ_INT(weft_acl_program_patch(o2, &c), 0);
+		got = dump(o2);
+		CHECK_STREQ(got, want);
+		free(want);
+		free(got);
+	}
+	free(tmp);
+	weft_acl_change_clear(&c);
+out:
+	weft_acl_program_free(o);
+	weft_acl_program_free(o2);
+	weft_acl_program_free(n);
+}
+
+static void test_patch(void)
+{
+	struct weft_acl_program *o = compile_yaml(BASE, "node-1");
+	struct weft_acl_set_change sc = {.set = "wt4-nope"};
+	struct weft_acl_change c = {.sets = &sc, .n_sets = 1};
+	char *gone[] = {(char *)"wftnope"};
+	char *before, *after;
+
+	/* A WEB pod comes on node-2, and goes. */
+	patch_case(BASE, BASE EP("web-3", "role: web", "node-2", "wft0009", "10.65.1.9/32, 'fd00::9/128'", "", "WEB"),
+		   "10.65.1.9,fd00::9", "wft0009");
+	patch_case(BASE EP("web-3", "role: web", "node-2", "wft0009", "10.65.1.9/32, 'fd00::9/128'", "", "WEB"), BASE,
+		   "10.65.1.9,fd00::9", "wft0009");
+	/* A WEB pod comes on node-1 (an entry and a member), and goes. */
+	patch_case(BASE, BASE EP("web-4", "role: web", "node-1", "wft0004", "10.65.0.4/32", ", mac: 'ee:ee:ee:ee:ee:04'", "WEB"),
+		   "10.65.0.4", "wft0004");
+	patch_case(BASE EP("web-4", "role: web", "node-1", "wft0004", "10.65.0.4/32", ", mac: 'ee:ee:ee:ee:ee:04'", "WEB"), BASE,
+		   "10.65.0.4", "wft0004");
+	/* web-1 moves to another address and MAC: a replaced entry. */
+	patch_case(BASE,
+		   PROFILES EP("web-1", "role: web", "node-1", "wft0001", "10.65.0.11/32", ", mac: 'ee:ee:ee:ee:ee:11'", "WEB")
+			   EP("web-2", "role: web, zone: dmz", "node-2", "wft0002", "10.65.1.2/32, 'fd00::2/128'", "", "WEB")
+				   EP("db-1", "role: db", "node-1", "wft0003", "10.65.0.3/32", "", "DB"),
+		   "10.65.0.1,10.65.0.11", "wft0001");
+
+	/* Bad changes: p unchanged. */
+	if (!o)
+		return;
+	before = dump(o);
+	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EINVAL);
+	c = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
+	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EINVAL);
+	c = (struct weft_acl_change){.chains = &o->chains[0], .n_chains = 1};
+	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EOPNOTSUPP);
+	after = dump(o);
+	CHECK_STREQ(after, before);
+	free(before);
+	free(after);
+	weft_acl_program_free(o);
+}
+
 /* --- programs by hand: prefixes, shape checks, unsorted endpoints ------------ */
 
 static struct weft_acl_program *hand(const char *set_name, const char *elems, const char *chain, const char *eps)
@@ -617,4 +707,4 @@ static void test_random(void)
 	CHECK(ok > 150);
 }
 
-TEST_MAIN(TEST(test_compiled), TEST(test_by_hand), TEST(test_random))
+TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_by_hand), TEST(test_random))

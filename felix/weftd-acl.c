@@ -69,6 +69,7 @@ struct weftd_acl {
 	bool need_relist; /* the last relist failed */
 	bool dirty;   /* the copy changed since the last successful apply */
 	bool failed;  /* the last apply failed: retry */
+	bool verify;  /* WEFT_ACL_VERIFY: check incremental syncs against full compiles */
 	/* The program of the last successful apply or update (what the
 	 * backend holds), NULL after a failure. Since then: full, or only
 	 * Endpoints changed and these are their host addresses and
@@ -79,6 +80,28 @@ struct weftd_acl {
 	size_t n_chg_addrs, cap_chg_addrs;
 	char **chg_ifnames;
 	size_t n_chg_ifnames, cap_chg_ifnames;
+	/* ... and the changed Endpoints themselves: key and the version the
+	 * last sync saw (moved out of the copy; none for a new key), for the
+	 * incremental compile (try_endpoints). */
+	struct chg_ep *chg_eps;
+	size_t n_chg_eps, cap_chg_eps;
+	/* How many Endpoint records of the copy hold each host address: a
+	 * member leaves a set incrementally only if no other record holds
+	 * it. Open addressing, entries never removed (a relist rebuilds it). */
+	struct addr_count *ac;
+	size_t n_ac, cap_ac;
+};
+
+struct chg_ep {
+	char *key;
+	struct weft_resource old;
+	bool had_old;
+};
+
+struct addr_count {
+	struct weft_cidr addr;
+	uint32_t n;
+	bool used;
 };
 
 /* --- what changed since the last sync ------------------------------------------ */
@@ -89,6 +112,11 @@ static void changes_reset(struct weftd_acl *a)
 		free(a->chg_ifnames[i]);
 	a->n_chg_ifnames = 0;
 	a->n_chg_addrs = 0;
+	for (size_t i = 0; i < a->n_chg_eps; i++) {
+		free(a->chg_eps[i].key);
+		weft_resource_clear(&a->chg_eps[i].old);
+	}
+	a->n_chg_eps = 0;
 }
 
 /* The next sync compiles and applies the whole program. */
@@ -98,30 +126,55 @@ static void want_full(struct weftd_acl *a)
 	changes_reset(a);
 }
 
-/* One version of an Endpoint: its addresses (host addresses, read as
- * acl/compile.c reads spec.ipNetworks) and spec.hostIfname. Anything
- * unexpected: a full apply. */
-static void note_endpoint(struct weftd_acl *a, const struct weft_resource *r)
+/* The host addresses of an Endpoint (spec.ipNetworks, read as
+ * acl/compile.c reads them) into *out (malloc'ed); -EINVAL for anything
+ * else (not an Endpoint, not a list, a prefix). */
+static int ep_addrs(const struct weft_resource *r, struct weft_cidr **out, size_t *n)
 {
-	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec"), *nets, *ifn, *e;
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec"), *nets, *e;
+	struct weft_cidr *v;
+	size_t k = 0;
 
+	*out = NULL;
+	*n = 0;
 	if (r->kind != WEFT_KIND_ENDPOINT || !cJSON_IsObject(spec))
-		goto full;
+		return -EINVAL;
 	nets = cJSON_GetObjectItemCaseSensitive(spec, "ipNetworks");
 	if (nets && !cJSON_IsArray(nets))
-		goto full;
+		return -EINVAL;
+	v = wcalloc((size_t)cJSON_GetArraySize(nets) + 1, sizeof(*v));
 	cJSON_ArrayForEach(e, nets) {
 		struct weft_cidr x;
 
 		if (!cJSON_IsString(e) || !e->valuestring ||
 		    (weft_cidr_parse(e->valuestring, false, &x) < 0 && weft_cidr_parse_host(e->valuestring, &x) < 0) ||
-		    x.prefixlen != weft_ip_bits(&x.ip))
-			goto full;
+		    x.prefixlen != weft_ip_bits(&x.ip)) {
+			free(v);
+			return -EINVAL;
+		}
+		v[k++] = x;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* One version of an Endpoint: its host addresses and spec.hostIfname.
+ * Anything unexpected: a full apply. */
+static void note_endpoint(struct weftd_acl *a, const struct weft_resource *r)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec"), *ifn;
+	_cleanup_free_ struct weft_cidr *v = NULL;
+	size_t n;
+
+	if (ep_addrs(r, &v, &n) < 0)
+		goto full;
+	for (size_t i = 0; i < n; i++) {
 		if (a->n_chg_addrs == a->cap_chg_addrs) {
 			a->cap_chg_addrs = a->cap_chg_addrs ? 2 * a->cap_chg_addrs : 16;
 			a->chg_addrs = wrealloc(a->chg_addrs, a->cap_chg_addrs * sizeof(*a->chg_addrs));
 		}
-		a->chg_addrs[a->n_chg_addrs++] = x;
+		a->chg_addrs[a->n_chg_addrs++] = v[i];
 	}
 	ifn = cJSON_GetObjectItemCaseSensitive(spec, "hostIfname");
 	if (ifn && !cJSON_IsNull(ifn)) {
@@ -152,6 +205,107 @@ static void note_change(struct weftd_acl *a, const char *key, const struct weft_
 	}
 	if (r)
 		note_endpoint(a, r);
+}
+
+/* --- the address index ------------------------------------------------------ */
+
+static uint64_t addr_hash(const struct weft_cidr *x)
+{
+	const unsigned char *b = (const unsigned char *)x;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < sizeof(*x); i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static struct addr_count *ac_slot(struct addr_count *v, size_t cap, const struct weft_cidr *x)
+{
+	size_t i = addr_hash(x) & (cap - 1);
+
+	while (v[i].used && memcmp(&v[i].addr, x, sizeof(*x)) != 0)
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+static void ac_add(struct weftd_acl *a, const struct weft_cidr *x, int delta)
+{
+	struct addr_count *e;
+
+	if (2 * (a->n_ac + 1) > a->cap_ac) {
+		size_t cap = a->cap_ac ? 2 * a->cap_ac : 256;
+		struct addr_count *v = wcalloc(cap, sizeof(*v));
+
+		for (size_t i = 0; i < a->cap_ac; i++)
+			if (a->ac[i].used)
+				*ac_slot(v, cap, &a->ac[i].addr) = a->ac[i];
+		free(a->ac);
+		a->ac = v;
+		a->cap_ac = cap;
+	}
+	e = ac_slot(a->ac, a->cap_ac, x);
+	if (!e->used) {
+		e->used = true;
+		e->addr = *x;
+		a->n_ac++;
+	}
+	if (delta < 0 && e->n == 0)
+		return;
+	e->n = (uint32_t)((int64_t)e->n + delta);
+}
+
+static uint32_t ac_get(const struct weftd_acl *a, const struct weft_cidr *x)
+{
+	const struct addr_count *e = a->cap_ac ? ac_slot(a->ac, a->cap_ac, x) : NULL;
+
+	return e && e->used ? e->n : 0;
+}
+
+static void ac_resource(struct weftd_acl *a, const struct weft_resource *r, int delta)
+{
+	_cleanup_free_ struct weft_cidr *v = NULL;
+	size_t n;
+
+	if (r->kind == WEFT_KIND_ENDPOINT && ep_addrs(r, &v, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			ac_add(a, &v[i], delta);
+}
+
+/* The copy's entry for key goes from *old (NULL: none) to nw (NULL:
+ * none): the index, the notes for the next sync, and the version the last
+ * sync saw kept for the incremental compile. Takes *old over (it is
+ * zeroed). */
+static void copy_track(struct weftd_acl *a, const char *key, struct weft_resource *old, const struct weft_resource *nw)
+{
+	struct chg_ep *ce = NULL;
+
+	if (old)
+		ac_resource(a, old, -1);
+	if (nw)
+		ac_resource(a, nw, +1);
+	note_change(a, key, nw);
+	note_change(a, key, old);
+	if (!a->full) {
+		for (size_t i = 0; i < a->n_chg_eps && !ce; i++)
+			if (streq(a->chg_eps[i].key, key))
+				ce = &a->chg_eps[i];
+		if (!ce) {
+			if (a->n_chg_eps == a->cap_chg_eps) {
+				a->cap_chg_eps = a->cap_chg_eps ? 2 * a->cap_chg_eps : 16;
+				a->chg_eps = wrealloc(a->chg_eps, a->cap_chg_eps * sizeof(*a->chg_eps));
+			}
+			ce = &a->chg_eps[a->n_chg_eps++];
+			*ce = (struct chg_ep){.key = wstrdup(key), .had_old = old != NULL};
+			if (old) {
+				ce->old = *old;
+				*old = (struct weft_resource){0};
+			}
+		}
+	}
+	if (old)
+		weft_resource_clear(old);
 }
 
 /* --- the copy --------------------------------------------------------------- */
@@ -226,16 +380,14 @@ static bool upsert(struct weftd_acl *a, const char *key, const char *value, size
 	if (weft_resource_decode(value, len, &r, &err) < 0) {
 		log_warn("acl: %s: ignored: %s", key, err ? err : "undecodable");
 		if (i >= 0) {
-			note_change(a, key, &a->res[i]);
+			copy_track(a, key, &a->res[i], NULL);
 			remove_at(a, (size_t)i);
 			return true;
 		}
 		return false;
 	}
-	note_change(a, key, &r);
 	if (i >= 0) {
-		note_change(a, key, &a->res[i]);
-		weft_resource_clear(&a->res[i]);
+		copy_track(a, key, &a->res[i], &r);
 		a->res[i] = r;
 		a->entries[i].mod_rev = mod_rev;
 		return true;
@@ -251,6 +403,7 @@ static bool upsert(struct weftd_acl *a, const char *key, const char *value, size
 	a->entries[i] = (struct entry){wstrdup(key), mod_rev};
 	a->res[i] = r;
 	a->n++;
+	copy_track(a, key, NULL, &a->res[i]);
 	return true;
 }
 
@@ -259,7 +412,7 @@ static bool erase(struct weftd_acl *a, const char *key, int64_t rev)
 	ssize_t i = find(a, key);
 
 	if (i >= 0 && a->entries[i].mod_rev < rev) {
-		note_change(a, key, &a->res[i]);
+		copy_track(a, key, &a->res[i], NULL);
 		remove_at(a, (size_t)i);
 		return true;
 	}
@@ -277,6 +430,9 @@ static void copy_clear(struct weftd_acl *a)
 		weft_resource_clear(&a->res[i]);
 	}
 	a->n = 0;
+	free(a->ac);
+	a->ac = NULL;
+	a->n_ac = a->cap_ac = 0;
 }
 
 /* Read the three kinds afresh. The watch is already open, so nothing that
@@ -324,6 +480,11 @@ static void declare_metrics(struct weftd_metrics *m)
 	weftd_metric_declare(m, "weft_acl_update_fallbacks_total", "counter",
 			     "endpoint-only ACL syncs applied whole: the backend cannot make the change (unsupported), "
 			     "the programs differ in more (program), the update failed (error)");
+	weftd_metric_declare(m, "weft_acl_verify_failures_total", "counter",
+			     "incremental ACL syncs that differed from a full compile (WEFT_ACL_VERIFY=1 only)");
+	weftd_metric_declare(m, "weft_acl_compiles_total", "counter",
+			     "ACL syncs by what was compiled: endpoints (Profiles and Policies with only the changed "
+			     "Endpoints), full (everything)");
 	weftd_metric_declare(m, "weft_acl_apply_seconds", "gauge", "duration of the last ACL kernel batch");
 	weftd_metric_declare(m, "weft_acl_compile_seconds", "gauge", "duration of the last ACL compile");
 	weftd_metric_declare(m, "weft_acl_endpoints", "gauge", "endpoints of this node with ACLs programmed");
@@ -385,6 +546,179 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 	return r;
 }
 
+/* Does an Endpoint record of the copy other than the changed ones hold
+ * x? The changed ones' current versions are in cur[0..n). */
+static bool held_by_others(const struct weftd_acl *a, const struct weft_cidr *x, const struct weft_resource *cur,
+			   size_t n)
+{
+	uint32_t mine = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ struct weft_cidr *v = NULL;
+		size_t k;
+
+		if (ep_addrs(&cur[i], &v, &k) < 0)
+			return true;
+		for (size_t j = 0; j < k; j++)
+			mine += memcmp(&v[j], x, sizeof(*x)) == 0;
+	}
+	return ac_get(a, x) > mine;
+}
+
+/* Every chain the endpoint entries of c name is in p. */
+static bool chains_known(const struct weft_acl_program *p, const struct weft_acl_change *c)
+{
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		const struct weft_acl_endpoint *e = &c->endpoints[i];
+		char *const *lists[] = {e->in_policies, e->in_profiles, e->out_policies, e->out_profiles};
+		size_t lens[] = {e->n_in_policies, e->n_in_profiles, e->n_out_policies, e->n_out_profiles};
+
+		for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
+			for (size_t k = 0; k < lens[l]; k++)
+				if (!weft_acl_program_chain(p, lists[l][k]))
+					return false;
+	}
+	return true;
+}
+
+/* The incremental compile, for a burst of Endpoint events only: compile
+ * the Profiles and Policies (all their chains and sets) with just the
+ * changed Endpoints, once with the versions the last sync saw and once
+ * with the current ones; what differs between the two for the changed
+ * addresses and interfaces is what differs between the last program and a
+ * full compile now, provided no other record holds one of the addresses
+ * that leave a set and every chain a new entry names is programmed
+ * already (else 0: the caller compiles everything). Sends the change and
+ * patches a->last. Returns 1 when done (*kind "change" or "none"), 0 to
+ * fall back. */
+static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct weft_acl_stats *st, const char **kind,
+			 int64_t *compile_ns)
+{
+	struct weft_acl_options opt = {.node = a->d->node, .all_chains = true};
+	struct weft_acl_program *po = NULL, *pn = NULL;
+	struct weft_resource *ov = NULL, *nv = NULL;
+	struct weft_acl_change chg = {0}, filt = {0};
+	struct weft_acl_set_change *sets = NULL;
+	size_t from, no, nn, nchanged = 0, n_eps = 0;
+	ssize_t b;
+	int64_t t0 = weft_now_ns();
+	int r, done = 0;
+
+	if (!a->last || a->full || a->failed || a->n_chg_eps == 0)
+		return 0;
+	/* The copy is sorted by key: the Policies and Profiles follow the
+	 * Endpoints ("/weft/v1/endpoints/" < "/weft/v1/policies/" <
+	 * "/weft/v1/profiles/"). The arrays below borrow their resources. */
+	b = find(a, "/weft/v1/policies/");
+	from = b < 0 ? (size_t)(-b - 1) : (size_t)b;
+	ov = wcalloc(a->n - from + a->n_chg_eps + 1, sizeof(*ov));
+	nv = wcalloc(a->n - from + a->n_chg_eps + 1, sizeof(*nv));
+	no = nn = 0;
+	for (size_t i = 0; i < a->n_chg_eps; i++) {
+		ssize_t k = find(a, a->chg_eps[i].key);
+
+		if (a->chg_eps[i].had_old)
+			ov[no++] = a->chg_eps[i].old;
+		if (k >= 0)
+			nv[nn++] = a->res[k];
+	}
+	n_eps = nn;
+	memcpy(ov + no, a->res + from, (a->n - from) * sizeof(*ov));
+	memcpy(nv + nn, a->res + from, (a->n - from) * sizeof(*nv));
+	no += a->n - from;
+	nn += a->n - from;
+	if (weft_acl_compile(ov, no, &opt, &po, NULL) < 0 || weft_acl_compile(nv, nn, &opt, &pn, NULL) < 0)
+		goto out;
+	*compile_ns = weft_now_ns() - t0;
+	if (want_ifname && !weft_acl_program_endpoint(pn, want_ifname))
+		goto out;
+	if (weft_acl_program_change(po, pn, a->chg_addrs, a->n_chg_addrs, a->chg_ifnames, a->n_chg_ifnames, &chg) < 0)
+		goto out;
+	if (!chains_known(a->last, &chg))
+		goto out;
+	/* Only the sets the node programs (the rest exist for this compile
+	 * alone), and a member leaves only if no other record holds it. */
+	filt = chg;
+	sets = wcalloc(chg.n_sets + 1, sizeof(*sets));
+	filt.sets = sets;
+	filt.n_sets = 0;
+	for (size_t i = 0; i < chg.n_sets; i++) {
+		if (!weft_acl_program_set(a->last, chg.sets[i].set))
+			continue;
+		for (size_t k = 0; k < chg.sets[i].n_del; k++)
+			if (held_by_others(a, &chg.sets[i].del[k], nv, n_eps))
+				goto out;
+		sets[filt.n_sets++] = chg.sets[i];
+		nchanged += chg.sets[i].n_add + chg.sets[i].n_del;
+	}
+	nchanged += filt.n_endpoints + filt.n_endpoints_removed;
+	if (nchanged == 0) {
+		memset(st, 0, sizeof(*st));
+		*kind = "none";
+		done = 1;
+		goto out;
+	}
+	r = weft_acl_update(a->backend, &filt, st, NULL);
+	if (r < 0) {
+		log_debug("acl: incremental change not taken by the %s backend (%s): compiling everything",
+			  weft_acl_backend_name(a->backend), strerror(-r));
+		goto out;
+	}
+	if (weft_acl_program_patch(a->last, &filt) < 0) {
+		/* The kernel has it but our copy cannot follow: start over. */
+		log_warn("acl: could not record an incremental change; reloading everything");
+		weft_acl_program_free(a->last);
+		a->last = NULL;
+		goto out;
+	}
+	*kind = "change";
+	done = 1;
+out:
+	free(sets);
+	weft_acl_change_clear(&chg);
+	weft_acl_program_free(po);
+	weft_acl_program_free(pn);
+	free(ov);
+	free(nv);
+	return done;
+}
+
+/* WEFT_ACL_VERIFY=1 (the tests set it): after an incremental sync,
+ * compile everything too and compare: every set and endpoint entry of the
+ * full program must be in a->last alike (a->last may hold more: chains and
+ * sets no endpoint uses any more stay until the next full sync). A
+ * difference is logged, counted and repaired by a full apply next time. */
+static void verify_incremental(struct weftd_acl *a)
+{
+	struct weft_acl_options opt = {.node = a->d->node};
+	struct weft_acl_program *p = NULL;
+	const char *bad = NULL, *what = "";
+
+	if (!a->verify || weft_acl_compile(a->res, a->n, &opt, &p, NULL) < 0)
+		goto out;
+	for (size_t i = 0; i < p->n_sets && !bad; i++) {
+		const struct weft_acl_set *s = &p->sets[i], *l = weft_acl_program_set(a->last, s->name);
+
+		if (!l || l->n_elems != s->n_elems ||
+		    (s->n_elems && memcmp(l->elems, s->elems, s->n_elems * sizeof(*s->elems)) != 0))
+			bad = s->name, what = "set";
+	}
+	if (!bad && p->n_endpoints != a->last->n_endpoints)
+		bad = "(count)", what = "endpoints";
+	for (size_t i = 0; i < p->n_endpoints && !bad; i++)
+		if (!weft_acl_endpoint_eq(&p->endpoints[i], &a->last->endpoints[i]))
+			bad = p->endpoints[i].ifname, what = "endpoint";
+	if (bad) {
+		log_error("acl: verify: the incremental program differs from a full compile in %s %s", what, bad);
+		weftd_metric_add(a->d->metrics, "weft_acl_verify_failures_total", NULL, 1);
+		a->dirty = true;
+		want_full(a);
+		(void)weft_source_defer_arm(a->sync_src);
+	}
+out:
+	weft_acl_program_free(p);
+}
+
 /* Compile the copy and bring it into the kernel: as a change when only
  * Endpoints changed since the last sync and the backend can make it, else
  * as a whole. With want_ifname, fail with -ENOENT unless the program has
@@ -398,8 +732,19 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	int64_t t0 = weft_now_ns(), t1;
 	const char *kind = "full", *how;
 	size_t members = 0;
+	int64_t inc_ns = 0;
+	bool incremental;
 	int r;
 
+	incremental = try_endpoints(a, want_ifname, &st, &kind, &inc_ns) > 0;
+	weftd_metric_add(a->d->metrics, "weft_acl_compiles_total",
+			 incremental ? "kind=\"endpoints\"" : "kind=\"full\"", 1);
+	if (incremental) {
+		p = a->last;
+		t1 = t0 + inc_ns;
+		verify_incremental(a);
+		goto applied;
+	}
 	r = weft_acl_compile(a->res, a->n, &opt, &p, &err);
 	if (r < 0) {
 		log_warn("acl: compile: %s", err ? err : strerror(-r));
@@ -419,6 +764,7 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 			goto fail;
 		}
 	}
+applied:
 	for (size_t i = 0; i < p->n_sets; i++)
 		members += p->sets[i].n_elems;
 	weftd_metric_add(a->d->metrics, "weft_acl_applies_total", NULL, 1);
@@ -449,9 +795,12 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	else
 		log_debug("acl: applied%s: +%zu/-%zu members in %.1f ms", how, st.elems_added, st.elems_removed,
 			  (double)st.apply_ns / 1e6);
-	/* What the backend holds now: the base of the next change. */
-	weft_acl_program_free(a->last);
-	a->last = p;
+	/* What the backend holds now: the base of the next change (patched
+	 * in place by an incremental sync). */
+	if (!incremental) {
+		weft_acl_program_free(a->last);
+		a->last = p;
+	}
 	a->full = false;
 	changes_reset(a);
 	a->dirty = false;
@@ -554,6 +903,7 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 	a->d = d;
 	a->loop = loop;
 	a->full = true;
+	a->verify = getenv("WEFT_ACL_VERIFY") && streq(getenv("WEFT_ACL_VERIFY"), "1");
 	declare_metrics(d->metrics);
 	if (env && weft_parse_int64(env, 10, 86400000, &ms) == 0)
 		resync_ns = ms * 1000000LL;
@@ -623,6 +973,8 @@ void weftd_acl_stop(struct weftd_acl *a)
 	weft_acl_program_free(a->last);
 	free(a->chg_addrs);
 	free(a->chg_ifnames);
+	free(a->chg_eps);
+	free(a->ac);
 	free(a->entries);
 	free(a->res);
 	free(a);

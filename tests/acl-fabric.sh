@@ -253,6 +253,14 @@ if [ "$upd_change" -gt 0 ] && [ "$upd_err" = 0 ] && [ "$upd_unsup" = 0 ]; then
 else
 	fail "node1: web3's membership did not go the change path: change $upd_change, unsupported $upd_unsup, program $upd_prog, error $upd_err"
 fi
+# ... and was compiled incrementally (Profiles and Policies with web3 alone).
+inc=$(acl_metric 1 'weft_acl_compiles_total{kind="endpoints"}')
+echo "     node1 ACL compiles: endpoints only $inc, full $(acl_metric 1 'weft_acl_compiles_total{kind="full"}')"
+if [ "$inc" -gt 0 ]; then
+	pass "node1: endpoint events compiled incrementally ($inc times)"
+else
+	fail "node1: no incremental compile for endpoint events"
+fi
 # A pod of othernet on node3 right after: if IPAM hands it web3's old
 # address, that address must not reach db1 as a WEB member any more.
 addpod reuse 3 othernet "" '{"role": "other"}'
@@ -368,6 +376,13 @@ echo "     isolation checked after $(elapsed)"
 for i in 1 2 3; do
 	check "node$i: weftd logged no ACL apply failure" sh -c "! grep -E 'acl: (apply|compile)' '$(node_dir "$i")/weftd.log'"
 	check "node$i: weftd alive" _alive "$(weftd_pid "$i")"
+done
+# Every incremental ACL sync of the whole test matched a full compile.
+for n in 1 2 3; do
+	m=$(ip netns exec "$(node_ns "$n")" curl -s -m 5 http://127.0.0.1:9099/metrics || true)
+	vf=$(echo "$m" | awk '$1 == "weft_acl_verify_failures_total" {v = $2} END {print v + 0}')
+	[ -n "$m" ] || vf="no answer"
+	check "node$n: every incremental ACL sync equal to a full compile (WEFT_ACL_VERIFY; failures: $vf)" [ "$vf" = 0 ]
 done
 _acl_stop_servers
 fabric_down

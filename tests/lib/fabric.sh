@@ -47,6 +47,10 @@ if ! command -v bird >/dev/null || ! command -v birdc >/dev/null; then
 	exit 77
 fi
 
+# weftd checks every incremental ACL sync against a full compile
+# (felix/weftd-acl.c; weft_acl_verify_failures_total counts differences).
+export WEFT_ACL_VERIFY=1
+
 FP="wf$$-"
 # Outside $T, so that a later run finds a killed run's run dir by its name.
 FR="/tmp/weft-fabric.wf$$"
