@@ -779,7 +779,9 @@ static void on_watch_event(const struct weft_event *ev, void *userdata)
 
 	if (relevant_key(ev->kv.key)) {
 		weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
-		(void)weft_source_defer_arm(f->sync_src);
+		/* A block's allocations are not the fabric's business. */
+		if (weftd_watch_block_moved(f->watch, ev))
+			(void)weft_source_defer_arm(f->sync_src);
 	}
 }
 

@@ -245,6 +245,13 @@ void weftd_watch_close(struct weftd_watch *w); /* NULL ok */
 /* Deliver the events already pending now, without waiting for the loop
  * (e.g. before a decision that should see the latest store). NULL ok. */
 void weftd_watch_poll(struct weftd_watch *w);
+/* For the halves that care about IPAM blocks only as routes (BGP, fabric):
+ * false for a block record written with the affinity this watch saw last
+ * for it (an address allocated or released: every ADD and DEL writes its
+ * block), true for anything else (another key, a new or deleted block, a
+ * changed affinity, a value that cannot be read, the first event for a
+ * block after a (re)opened watch). */
+bool weftd_watch_block_moved(struct weftd_watch *w, const struct weft_event *ev);
 
 /* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
 
