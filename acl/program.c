@@ -176,26 +176,39 @@ static bool endpoints_sorted(const struct weft_acl_program *p)
 	return true;
 }
 
-/* The endpoint on ifname: a binary search when the array is sorted (as
- * compiled), a scan otherwise. */
-static const struct weft_acl_endpoint *endpoint_find(const struct weft_acl_program *p, bool sorted, const char *ifname)
+/* The index of the endpoint on ifname, or where it would go (sorted). */
+static size_t ep_pos(const struct weft_acl_program *p, const char *ifname, bool *found)
 {
 	size_t lo = 0, hi = p->n_endpoints;
 
-	if (!sorted)
-		return weft_acl_program_endpoint(p, ifname);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(p->endpoints[mid].ifname, ifname);
 
-		if (c == 0)
-			return &p->endpoints[mid];
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	*found = false;
+	return lo;
+}
+
+/* The endpoint on ifname: a binary search when the array is sorted (as
+ * compiled), a scan otherwise. */
+static const struct weft_acl_endpoint *endpoint_find(const struct weft_acl_program *p, bool sorted, const char *ifname)
+{
+	bool found;
+	size_t at;
+
+	if (!sorted)
+		return weft_acl_program_endpoint(p, ifname);
+	at = ep_pos(p, ifname, &found);
+	return found ? &p->endpoints[at] : NULL;
 }
 
 /* Same sets (name, family), chains (name, kind, direction) and failsafe
@@ -403,28 +416,6 @@ static size_t elem_pos(const struct weft_acl_set *s, const struct weft_cidr *x, 
 
 		if (c == 0)
 			c = (int)s->elems[mid].prefixlen - (int)x->prefixlen;
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
-}
-
-/* The index of the endpoint on ifname, or where it would go (sorted). */
-static size_t ep_pos(const struct weft_acl_program *p, const char *ifname, bool *found)
-{
-	size_t lo = 0, hi = p->n_endpoints;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(p->endpoints[mid].ifname, ifname);
-
 		if (c == 0) {
 			*found = true;
 			return mid;
