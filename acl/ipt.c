@@ -2679,11 +2679,50 @@ static void ipt_free(struct weft_acl_backend *b)
 	free(ib);
 }
 
+/* Are our hooks still in the kernel? Both families' filter tables must
+ * jump from FORWARD, INPUT and OUTPUT to weft's chains (someone running
+ * `iptables -F` or a firewall reload removes them). When one is missing,
+ * the next apply reloads everything. Rule texts inside weft's chains and
+ * ipset members are not compared (that would read the whole table). */
+static int ipt_check(struct weft_acl_backend *b)
+{
+	struct ipt_backend *ib = (struct ipt_backend *)b;
+
+	if (!ib->have_state)
+		return 0;
+	for (int fi = 0; fi < 2; fi++) {
+		char *argv[] = {ib->save[fi], (char *)"-t", (char *)"filter", NULL};
+		_cleanup_free_ char *out = NULL, *err = NULL;
+		int r = run(argv, NULL, 0, &out, &err);
+
+		if (r != 0)
+			return r < 0 ? r : -EIO;
+		for (size_t i = 0; i < ARRAY_SIZE(our_hooks); i++) {
+			const char *h = our_hooks[i], *at = out;
+			size_t n = strlen(h);
+			bool found = false;
+
+			while (!found && (at = strstr(at, h))) {
+				found = (at == out || at[-1] == '\n') && (at[n] == '\n' || at[n] == 0);
+				at += n;
+			}
+			if (!found) {
+				log_debug("acl ipt: %s: \"%s\" is gone", ib->save[fi], h);
+				ib->have_state = false;
+				state_clear(&ib->st);
+				return -ENOENT;
+			}
+		}
+	}
+	return 0;
+}
+
 static const struct weft_acl_backend_ops ipt_ops = {
 	.name = "ipt",
 	.apply = ipt_apply,
 	.update = ipt_update,
 	.remove = ipt_remove,
+	.check = ipt_check,
 	.free = ipt_free,
 };
 

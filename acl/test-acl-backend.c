@@ -1302,6 +1302,15 @@ static void test_drift(void)
 		CHECK(st.full);
 		EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
 		CHECK_EQ_INT(weft_acl_check(B), 0);
+	} else {
+		/* A firewall reload that drops the hook into weft's chains. */
+		CHECK(sh("iptables -D FORWARD -j weft-forward") == 0);
+		EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 with the FORWARD hook gone (no filtering)");
+		CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+		CHECK_EQ_INT(apply(p, &st), 0);
+		CHECK(st.full);
+		EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
+		CHECK_EQ_INT(weft_acl_check(B), 0);
 	}
 	weft_acl_program_free(p);
 }
