@@ -355,11 +355,16 @@ void weft_acl_change_clear(struct weft_acl_change *c);
 /* Make program p (sorted, as compiled) what it is after change c, as a
  * backend's weft_acl_update() does to its kernel: members added and
  * removed (host addresses; adding a present one or removing an absent one
- * is no change), endpoint entries added, replaced or removed (copied).
- * Returns 0; -EINVAL, p unchanged, when c names a set or a removed
- * endpoint p lacks; -EOPNOTSUPP, p unchanged, for chain changes or an
- * unsorted p. c must not point into p. */
+ * is no change), chains' rules replaced, endpoint entries added, replaced
+ * or removed (all copied). Returns 0; -EINVAL, p unchanged, when c names a
+ * set, chain (of that kind and direction) or removed endpoint p lacks;
+ * -EOPNOTSUPP, p unchanged, for an unsorted p. c must not point into p. */
 int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_change *c);
+
+/* A deep copy of rule s into d (d may be s); equal in every field,
+ * origin included. */
+void weft_acl_rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s);
+bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
 
 /* Are the two entries the same in every field? */
 bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b);

@@ -251,20 +251,6 @@ static bool origin_eq(const char *a, const char *b)
 	return na == nb && memcmp(a, b, na) == 0;
 }
 
-static void rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s)
-{
-	*d = *s;
-	d->addrs = arr_dup(s->addrs, s->n_addrs, sizeof(*s->addrs));
-	for (size_t i = 0; i < s->n_addrs; i++)
-		d->addrs[i].set = wstrdup(s->addrs[i].set);
-	d->sports = arr_dup(s->sports, s->n_sports, sizeof(*s->sports));
-	d->not_sports = arr_dup(s->not_sports, s->n_not_sports, sizeof(*s->not_sports));
-	d->dports = arr_dup(s->dports, s->n_dports, sizeof(*s->dports));
-	d->not_dports = arr_dup(s->not_dports, s->n_not_dports, sizeof(*s->not_dports));
-	d->origin = str_dup0(s->origin);
-	d->log_prefix = str_dup0(s->log_prefix);
-}
-
 static int set_qcmp(const void *a, const void *b)
 {
 	return strcmp(((const struct weft_acl_set *)a)->name, ((const struct weft_acl_set *)b)->name);
@@ -551,7 +537,7 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 			memset(o->rules + m - cr->suf, 0, cr->suf * sizeof(*d->rules));
 		}
 		for (size_t k = cr->pre; k < n - cr->suf; k++)
-			rule_copy(&d->rules[k], &src[k]);
+			weft_acl_rule_copy(&d->rules[k], &src[k]);
 	}
 
 	c->n_endpoints = p->n_endpoints;
@@ -2802,7 +2788,7 @@ static void upd_chain_build(struct upd *u, struct upd_chain *uc)
 		memset(o->rules + m - cr->suf, 0, cr->suf * sizeof(*o->rules));
 	}
 	for (size_t k = cr->pre; k < n - cr->suf; k++)
-		rule_copy(&uc->c.rules[k], &src->rules[k]);
+		weft_acl_rule_copy(&uc->c.rules[k], &src->rules[k]);
 	chain_krules_update(u->st->prog, &uc->c, &uc->nk, &u->st->kc[uc->ci], m, cr);
 }
 

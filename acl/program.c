@@ -387,6 +387,73 @@ void weft_acl_endpoint_copy(struct weft_acl_endpoint *d, const struct weft_acl_e
 	*d = t;
 }
 
+static void *mem_copy(const void *p, size_t n, size_t size)
+{
+	return n ? wmemdup(p, n * size) : NULL;
+}
+
+void weft_acl_rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s)
+{
+	struct weft_acl_rule t = *s;
+
+	t.addrs = mem_copy(s->addrs, s->n_addrs, sizeof(*s->addrs));
+	for (size_t i = 0; i < s->n_addrs; i++)
+		t.addrs[i].set = wstrdup(s->addrs[i].set);
+	t.sports = mem_copy(s->sports, s->n_sports, sizeof(*s->sports));
+	t.not_sports = mem_copy(s->not_sports, s->n_not_sports, sizeof(*s->not_sports));
+	t.dports = mem_copy(s->dports, s->n_dports, sizeof(*s->dports));
+	t.not_dports = mem_copy(s->not_dports, s->n_not_dports, sizeof(*s->not_dports));
+	t.origin = s->origin ? wstrdup(s->origin) : NULL;
+	t.log_prefix = s->log_prefix ? wstrdup(s->log_prefix) : NULL;
+	*d = t;
+}
+
+static bool ranges_same(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
+{
+	return na == nb && (!na || memcmp(a, b, na * sizeof(*a)) == 0);
+}
+
+static bool str0_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+{
+	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
+	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
+	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
+	    !ranges_same(a->sports, a->n_sports, b->sports, b->n_sports) ||
+	    !ranges_same(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
+	    !ranges_same(a->dports, a->n_dports, b->dports, b->n_dports) ||
+	    !ranges_same(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
+	    !str0_same(a->origin, b->origin) || !str0_same(a->log_prefix, b->log_prefix))
+		return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
+		    !str0_same(a->addrs[i].set, b->addrs[i].set))
+			return false;
+	return true;
+}
+
+static struct weft_acl_chain *chain_by_name(struct weft_acl_program *p, const char *name)
+{
+	size_t lo = 0, hi = p->n_chains;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->chains[mid].name, name);
+
+		if (c == 0)
+			return &p->chains[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 static struct weft_acl_set *set_by_name(struct weft_acl_program *p, const char *name)
 {
 	size_t lo = 0, hi = p->n_sets;
@@ -431,11 +498,20 @@ static size_t elem_pos(const struct weft_acl_set *s, const struct weft_cidr *x, 
 
 int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_change *c)
 {
-	if (c->n_chains || !endpoints_sorted(p))
+	if (!endpoints_sorted(p))
 		return -EOPNOTSUPP;
 	for (size_t i = 0; i < p->n_sets; i++)
 		if (i && strcmp(p->sets[i - 1].name, p->sets[i].name) >= 0)
 			return -EOPNOTSUPP;
+	for (size_t i = 0; i < p->n_chains; i++)
+		if (i && strcmp(p->chains[i - 1].name, p->chains[i].name) >= 0)
+			return -EOPNOTSUPP;
+	for (size_t i = 0; i < c->n_chains; i++) {
+		const struct weft_acl_chain *o = c->chains[i].name ? chain_by_name(p, c->chains[i].name) : NULL;
+
+		if (!o || o->kind != c->chains[i].kind || o->ingress != c->chains[i].ingress)
+			return -EINVAL;
+	}
 	/* Every name first: nothing changes unless all are there. */
 	for (size_t i = 0; i < c->n_sets; i++)
 		if (!c->sets[i].set || !set_by_name(p, c->sets[i].set))
@@ -473,6 +549,19 @@ int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_cha
 			s->elems[at] = sc->add[k];
 			s->n_elems++;
 		}
+	}
+	for (size_t i = 0; i < c->n_chains; i++) {
+		const struct weft_acl_chain *src = &c->chains[i];
+		struct weft_acl_chain *d = chain_by_name(p, src->name);
+		struct weft_acl_rule *rules = src->n_rules ? wcalloc(src->n_rules, sizeof(*rules)) : NULL;
+
+		for (size_t k = 0; k < src->n_rules; k++)
+			weft_acl_rule_copy(&rules[k], &src->rules[k]);
+		for (size_t k = 0; k < d->n_rules; k++)
+			weft_acl_rule_clear(&d->rules[k]);
+		free(d->rules);
+		d->rules = rules;
+		d->n_rules = src->n_rules;
 	}
 	for (size_t i = 0; i < c->n_endpoints_removed; i++) {
 		bool found;

@@ -412,13 +412,62 @@ static void test_patch(void)
 	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EINVAL);
 	c = (struct weft_acl_change){.endpoints_removed = gone, .n_endpoints_removed = 1};
 	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EINVAL);
-	c = (struct weft_acl_change){.chains = &o->chains[0], .n_chains = 1};
-	CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EOPNOTSUPP);
+	{
+		struct weft_acl_chain nope = {.name = (char *)"wpi-nope", .kind = WEFT_ACL_CHAIN_PROFILE, .ingress = true};
+
+		c = (struct weft_acl_change){.chains = &nope, .n_chains = 1};
+		CHECK_EQ_INT(weft_acl_program_patch(o, &c), -EINVAL);
+	}
 	after = dump(o);
 	CHECK_STREQ(after, before);
 	free(before);
 	free(after);
 	weft_acl_program_free(o);
+}
+
+/* A chain's rules replaced: the patched program has the new compile's
+ * rules, the other chains untouched. */
+static void test_patch_chain(void)
+{
+	static const char rule[] = "  - {action: allow, protocol: tcp, destination: {ports: [80, 443]}}\n";
+	struct weft_buf y = {0};
+	const char *at = strstr(BASE, rule);
+	struct weft_acl_program *o, *n;
+	const struct weft_acl_chain *nc = NULL;
+	struct weft_acl_change c = {0};
+
+	CHECK(at != NULL);
+	if (!at)
+		return;
+	weft_buf_append(&y, BASE, (size_t)(at - BASE) + strlen(rule));
+	weft_buf_printf(&y, "  - {action: deny, protocol: udp, destination: {ports: [53]}}\n%s", at + strlen(rule));
+	o = compile_yaml(BASE, "node-1");
+	n = compile_yaml(y.data, "node-1");
+	for (size_t i = 0; n && i < n->n_chains; i++)
+		if (n->chains[i].origin && streq(n->chains[i].origin, "profile WEB inbound"))
+			nc = &n->chains[i];
+	CHECK(nc != NULL);
+	if (o && nc) {
+		const struct weft_acl_chain *oc = weft_acl_program_chain(o, nc->name);
+		size_t before = oc ? oc->n_rules : 0;
+
+		CHECK(oc && before + 1 == nc->n_rules);
+		c.chains = nc;
+		c.n_chains = 1;
+		CHECK_EQ_INT(weft_acl_program_patch(o, &c), 0);
+		CHECK_EQ_INT(o->n_chains, n->n_chains);
+		for (size_t i = 0; i < n->n_chains && i < o->n_chains; i++) {
+			CHECK_STREQ(o->chains[i].name, n->chains[i].name);
+			CHECK_EQ_INT(o->chains[i].n_rules, n->chains[i].n_rules);
+			for (size_t k = 0; k < n->chains[i].n_rules && k < o->chains[i].n_rules; k++)
+				CHECK(weft_acl_rule_eq(&o->chains[i].rules[k], &n->chains[i].rules[k]));
+		}
+		oc = weft_acl_program_chain(o, nc->name);
+		CHECK(oc && oc->n_rules == nc->n_rules);
+	}
+	weft_buf_free(&y);
+	weft_acl_program_free(o);
+	weft_acl_program_free(n);
 }
 
 /* --- programs by hand: prefixes, shape checks, unsorted endpoints ------------ */
@@ -707,4 +756,4 @@ static void test_random(void)
 	CHECK(ok > 150);
 }
 
-TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_by_hand), TEST(test_random))
+TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_patch_chain), TEST(test_by_hand), TEST(test_random))

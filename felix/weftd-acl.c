@@ -85,6 +85,10 @@ struct weftd_acl {
 	 * incremental compile (try_endpoints). */
 	struct chg_ep *chg_eps;
 	size_t n_chg_eps, cap_chg_eps;
+	/* ... and the Profiles and Policies whose rules alone changed (their
+	 * keys), for try_rules. */
+	char **chg_rules;
+	size_t n_chg_rules;
 	/* How many Endpoint records of the copy hold each host address: a
 	 * member leaves a set incrementally only if no other record holds
 	 * it. Open addressing, entries never removed (a relist rebuilds it). */
@@ -117,6 +121,9 @@ static void changes_reset(struct weftd_acl *a)
 		weft_resource_clear(&a->chg_eps[i].old);
 	}
 	a->n_chg_eps = 0;
+	for (size_t i = 0; i < a->n_chg_rules; i++)
+		free(a->chg_rules[i]);
+	a->n_chg_rules = 0;
 }
 
 /* The next sync compiles and applies the whole program. */
@@ -273,6 +280,34 @@ static void ac_resource(struct weftd_acl *a, const struct weft_resource *r, int 
 			ac_add(a, &v[i], delta);
 }
 
+static bool same_field(const cJSON *x, const cJSON *y, const char *name)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(x, name), *b = cJSON_GetObjectItemCaseSensitive(y, name);
+
+	return (!a && !b) || (a && b && cJSON_Compare(a, b, true));
+}
+
+/* Do two versions of a Profile or Policy differ in their rules alone, so
+ * that only their chains change (not which endpoints they apply to, in
+ * which order, nor anyone's labels or tags)? */
+static bool rules_only(const struct weft_resource *o, const struct weft_resource *n)
+{
+	const cJSON *os = cJSON_GetObjectItemCaseSensitive(o->doc, "spec");
+	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(n->doc, "spec");
+	static const char *const profile[] = {"tags", "labelsToApply"};
+	static const char *const policy[] = {"order", "selector", "types"};
+	const char *const *f = o->kind == WEFT_KIND_PROFILE ? profile : policy;
+	size_t nf = o->kind == WEFT_KIND_PROFILE ? ARRAY_SIZE(profile) : ARRAY_SIZE(policy);
+
+	if (o->kind != n->kind || (o->kind != WEFT_KIND_PROFILE && o->kind != WEFT_KIND_POLICY) ||
+	    !cJSON_IsObject(os) || !cJSON_IsObject(ns) || !o->name || !n->name || !streq(o->name, n->name))
+		return false;
+	for (size_t i = 0; i < nf; i++)
+		if (!same_field(os, ns, f[i]))
+			return false;
+	return true;
+}
+
 /* The copy's entry for key goes from *old (NULL: none) to nw (NULL:
  * none): the index, the notes for the next sync, and the version the last
  * sync saw kept for the incremental compile. Takes *old over (it is
@@ -285,6 +320,18 @@ static void copy_track(struct weftd_acl *a, const char *key, struct weft_resourc
 		ac_resource(a, old, -1);
 	if (nw)
 		ac_resource(a, nw, +1);
+	if (!a->full && old && nw && !startswith(key, ACL_EP_PREFIX) && rules_only(old, nw)) {
+		bool seen = false;
+
+		for (size_t i = 0; i < a->n_chg_rules && !seen; i++)
+			seen = streq(a->chg_rules[i], key);
+		if (!seen) {
+			a->chg_rules = wrealloc(a->chg_rules, (a->n_chg_rules + 1) * sizeof(*a->chg_rules));
+			a->chg_rules[a->n_chg_rules++] = wstrdup(key);
+		}
+		weft_resource_clear(old);
+		return;
+	}
 	note_change(a, key, nw);
 	note_change(a, key, old);
 	if (!a->full) {
@@ -484,7 +531,7 @@ static void declare_metrics(struct weftd_metrics *m)
 			     "incremental ACL syncs that differed from a full compile (WEFT_ACL_VERIFY=1 only)");
 	weftd_metric_declare(m, "weft_acl_compiles_total", "counter",
 			     "ACL syncs by what was compiled: endpoints (Profiles and Policies with only the changed "
-			     "Endpoints), full (everything)");
+			     "Endpoints), rules (Profiles and Policies whose rules alone changed), full (everything)");
 	weftd_metric_declare(m, "weft_acl_apply_seconds", "gauge", "duration of the last ACL kernel batch");
 	weftd_metric_declare(m, "weft_acl_compile_seconds", "gauge", "duration of the last ACL compile");
 	weftd_metric_declare(m, "weft_acl_endpoints", "gauge", "endpoints of this node with ACLs programmed");
@@ -506,7 +553,7 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 	size_t n = 0;
 	int r;
 
-	if (!a->last || a->full || a->failed)
+	if (!a->last || a->full || a->failed || a->n_chg_rules)
 		return 0;
 	r = weft_acl_program_change(a->last, p, a->chg_addrs, a->n_chg_addrs, a->chg_ifnames, a->n_chg_ifnames, &chg);
 	if (r < 0) {
@@ -604,7 +651,7 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 	int64_t t0 = weft_now_ns();
 	int r, done = 0;
 
-	if (!a->last || a->full || a->failed || a->n_chg_eps == 0)
+	if (!a->last || a->full || a->failed || a->n_chg_eps == 0 || a->n_chg_rules)
 		return 0;
 	/* The copy is sorted by key: the Policies and Profiles follow the
 	 * Endpoints ("/weft/v1/endpoints/" < "/weft/v1/policies/" <
@@ -683,6 +730,82 @@ out:
 	return done;
 }
 
+/* The incremental compile for rule edits: when only the rules of some
+ * Profiles and Policies changed since the last sync (nothing else), compile
+ * the Profiles and Policies alone and send their chains as chain changes
+ * (the backend changes the rules that differ), provided every set those
+ * rules use is programmed already. Chains the node does not program (no
+ * local endpoint uses them) need nothing. Returns 1 when done, 0 to fall
+ * back to the full compile. */
+static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char **kind, int64_t *compile_ns)
+{
+	struct weft_acl_options opt = {.node = a->d->node, .all_chains = true};
+	struct weft_acl_program *pm = NULL;
+	struct weft_acl_chain *chains = NULL;
+	struct weft_acl_change chg = {0};
+	int64_t t0 = weft_now_ns();
+	size_t from;
+	ssize_t b;
+	int done = 0;
+
+	if (!a->last || a->full || a->failed || a->n_chg_rules == 0 || a->n_chg_eps || a->n_chg_addrs ||
+	    a->n_chg_ifnames)
+		return 0;
+	b = find(a, "/weft/v1/policies/");
+	from = b < 0 ? (size_t)(-b - 1) : (size_t)b;
+	if (weft_acl_compile(a->res + from, a->n - from, &opt, &pm, NULL) < 0)
+		goto out;
+	*compile_ns = weft_now_ns() - t0;
+	chains = wcalloc(pm->n_chains + 1, sizeof(*chains));
+	for (size_t i = 0; i < a->n_chg_rules; i++) {
+		ssize_t k = find(a, a->chg_rules[i]);
+		const struct weft_resource *r;
+		_cleanup_free_ char *in = NULL, *out = NULL;
+
+		if (k < 0)
+			goto out;
+		r = &a->res[k];
+		in = wasprintf("%s %s %s", r->kind == WEFT_KIND_PROFILE ? "profile" : "policy", r->name,
+			       r->kind == WEFT_KIND_PROFILE ? "inbound" : "ingress");
+		out = wasprintf("%s %s %s", r->kind == WEFT_KIND_PROFILE ? "profile" : "policy", r->name,
+				r->kind == WEFT_KIND_PROFILE ? "outbound" : "egress");
+		for (size_t c = 0; c < pm->n_chains; c++) {
+			const struct weft_acl_chain *ch = &pm->chains[c];
+
+			if (!ch->origin || (!streq(ch->origin, in) && !streq(ch->origin, out)))
+				continue;
+			if (!weft_acl_program_chain(a->last, ch->name))
+				continue; /* not programmed here */
+			for (size_t ri = 0; ri < ch->n_rules; ri++)
+				for (size_t ai = 0; ai < ch->rules[ri].n_addrs; ai++)
+					if (!weft_acl_program_set(a->last, ch->rules[ri].addrs[ai].set))
+						goto out; /* a new tag or selector: a new set */
+			chains[chg.n_chains++] = *ch; /* shallow: pm owns it */
+		}
+	}
+	chg.chains = chains;
+	if (chg.n_chains == 0) {
+		memset(st, 0, sizeof(*st));
+		*kind = "none";
+		done = 1;
+		goto out;
+	}
+	if (weft_acl_update(a->backend, &chg, st, NULL) < 0)
+		goto out;
+	if (weft_acl_program_patch(a->last, &chg) < 0) {
+		log_warn("acl: could not record an incremental change; reloading everything");
+		weft_acl_program_free(a->last);
+		a->last = NULL;
+		goto out;
+	}
+	*kind = "change";
+	done = 1;
+out:
+	free(chains);
+	weft_acl_program_free(pm);
+	return done;
+}
+
 /* WEFT_ACL_VERIFY=1 (the tests set it): after an incremental sync,
  * compile everything too and compare: every set and endpoint entry of the
  * full program must be in a->last alike (a->last may hold more: chains and
@@ -702,6 +825,15 @@ static void verify_incremental(struct weftd_acl *a)
 		if (!l || l->n_elems != s->n_elems ||
 		    (s->n_elems && memcmp(l->elems, s->elems, s->n_elems * sizeof(*s->elems)) != 0))
 			bad = s->name, what = "set";
+	}
+	for (size_t i = 0; i < p->n_chains && !bad; i++) {
+		const struct weft_acl_chain *c = &p->chains[i], *l = weft_acl_program_chain(a->last, c->name);
+		bool same = l && l->n_rules == c->n_rules;
+
+		for (size_t k = 0; same && k < c->n_rules; k++)
+			same = weft_acl_rule_eq(&c->rules[k], &l->rules[k]);
+		if (!same)
+			bad = c->name, what = "chain";
 	}
 	if (!bad && p->n_endpoints != a->last->n_endpoints)
 		bad = "(count)", what = "endpoints";
@@ -736,9 +868,16 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	bool incremental;
 	int r;
 
-	incremental = try_endpoints(a, want_ifname, &st, &kind, &inc_ns) > 0;
-	weftd_metric_add(a->d->metrics, "weft_acl_compiles_total",
-			 incremental ? "kind=\"endpoints\"" : "kind=\"full\"", 1);
+	if (try_endpoints(a, want_ifname, &st, &kind, &inc_ns) > 0) {
+		incremental = true;
+		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total", "kind=\"endpoints\"", 1);
+	} else if (!want_ifname && try_rules(a, &st, &kind, &inc_ns) > 0) {
+		incremental = true;
+		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total", "kind=\"rules\"", 1);
+	} else {
+		incremental = false;
+		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total", "kind=\"full\"", 1);
+	}
 	if (incremental) {
 		p = a->last;
 		t1 = t0 + inc_ns;
@@ -974,6 +1113,7 @@ void weftd_acl_stop(struct weftd_acl *a)
 	free(a->chg_addrs);
 	free(a->chg_ifnames);
 	free(a->chg_eps);
+	free(a->chg_rules);
 	free(a->ac);
 	free(a->entries);
 	free(a->res);

@@ -261,6 +261,13 @@ if [ "$inc" -gt 0 ]; then
 else
 	fail "node1: no incremental compile for endpoint events"
 fi
+# The profile rule edits above (weftctl profile ... rule add/remove) were
+# sent as chain changes on the nodes that program those profiles.
+rules_inc=0
+for n in 1 2 3; do
+	rules_inc=$((rules_inc + $(acl_metric $n 'weft_acl_compiles_total{kind="rules"}')))
+done
+check "rule edits compiled incrementally and sent as chain changes ($rules_inc times on the 3 nodes)" [ "$rules_inc" -gt 0 ]
 # A pod of othernet on node3 right after: if IPAM hands it web3's old
 # address, that address must not reach db1 as a WEB member any more.
 addpod reuse 3 othernet "" '{"role": "other"}'
