@@ -2570,8 +2570,13 @@ static void set_fold(struct state *st, size_t i)
 	size_t a = 0, j = 0, k = 0, m = 0;
 	struct weft_cidr *v;
 
-	if (!ov->n_add && !ov->n_del)
+	if (!ov->n_add && !ov->n_del) {
+		/* Emptied by changes that undid each other. */
+		free(ov->add);
+		free(ov->del);
+		memset(ov, 0, sizeof(*ov));
 		return;
+	}
 	v = wcalloc(s->n_elems + ov->n_add + 1, sizeof(*v));
 	while (a < s->n_elems || j < ov->n_add) {
 		if (a < s->n_elems && k < ov->n_del && cidr_cmp(&s->elems[a], &ov->del[k]) == 0) {

@@ -94,6 +94,16 @@ struct weftd_acl {
 	 * it. Open addressing, entries never removed (a relist rebuilds it). */
 	struct addr_count *ac;
 	size_t n_ac, cap_ac;
+	/* How many Endpoint records of this node claim each host interface
+	 * (sorted by name): a full compile leaves a claimed-twice interface
+	 * without an entry, so any event about one is compiled in full. */
+	struct if_count *ifc;
+	size_t n_ifc;
+};
+
+struct if_count {
+	char *ifname;
+	uint32_t n;
 };
 
 struct chg_ep {
@@ -308,6 +318,67 @@ static bool rules_only(const struct weft_resource *o, const struct weft_resource
 	return true;
 }
 
+/* spec.hostIfname of an Endpoint of this node, or NULL. */
+static const char *local_ifname(const struct weftd_acl *a, const struct weft_resource *r)
+{
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec");
+	const cJSON *node = cJSON_GetObjectItemCaseSensitive(spec, "node");
+	const cJSON *ifn = cJSON_GetObjectItemCaseSensitive(spec, "hostIfname");
+
+	if (r->kind != WEFT_KIND_ENDPOINT || !cJSON_IsString(ifn) || !ifn->valuestring || !cJSON_IsString(node) ||
+	    !node->valuestring || (a->d->node && !streq(node->valuestring, a->d->node)))
+		return NULL;
+	return ifn->valuestring;
+}
+
+/* Count a claim of ifname up or down; returns the count before. */
+static uint32_t ifc_add(struct weftd_acl *a, const char *ifname, int delta)
+{
+	size_t lo = 0, hi = a->n_ifc;
+	uint32_t before;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(a->ifc[mid].ifname, ifname);
+
+		if (c == 0) {
+			lo = mid;
+			hi = mid + 1;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == hi || strcmp(a->ifc[lo].ifname, ifname) != 0) {
+		if (delta < 0)
+			return 0;
+		a->ifc = wrealloc(a->ifc, (a->n_ifc + 1) * sizeof(*a->ifc));
+		memmove(&a->ifc[lo + 1], &a->ifc[lo], (a->n_ifc - lo) * sizeof(*a->ifc));
+		a->ifc[lo] = (struct if_count){wstrdup(ifname), 0};
+		a->n_ifc++;
+	}
+	before = a->ifc[lo].n;
+	if (delta > 0 || before > 0)
+		a->ifc[lo].n = (uint32_t)((int64_t)before + delta);
+	if (a->ifc[lo].n == 0) {
+		free(a->ifc[lo].ifname);
+		memmove(&a->ifc[lo], &a->ifc[lo + 1], (a->n_ifc - lo - 1) * sizeof(*a->ifc));
+		a->n_ifc--;
+	}
+	return before;
+}
+
+static void ifc_clear(struct weftd_acl *a)
+{
+	for (size_t i = 0; i < a->n_ifc; i++)
+		free(a->ifc[i].ifname);
+	free(a->ifc);
+	a->ifc = NULL;
+	a->n_ifc = 0;
+}
+
 /* The copy's entry for key goes from *old (NULL: none) to nw (NULL:
  * none): the index, the notes for the next sync, and the version the last
  * sync saw kept for the incremental compile. Takes *old over (it is
@@ -320,6 +391,11 @@ static void copy_track(struct weftd_acl *a, const char *key, struct weft_resourc
 		ac_resource(a, old, -1);
 	if (nw)
 		ac_resource(a, nw, +1);
+	/* An interface claimed twice, before or after: compile in full. */
+	if (old && local_ifname(a, old) && ifc_add(a, local_ifname(a, old), -1) >= 2)
+		want_full(a);
+	if (nw && local_ifname(a, nw) && ifc_add(a, local_ifname(a, nw), +1) >= 1)
+		want_full(a);
 	if (!a->full && old && nw && !startswith(key, ACL_EP_PREFIX) && rules_only(old, nw)) {
 		bool seen = false;
 
@@ -480,6 +556,7 @@ static void copy_clear(struct weftd_acl *a)
 	free(a->ac);
 	a->ac = NULL;
 	a->n_ac = a->cap_ac = 0;
+	ifc_clear(a);
 }
 
 /* Read the three kinds afresh. The watch is already open, so nothing that

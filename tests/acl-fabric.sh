@@ -279,6 +279,25 @@ fi
 acl_expect "reuse -> other tcp/22 (othernet's tag)" ok reuse other tcp/22
 check "CNI DEL reuse" acl_pod_del reuse
 
+# --- a stale record claiming a pod's interface ---------------------------------
+# Two Endpoint records of node1 name web1's interface: weft cannot tell
+# which one holds, so web1 fails closed until one is gone (and weftd,
+# which syncs endpoint events incrementally, must notice: WEFT_ACL_VERIFY).
+ctl get endpoints -o json | python3 -c '
+import json, sys
+ip = sys.argv[1]
+for it in json.load(sys.stdin)["items"]:
+    if ip + "/32" in it["spec"].get("ipNetworks", []):
+        it["metadata"] = {"name": "stale-web1"}
+        it["spec"]["ipNetworks"] = ["10.65.250.1/32"]
+        print(json.dumps(it))
+        break
+' "${ip[web1]}" >"$T/stale.json"
+check "a stale Endpoint record naming web1's interface" ctl apply -f "$T/stale.json"
+acl_expect "web1's interface claimed twice: other -> web1 tcp/80 denied" drop other web1 tcp/80
+check "delete the stale record" ctl delete endpoint stale-web1
+acl_expect "stale record gone: other -> web1 tcp/80 again" ok other web1 tcp/80
+
 # --- no window after ADD; a foreign wft interface fails closed ------------------
 # web4's server listens before its ADD: the first packets decide.
 addpod web4 2 fabric '["WEB"]' '{"role": "web"}' "tcp:22"
