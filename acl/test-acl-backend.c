@@ -1141,6 +1141,21 @@ static void test_update(void)
 	set_del(find_set(p, "wt4-web"), pod_c.v4);
 	expect_in_sync(p, "after member removed");
 
+	/* In and out again between two applies: the backend's pending
+	 * changes empty out (and must not leak when merged). */
+	sc.del = NULL;
+	sc.n_del = 0;
+	sc.add = &c_v4;
+	sc.n_add = 1;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	sc.add = NULL;
+	sc.n_add = 0;
+	sc.del = &c_v4;
+	sc.n_del = 1;
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	CHECK_EQ_INT(st.elems_removed, 1);
+	expect_in_sync(p, "after a member came and went");
+
 	/* Many members come and go (past the backend's pending-change
 	 * bound), then an apply that differs in one member only. */
 	many = wcalloc(3000, sizeof(*many));
