@@ -670,6 +670,29 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 	return r;
 }
 
+/* An incremental sync's change to the backend, then into a->last.
+ * Returns 1 when both took it (*kind "change"), 0 to compile everything. */
+static int send_change(struct weftd_acl *a, const struct weft_acl_change *c, struct weft_acl_stats *st,
+		       const char **kind)
+{
+	int r = weft_acl_update(a->backend, c, st, NULL);
+
+	if (r < 0) {
+		log_debug("acl: incremental change not taken by the %s backend (%s): compiling everything",
+			  weft_acl_backend_name(a->backend), strerror(-r));
+		return 0;
+	}
+	if (weft_acl_program_patch(a->last, c) < 0) {
+		/* The kernel has it but our copy cannot follow: start over. */
+		log_warn("acl: could not record an incremental change; reloading everything");
+		weft_acl_program_free(a->last);
+		a->last = NULL;
+		return 0;
+	}
+	*kind = "change";
+	return 1;
+}
+
 /* Does an Endpoint record of the copy other than the changed ones hold
  * x? The changed ones' current versions are in cur[0..n). */
 static bool held_by_others(const struct weftd_acl *a, const struct weft_cidr *x, const struct weft_resource *cur,
@@ -726,7 +749,7 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 	size_t from, no, nn, nchanged = 0, n_eps = 0;
 	ssize_t b;
 	int64_t t0 = weft_now_ns();
-	int r, done = 0;
+	int done = 0;
 
 	if (!a->last || a->full || a->failed || a->n_chg_eps == 0 || a->n_chg_rules)
 		return 0;
@@ -782,21 +805,7 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 		done = 1;
 		goto out;
 	}
-	r = weft_acl_update(a->backend, &filt, st, NULL);
-	if (r < 0) {
-		log_debug("acl: incremental change not taken by the %s backend (%s): compiling everything",
-			  weft_acl_backend_name(a->backend), strerror(-r));
-		goto out;
-	}
-	if (weft_acl_program_patch(a->last, &filt) < 0) {
-		/* The kernel has it but our copy cannot follow: start over. */
-		log_warn("acl: could not record an incremental change; reloading everything");
-		weft_acl_program_free(a->last);
-		a->last = NULL;
-		goto out;
-	}
-	*kind = "change";
-	done = 1;
+	done = send_change(a, &filt, st, kind);
 out:
 	free(sets);
 	weft_acl_change_clear(&chg);
@@ -867,16 +876,7 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 		done = 1;
 		goto out;
 	}
-	if (weft_acl_update(a->backend, &chg, st, NULL) < 0)
-		goto out;
-	if (weft_acl_program_patch(a->last, &chg) < 0) {
-		log_warn("acl: could not record an incremental change; reloading everything");
-		weft_acl_program_free(a->last);
-		a->last = NULL;
-		goto out;
-	}
-	*kind = "change";
-	done = 1;
+	done = send_change(a, &chg, st, kind);
 out:
 	free(chains);
 	weft_acl_program_free(pm);
