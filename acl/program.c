@@ -1,5 +1,8 @@
-/* program.c - freeing and looking up parts of a compiled ACL program. */
+/* program.c - freeing, copying and looking up parts of a compiled ACL
+ * program; the change between two programs and a change applied to one. */
 #include "acl/acl.h"
+
+#include <stddef.h>
 
 const char *weft_acl_action_str(enum weft_acl_action a)
 {
@@ -436,40 +439,24 @@ bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule 
 	return true;
 }
 
+/* bsearch() by name over sets or chains, sorted by name (both begin with
+ * their char *name). */
+_Static_assert(offsetof(struct weft_acl_set, name) == 0, "a set begins with its name");
+_Static_assert(offsetof(struct weft_acl_chain, name) == 0, "a chain begins with its name");
+
+static int name_key_cmp(const void *key, const void *elem)
+{
+	return strcmp((const char *)key, *(char *const *)elem);
+}
+
 static struct weft_acl_chain *chain_by_name(struct weft_acl_program *p, const char *name)
 {
-	size_t lo = 0, hi = p->n_chains;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(p->chains[mid].name, name);
-
-		if (c == 0)
-			return &p->chains[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return p->n_chains ? bsearch(name, p->chains, p->n_chains, sizeof(*p->chains), name_key_cmp) : NULL;
 }
 
 static struct weft_acl_set *set_by_name(struct weft_acl_program *p, const char *name)
 {
-	size_t lo = 0, hi = p->n_sets;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(p->sets[mid].name, name);
-
-		if (c == 0)
-			return &p->sets[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return p->n_sets ? bsearch(name, p->sets, p->n_sets, sizeof(*p->sets), name_key_cmp) : NULL;
 }
 
 /* Where host address x is or would go among s's elements. */

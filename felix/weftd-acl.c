@@ -176,15 +176,32 @@ static int ep_addrs(const struct weft_resource *r, struct weft_cidr **out, size_
 	return 0;
 }
 
+/* One version of a resource of the copy with its Endpoint host addresses,
+ * read once per event (ep_addrs; err < 0: not an Endpoint, or an address
+ * that is not a host address). */
+struct version {
+	const struct weft_resource *r; /* NULL: none */
+	struct weft_cidr *addrs;
+	size_t n;
+	int err;
+};
+
+static void version_read(struct version *v, const struct weft_resource *r)
+{
+	*v = (struct version){.r = r, .err = -EINVAL};
+	if (r)
+		v->err = ep_addrs(r, &v->addrs, &v->n);
+}
+
 /* One version of an Endpoint: its host addresses and spec.hostIfname.
  * Anything unexpected: a full apply. */
-static void note_endpoint(struct weftd_acl *a, const struct weft_resource *r)
+static void note_endpoint(struct weftd_acl *a, const struct version *ver)
 {
-	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r->doc, "spec"), *ifn;
-	_cleanup_free_ struct weft_cidr *v = NULL;
-	size_t n;
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(ver->r->doc, "spec"), *ifn;
+	const struct weft_cidr *v = ver->addrs;
+	size_t n = ver->n;
 
-	if (ep_addrs(r, &v, &n) < 0)
+	if (ver->err < 0)
 		goto full;
 	for (size_t i = 0; i < n; i++) {
 		if (a->n_chg_addrs == a->cap_chg_addrs) {
@@ -210,9 +227,10 @@ full:
 	want_full(a);
 }
 
-/* The copy's version of key changes from or to r (one call per version,
- * r NULL for none): only an Endpoint keeps the next sync a change. */
-static void note_change(struct weftd_acl *a, const char *key, const struct weft_resource *r)
+/* The copy's version of key changes from or to ver (one call per
+ * version, ver->r NULL for none): only an Endpoint keeps the next sync a
+ * change. */
+static void note_change(struct weftd_acl *a, const char *key, const struct version *ver)
 {
 	if (a->full)
 		return;
@@ -220,8 +238,8 @@ static void note_change(struct weftd_acl *a, const char *key, const struct weft_
 		want_full(a);
 		return;
 	}
-	if (r)
-		note_endpoint(a, r);
+	if (ver->r)
+		note_endpoint(a, ver);
 }
 
 /* --- the address index ------------------------------------------------------ */
@@ -280,14 +298,10 @@ static uint32_t ac_get(const struct weftd_acl *a, const struct weft_cidr *x)
 	return e && e->used ? e->n : 0;
 }
 
-static void ac_resource(struct weftd_acl *a, const struct weft_resource *r, int delta)
+static void ac_version(struct weftd_acl *a, const struct version *v, int delta)
 {
-	_cleanup_free_ struct weft_cidr *v = NULL;
-	size_t n;
-
-	if (r->kind == WEFT_KIND_ENDPOINT && ep_addrs(r, &v, &n) == 0)
-		for (size_t i = 0; i < n; i++)
-			ac_add(a, &v[i], delta);
+	for (size_t i = 0; v->err == 0 && i < v->n; i++)
+		ac_add(a, &v->addrs[i], delta);
 }
 
 static bool same_field(const cJSON *x, const cJSON *y, const char *name)
@@ -386,15 +400,17 @@ static void ifc_clear(struct weftd_acl *a)
 static void copy_track(struct weftd_acl *a, const char *key, struct weft_resource *old, const struct weft_resource *nw)
 {
 	struct chg_ep *ce = NULL;
+	struct version ov, nv;
+	const char *oif = old ? local_ifname(a, old) : NULL, *nif = nw ? local_ifname(a, nw) : NULL;
 
-	if (old)
-		ac_resource(a, old, -1);
-	if (nw)
-		ac_resource(a, nw, +1);
+	version_read(&ov, old);
+	version_read(&nv, nw);
+	ac_version(a, &ov, -1);
+	ac_version(a, &nv, +1);
 	/* An interface claimed twice, before or after: compile in full. */
-	if (old && local_ifname(a, old) && ifc_add(a, local_ifname(a, old), -1) >= 2)
+	if (oif && ifc_add(a, oif, -1) >= 2)
 		want_full(a);
-	if (nw && local_ifname(a, nw) && ifc_add(a, local_ifname(a, nw), +1) >= 1)
+	if (nif && ifc_add(a, nif, +1) >= 1)
 		want_full(a);
 	if (!a->full && old && nw && !startswith(key, ACL_EP_PREFIX) && rules_only(old, nw)) {
 		bool seen = false;
@@ -405,11 +421,10 @@ static void copy_track(struct weftd_acl *a, const char *key, struct weft_resourc
 			a->chg_rules = wrealloc(a->chg_rules, (a->n_chg_rules + 1) * sizeof(*a->chg_rules));
 			a->chg_rules[a->n_chg_rules++] = wstrdup(key);
 		}
-		weft_resource_clear(old);
-		return;
+		goto out;
 	}
-	note_change(a, key, nw);
-	note_change(a, key, old);
+	note_change(a, key, &nv);
+	note_change(a, key, &ov);
 	if (!a->full) {
 		for (size_t i = 0; i < a->n_chg_eps && !ce; i++)
 			if (streq(a->chg_eps[i].key, key))
@@ -427,6 +442,9 @@ static void copy_track(struct weftd_acl *a, const char *key, struct weft_resourc
 			}
 		}
 	}
+out:
+	free(ov.addrs);
+	free(nv.addrs);
 	if (old)
 		weft_resource_clear(old);
 }
@@ -594,6 +612,26 @@ out:
 
 /* --- compile and apply ------------------------------------------------------ */
 
+/* How many members, chains and endpoint entries c changes. */
+static size_t change_size(const struct weft_acl_change *c)
+{
+	size_t n = c->n_chains + c->n_endpoints + c->n_endpoints_removed;
+
+	for (size_t i = 0; i < c->n_sets; i++)
+		n += c->sets[i].n_add + c->sets[i].n_del;
+	return n;
+}
+
+/* Where the Policies and Profiles start in the copy: it is sorted by key,
+ * and they follow the Endpoints ("/weft/v1/endpoints/" <
+ * "/weft/v1/policies/" < "/weft/v1/profiles/"). */
+static size_t rules_start(const struct weftd_acl *a)
+{
+	ssize_t b = find(a, "/weft/v1/policies/");
+
+	return b < 0 ? (size_t)(-b - 1) : (size_t)b;
+}
+
 static void declare_metrics(struct weftd_metrics *m)
 {
 	weftd_metric_declare(m, "weft_acl_applies_total", "counter", "ACL programs applied to the kernel");
@@ -627,7 +665,6 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 {
 	struct weft_acl_change chg = {0};
 	_cleanup_free_ char *err = NULL;
-	size_t n = 0;
 	int r;
 
 	if (!a->last || a->full || a->failed || a->n_chg_rules)
@@ -643,10 +680,7 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 		weftd_metric_add(a->d->metrics, "weft_acl_update_fallbacks_total", "reason=\"program\"", 1);
 		return 0;
 	}
-	for (size_t i = 0; i < chg.n_sets; i++)
-		n += chg.sets[i].n_add + chg.sets[i].n_del;
-	n += chg.n_chains + chg.n_endpoints + chg.n_endpoints_removed;
-	if (n == 0) {
+	if (change_size(&chg) == 0) {
 		memset(st, 0, sizeof(*st));
 		*kind = "none";
 		weft_acl_change_clear(&chg);
@@ -671,11 +705,19 @@ static int try_change(struct weftd_acl *a, const struct weft_acl_program *p, str
 }
 
 /* An incremental sync's change to the backend, then into a->last.
- * Returns 1 when both took it (*kind "change"), 0 to compile everything. */
+ * Returns 1 when both took it (*kind "change"; "none" for an empty
+ * change, nothing sent), 0 to compile everything. */
 static int send_change(struct weftd_acl *a, const struct weft_acl_change *c, struct weft_acl_stats *st,
 		       const char **kind)
 {
-	int r = weft_acl_update(a->backend, c, st, NULL);
+	int r;
+
+	if (change_size(c) == 0) {
+		memset(st, 0, sizeof(*st));
+		*kind = "none";
+		return 1;
+	}
+	r = weft_acl_update(a->backend, c, st, NULL);
 
 	if (r < 0) {
 		log_debug("acl: incremental change not taken by the %s backend (%s): compiling everything",
@@ -746,18 +788,14 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 	struct weft_resource *ov = NULL, *nv = NULL;
 	struct weft_acl_change chg = {0}, filt = {0};
 	struct weft_acl_set_change *sets = NULL;
-	size_t from, no, nn, nchanged = 0, n_eps = 0;
-	ssize_t b;
+	size_t from, no, nn, n_eps = 0;
 	int64_t t0 = weft_now_ns();
 	int done = 0;
 
 	if (!a->last || a->full || a->failed || a->n_chg_eps == 0 || a->n_chg_rules)
 		return 0;
-	/* The copy is sorted by key: the Policies and Profiles follow the
-	 * Endpoints ("/weft/v1/endpoints/" < "/weft/v1/policies/" <
-	 * "/weft/v1/profiles/"). The arrays below borrow their resources. */
-	b = find(a, "/weft/v1/policies/");
-	from = b < 0 ? (size_t)(-b - 1) : (size_t)b;
+	/* The arrays below borrow the copy's resources. */
+	from = rules_start(a);
 	ov = wcalloc(a->n - from + a->n_chg_eps + 1, sizeof(*ov));
 	nv = wcalloc(a->n - from + a->n_chg_eps + 1, sizeof(*nv));
 	no = nn = 0;
@@ -796,14 +834,6 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 			if (held_by_others(a, &chg.sets[i].del[k], nv, n_eps))
 				goto out;
 		sets[filt.n_sets++] = chg.sets[i];
-		nchanged += chg.sets[i].n_add + chg.sets[i].n_del;
-	}
-	nchanged += filt.n_endpoints + filt.n_endpoints_removed;
-	if (nchanged == 0) {
-		memset(st, 0, sizeof(*st));
-		*kind = "none";
-		done = 1;
-		goto out;
 	}
 	done = send_change(a, &filt, st, kind);
 out:
@@ -831,14 +861,12 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 	struct weft_acl_change chg = {0};
 	int64_t t0 = weft_now_ns();
 	size_t from;
-	ssize_t b;
 	int done = 0;
 
 	if (!a->last || a->full || a->failed || a->n_chg_rules == 0 || a->n_chg_eps || a->n_chg_addrs ||
 	    a->n_chg_ifnames)
 		return 0;
-	b = find(a, "/weft/v1/policies/");
-	from = b < 0 ? (size_t)(-b - 1) : (size_t)b;
+	from = rules_start(a);
 	if (weft_acl_compile(a->res + from, a->n - from, &opt, &pm, NULL) < 0)
 		goto out;
 	*compile_ns = weft_now_ns() - t0;
@@ -870,12 +898,6 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 		}
 	}
 	chg.chains = chains;
-	if (chg.n_chains == 0) {
-		memset(st, 0, sizeof(*st));
-		*kind = "none";
-		done = 1;
-		goto out;
-	}
 	done = send_change(a, &chg, st, kind);
 out:
 	free(chains);
