@@ -38,7 +38,8 @@
  *   weft-to-wl     the same with "-o IF -g weft-tw-IF".
  *   weft-fw-IF     endpoint egress: anti-spoofing (MAC, own addresses),
  *                  then policies and profiles (below); weft-tw-IF ingress.
- *   weft-c-NAME    one per program chain.
+ *   weft-c-NAME    one per program chain; one of more than 64 rules
+ *                  jumps to pieces weft-k.HASH of about 16 rules.
  *   weft-allow-pol, weft-allow-prof, weft-pass: set the mark bits of a
  *                  Policy allow (ALLOW|POLICY), a profile allow (ALLOW),
  *                  a pass (PASS); a deciding program rule goes there with
@@ -84,14 +85,20 @@ static uint64_t fnv1a(const char *s)
 	return h;
 }
 
+/* FNV-style, a word at a time (rule hashes of a 10,000-rule chain are
+ * taken on every update of it), the high bits folded down each step. */
 static uint64_t hmix(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
+	uint64_t w;
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
+	for (; n >= 8; b += 8, n -= 8) {
+		memcpy(&w, b, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+		h ^= h >> 32;
 	}
+	for (; n > 0; b++, n--)
+		h = (h ^ *b) * 0x100000001b3ull;
 	return h;
 }
 
@@ -179,21 +186,22 @@ static int cidr_cmp(const void *a, const void *b)
 
 /* ---- what is (or is to be) in the kernel ---- */
 
-enum { CH_OTHER, CH_PROGRAM, CH_ENDPOINT };
+/* CH_PROGRAM: the (first) kernel chain of a program chain; CH_CHUNK: a
+ * further piece of a long one (see "Long program chains" below). */
+enum { CH_OTHER, CH_PROGRAM, CH_CHUNK, CH_ENDPOINT };
 
 struct ipt_chain {
 	char *name;   /* kernel chain name */
 	char *text;   /* its rules as "-A name ...\n" lines; "" when empty */
 	int kind;      /* CH_*, for stats */
 	char *ifname;  /* CH_ENDPOINT */
-	uint64_t hash; /* CH_PROGRAM: of what the text was rendered from */
+	uint64_t hash; /* CH_PROGRAM, CH_CHUNK: of what the text was rendered from */
 	/* CH_PROGRAM chains of a rendered program (for updates): */
 	char *prog;    /* the program's chain name */
 	enum weft_acl_chain_kind pkind;
 	bool ingress;
-	uint64_t *rhash;  /* per program rule: rule_hash() */
-	uint32_t *rlines; /* per program rule: its lines in text */
-	size_t n_rules;
+	char **chunks; /* the kernel names of its further pieces, in order */
+	size_t n_chunks;
 };
 
 struct ipt_table {
@@ -228,8 +236,7 @@ static void table_clear(struct ipt_table *t)
 		free(t->chains[i].text);
 		free(t->chains[i].ifname);
 		free(t->chains[i].prog);
-		free(t->chains[i].rhash);
-		free(t->chains[i].rlines);
+		strv_free(t->chains[i].chunks, t->chains[i].n_chunks);
 	}
 	free(t->chains);
 	strv_free(t->hooks, t->n_hooks);
@@ -267,9 +274,8 @@ static struct ipt_chain *table_add(struct ipt_table *t, char *name, char *text, 
 	c->prog = NULL;
 	c->pkind = WEFT_ACL_CHAIN_PROFILE;
 	c->ingress = false;
-	c->rhash = NULL;
-	c->rlines = NULL;
-	c->n_rules = 0;
+	c->chunks = NULL;
+	c->n_chunks = 0;
 	return c;
 }
 
@@ -713,9 +719,10 @@ static uint64_t *rule_hashes(struct render *R, const struct weft_acl_chain *c)
 	return v;
 }
 
-/* A hash of everything a program chain's text is rendered from (its kind
- * and its rules' hashes), so an unchanged chain of a large program reuses
- * its previous text instead of being rendered. Never 0. */
+/* A hash of everything the rules of a program chain (or of a piece of
+ * one) are rendered from: its kind and its rules' hashes, so an unchanged
+ * chain of a large program reuses its previous text instead of being
+ * rendered. Never 0. */
 static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, size_t n)
 {
 	uint64_t h = hint(0xcbf29ce484222325ull, kind);
@@ -724,21 +731,215 @@ static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, si
 	return hmix(h, rh, n * sizeof(*rh)) | 1;
 }
 
-/* Render rules [from, to) of program chain c into b for family fam; the
- * lines each rule took go to lines[] (from index 0). */
-static int render_rules(struct render *R, struct weft_buf *b, const char *kn, const struct weft_acl_chain *c, size_t from,
-			size_t to, int fam, uint32_t *lines)
+/* Long program chains. iptables-nft reads the whole chain to insert,
+ * replace or delete one of its rules by position (80 ms in a chain of
+ * 10,000, 4 ms in one of 16), so a program chain of more than
+ * IPT_PIECE_MAX rules is cut into pieces of 16 rules on average and
+ * IPT_PIECE_MAX at most, each its own kernel chain, and the program chain
+ * jumps to its pieces in order (more than IPT_PIECE_MAX pieces are cut
+ * into groups the same way, and so on: a tree, since gotos from piece to
+ * piece would soon exceed the kernel's jump depth of 16). After each jump
+ * one rule returns as soon as a piece decided (ALLOW set; for a policy
+ * ALLOW or PASS): a deciding rule in a piece goes (-g) to weft-allow-prof
+ * & co., whose end returns to the chain that jumped to the piece, which
+ * returns in turn. So the pieces decide exactly as one chain would; a new
+ * connection pays two rules more per piece walked.
+ *
+ * Where a piece ends depends on the rules alone (before a rule whose
+ * mixed hash has its top IPT_PIECE_BITS bits zero, or after IPT_PIECE_MAX
+ * rules), and a piece is named after its first rule: a rule added,
+ * changed or removed changes its piece (rarely the one above it), not the
+ * others, and an apply and an update of the same program cut it alike. */
+#define IPT_PIECE_BITS 4 /* 16 entries on average */
+#define IPT_PIECE_MAX 64
+
+struct piece {
+	char *name;
+	uint64_t hash;     /* of what its text is rendered from */
+	size_t from, to;   /* a piece of rules: rules [from, to) */
+	size_t *kids, n_kids; /* a group: the pieces it jumps to (indexes) */
+};
+
+struct layout {
+	struct piece *k; /* [0] the program chain itself */
+	size_t n;
+};
+
+static void layout_free(struct layout *L)
 {
-	for (size_t j = from; j < to; j++) {
-		size_t before = b->len;
-		uint32_t n = 0;
-		int r = render_rule(R, b, kn, c, j, fam);
+	for (size_t i = 0; i < L->n; i++) {
+		free(L->k[i].name);
+		free(L->k[i].kids);
+	}
+	free(L->k);
+	memset(L, 0, sizeof(*L));
+}
+
+/* Cut keys[n] into runs; returns their count, starts in *starts. */
+static size_t cut(const uint64_t *keys, size_t n, int level, size_t *starts)
+{
+	size_t m = 0;
+
+	for (int natural = 1; natural >= 0; natural--) {
+		m = 0;
+		starts[m++] = 0;
+		for (size_t j = 1; j < n; j++) {
+			/* The low bits of an FNV hash are its weakest: mix first. */
+			uint64_t x = (keys[j] + (uint64_t)level * 0x9e3779b97f4a7c15ull) ^ (keys[j] >> 29);
+
+			x *= 0xbf58476d1ce4e5b9ull;
+			if ((natural && x >> (64 - IPT_PIECE_BITS) == 0) || j - starts[m - 1] >= IPT_PIECE_MAX)
+				starts[m++] = j;
+		}
+		/* Many equal entries all starting runs would not shrink the
+		 * level: cut by size alone then. */
+		if (m <= n / 2 + 1)
+			break;
+	}
+	return m;
+}
+
+static const uint64_t *occ_keys;
+
+static int occ_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	if (occ_keys[x] != occ_keys[y])
+		return occ_keys[x] < occ_keys[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* dup[i] = how many of keys[0..i) equal keys[i]. */
+static void occurrences(const uint64_t *keys, size_t m, size_t *dup)
+{
+	size_t *ix = wcalloc(m + 1, sizeof(*ix));
+
+	for (size_t i = 0; i < m; i++)
+		ix[i] = i;
+	occ_keys = keys;
+	qsort(ix, m, sizeof(*ix), occ_cmp);
+	for (size_t i = 0; i < m; i++)
+		dup[ix[i]] = i && keys[ix[i - 1]] == keys[ix[i]] ? dup[ix[i - 1]] + 1 : 0;
+	free(ix);
+}
+
+/* Pieces of one level, entry i covering keys [starts[i], starts[i + 1]),
+ * each named after its first entry (and the level; the count of earlier
+ * pieces of the level starting with an equal entry keeps names apart).
+ * Returns the index of the first in L; their keys go to pk[]. */
+static size_t layout_level(struct layout *L, const char *prog, int level, const uint64_t *keys, const size_t *starts,
+			   size_t m, uint64_t *pk)
+{
+	size_t first = L->n, *dup = wcalloc(m + 1, sizeof(*dup));
+
+	for (size_t i = 0; i < m; i++)
+		pk[i] = keys[starts[i]];
+	occurrences(pk, m, dup);
+	L->k = wrealloc(L->k, (L->n + m) * sizeof(*L->k));
+	for (size_t i = 0; i < m; i++) {
+		uint64_t h = hint(hint(hint(fnv1a(prog), level), (long long)pk[i]), (long long)dup[i]);
+		struct piece *k = &L->k[L->n++];
+
+		memset(k, 0, sizeof(*k));
+		k->name = wasprintf("weft-k.%016llx", (unsigned long long)h);
+	}
+	free(dup);
+	return first;
+}
+
+/* A group's text hash: its kind and the names it jumps to. */
+static uint64_t group_hash(const struct layout *L, const struct piece *g, enum weft_acl_chain_kind kind)
+{
+	uint64_t h = hint(0x84222325cbf29ce4ull, kind);
+
+	for (size_t i = 0; i < g->n_kids; i++)
+		h = hstr(h, L->k[g->kids[i]].name);
+	return h | 1;
+}
+
+/* Cut program chain prog (kernel name head, rule hashes rh[n]). */
+static void layout_make(struct layout *L, const char *head, const char *prog, enum weft_acl_chain_kind kind,
+			const uint64_t *rh, size_t n)
+{
+	size_t *starts = wcalloc(n + 1, sizeof(*starts)), *nodes, nn, m, first;
+	uint64_t *keys;
+	int level = 0;
+
+	L->k = wcalloc(1, sizeof(*L->k));
+	L->n = 1; /* [0]: the program chain, filled in last */
+	if (n <= IPT_PIECE_MAX) {
+		L->k[0] = (struct piece){.name = wstrdup(head), .from = 0, .to = n,
+					 .hash = chain_hash(kind, rh, n)};
+		free(starts);
+		return;
+	}
+	m = cut(rh, n, level, starts);
+	nodes = wcalloc(m + 1, sizeof(*nodes));
+	keys = wcalloc(m + 1, sizeof(*keys));
+	first = layout_level(L, prog, level, rh, starts, m, keys);
+	for (size_t i = 0; i < m; i++) {
+		struct piece *k = &L->k[first + i];
+
+		k->from = starts[i];
+		k->to = i + 1 < m ? starts[i + 1] : n;
+		k->hash = chain_hash(kind, rh + k->from, k->to - k->from);
+		nodes[i] = first + i;
+	}
+	nn = m;
+	while (nn > IPT_PIECE_MAX) {
+		uint64_t *upkeys = wcalloc(nn + 1, sizeof(*upkeys));
+		size_t *up;
+
+		level++;
+		m = cut(keys, nn, level, starts);
+		up = wcalloc(m + 1, sizeof(*up));
+		first = layout_level(L, prog, level, keys, starts, m, upkeys);
+		for (size_t i = 0; i < m; i++) {
+			struct piece *g = &L->k[first + i];
+			size_t to = i + 1 < m ? starts[i + 1] : nn;
+
+			g->n_kids = to - starts[i];
+			g->kids = wmemdup(nodes + starts[i], g->n_kids * sizeof(*nodes));
+			g->hash = group_hash(L, g, kind);
+			up[i] = first + i;
+		}
+		free(nodes);
+		free(keys);
+		nodes = up;
+		keys = upkeys;
+		nn = m;
+	}
+	L->k[0] = (struct piece){.name = wstrdup(head), .kids = wmemdup(nodes, nn * sizeof(*nodes)), .n_kids = nn};
+	L->k[0].hash = group_hash(L, &L->k[0], kind);
+	free(nodes);
+	free(keys);
+	free(starts);
+}
+
+/* Render piece k of program chain c (cut by L) into b for family fam: its
+ * rules, or its jumps to the pieces below, each followed by the return
+ * once one decided. */
+static int render_piece(struct render *R, struct weft_buf *b, const struct weft_acl_chain *c, const struct layout *L,
+			size_t k, int fam)
+{
+	const struct piece *pc = &L->k[k];
+
+	weft_buf_append(b, "", 0);
+	for (size_t j = pc->from; j < pc->to; j++) {
+		int r = render_rule(R, b, pc->name, c, j, fam);
 
 		if (r < 0)
 			return r;
-		for (const char *q = b->data + before; (q = memchr(q, '\n', b->len - (size_t)(q - b->data))); q++)
-			n++;
-		lines[j - from] = n;
+	}
+	for (size_t i = 0; i < pc->n_kids; i++) {
+		weft_buf_printf(b, "-A %s -j %s\n", pc->name, L->k[pc->kids[i]].name);
+		if (c->kind == WEFT_ACL_CHAIN_POLICY)
+			weft_buf_printf(b, "-A %s -m mark ! --mark 0x0/0x%x -j RETURN\n", pc->name,
+					WEFT_ACL_MARK_ALLOW | WEFT_ACL_MARK_PASS);
+		else
+			weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", pc->name, WEFT_ACL_MARK_ALLOW,
+					WEFT_ACL_MARK_ALLOW);
 	}
 	return 0;
 }
@@ -751,8 +952,7 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 {
 	struct render R = {.p = p, .errmsg = errmsg};
 	char **ep_in = NULL, **ep_out = NULL;
-	uint64_t *hashes = wcalloc(p->n_chains + 1, sizeof(*hashes));
-	uint64_t **rhs = wcalloc(p->n_chains + 1, sizeof(*rhs));
+	struct layout *lay = wcalloc(p->n_chains + 1, sizeof(*lay));
 	int r = 0;
 
 	/* Names first: everything the kernel sees is checked here. */
@@ -873,39 +1073,41 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 
 		for (size_t i = 0; i < p->n_chains; i++) {
 			const struct weft_acl_chain *c = &p->chains[i];
-			const char *kn = map_find(R.chains, R.n_chains, c->name)->kern;
-			const struct ipt_chain *prev = old ? table_find(&old->tab[fi], kn) : NULL;
-			struct weft_buf b = {0};
-			struct ipt_chain *nc;
+			struct layout *L = &lay[i];
+			struct ipt_chain *head;
 
-			uint32_t *lines;
+			if (!L->n) {
+				_cleanup_free_ uint64_t *rh = rule_hashes(&R, c);
 
-			if (!rhs[i]) {
-				rhs[i] = rule_hashes(&R, c);
-				hashes[i] = chain_hash(c->kind, rhs[i], c->n_rules);
+				layout_make(L, map_find(R.chains, R.n_chains, c->name)->kern, c->name, c->kind, rh,
+					    c->n_rules);
 			}
-			if (prev && prev->kind == CH_PROGRAM && prev->hash == hashes[i] && prev->rlines) {
-				nc = table_add(t, wstrdup(kn), wstrdup(prev->text), CH_PROGRAM, NULL);
-				nc->hash = hashes[i];
-				nc->rlines = wmemdup(prev->rlines, (c->n_rules + 1) * sizeof(*nc->rlines));
-			} else {
-				lines = wcalloc(c->n_rules + 1, sizeof(*lines));
-				weft_buf_append(&b, "", 0);
-				r = render_rules(&R, &b, kn, c, 0, c->n_rules, fam, lines);
-				if (r < 0) {
-					weft_buf_free(&b);
-					free(lines);
-					goto out;
+			for (size_t k = 0; k < L->n; k++) {
+				int kind = k ? CH_CHUNK : CH_PROGRAM;
+				const struct ipt_chain *prev = old ? table_find(&old->tab[fi], L->k[k].name) : NULL;
+				struct weft_buf b = {0};
+				struct ipt_chain *nc;
+
+				if (prev && prev->kind == kind && prev->hash == L->k[k].hash) {
+					nc = table_add(t, wstrdup(L->k[k].name), wstrdup(prev->text), kind, NULL);
+				} else {
+					r = render_piece(&R, &b, c, L, k, fam);
+					if (r < 0) {
+						weft_buf_free(&b);
+						goto out;
+					}
+					nc = table_add(t, wstrdup(L->k[k].name), weft_buf_steal(&b), kind, NULL);
 				}
-				nc = table_add(t, wstrdup(kn), weft_buf_steal(&b), CH_PROGRAM, NULL);
-				nc->hash = hashes[i];
-				nc->rlines = lines;
+				nc->hash = L->k[k].hash;
 			}
-			nc->rhash = wmemdup(rhs[i], (c->n_rules + 1) * sizeof(*nc->rhash));
-			nc->n_rules = c->n_rules;
-			nc->prog = wstrdup(c->name);
-			nc->pkind = c->kind;
-			nc->ingress = c->ingress;
+			head = &t->chains[t->n - L->n];
+			head->prog = wstrdup(c->name);
+			head->pkind = c->kind;
+			head->ingress = c->ingress;
+			head->n_chunks = L->n - 1;
+			head->chunks = wcalloc(L->n, sizeof(char *));
+			for (size_t k = 1; k < L->n; k++)
+				head->chunks[k - 1] = wstrdup(L->k[k].name);
 		}
 		for (size_t i = 0; i < p->n_endpoints; i++) {
 			const struct weft_acl_endpoint *e = &p->endpoints[i];
@@ -928,10 +1130,9 @@ out:
 	free(R.chains);
 	strv_free(ep_in, ep_in ? p->n_endpoints : 0);
 	strv_free(ep_out, ep_out ? p->n_endpoints : 0);
-	free(hashes);
 	for (size_t i = 0; i < p->n_chains; i++)
-		free(rhs[i]);
-	free(rhs);
+		layout_free(&lay[i]);
+	free(lay);
 	if (r < 0)
 		state_clear(st);
 	return r;
@@ -1549,22 +1750,38 @@ static int apply_sets(struct ips *c, const struct ipt_state *from, struct ipt_st
 	return r;
 }
 
+/* Whether kernel chain `name` differs between from and to (either family). */
+static bool chain_differs(const struct ipt_state *from, const struct ipt_state *to, const char *name)
+{
+	for (int fi = 0; fi < 2; fi++) {
+		const struct ipt_chain *o = table_find(&from->tab[fi], name), *n = table_find(&to->tab[fi], name);
+
+		if (!o || !n || !streq(o->text, n->text))
+			return true;
+	}
+	return false;
+}
+
 static void count_chains(const struct ipt_state *from, const struct ipt_state *to, struct weft_acl_stats *stats)
 {
-	/* Program chains by name; endpoints by interface (either direction
-	 * or family changed = replaced). Both families hold the same names. */
+	/* Program chains by name (replaced when it or one of its pieces
+	 * changed); endpoints by interface (either direction or family
+	 * changed = replaced). Both families hold the same names. */
 	for (size_t k = 0; k < to->tab[0].n; k++) {
 		const struct ipt_chain *c = &to->tab[0].chains[k];
-		const struct ipt_chain *o4 = table_find(&from->tab[0], c->name), *o6 = table_find(&from->tab[1], c->name);
-		const struct ipt_chain *n6 = table_find(&to->tab[1], c->name);
-		bool changed = !o4 || !o6 || !streq(o4->text, c->text) || !n6 || !streq(o6->text, n6->text);
+		const struct ipt_chain *o = table_find(&from->tab[0], c->name);
+		bool changed;
 
-		if (c->kind == CH_PROGRAM) {
-			if (!o4 && !o6)
-				stats->chains_created++;
-			else if (changed)
-				stats->chains_replaced++;
+		if (c->kind != CH_PROGRAM)
+			continue;
+		if (!o && !table_find(&from->tab[1], c->name)) {
+			stats->chains_created++;
+			continue;
 		}
+		changed = chain_differs(from, to, c->name) || (o && o->n_chunks != c->n_chunks);
+		for (size_t q = 0; q < c->n_chunks && !changed; q++)
+			changed = chain_differs(from, to, c->chunks[q]);
+		stats->chains_replaced += changed;
 	}
 	for (size_t k = 0; k < from->tab[0].n; k++) {
 		const struct ipt_chain *c = &from->tab[0].chains[k];
@@ -1746,11 +1963,12 @@ out:
 /* An update works from the state of the last apply alone: the program's
  * names come from the state (struct ipt_set.prog, struct ipt_chain.prog),
  * member changes go to the kernel sets one element each, and only the
- * chains the change touches are rendered. A chain whose text changes is
- * edited in place where the old and new rule lines differ (the equal
- * start and end are kept): "-R chain N" for a line replaced, "-D chain N"
- * for one gone, "-I chain N" (or "-A" at the end) for one added; so one
- * rule added to a chain of 10,000 is one kernel rule added. */
+ * pieces of the program chains the change touches are rendered. A kernel
+ * chain whose text changes is edited in place where the old and new rule
+ * lines differ (the equal start and end are kept): "-R chain N" for a
+ * line replaced, "-D chain N" for one gone, "-I chain N" (or "-A" at the
+ * end) for one added; so one rule added to a program chain of 10,000 is
+ * one kernel rule added to a piece of at most IPT_PIECE_MAX. */
 
 struct line {
 	const char *s; /* "-A chain ..." without the newline */
@@ -1951,8 +2169,7 @@ static void table_erase(struct ipt_table *t, const char *name)
 	free(t->chains[i].text);
 	free(t->chains[i].ifname);
 	free(t->chains[i].prog);
-	free(t->chains[i].rhash);
-	free(t->chains[i].rlines);
+	strv_free(t->chains[i].chunks, t->chains[i].n_chunks);
 	memmove(&t->chains[i], &t->chains[i + 1], (t->n - i - 1) * sizeof(*t->chains));
 	t->n--;
 }
@@ -1969,10 +2186,9 @@ struct upd_chain {
 	char *name;                       /* kernel name */
 	int kind;                         /* CH_PROGRAM, CH_ENDPOINT, CH_OTHER (dispatch) */
 	const char *ifname;               /* CH_ENDPOINT: the change's */
-	const struct weft_acl_chain *pc;  /* CH_PROGRAM: the new version */
-	uint64_t hash;                    /* CH_PROGRAM: chain_hash() */
-	uint64_t *rhash;                  /* CH_PROGRAM: per rule */
-	uint32_t *rlines[2];              /* CH_PROGRAM: per rule and family */
+	uint64_t hash;                    /* CH_PROGRAM, CH_CHUNK: chain_hash() */
+	char **chunks;                    /* CH_PROGRAM: the new further pieces */
+	size_t n_chunks;
 	const char *from[2];              /* the state's text; NULL: a new chain */
 	char *to[2];                      /* the new text; NULL: the chain goes */
 	bool changed;
@@ -2004,9 +2220,7 @@ static void upd_free(struct upd *u)
 		free(u->chains[i].name);
 		free(u->chains[i].to[0]);
 		free(u->chains[i].to[1]);
-		free(u->chains[i].rhash);
-		free(u->chains[i].rlines[0]);
-		free(u->chains[i].rlines[1]);
+		strv_free(u->chains[i].chunks, u->chains[i].n_chunks);
 	}
 	free(u->chains);
 	free(u->added);
@@ -2139,37 +2353,19 @@ bad:
 	return -EINVAL;
 }
 
-/* Where line k of text begins. */
-static size_t line_offset(const char *text, size_t k)
-{
-	const char *q = text;
-
-	for (; k > 0 && q; k--) {
-		q = strchr(q, '\n');
-		if (q)
-			q++;
-	}
-	return q ? (size_t)(q - text) : strlen(text);
-}
-
-static uint32_t sum_lines(const uint32_t *v, size_t from, size_t to)
-{
-	uint32_t n = 0;
-
-	for (size_t i = from; i < to; i++)
-		n += v[i];
-	return n;
-}
-
-/* A program chain's new rules: only the rules whose hashes differ from
- * the state's (past the equal start and end) are rendered and checked;
- * the rest of the text is the state's. */
+/* A program chain's new rules, cut into pieces as an apply would: the
+ * pieces whose hash is unchanged stay as they are, the others are
+ * rendered (a piece holds at most IPT_PIECE_MAX rules), and pieces the
+ * new layout lacks go. The program chain's own entry comes first, its
+ * pieces right after it. */
 static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const struct weft_acl_chain *c, char **err)
 {
 	const struct name_map *m = c->name ? map_find(u->R.chains, u->R.n_chains, c->name) : NULL;
 	const struct ipt_chain *old = m ? table_find(&st->tab[0], m->kern) : NULL;
-	struct upd_chain *uc;
-	size_t n = c->n_rules, on, pre = 0, suf = 0;
+	_cleanup_free_ uint64_t *rh = NULL;
+	_cleanup_free_ char **names = NULL;
+	struct layout L = {0};
+	int r = 0;
 
 	if (!old) {
 		*err = wasprintf("chain change: no chain %s in the program", c->name ? c->name : "(null)");
@@ -2183,48 +2379,54 @@ static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const st
 		*err = wasprintf("chain %s: kind or direction changed (apply the program instead)", c->name);
 		return -EINVAL;
 	}
-	uc = upd_chain_new(u, wstrdup(m->kern), CH_PROGRAM);
-	uc->pc = c;
-	uc->rhash = rule_hashes(&u->R, c);
-	uc->hash = chain_hash(c->kind, uc->rhash, n);
-	on = old->n_rules;
-	if (old->rhash) {
-		while (pre < n && pre < on && uc->rhash[pre] == old->rhash[pre])
-			pre++;
-		while (suf < n - pre && suf < on - pre && uc->rhash[n - 1 - suf] == old->rhash[on - 1 - suf])
-			suf++;
-	}
-	for (int fi = 0; fi < 2; fi++) {
-		const struct ipt_chain *o = table_find(&st->tab[fi], m->kern);
-		struct weft_buf b = {0};
-		size_t a = 0, z = 0;
-		uint32_t *lines = wcalloc(n + 1, sizeof(*lines));
-		int r;
+	rh = rule_hashes(&u->R, c);
+	layout_make(&L, m->kern, c->name, c->kind, rh, c->n_rules);
+	for (size_t k = 0; k < L.n && r == 0; k++) {
+		int kind = k ? CH_CHUNK : CH_PROGRAM;
+		const struct ipt_chain *o0 = table_find(&st->tab[0], L.k[k].name);
+		struct upd_chain *uc;
 
-		uc->from[fi] = o ? o->text : NULL;
-		uc->rlines[fi] = lines;
-		weft_buf_append(&b, "", 0);
-		if (o && o->rlines && o->n_rules == on) {
-			/* The state's text up to the first rule that differs, and
-			 * from the first of the equal end on. */
-			a = line_offset(o->text, sum_lines(o->rlines, 0, pre));
-			z = a + line_offset(o->text + a, sum_lines(o->rlines, pre, on - suf));
-			memcpy(lines, o->rlines, pre * sizeof(*lines));
-			memcpy(lines + n - suf, o->rlines + on - suf, suf * sizeof(*lines));
-		} else {
-			pre = suf = 0; /* no rule lines known: render it all */
+		if (k && o0 && o0->kind == kind && o0->hash == L.k[k].hash)
+			continue; /* an unchanged piece */
+		uc = upd_chain_new(u, wstrdup(L.k[k].name), kind);
+		uc->hash = L.k[k].hash;
+		if (!k) {
+			uc->n_chunks = L.n - 1;
+			uc->chunks = wcalloc(L.n, sizeof(char *));
+			for (size_t q = 1; q < L.n; q++)
+				uc->chunks[q - 1] = wstrdup(L.k[q].name);
 		}
-		weft_buf_append(&b, uc->from[fi] ? uc->from[fi] : "", a);
-		r = render_rules(&u->R, &b, m->kern, c, pre, n - suf, fi ? AF_INET6 : AF_INET, lines + pre);
-		if (r < 0) {
-			weft_buf_free(&b);
-			return r;
+		for (int fi = 0; fi < 2 && r == 0; fi++) {
+			const struct ipt_chain *o = table_find(&st->tab[fi], L.k[k].name);
+			struct weft_buf b = {0};
+
+			uc->from[fi] = o ? o->text : NULL;
+			if (o && o->kind == kind && o->hash == L.k[k].hash) {
+				uc->to[fi] = wstrdup(o->text);
+				continue;
+			}
+			r = render_piece(&u->R, &b, c, &L, k, fi ? AF_INET6 : AF_INET);
+			uc->to[fi] = weft_buf_steal(&b);
 		}
-		if (uc->from[fi])
-			weft_buf_append(&b, uc->from[fi] + z, strlen(uc->from[fi] + z));
-		uc->to[fi] = weft_buf_steal(&b);
 	}
-	return 0;
+	/* Pieces of the old layout the new one lacks. */
+	names = wcalloc(L.n, sizeof(*names));
+	for (size_t k = 1; k < L.n; k++)
+		names[k - 1] = L.k[k].name;
+	qsort(names, L.n - 1, sizeof(*names), strp_cmp);
+	for (size_t q = 0; q < old->n_chunks && r == 0; q++) {
+		if (!bsearch(&old->chunks[q], names, L.n - 1, sizeof(*names), strp_cmp)) {
+			struct upd_chain *uc = upd_chain_new(u, wstrdup(old->chunks[q]), CH_CHUNK);
+
+			for (int fi = 0; fi < 2; fi++) {
+				const struct ipt_chain *o = table_find(&st->tab[fi], old->chunks[q]);
+
+				uc->from[fi] = o ? o->text : NULL;
+			}
+		}
+	}
+	layout_free(&L);
+	return r;
 }
 
 static int check_refs(const struct upd *u, const struct weft_acl_endpoint *e, char *const *v, size_t n,
@@ -2401,7 +2603,7 @@ static char *upd_input(struct upd *u, int fi, bool back, struct weft_acl_stats *
 
 		if (!back && ch) {
 			uc->changed = true;
-			if (uc->kind == CH_PROGRAM && stats) {
+			if ((uc->kind == CH_PROGRAM || uc->kind == CH_CHUNK) && stats) {
 				stats->rules_added += added;
 				stats->rules_deleted += deleted;
 			}
@@ -2476,8 +2678,14 @@ static void upd_commit(struct upd *u, struct ipt_state *st, struct weft_acl_stat
 	for (size_t i = 0; i < u->n_chains; i++) {
 		struct upd_chain *uc = &u->chains[i];
 
-		if (uc->kind == CH_PROGRAM && uc->changed)
-			stats->chains_replaced++;
+		if (uc->kind == CH_PROGRAM) {
+			/* Replaced when it or one of its pieces (right after it) changed. */
+			bool changed = uc->changed;
+
+			for (size_t k = i + 1; k < u->n_chains && u->chains[k].kind == CH_CHUNK; k++)
+				changed = changed || u->chains[k].changed;
+			stats->chains_replaced += changed;
+		}
 		if (uc->kind == CH_ENDPOINT && startswith(uc->name, "weft-fw-")) {
 			const struct upd_chain *tw = uc + 1; /* added right after it */
 
@@ -2497,18 +2705,17 @@ static void upd_commit(struct upd *u, struct ipt_state *st, struct weft_acl_stat
 			} else if (o) {
 				free(o->text);
 				o->text = uc->to[fi];
+				o->hash = uc->hash;
 				if (uc->kind == CH_PROGRAM) {
-					o->hash = uc->hash;
-					free(o->rhash);
-					free(o->rlines);
-					o->n_rules = uc->pc->n_rules;
-					o->rhash = wmemdup(uc->rhash, (o->n_rules + 1) * sizeof(*o->rhash));
-					o->rlines = uc->rlines[fi];
-					uc->rlines[fi] = NULL;
+					strv_free(o->chunks, o->n_chunks);
+					o->n_chunks = uc->n_chunks;
+					o->chunks = wcalloc(uc->n_chunks + 1, sizeof(char *));
+					for (size_t k = 0; k < uc->n_chunks; k++)
+						o->chunks[k] = wstrdup(uc->chunks[k]);
 				}
 			} else {
 				struct ipt_chain nc = {.name = wstrdup(uc->name), .text = uc->to[fi], .kind = uc->kind,
-						       .ifname = uc->ifname ? wstrdup(uc->ifname) : NULL};
+						       .ifname = uc->ifname ? wstrdup(uc->ifname) : NULL, .hash = uc->hash};
 
 				table_insert(t, &nc);
 			}
