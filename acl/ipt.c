@@ -38,8 +38,8 @@
  *   weft-to-wl     the same with "-o IF -g weft-tw-IF".
  *   weft-fw-IF     endpoint egress: anti-spoofing (MAC, own addresses),
  *                  then policies and profiles (below); weft-tw-IF ingress.
- *   weft-c-NAME    one per program chain; one of more than 64 rules
- *                  jumps to pieces weft-k.HASH of about 16 rules.
+ *   weft-c-NAME    one per program chain; one of more than 128 rules
+ *                  jumps to pieces weft-k.HASH of about 32 rules.
  *   weft-allow-pol, weft-allow-prof, weft-pass: set the mark bits of a
  *                  Policy allow (ALLOW|POLICY), a profile allow (ALLOW),
  *                  a pass (PASS); a deciding program rule goes there with
@@ -733,8 +733,8 @@ static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, si
 
 /* Long program chains. iptables-nft reads the whole chain to insert,
  * replace or delete one of its rules by position (80 ms in a chain of
- * 10,000, 4 ms in one of 16), so a program chain of more than
- * IPT_PIECE_MAX rules is cut into pieces of 16 rules on average and
+ * 10,000, 4 ms in one of 32), so a program chain of more than
+ * IPT_PIECE_MAX rules is cut into pieces of 32 rules on average and
  * IPT_PIECE_MAX at most, each its own kernel chain, and the program chain
  * jumps to its pieces in order (more than IPT_PIECE_MAX pieces are cut
  * into groups the same way, and so on: a tree, since gotos from piece to
@@ -743,15 +743,15 @@ static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, si
  * ALLOW or PASS): a deciding rule in a piece goes (-g) to weft-allow-prof
  * & co., whose end returns to the chain that jumped to the piece, which
  * returns in turn. So the pieces decide exactly as one chain would; a new
- * connection pays two rules more per piece walked.
+ * connection pays two rules more per piece walked (6 %).
  *
  * Where a piece ends depends on the rules alone (before a rule whose
  * mixed hash has its top IPT_PIECE_BITS bits zero, or after IPT_PIECE_MAX
  * rules), and a piece is named after its first rule: a rule added,
  * changed or removed changes its piece (rarely the one above it), not the
  * others, and an apply and an update of the same program cut it alike. */
-#define IPT_PIECE_BITS 4 /* 16 entries on average */
-#define IPT_PIECE_MAX 64
+#define IPT_PIECE_BITS 5 /* 32 entries on average */
+#define IPT_PIECE_MAX 128
 
 struct piece {
 	char *name;
