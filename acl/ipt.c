@@ -462,6 +462,10 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		return 0;
 	if (icmp && proto != icmp_proto)
 		return 0; /* an ICMP type of the other family never matches */
+	if (r->action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY) {
+		*R->errmsg = wasprintf("%s: pass is for policy chains only", r->origin ? r->origin : c->name);
+		return -EINVAL;
+	}
 	if (has_ports && !proto_has_ports(proto)) {
 		*R->errmsg = wasprintf("%s: port conditions need tcp, udp, sctp, udplite or dccp", r->origin ? r->origin : c->name);
 		return -EINVAL;
@@ -751,6 +755,7 @@ static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, si
  * changed or removed changes its piece (rarely the one above it), not the
  * others, and an apply and an update of the same program cut it alike. */
 #define IPT_PIECE_BITS 5 /* 32 entries on average */
+#define IPT_PIECE_MIN 8  /* no cut where a rule's hash says so before this */
 #define IPT_PIECE_MAX 128
 
 struct piece {
@@ -788,25 +793,25 @@ static size_t cut(const uint64_t *keys, size_t n, int level, size_t *starts)
 			uint64_t x = (keys[j] + (uint64_t)level * 0x9e3779b97f4a7c15ull) ^ (keys[j] >> 29);
 
 			x *= 0xbf58476d1ce4e5b9ull;
-			if ((natural && x >> (64 - IPT_PIECE_BITS) == 0) || j - starts[m - 1] >= IPT_PIECE_MAX)
+			if ((natural && x >> (64 - IPT_PIECE_BITS) == 0 && j - starts[m - 1] >= IPT_PIECE_MIN) ||
+			    j - starts[m - 1] >= IPT_PIECE_MAX)
 				starts[m++] = j;
 		}
-		/* Many equal entries all starting runs would not shrink the
-		 * level: cut by size alone then. */
+		/* (Cannot happen with IPT_PIECE_MIN > 2; kept as the guard that
+		 * each level shrinks.) */
 		if (m <= n / 2 + 1)
 			break;
 	}
 	return m;
 }
 
-static const uint64_t *occ_keys;
-
-static int occ_cmp(const void *a, const void *b)
+static int occ_cmp(const void *a, const void *b, void *keys)
 {
+	const uint64_t *k = keys;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 
-	if (occ_keys[x] != occ_keys[y])
-		return occ_keys[x] < occ_keys[y] ? -1 : 1;
+	if (k[x] != k[y])
+		return k[x] < k[y] ? -1 : 1;
 	return x < y ? -1 : x > y;
 }
 
@@ -817,24 +822,25 @@ static void occurrences(const uint64_t *keys, size_t m, size_t *dup)
 
 	for (size_t i = 0; i < m; i++)
 		ix[i] = i;
-	occ_keys = keys;
-	qsort(ix, m, sizeof(*ix), occ_cmp);
+	qsort_r(ix, m, sizeof(*ix), occ_cmp, (void *)keys);
 	for (size_t i = 0; i < m; i++)
 		dup[ix[i]] = i && keys[ix[i - 1]] == keys[ix[i]] ? dup[ix[i - 1]] + 1 : 0;
 	free(ix);
 }
 
 /* Pieces of one level, entry i covering keys [starts[i], starts[i + 1]),
- * each named after its first entry (and the level; the count of earlier
- * pieces of the level starting with an equal entry keeps names apart).
- * Returns the index of the first in L; their keys go to pk[]. */
+ * each named after where it begins: its first entry and the one before
+ * (so a rule repeated all over a chain does not give many pieces one
+ * key), the level, and the count of earlier pieces of the level with the
+ * same key. Returns the index of the first in L; the pieces' keys go to
+ * pk[] (the entries of the level above). */
 static size_t layout_level(struct layout *L, const char *prog, int level, const uint64_t *keys, const size_t *starts,
 			   size_t m, uint64_t *pk)
 {
 	size_t first = L->n, *dup = wcalloc(m + 1, sizeof(*dup));
 
 	for (size_t i = 0; i < m; i++)
-		pk[i] = keys[starts[i]];
+		pk[i] = hint(starts[i] ? keys[starts[i] - 1] : 0, (long long)keys[starts[i]]);
 	occurrences(pk, m, dup);
 	L->k = wrealloc(L->k, (L->n + m) * sizeof(*L->k));
 	for (size_t i = 0; i < m; i++) {
@@ -1778,7 +1784,8 @@ static void count_chains(const struct ipt_state *from, const struct ipt_state *t
 			stats->chains_created++;
 			continue;
 		}
-		changed = chain_differs(from, to, c->name) || (o && o->n_chunks != c->n_chunks);
+		/* (The chain's own text names its pieces.) */
+		changed = chain_differs(from, to, c->name);
 		for (size_t q = 0; q < c->n_chunks && !changed; q++)
 			changed = chain_differs(from, to, c->chunks[q]);
 		stats->chains_replaced += changed;

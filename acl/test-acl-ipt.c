@@ -822,11 +822,11 @@ static void test_update(void)
 	weft_acl_program_free(p);
 }
 
-/* Kernel chains named like a piece of a long program chain, and the most
- * rules any of them holds. */
+/* Kernel chains named like a piece of a long program chain (iptables
+ * only), and the most rules any of them holds. */
 static int pieces(int *most)
 {
-	_cleanup_free_ char *s = save_all();
+	_cleanup_free_ char *s = out("%s-save -t filter 2>/dev/null | grep -v '^#'", variant);
 	int n = 0;
 
 	*most = 0;
@@ -931,6 +931,21 @@ static void test_pieces(void)
 	printf("  [%s] a 300-rule chain: %d further pieces, the largest %d rules\n", variant, n, most);
 	CHECK(n >= 2);
 	CHECK(most <= 128);
+	/* A weftd restarting finds the pieces in the kernel and keeps them. */
+	{
+		struct weft_acl_backend *b2 = NULL;
+		_cleanup_free_ char *before = kernel_state(), *after = NULL;
+		char *err = NULL;
+
+		CHECK_EQ_INT(weft_acl_ipt_open(variant, &b2, &err), 0);
+		CHECK_EQ_INT(weft_acl_apply(b2, p, &st, &err), 0);
+		free(err);
+		CHECK(st.full);
+		CHECK_EQ_INT(st.chains_created + st.chains_deleted, 0);
+		after = kernel_state();
+		CHECK_STREQ(before, after);
+		weft_acl_backend_free(b2);
+	}
 	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 7100));
 	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 7101));
 	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 21000));
@@ -970,6 +985,39 @@ static void test_pieces(void)
 	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 7100));
 	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 21295));
 	expect_as_applied(p, "pieces dropped");
+
+	/* A policy in pieces: a pass early on skips the policy's later deny
+	 * and goes on to the profiles; a deny in the middle is final; an
+	 * allow late opens the host. */
+	{
+		struct weft_acl_chain *pol;
+		struct weft_acl_endpoint *ea;
+		struct weft_acl_rule *r;
+
+		add_chain(p, "wge-long", WEFT_ACL_CHAIN_POLICY);
+		pol = find_chain(p, "wge-long");
+		for (int i = 0; i < 300; i++) {
+			r = add_rule(pol, WEFT_ACL_DENY, IPPROTO_TCP);
+			rule_dport(r, (uint16_t)(23000 + i), (uint16_t)(23000 + i));
+		}
+		pol->rules[10].action = WEFT_ACL_PASS;    /* 23010: pass ... */
+		pol->rules[10].dports[0] = (struct weft_acl_portrange){80, 80};
+		pol->rules[290].dports[0] = (struct weft_acl_portrange){80, 80}; /* ... not this deny */
+		pol->rules[150].dports[0] = (struct weft_acl_portrange){8001, 8001}; /* denied before ... */
+		pol->rules[295].action = WEFT_ACL_PASS;   /* ... this pass */
+		pol->rules[295].dports[0] = (struct weft_acl_portrange){8001, 8001};
+		pol->rules[299].action = WEFT_ACL_ALLOW;  /* allowed, to the host too */
+		pol->rules[299].dports[0] = (struct weft_acl_portrange){2223, 2223};
+		ea = find_ep(p, ra.host_ifname);
+		strv_push(&ea->out_policies, &ea->n_out_policies, "wge-long");
+		CHECK_EQ_INT(apply(p, &st), 0);
+		CHECK(pieces(&most) >= 2);
+		CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 80));     /* pass, then wpi-web allows */
+		CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 8001));  /* denied in the middle */
+		CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 23000)); /* denied at the start */
+		CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 8002));  /* policy applied, none decided */
+		CHECK(tcp(&pod_a, &node, "10.64.0.1", 2223));    /* a policy allow opens the host */
+	}
 	weft_acl_program_free(p);
 }
 
@@ -1136,9 +1184,10 @@ static void test_scale(void)
 		printf("  [%s] update: add 1 rule at the end of the 10000-rule chain: %.2f ms (kernel %.2f ms)\n",
 		       variant, (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
 		CHECK_EQ_INT(st.chains_replaced, 1);
-		/* The rule, and when it begins a new piece the goto to it. */
-		CHECK(st.rules_added >= 1 && st.rules_added <= 2);
-		CHECK(st.rules_deleted <= 1);
+		/* The rule; when it begins a new piece, also the jump to it and
+		 * the return after it (or a piece's worth moved). */
+		CHECK(st.rules_added >= 1 && st.rules_added <= 128 + 3);
+		CHECK(st.rules_deleted <= 128);
 
 		/* ... and one in the middle. */
 		r = add_rule(bc, WEFT_ACL_ALLOW, IPPROTO_TCP);
@@ -1151,12 +1200,13 @@ static void test_scale(void)
 		CHECK_EQ_INT(update(&ch, &st), 0);
 		printf("  [%s] update: insert 1 rule in the middle of the 10000-rule chain: %.2f ms (kernel %.2f ms)\n",
 		       variant, (weft_now_ns() - t) / 1e6, st.apply_ns / 1e6);
-		CHECK(st.rules_added >= 1 && st.rules_added <= 3);
+		CHECK(st.rules_added >= 1 && st.rules_added <= 128 + 3);
 
-		/* For comparison: the one-liner, into the chain's first piece. */
+		/* For comparison: the one-liner, into the chain (which now
+		 * holds the jumps to its pieces). */
 		t = weft_now_ns();
 		sh("%s -w -I weft-c-wpi-big 2 -p udp --dport 1 -j DROP", variant);
-		printf("  [%s] (%s -I of one rule into that chain's first piece: %.2f ms)\n", variant, variant,
+		printf("  [%s] (%s -I of one rule into that chain: %.2f ms)\n", variant, variant,
 		       (weft_now_ns() - t) / 1e6);
 		sh("%s -w -D weft-c-wpi-big -p udp --dport 1 -j DROP", variant);
 
