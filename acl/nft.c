@@ -23,20 +23,26 @@
  *                       a member change costs the same at any size;
  *                       { ...; flags interval } when it holds a prefix.
  *   chain <program chain>  the rules: allow = mark |= ALLOW (| POLICY in a
- *                          policy chain) + return; pass = mark |= PASS +
- *                          return; deny = drop; log = log, go on.
+ *                          policy chain) + return, in an ingress chain
+ *                          accept; pass = mark |= PASS + return; deny =
+ *                          drop; log = log, go on.
  *   chain from-<if>     clear the bits; anti-spoofing (MAC, addresses);
  *                       per policy: jump it (skipped once PASS is set),
  *                       ALLOW set: return; policies but no PASS: drop;
  *                       per profile: jump it, ALLOW set: return; drop.
- *   chain to-<if>       the same without anti-spoofing.
+ *   chain to-<if>       the same without anti-spoofing and without the
+ *                       ALLOW checks (an ingress allow accepts).
  *
- * A jumped chain's accept would end the base chain's evaluation too, so
- * endpoint chains say "allowed" with WEFT_ACL_MARK_ALLOW and `return`;
- * they drop everything else. A program chain returning with the bit set
- * makes the endpoint chain return. The base chains check the bit so that
- * a weft interface without a map entry (whose packets jump nowhere) is
- * dropped.
+ * A jumped chain's accept ends the base chain's evaluation too, so egress
+ * (from-<if>) says "allowed" with WEFT_ACL_MARK_ALLOW and `return`: the
+ * destination's ingress comes after it in the forward chain, and the
+ * input chain reads the POLICY bit. Ingress is the forward chain's last
+ * decision, so an ingress allow accepts right away (one rule less per
+ * profile walked, and one expression less per allow rule for the kernel
+ * to validate on each commit). Endpoint chains drop everything they do
+ * not allow. The base chains check the ALLOW bit after the egress
+ * dispatch, and drop after the ingress dispatch, so that a weft interface
+ * without a map entry (whose packets jump nowhere) is dropped.
  *
  * Every apply is one nfnetlink batch, i.e. one nf_tables transaction: the
  * kernel commits all of it or nothing. The first apply (and any apply
@@ -1405,7 +1411,7 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 	const struct weft_acl_rule *ru = &c->rules[kr->first];
 	int32_t v[] = {rule_family(p, ru),	  (int32_t)c->kind,   (int32_t)ru->action,	ru->proto,
 		       ru->not_proto,		  ru->icmp_type,      ru->icmp_code,		ru->not_icmp_type,
-		       ru->not_icmp_code,	  (int32_t)ru->n_addrs};
+		       ru->not_icmp_code,	  (int32_t)ru->n_addrs, (int32_t)c->ingress};
 	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
 	size_t ndp = krule_dports(c, kr, &dp);
 	char comment[NFT_COMMENT_MAX];
@@ -1590,6 +1596,10 @@ static void put_krule(struct batch *b, const struct weft_acl_program *p, const s
 	}
 	switch (ru->action) {
 	case WEFT_ACL_ALLOW:
+		if (c->ingress) {
+			e_verdict(r, NF_ACCEPT, NULL);
+			break;
+		}
 		s_mark(r, 0,
 		       WEFT_ACL_MARK_ALLOW | (c->kind == WEFT_ACL_CHAIN_POLICY ? WEFT_ACL_MARK_POLICY : 0));
 		e_verdict(r, NFT_RETURN, NULL);
@@ -1810,6 +1820,8 @@ static void put_ep_rules(struct batch *b, const struct weft_acl_endpoint *e, boo
 			m_mark(r, WEFT_ACL_MARK_PASS, false);
 		e_verdict(r, NFT_JUMP, pol[i]);
 		put_rule(b, r, chain);
+		if (ingress)
+			continue; /* an ingress allow accepts */
 		r = rule_new(chain);
 		m_mark(r, WEFT_ACL_MARK_ALLOW, true);
 		e_verdict(r, NFT_RETURN, NULL);
@@ -1826,6 +1838,8 @@ static void put_ep_rules(struct batch *b, const struct weft_acl_endpoint *e, boo
 		r = rule_new(chain);
 		e_verdict(r, NFT_JUMP, prof[i]);
 		put_rule(b, r, chain);
+		if (ingress)
+			continue;
 		r = rule_new(chain);
 		m_mark(r, WEFT_ACL_MARK_ALLOW, true);
 		e_verdict(r, NFT_RETURN, NULL);
