@@ -750,10 +750,12 @@ static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, si
  * connection pays two rules more per piece walked (6 %).
  *
  * Where a piece ends depends on the rules alone (before a rule whose
- * mixed hash has its top IPT_PIECE_BITS bits zero, or after IPT_PIECE_MAX
- * rules), and a piece is named after its first rule: a rule added,
- * changed or removed changes its piece (rarely the one above it), not the
- * others, and an apply and an update of the same program cut it alike. */
+ * mixed hash has its top IPT_PIECE_BITS bits zero, once the piece has
+ * IPT_PIECE_MIN rules, or after IPT_PIECE_MAX rules), and a piece is named
+ * after where it begins (its first rule and the one before): a rule
+ * added, changed or removed changes its piece (rarely the one above it),
+ * not the others, and an apply and an update of the same program cut it
+ * alike. */
 #define IPT_PIECE_BITS 5 /* 32 entries on average */
 #define IPT_PIECE_MIN 8  /* no cut where a rule's hash says so before this */
 #define IPT_PIECE_MAX 128
