@@ -49,7 +49,8 @@
  * policy chain in order (unless PASS is set), returns as soon as ALLOW is
  * set, drops when policies applied and none passed, then does the same
  * with the profile chains and drops at the end. deny is a DROP in place,
- * log a LOG in place.
+ * log a LOG in place. Inbound is weft-fwd-wl's last decision, so an
+ * inbound allow is an ACCEPT in place (and weft-tw-IF checks no ALLOW).
  */
 #include "acl/acl-backend.h"
 #include "lib/log.h"
@@ -521,8 +522,13 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 			weft_buf_printf(b, "%s", setmatch);
 			switch (r->action) {
 			case WEFT_ACL_ALLOW:
-				weft_buf_printf(b, " -g %s\n",
-						c->kind == WEFT_ACL_CHAIN_POLICY ? "weft-allow-pol" : "weft-allow-prof");
+				/* Inbound is weft-fwd-wl's last decision, which then
+				 * accepts: accept right away. */
+				if (c->ingress)
+					weft_buf_printf(b, " -j ACCEPT\n");
+				else
+					weft_buf_printf(b, " -g %s\n",
+							c->kind == WEFT_ACL_CHAIN_POLICY ? "weft-allow-pol" : "weft-allow-prof");
 				break;
 			case WEFT_ACL_PASS:
 				weft_buf_printf(b, " -g weft-pass\n");
@@ -583,7 +589,9 @@ static void render_dir(struct render *R, struct weft_buf *b, const char *ch, con
 			weft_buf_printf(b, "-A %s -m mark --mark 0x0/0x%x -j %s\n", ch, WEFT_ACL_MARK_PASS, c->kern);
 		else
 			weft_buf_printf(b, "-A %s -j %s\n", ch, c->kern);
-		weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+		if (egress) /* an inbound allow accepts */
+			weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW,
+					WEFT_ACL_MARK_ALLOW);
 	}
 	if (applied)
 		weft_buf_printf(b, "-A %s -m mark --mark 0x0/0x%x -j DROP\n", ch, WEFT_ACL_MARK_PASS);
@@ -593,7 +601,9 @@ static void render_dir(struct render *R, struct weft_buf *b, const char *ch, con
 		if (!c)
 			continue;
 		weft_buf_printf(b, "-A %s -j %s\n", ch, c->kern);
-		weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW, WEFT_ACL_MARK_ALLOW);
+		if (egress)
+			weft_buf_printf(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", ch, WEFT_ACL_MARK_ALLOW,
+					WEFT_ACL_MARK_ALLOW);
 	}
 	weft_buf_printf(b, "-A %s -j DROP\n", ch);
 }
@@ -724,12 +734,12 @@ static uint64_t *rule_hashes(struct render *R, const struct weft_acl_chain *c)
 }
 
 /* A hash of everything the rules of a program chain (or of a piece of
- * one) are rendered from: its kind and its rules' hashes, so an unchanged
- * chain of a large program reuses its previous text instead of being
- * rendered. Never 0. */
-static uint64_t chain_hash(enum weft_acl_chain_kind kind, const uint64_t *rh, size_t n)
+ * one) are rendered from: its shape (kind and direction: shape()) and its
+ * rules' hashes, so an unchanged chain of a large program reuses its
+ * previous text instead of being rendered. Never 0. */
+static uint64_t chain_hash(int shape, const uint64_t *rh, size_t n)
 {
-	uint64_t h = hint(0xcbf29ce484222325ull, kind);
+	uint64_t h = hint(0xcbf29ce484222325ull, shape);
 
 	h = hint(h, (long long)n);
 	return hmix(h, rh, n * sizeof(*rh)) | 1;
@@ -857,19 +867,27 @@ static size_t layout_level(struct layout *L, const char *prog, int level, const 
 }
 
 /* A group's text hash: its kind and the names it jumps to. */
-static uint64_t group_hash(const struct layout *L, const struct piece *g, enum weft_acl_chain_kind kind)
+static uint64_t group_hash(const struct layout *L, const struct piece *g, int shape)
 {
-	uint64_t h = hint(0x84222325cbf29ce4ull, kind);
+	uint64_t h = hint(0x84222325cbf29ce4ull, shape);
 
 	for (size_t i = 0; i < g->n_kids; i++)
 		h = hstr(h, L->k[g->kids[i]].name);
 	return h | 1;
 }
 
-/* Cut program chain prog (kernel name head, rule hashes rh[n]). */
-static void layout_make(struct layout *L, const char *head, const char *prog, enum weft_acl_chain_kind kind,
-			const uint64_t *rh, size_t n)
+/* What a program chain's text depends on besides its rules. */
+static int shape(const struct weft_acl_chain *c)
 {
+	return (int)c->kind * 2 + c->ingress;
+}
+
+/* Cut program chain c (kernel name head, rule hashes rh[]). */
+static void layout_make(struct layout *L, const char *head, const struct weft_acl_chain *c, const uint64_t *rh)
+{
+	const char *prog = c->name;
+	int kind = shape(c);
+	size_t n = c->n_rules;
 	size_t *starts = wcalloc(n + 1, sizeof(*starts)), *nodes, nn, m, first;
 	uint64_t *keys;
 	int level = 0;
@@ -942,6 +960,8 @@ static int render_piece(struct render *R, struct weft_buf *b, const struct weft_
 	}
 	for (size_t i = 0; i < pc->n_kids; i++) {
 		weft_buf_printf(b, "-A %s -j %s\n", pc->name, L->k[pc->kids[i]].name);
+		if (c->ingress && c->kind != WEFT_ACL_CHAIN_POLICY)
+			continue; /* an inbound profile allow accepts; nothing else returns decided */
 		if (c->kind == WEFT_ACL_CHAIN_POLICY)
 			weft_buf_printf(b, "-A %s -m mark ! --mark 0x0/0x%x -j RETURN\n", pc->name,
 					WEFT_ACL_MARK_ALLOW | WEFT_ACL_MARK_PASS);
@@ -1087,8 +1107,7 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 			if (!L->n) {
 				_cleanup_free_ uint64_t *rh = rule_hashes(&R, c);
 
-				layout_make(L, map_find(R.chains, R.n_chains, c->name)->kern, c->name, c->kind, rh,
-					    c->n_rules);
+				layout_make(L, map_find(R.chains, R.n_chains, c->name)->kern, c, rh);
 			}
 			for (size_t k = 0; k < L->n; k++) {
 				int kind = k ? CH_CHUNK : CH_PROGRAM;
@@ -2389,7 +2408,7 @@ static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const st
 		return -EINVAL;
 	}
 	rh = rule_hashes(&u->R, c);
-	layout_make(&L, m->kern, c->name, c->kind, rh, c->n_rules);
+	layout_make(&L, m->kern, c, rh);
 	for (size_t k = 0; k < L.n && r == 0; k++) {
 		int kind = k ? CH_CHUNK : CH_PROGRAM;
 		const struct ipt_chain *o0 = table_find(&st->tab[0], L.k[k].name);
