@@ -365,6 +365,9 @@ int weft_acl_program_patch(struct weft_acl_program *p, const struct weft_acl_cha
  * origin included. */
 void weft_acl_rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s);
 bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
+/* The same in every field but the origin (a backend compares origins its
+ * own way). */
+bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
 
 /* Are the two entries the same in every field? */
 bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b);

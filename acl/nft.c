@@ -353,6 +353,8 @@ static void reuse_free(struct reuse *ru)
 static const struct weft_acl_set *canon_set(const struct weft_acl_program *p, const char *name);
 static const struct weft_acl_chain *canon_chain(const struct weft_acl_program *p, const char *name);
 static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
+static void equal_ends(const struct weft_acl_rule *nw, size_t n, const struct weft_acl_rule *old, size_t m,
+		       struct chain_reuse *cr);
 static bool hosts_only(const struct weft_acl_set *s);
 
 static bool is_host(const struct weft_cidr *c)
@@ -509,7 +511,7 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 		struct weft_acl_chain *o = op ? (struct weft_acl_chain *)canon_chain(op, d->name) : NULL;
 		struct chain_reuse *cr = &ru->chain[i];
 		const struct weft_acl_rule *src = d->rules;
-		size_t n = d->n_rules, m = o ? o->n_rules : 0, lim = n < m ? n : m;
+		size_t n = d->n_rules, m = o ? o->n_rules : 0;
 
 		d->name = wstrdup(d->name);
 		d->origin = str_dup0(d->origin);
@@ -518,8 +520,7 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 		cr->oi = o ? (size_t)(o - op->chains) : 0;
 		if (o && o->kind == d->kind) {
 			cr->old = true;
-			while (cr->pre < lim && rule_eq(&src[cr->pre], &o->rules[cr->pre]))
-				cr->pre++;
+			equal_ends(src, n, o->rules, m, cr);
 			if (cr->pre == n && n == m) {
 				/* Equal (origins may differ in the position
 				 * only: stored origins are only ever compared
@@ -531,8 +532,6 @@ static struct state *state_canon(const struct weft_acl_program *p, struct state 
 				memset(&old->kc[cr->oi], 0, sizeof(struct kchain));
 				continue;
 			}
-			while (cr->suf < lim - cr->pre && rule_eq(&src[n - 1 - cr->suf], &o->rules[m - 1 - cr->suf]))
-				cr->suf++;
 		}
 		/* The equal rules at the start and end are taken over. */
 		d->rules = n ? wcalloc(n, sizeof(*d->rules)) : NULL;
@@ -2098,20 +2097,20 @@ static bool str0_eq(const char *a, const char *b)
 
 static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {
-	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
-	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
-	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
-	    !ranges_eq(a->sports, a->n_sports, b->sports, b->n_sports) ||
-	    !ranges_eq(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
-	    !ranges_eq(a->dports, a->n_dports, b->dports, b->n_dports) ||
-	    !ranges_eq(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
-	    !origin_eq(a->origin, b->origin) || !str0_eq(a->log_prefix, b->log_prefix))
-		return false;
-	for (size_t i = 0; i < a->n_addrs; i++)
-		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
-		    !streq(a->addrs[i].set, b->addrs[i].set))
-			return false;
-	return true;
+	return origin_eq(a->origin, b->origin) && weft_acl_rule_eq_but_origin(a, b);
+}
+
+/* The equal start (cr->pre) and end (cr->suf, not overlapping it) of a
+ * chain's new rules nw[n] and its old ones old[m]. */
+static void equal_ends(const struct weft_acl_rule *nw, size_t n, const struct weft_acl_rule *old, size_t m,
+		       struct chain_reuse *cr)
+{
+	size_t lim = n < m ? n : m;
+
+	while (cr->pre < lim && rule_eq(&nw[cr->pre], &old[cr->pre]))
+		cr->pre++;
+	while (cr->suf < lim - cr->pre && rule_eq(&nw[n - 1 - cr->suf], &old[m - 1 - cr->suf]))
+		cr->suf++;
 }
 
 static bool strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
@@ -2775,7 +2774,7 @@ static int upd_chain_prepare(struct upd *u, const struct weft_acl_chain *src, st
 	const struct weft_acl_program *p = u->st->prog;
 	const struct weft_acl_chain *o = src->name ? canon_chain(p, src->name) : NULL;
 	struct chain_reuse *cr = &uc->cr;
-	size_t n = src->n_rules, m, lim;
+	size_t n = src->n_rules, m;
 	int r;
 
 	if (!o)
@@ -2786,13 +2785,9 @@ static int upd_chain_prepare(struct upd *u, const struct weft_acl_chain *src, st
 	uc->ci = (size_t)(o - p->chains);
 	uc->src = src;
 	m = o->n_rules;
-	lim = n < m ? n : m;
 	cr->had = cr->old = true;
 	cr->oi = uc->ci;
-	while (cr->pre < lim && rule_eq(&src->rules[cr->pre], &o->rules[cr->pre]))
-		cr->pre++;
-	while (cr->suf < lim - cr->pre && rule_eq(&src->rules[n - 1 - cr->suf], &o->rules[m - 1 - cr->suf]))
-		cr->suf++;
+	equal_ends(src->rules, n, o->rules, m, cr);
 	for (size_t k = cr->pre; k < n - cr->suf; k++)
 		if ((r = check_rule(p, o, k, &src->rules[k], errmsg)) < 0)
 			return r;

@@ -421,7 +421,7 @@ static bool str0_same(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {
 	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
 	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
@@ -430,13 +430,18 @@ bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule 
 	    !ranges_same(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
 	    !ranges_same(a->dports, a->n_dports, b->dports, b->n_dports) ||
 	    !ranges_same(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
-	    !str0_same(a->origin, b->origin) || !str0_same(a->log_prefix, b->log_prefix))
+	    !str0_same(a->log_prefix, b->log_prefix))
 		return false;
 	for (size_t i = 0; i < a->n_addrs; i++)
 		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
 		    !str0_same(a->addrs[i].set, b->addrs[i].set))
 			return false;
 	return true;
+}
+
+bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+{
+	return str0_same(a->origin, b->origin) && weft_acl_rule_eq_but_origin(a, b);
 }
 
 /* bsearch() by name over sets or chains, sorted by name (both begin with

@@ -1309,24 +1309,18 @@ static void test_drift(void)
 
 	CHECK_EQ_INT(apply(p, NULL), 0);
 	CHECK_EQ_INT(weft_acl_check(B), 0);
-	if (streq(backend_name, "nft")) {
+	/* nft: the table gone; ipt: a firewall reload that drops the hook
+	 * into weft's chains. */
+	if (streq(backend_name, "nft"))
 		CHECK(sh("nft delete table inet weft") == 0);
-		EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 with the table gone (no filtering)");
-		CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
-		CHECK_EQ_INT(apply(p, &st), 0);
-		CHECK(st.full);
-		EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
-		CHECK_EQ_INT(weft_acl_check(B), 0);
-	} else {
-		/* A firewall reload that drops the hook into weft's chains. */
+	else
 		CHECK(sh("iptables -D FORWARD -j weft-forward") == 0);
-		EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 with the FORWARD hook gone (no filtering)");
-		CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
-		CHECK_EQ_INT(apply(p, &st), 0);
-		CHECK(st.full);
-		EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
-		CHECK_EQ_INT(weft_acl_check(B), 0);
-	}
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 with weft's table or hook gone (no filtering)");
+	CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(st.full);
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
+	CHECK_EQ_INT(weft_acl_check(B), 0);
 	weft_acl_program_free(p);
 }
 
