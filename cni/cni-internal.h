@@ -40,7 +40,8 @@ int weft_cni_want_dns(const cJSON *item, const char *path, struct weft_cni_dns *
 int weft_cni_want_route(const cJSON *item, const char *path, bool extras, struct weft_cni_route *out,
 			struct weft_cni_error *err);
 
-/* The first key that appears twice in obj, or NULL. */
-const cJSON *weft_cni_duplicate_key(const cJSON *obj);
+/* The first entry after `after` (NULL: from the start) whose key an
+ * earlier entry of obj has too, or NULL. */
+const cJSON *weft_cni_duplicate_key(const cJSON *obj, const cJSON *after);
 
 #endif

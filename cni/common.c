@@ -358,7 +358,7 @@ ok:
 	return 0;
 }
 
-const cJSON *weft_cni_duplicate_key(const cJSON *obj)
+const cJSON *weft_cni_duplicate_key(const cJSON *obj, const cJSON *after)
 {
 	const cJSON *a, *b;
 
@@ -367,11 +367,10 @@ const cJSON *weft_cni_duplicate_key(const cJSON *obj)
 	/* Quadratic, but configs have a few dozen keys per object at most,
 	 * and the fuzzer's worst case (thousands of keys) stays well under a
 	 * second. */
-	cJSON_ArrayForEach(a, obj) {
-		for (b = a->next; b; b = b->next)
+	for (b = after ? after->next : obj->child; b; b = b->next)
+		for (a = obj->child; a != b; a = a->next)
 			if (a->string && b->string && streq(a->string, b->string))
 				return b;
-	}
 	return NULL;
 }
 

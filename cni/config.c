@@ -212,7 +212,7 @@ static int want_object(const cJSON *item, const char *path, struct weft_cni_erro
 		_cleanup_free_ char *s = weft_cni_value_str(item);
 		return FAIL7(err, path, "expected an object, got %s %s", weft_cni_type_name(item), s);
 	}
-	dup = weft_cni_duplicate_key(item);
+	dup = weft_cni_duplicate_key(item, NULL);
 	if (dup) {
 		_cleanup_free_ char *p = *path ? wasprintf("%s.%s", path, dup->string) : wstrdup(dup->string);
 		return FAIL7(err, p, "given twice");
@@ -958,9 +958,11 @@ static int parse_doc(const cJSON *doc, unsigned flags, struct weft_cni_config *c
 				     weft_cni_type_name(doc));
 	if (parse_version(doc, cfg, err) < 0)
 		return -EINVAL;
-	dup = weft_cni_duplicate_key(doc);
-	if (dup && (!ipam_only || key_index(dup->string) >= 0))
-		return FAIL7(err, dup->string, "given twice");
+	/* An IPAM plugin tolerates another plugin's keys given twice, not
+	 * its own (all of them: each duplicate, not just the first). */
+	for (dup = weft_cni_duplicate_key(doc, NULL); dup; dup = weft_cni_duplicate_key(doc, dup))
+		if (!ipam_only || key_index(dup->string) >= 0)
+			return FAIL7(err, dup->string, "given twice");
 	if (!ipam_only) {
 		cJSON_ArrayForEach(c, doc) {
 			/* Keys under cni.dev/ are reserved for the spec and

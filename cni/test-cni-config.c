@@ -320,6 +320,15 @@ static void test_ipam_only(void)
 	CHECK(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"mv\",\"type\":\"x\",\"ipam\":{\"type\":\"weft-ipam\",\"x\":1}}",
 		    WEFT_CNI_PARSE_IPAM_ONLY, &err) == NULL);
 	CHECK_EQ_INT(err.code, 2);
+	/* Another plugin's key given twice is tolerated, ours is not, also
+	 * behind such a tolerated one (the fuzzer's leak: the second
+	 * runtimeConfig was parsed over the first). */
+	CHECK(parse("{\"cniVersion\":\"1.0.0\",\"name\":\"mv\",\"type\":\"x\",\"foo\":1,\"foo\":2,"
+		    "\"runtimeConfig\":{\"ips\":[\"10.9.0.5/24\"]},\"runtimeConfig\":{\"ips\":[\"10.9.0.6/24\"]},"
+		    "\"ipam\":{\"type\":\"weft-ipam\",\"range\":\"10.9.0.0/24\"}}",
+		    WEFT_CNI_PARSE_IPAM_ONLY, &err) == NULL);
+	CHECK_EQ_INT(err.code, 7);
+	CHECK_STREQ(err.msg, "runtimeConfig: given twice");
 	/* Pool mode is allowed here: the caller decides what it means. */
 	c = parse("{\"cniVersion\":\"1.0.0\",\"name\":\"mv\",\"type\":\"ptp\",\"ipam\":{\"type\":\"weft\"}}",
 		  WEFT_CNI_PARSE_IPAM_ONLY, &err);
