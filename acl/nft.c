@@ -22,6 +22,8 @@
  *                       addresses only (tags, selectors): a hash set, where
  *                       a member change costs the same at any size;
  *                       { ...; flags interval } when it holds a prefix.
+ *   set weft-p.<n>      { type inet_service; flags interval; } the ports
+ *                       of one merged run of rules (below).
  *   chain <program chain>  the rules: allow = mark |= ALLOW (| POLICY in a
  *                          policy chain) + return, in an ingress chain
  *                          accept; pass = mark |= PASS + return; deny =
@@ -75,8 +77,14 @@
  * destination ports (not log rules) become one kernel rule with the union
  * of the ports (equivalent: see rule_shape_eq()); runs are cut where a
  * rule's port hash says so (about every MERGE_AVG rules, at most
- * MERGE_MAX), so that changing a rule in a long run rewrites one kernel
- * rule of a few dozen, not the run.
+ * MERGE_MAX), so that a change in a long run touches one run of a few
+ * dozen rules. A run looks its ports up in a named interval set of its
+ * own (weft-p.<n>, see krule_pset()), which is not part of its kernel
+ * rule's key: a rule joining or leaving a run, or a port changed in it,
+ * is a change of that set's elements, and the kernel rule stays. That
+ * matters beyond the bytes sent: every commit that adds a rule makes the
+ * kernel validate every rule the base chains reach (below), set elements
+ * do not.
  *
  * The batch is sent with one sendmsg(): the kernel processes it inside
  * that call, so its answers are queued on the socket when sendmsg
@@ -89,11 +97,13 @@
  * (current kernels refuse a new map without one).
  *
  * Costs measured on the lab kernel (6.18), 100,000 members and 10,000
- * rules: a full load ~0.35-0.4 s in the kernel; one member added ~0.05 ms
- * in the kernel, under 1 ms in all; one rule added ~1 ms in all when the
- * rules merge, ~3 ms when they do not: adding a rule with a verdict makes
- * the kernel validate every chain reachable from the base chains at
- * commit (nft_table_validate), which is in proportion to the ruleset.
+ * rules (bench/run-acl-bench, docs/benchmarks.md): a full load ~0.15 s;
+ * one member added ~0.01 ms; one rule added to a run ~0.02 ms (set
+ * elements); a rule that is a kernel rule of its own ~1 ms: adding a rule
+ * with a verdict makes the kernel validate every chain reachable from the
+ * base chains at commit (nft_table_validate), in proportion to the
+ * ruleset, and rebuild the chain's rule blob, in proportion to the
+ * chain.
  */
 #include "acl/acl-backend.h"
 #include "lib/log.h"
@@ -101,6 +111,7 @@
 
 #include <arpa/inet.h>
 #include <endian.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -138,13 +149,19 @@
 
 /* One kernel rule of a program chain: the program rules [first, first +
  * count) emitted as one rule (count > 1: a merged run, see
- * chain_krules()). */
+ * chain_krules()). A merged run looks its destination ports up in a
+ * named set of its own ("port set", see krule_pset()): its key leaves the
+ * ports out, so that a run whose ports change keeps its kernel rule and
+ * the change is set elements. */
 struct krule {
 	size_t first, count;
 	uint64_t hash;
 	char *key; /* what the kernel rule does, as bytes: equal keys, equal rules */
 	size_t keylen;
 	uint64_t handle; /* the kernel's handle, 0 = not known (yet) */
+	uint64_t pset;   /* its port set's number while the kernel has it, else 0 */
+	struct weft_acl_portrange *pr; /* a merged run's ports, merged ranges (owned) */
+	size_t npr;
 };
 
 /* The kernel rules of one program chain, in order. */
@@ -185,6 +202,7 @@ struct nft_backend {
 	/* NULL: the next apply replaces the whole table. */
 	struct state *last;
 	uint32_t seq;
+	uint64_t pset_seq; /* the last port set number given out */
 	char *rbuf; /* NFT_RBUF_SIZE, for the kernel's answers */
 };
 
@@ -293,8 +311,10 @@ static void sort_if_needed(void *base, size_t n, size_t size, int (*cmp)(const v
 
 static void kchain_clear(struct kchain *k)
 {
-	for (size_t i = 0; i < k->n; i++)
+	for (size_t i = 0; i < k->n; i++) {
 		free(k->r[i].key);
+		free(k->r[i].pr);
+	}
 	free(k->r);
 	memset(k, 0, sizeof(*k));
 }
@@ -768,6 +788,7 @@ struct batch {
 	size_t n_info, cap_info;
 	uint32_t last_seq; /* the message carrying NLM_F_ACK */
 	uint32_t set_id;   /* for anonymous sets */
+	uint64_t *pset_seq; /* the backend's port set numbers */
 	size_t n_echo;     /* rules added with NLM_F_ECHO */
 	struct weft_acl_stats *st;
 };
@@ -1378,6 +1399,99 @@ static size_t krule_dports(const struct weft_acl_chain *c, const struct krule *k
 	return n;
 }
 
+/* Does kr look its destination ports up in a port set of its own? A
+ * merged run does (count > 1: its rules are mergeable, so have ports):
+ * a rule added to or removed from the run, or a port changed, is then an
+ * element change of that set, not a new kernel rule. A kernel rule added
+ * makes the kernel validate every chain the base chains reach; set
+ * elements do not. Single rules keep their ports inline (a compare is
+ * cheaper than a lookup, and a set per rule would be as many kernel
+ * objects as rules). */
+static bool krule_pset(const struct krule *kr)
+{
+	return kr->count > 1;
+}
+
+static void pset_name(uint64_t n, char buf[32])
+{
+	snprintf(buf, 32, "weft-p.%" PRIx64, n);
+}
+
+static struct set_spec pset_spec(const char *name, uint32_t id)
+{
+	return (struct set_spec){
+		.name = name, .id = id, .flags = NFT_SET_INTERVAL, .key_type = DT_INET_SERVICE, .key_len = 2};
+}
+
+/* Port ranges (merged, sorted) as interval set elements. */
+static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
+			   uint16_t type)
+{
+	struct elems e = {.b = b, .sp = sp, .type = type};
+
+	for (size_t i = 0; i < m; i++) {
+		uint16_t lo = htons(rg[i].lo), end = htons((uint16_t)(rg[i].hi + 1));
+
+		elems_add(&e, &lo, 2, false, NULL);
+		if (rg[i].hi != 0xffff)
+			elems_add(&e, &end, 2, true, NULL);
+	}
+	elems_flush(&e);
+}
+
+/* New kernel rule z takes over old kernel rule o (equal keys): its
+ * handle and port set, whose elements change to z's ports. */
+static void krule_take(struct batch *b, const struct krule *o, struct krule *z)
+{
+	_cleanup_free_ struct weft_acl_portrange *del = NULL, *add = NULL;
+	size_t nd = 0, na = 0, i = 0, j = 0;
+	char name[32];
+	struct set_spec sp;
+
+	z->handle = o->handle;
+	z->pset = o->pset;
+	if (!z->pset || ranges_eq(o->pr, o->npr, z->pr, z->npr))
+		return;
+	/* Both sorted and disjoint: ranges in one and not the other. */
+	del = wcalloc(o->npr + 1, sizeof(*del));
+	add = wcalloc(z->npr + 1, sizeof(*add));
+	while (i < o->npr || j < z->npr) {
+		int d = i == o->npr ? 1 : j == z->npr ? -1 : range_qcmp(&o->pr[i], &z->pr[j]);
+
+		if (d < 0) {
+			del[nd++] = o->pr[i++];
+		} else if (d > 0) {
+			add[na++] = z->pr[j++];
+		} else {
+			if (o->pr[i].hi != z->pr[j].hi) {
+				del[nd++] = o->pr[i];
+				add[na++] = z->pr[j];
+			}
+			i++, j++;
+		}
+	}
+	pset_name(z->pset, name);
+	sp = pset_spec(name, 0);
+	put_port_elems(b, &sp, del, nd, NFT_MSG_DELSETELEM);
+	put_port_elems(b, &sp, add, na, NFT_MSG_NEWSETELEM);
+	b->st->elems_removed += nd;
+	b->st->elems_added += na;
+}
+
+/* The port set of kr goes (after the rule using it). */
+static void put_pset_del(struct batch *b, struct krule *kr)
+{
+	char name[32];
+	struct set_spec sp;
+
+	if (!kr->pset)
+		return;
+	pset_name(kr->pset, name);
+	sp = pset_spec(name, 0);
+	put_set(b, NFT_MSG_DELSET, &sp);
+	kr->pset = 0;
+}
+
 /* The kernel comment: the origin without its position (" rule N"), so
  * that it stays true when rules before it come or go and such a rule
  * need not be replaced. */
@@ -1387,7 +1501,7 @@ static void krule_comment(const struct weft_acl_chain *c, const struct krule *kr
 	size_t n = origin_len(o);
 
 	if (kr->count > 1)
-		snprintf(buf, size, "%.*s (%zu rules)", (int)n, o, kr->count);
+		snprintf(buf, size, "%.*s (merged run)", (int)n, o);
 	else
 		snprintf(buf, size, "%.*s", (int)n, o);
 }
@@ -1412,7 +1526,7 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 		       ru->not_proto,		  ru->icmp_type,      ru->icmp_code,		ru->not_icmp_type,
 		       ru->not_icmp_code,	  (int32_t)ru->n_addrs, (int32_t)c->ingress};
 	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
-	size_t ndp = krule_dports(c, kr, &dp);
+	size_t ndp = krule_pset(kr) ? 0 : krule_dports(c, kr, &dp);
 	char comment[NFT_COMMENT_MAX];
 
 	weft_buf_append(k, v, sizeof(v));
@@ -1425,7 +1539,13 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 	key_ranges(k, ru->sports, ru->n_sports);
 	key_ranges(k, ru->not_sports, ru->n_not_sports);
 	key_ranges(k, ru->not_dports, ru->n_not_dports);
-	key_ranges(k, dp, ndp);
+	if (krule_pset(kr)) {
+		uint32_t m = UINT32_MAX; /* "ports in a port set": never a count */
+
+		weft_buf_append(k, &m, sizeof(m));
+	} else {
+		key_ranges(k, dp, ndp);
+	}
 	if (ru->action == WEFT_ACL_LOG) {
 		const char *lp = ru->log_prefix ? ru->log_prefix : "weft ";
 
@@ -1453,6 +1573,13 @@ static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_c
 	memset(kr, 0, sizeof(*kr));
 	kr->first = i;
 	kr->count = j - i;
+	if (krule_pset(kr)) {
+		_cleanup_free_ struct weft_acl_portrange *dp = NULL;
+		size_t ndp = krule_dports(c, kr, &dp);
+
+		kr->pr = wcalloc(ndp, sizeof(*kr->pr));
+		kr->npr = ranges_merge(dp, ndp, kr->pr);
+	}
 	k->len = 0;
 	krule_key(k, p, c, kr);
 	kr->key = wmemdup(k->data, k->len);
@@ -1504,6 +1631,8 @@ static void chain_krules_update(const struct weft_acl_program *p, const struct w
 	while (a < ok->n && ok->r[a].first + ok->r[a].count < cr->pre) {
 		nk->r[a] = ok->r[a];
 		ok->r[a].key = NULL;
+		ok->r[a].pr = NULL;
+		ok->r[a].pset = 0;
 		a++;
 	}
 	nk->n = a;
@@ -1523,6 +1652,8 @@ static void chain_krules_update(const struct weft_acl_program *p, const struct w
 					*d = ok->r[oj];
 					d->first = ok->r[oj].first + n - n_old;
 					ok->r[oj].key = NULL;
+					ok->r[oj].pr = NULL;
+					ok->r[oj].pset = 0;
 				}
 				weft_buf_free(&k);
 				return;
@@ -1549,7 +1680,7 @@ static void put_krule(struct batch *b, const struct weft_acl_program *p, const s
 	const struct weft_acl_rule *ru = &c->rules[kr->first];
 	struct nftnl_rule *r = rule_new(c->name);
 	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
-	size_t ndp = krule_dports(c, kr, &dp);
+	size_t ndp = krule_pset(kr) ? 0 : krule_dports(c, kr, &dp);
 	int fam = rule_family(p, ru);
 	char comment[NFT_COMMENT_MAX];
 	struct nlmsghdr *nlh;
@@ -1563,8 +1694,20 @@ static void put_krule(struct batch *b, const struct weft_acl_program *p, const s
 		m_u8(r, NFT_META_L4PROTO, NFT_CMP_EQ, (uint8_t)ru->proto);
 	if (ru->not_proto >= 0)
 		m_u8(r, NFT_META_L4PROTO, NFT_CMP_NEQ, (uint8_t)ru->not_proto);
-	if (ndp)
+	if (krule_pset(kr)) {
+		char name[32];
+		struct set_spec sp;
+
+		kr->pset = ++*b->pset_seq;
+		pset_name(kr->pset, name);
+		sp = pset_spec(name, b->set_id++);
+		put_set(b, NFT_MSG_NEWSET, &sp);
+		put_port_elems(b, &sp, kr->pr, kr->npr, NFT_MSG_NEWSETELEM);
+		e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+		e_lookup(r, name, sp.id, false, false);
+	} else if (ndp) {
 		m_ports(b, r, 2, dp, ndp, false);
+	}
 	if (ru->n_not_dports)
 		m_ports(b, r, 2, ru->not_dports, ru->n_not_dports, true);
 	if (ru->n_sports)
@@ -1645,10 +1788,10 @@ static void put_kchain_all(struct batch *b, const struct weft_acl_program *p, co
 #define DIFF_MAX_D 300
 
 /* Myers' O((n + m) D) diff of the old kernel rules o[0..n) and the new
- * z[0..m): new rules matched with an old one (kept in the kernel) get its
- * handle, and keep[x] tells whether old rule x is kept. Returns false,
- * matching nothing, when more than DIFF_MAX_D edits would be needed. */
-static bool krules_diff(const struct krule *o, size_t n, struct krule *z, size_t m, bool *keep)
+ * z[0..m): match[y] is 1 + the old rule new rule y is matched with (kept
+ * in the kernel), or 0. Returns false, matching nothing, when more than
+ * DIFF_MAX_D edits would be needed. */
+static bool krules_diff(const struct krule *o, size_t n, const struct krule *z, size_t m, size_t *match)
 {
 	long max = (long)(n + m < DIFF_MAX_D ? n + m : DIFF_MAX_D);
 	long off = max + 1, w = 2 * max + 3, found = -1, x, y;
@@ -1690,16 +1833,14 @@ static bool krules_diff(const struct krule *o, size_t n, struct krule *z, size_t
 
 		while (x > px && y > py) {
 			x--, y--;
-			z[y].handle = o[x].handle;
-			keep[x] = true;
+			match[y] = (size_t)x + 1;
 		}
 		x = px;
 		y = py;
 	}
 	while (x > 0 && y > 0) {
 		x--, y--;
-		z[y].handle = o[x].handle;
-		keep[x] = true;
+		match[y] = (size_t)x + 1;
 	}
 	free(trace);
 	return true;
@@ -1707,36 +1848,54 @@ static bool krules_diff(const struct krule *o, size_t n, struct krule *z, size_t
 
 /* A changed program chain, first half (before sets change): match the
  * new kernel rules that differ with the old ones that do (common start and
- * end, then a diff of the middle), delete the old ones not kept; kept
- * ones pass their handles on. Without known handles: flush the chain.
- * Returns whether the chain changes in the kernel at all. */
-static bool put_kchain_deletes(struct batch *b, const struct weft_acl_chain *c, const struct kchain *ok,
+ * end, then a diff of the middle), delete the old ones not kept (and
+ * their port sets); kept ones pass their handles and port sets on (a
+ * changed run: its set's elements change). Without known handles: flush
+ * the chain (and drop every port set it had). Returns whether the chain's
+ * rules change in the kernel at all. */
+static bool put_kchain_deletes(struct batch *b, const struct weft_acl_chain *c, struct kchain *ok,
 			       struct kchain *nk, const struct chain_reuse *cr)
 {
 	size_t olo = cr->olo, ohi = cr->ohi, nlo = cr->nlo, nhi = cr->nhi, changes = 0;
+	size_t *match;
 	bool *keep;
 
 	if (!ok->handles_ok) {
 		put_flush(b, c->name);
 		b->st->rules_deleted += ok->n;
-		for (size_t i = 0; i < nk->n; i++)
+		/* Old rules not taken over, and those that were: every
+		 * rule is added anew, with a new port set. */
+		for (size_t i = 0; i < ok->n; i++)
+			put_pset_del(b, &ok->r[i]);
+		for (size_t i = 0; i < nk->n; i++) {
+			put_pset_del(b, &nk->r[i]);
 			nk->r[i].handle = 0;
+		}
 		nk->refill = true;
 		return true;
 	}
 	while (olo < ohi && nlo < nhi && krule_eq(&ok->r[olo], &nk->r[nlo]))
-		nk->r[nlo++].handle = ok->r[olo++].handle;
+		krule_take(b, &ok->r[olo++], &nk->r[nlo++]);
 	while (olo < ohi && nlo < nhi && krule_eq(&ok->r[ohi - 1], &nk->r[nhi - 1]))
-		nk->r[--nhi].handle = ok->r[--ohi].handle;
+		krule_take(b, &ok->r[--ohi], &nk->r[--nhi]);
 	keep = wcalloc(ohi - olo + 1, sizeof(*keep));
-	krules_diff(ok->r + olo, ohi - olo, nk->r + nlo, nhi - nlo, keep);
+	match = wcalloc(nhi - nlo + 1, sizeof(*match));
+	krules_diff(ok->r + olo, ohi - olo, nk->r + nlo, nhi - nlo, match);
+	for (size_t y = 0; y < nhi - nlo; y++) {
+		if (match[y]) {
+			krule_take(b, &ok->r[olo + match[y] - 1], &nk->r[nlo + y]);
+			keep[match[y] - 1] = true;
+		}
+	}
 	for (size_t x = 0; x < ohi - olo; x++) {
 		if (!keep[x]) {
 			put_delrule(b, c->name, ok->r[olo + x].handle);
+			put_pset_del(b, &ok->r[olo + x]);
 			b->st->rules_deleted++;
 			changes++;
 		}
 	}
+	free(match);
 	free(keep);
 	for (size_t y = nlo; y < nhi; y++)
 		if (!nk->r[y].handle)
@@ -2267,7 +2426,11 @@ static bool build_diff(struct batch *b, struct apply_ctx *ctx)
 	 * have (before the sets they use may go). */
 	MERGE(o->chains, o->n_chains, n->chains, n->n_chains, name, {
 		if (a && !z) {
+			struct kchain *k = &ctx->o->kc[a - o->chains];
+
 			put_chain(b, NFT_MSG_DELCHAIN, a->name, -1);
+			for (size_t j = 0; j < k->n; j++)
+				put_pset_del(b, &k->r[j]);
 			st->chains_deleted++;
 		} else if (a && z && !ru->chain[z - n->chains].same) {
 			if (put_kchain_deletes(b, z, &ctx->o->kc[a - o->chains], &ctx->n->kc[z - n->chains],
@@ -2501,6 +2664,7 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 	int r;
 
 	batch_init(&b, nb->seq, st);
+	b.pset_seq = &nb->pset_seq;
 	begin = nftnl_batch_begin(batch_room(&b), b.seq++);
 	b.len += NLMSG_ALIGN(begin->nlmsg_len);
 	if (!fill(&b, ctx)) {

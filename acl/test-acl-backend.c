@@ -441,6 +441,23 @@ static int leftovers(void)
 	return atoi(n);
 }
 
+/* nft: the port sets of merged runs (weft-p.N) the table has. */
+static int psets(void)
+{
+	_cleanup_free_ char *n = out("nft list table inet weft 2>/dev/null | grep -c 'set weft-p\\.'");
+
+	return atoi(n);
+}
+
+/* nft: port sets not used by exactly one rule (leaked, or shared). */
+static int psets_astray(void)
+{
+	_cleanup_free_ char *n =
+		out("nft list ruleset 2>/dev/null | grep -o 'weft-p\\.[0-9a-f]*' | sort | uniq -c | awk '$1 != 2' | wc -l");
+
+	return atoi(n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 /* ------------------------------------------------------------------ */
@@ -1037,6 +1054,8 @@ static void test_rule_diff(void)
 	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
 	CHECK_EQ_INT(apply(p, &st), 0);
 	stats_print("merged run", &st);
+	if (nft)
+		CHECK(psets() >= 1);
 	EXPECT(false, tcp(&pod_a, &pod_b, false, 7321), "A->B tcp 7321 (denied in the run)");
 	EXPECT(false, tcp(&pod_a, &pod_b, false, 7329), "A->B tcp 7329 (denied in the run)");
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 7323), "A->B tcp 7323");
@@ -1045,18 +1064,62 @@ static void test_rule_diff(void)
 	renumber(p, "wpi-d");
 	CHECK_EQ_INT(apply(p, &st), 0);
 	stats_print("rule inserted into the run", &st);
-	CHECK_EQ_INT(st.chains_replaced, 1);
-	if (nft)
-		CHECK(st.rules_added >= 1 && st.rules_added <= 2 && st.rules_deleted <= 2);
+	if (nft) {
+		/* The run keeps its kernel rule: its port set gets 7323. */
+		CHECK_EQ_INT(st.chains_replaced, 0);
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+		CHECK_EQ_INT(st.elems_added, 1);
+	} else {
+		CHECK_EQ_INT(st.chains_replaced, 1);
+	}
 	EXPECT(false, tcp(&pod_a, &pod_b, false, 7323), "A->B tcp 7323 (inserted into the run)");
 	EXPECT(false, tcp(&pod_a, &pod_b, true, 7322), "A->B tcp6 7322 (still denied)");
+	if (nft)
+		CHECK_EQ_INT(psets_astray(), 0);
 	del_rule(p, "wpi-d", 2); /* deny 7321,7329 */
 	renumber(p, "wpi-d");
 	CHECK_EQ_INT(apply(p, &st), 0);
 	stats_print("rule deleted from the run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+		CHECK_EQ_INT(st.elems_removed, 2); /* 7321 and 7329 */
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 7329), "A->B tcp 7329 (its deny deleted)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7321), "A->B tcp 7321 (its deny deleted)");
 	EXPECT(false, tcp(&pod_a, &pod_b, false, 7320), "A->B tcp 7320 (still denied)");
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 7325), "A->B tcp 7325 (allowed)");
+	/* The run shrinks to one rule (ports inline again), then the chain
+	 * goes: no port set stays behind. */
+	del_rule(p, "wpi-d", 1);
+	del_rule(p, "wpi-d", 1);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("run down to one rule", &st);
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7322), "A->B tcp 7322 (its deny deleted)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7320), "A->B tcp 7320 (still denied)");
+	if (nft)
+		CHECK_EQ_INT(psets(), 0);
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7321");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7324");
+	move_last_to(p, "wpi-d", 0);
+	move_last_to(p, "wpi-d", 0);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7324), "A->B tcp 7324 (a run again)");
+	if (nft)
+		CHECK(psets() >= 1 && psets_astray() == 0);
+	weft_acl_program_free(p);
+	p = prog_new();
+	add_allow_all(p);
+	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_b, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("chain with a run deleted", &st);
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7324), "A->B tcp 7324 (its chain deleted)");
+	if (nft)
+		CHECK_EQ_INT(psets(), 0);
 	weft_acl_program_free(p);
 }
 
@@ -1095,6 +1158,7 @@ static void expect_in_sync(struct weft_acl_program *p, const char *what)
 
 static void test_update(void)
 {
+	bool nft = streq(backend_name, "nft");
 	struct weft_acl_program *p = classic();
 	struct weft_acl_backend *fresh = NULL;
 	struct weft_acl_stats st;
@@ -1202,6 +1266,56 @@ static void test_update(void)
 	CHECK_EQ_INT(st.elems_added + st.elems_removed + st.endpoints_added + st.endpoints_replaced, 0);
 	EXPECT(true, tcp(&pod_c, &pod_b, false, 7300), "C->B tcp 7300 (rule added by an update)");
 	expect_in_sync(p, "after rule added");
+
+	/* Rules alike but for their ports: nft runs them as one kernel rule
+	 * with its ports in a set, so a rule joining or leaving the run is a
+	 * set element, no kernel rule. */
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7302");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: rule added next to one alike", &st);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 7302), "C->B tcp 7302 (rule added by an update)");
+	expect_in_sync(p, "after a second rule alike added");
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7304-7305");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: rule joins a run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted + st.chains_replaced, 0);
+		CHECK_EQ_INT(st.elems_added, 1);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 7305), "C->B tcp 7305 (rule joined the run)");
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 7303), "C->B tcp 7303 (between the run's ports)");
+	expect_in_sync(p, "after a rule joined a run");
+	del_rule(p, "wpi-web", find_chain(p, "wpi-web")->n_rules - 2); /* 7302 */
+	renumber(p, "wpi-web");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: rule leaves a run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted + st.chains_replaced, 0);
+		CHECK_EQ_INT(st.elems_removed, 1);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 7302), "C->B tcp 7302 (its rule left the run)");
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 7300), "C->B tcp 7300 (still in the run)");
+	expect_in_sync(p, "after a rule left a run");
+	/* Ports up to 65535 (an interval without an end element). */
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "65530-65535");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	if (nft)
+		CHECK_EQ_INT(st.elems_added + st.rules_added, 1);
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 65535), "C->B tcp 65535 (joined the run)");
+	expect_in_sync(p, "after ports up to 65535 joined a run");
+	del_rule(p, "wpi-web", find_chain(p, "wpi-web")->n_rules - 1);
+	renumber(p, "wpi-web");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: ports up to 65535 leave a run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.elems_removed, 1);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 65535), "C->B tcp 65535 (left the run)");
+	EXPECT(true, tcp(&pod_c, &pod_b, false, 7305), "C->B tcp 7305 (still in the run)");
+	expect_in_sync(p, "after ports up to 65535 left a run");
 
 	/* An endpoint comes (D had none: fail closed), changes, goes. */
 	EXPECT(false, tcp(&pod_a, &pod_d, false, 5432), "A->D tcp 5432 (D has no endpoint)");

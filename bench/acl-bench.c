@@ -1,6 +1,6 @@
 /* acl-bench.c - ACL programming cost, for bench/run-acl-bench.
  *
- *   acl-bench --backend nft|ipt --rules N --members M [--chains C]
+ *   acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart]
  *             [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]
  *
  * Runs in the network namespace it is started in (the script starts it
@@ -12,7 +12,8 @@
  *   - C profile chains with N rules in all, rule i "allow tcp to port
  *     20000+i from tag members" (never the benchmark's traffic, so a first
  *     packet walks them all), the last chain ending "allow from tag
- *     members";
+ *     members"; with --apart every second rule denies instead (so that
+ *     no two neighbours are alike but for their ports: nothing merges);
  *   - the server endpoint's inbound profiles are those C chains; both
  *     endpoints' outbound profile allows all.
  *
@@ -72,10 +73,10 @@ static int cidr_cmp(const void *a, const void *b)
 	return weft_ip_cmp(&((const struct weft_cidr *)a)->ip, &((const struct weft_cidr *)b)->ip);
 }
 
-static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin)
+static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin, bool deny)
 {
 	memset(r, 0, sizeof(*r));
-	r->action = WEFT_ACL_ALLOW;
+	r->action = deny ? WEFT_ACL_DENY : WEFT_ACL_ALLOW;
 	r->family = AF_INET;
 	r->proto = port >= 0 ? IPPROTO_TCP : -1;
 	r->not_proto = r->icmp_type = r->icmp_code = r->not_icmp_type = r->not_icmp_code = -1;
@@ -103,6 +104,8 @@ static void endpoint(struct weft_acl_endpoint *e, const struct ep_arg *a, const 
 	e->out_profiles = strv1("wpo-allowall");
 	e->n_out_profiles = 1;
 }
+
+static bool apart; /* --apart */
 
 /* The benchmark program: nrules rules over nchains chains, nmembers
  * members (+ the client), extra_rule adds one rule to the last chain,
@@ -147,12 +150,13 @@ static struct weft_acl_program *build(size_t nrules, size_t nchains, size_t nmem
 		for (size_t i = 0; i < n; i++) {
 			char o[64];
 			snprintf(o, sizeof(o), "profile P%zu inbound rule %zu", c, i + 1);
-			rule_tag_port(&ch->rules[ch->n_rules++], 20000 + (int)(done + i) % 40000, o);
+			rule_tag_port(&ch->rules[ch->n_rules++], 20000 + (int)(done + i) % 40000, o,
+				      apart && (done + i) % 2 == 1);
 		}
 		if (last && extra_rule)
-			rule_tag_port(&ch->rules[ch->n_rules++], 19999, "profile extra rule");
+			rule_tag_port(&ch->rules[ch->n_rules++], 19999, "profile extra rule", false);
 		if (last)
-			rule_tag_port(&ch->rules[ch->n_rules++], -1, "profile last: allow from tag members");
+			rule_tag_port(&ch->rules[ch->n_rules++], -1, "profile last: allow from tag members", false);
 		done += n;
 	}
 	p->chains[nchains].name = wstrdup("wpo-allowall");
@@ -298,7 +302,8 @@ int main(int argc, char **argv)
 		{"members", required_argument, NULL, 'm'}, {"chains", required_argument, NULL, 'c'},
 		{"server", required_argument, NULL, 's'},  {"client", required_argument, NULL, 'C'},
 		{"hold", no_argument, NULL, 'H'},          {"remove", no_argument, NULL, 'R'},
-		{"repeat", required_argument, NULL, 'n'},  {0},
+		{"repeat", required_argument, NULL, 'n'},  {"apart", no_argument, NULL, 'A'},
+		{0},
 	};
 	const char *backend = "nft";
 	int64_t rules = 10000, members = 100000, chains = 1, repeat = 3;
@@ -339,6 +344,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			hold = true;
+			break;
+		case 'A':
+			apart = true;
 			break;
 		case 'R':
 			remove_only = true;
@@ -391,7 +399,7 @@ int main(int argc, char **argv)
 	weft_acl_backend_free(b);
 	return 0;
 usage:
-	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--repeat K]\n"
+	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart] [--repeat K]\n"
 	      "                 [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]\n",
 	      stderr);
 	return 2;
