@@ -369,6 +369,17 @@ bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule 
  * own way). */
 bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
 
+/* Runs: consecutive rules of a chain equal but for their destination
+ * ports (not log rules), which one kernel rule with the union of their
+ * ports does alike. Returns the index after the run that starts at rule
+ * i (i + 1: a rule alone), at most max rules long. A run also ends after
+ * a rule whose ports hash to 0 modulo WEFT_ACL_RUN_AVG, so that where
+ * runs end depends on the rules alone: a rule inserted into a long run
+ * changes that run, not every later one. */
+#define WEFT_ACL_RUN_AVG 64
+#define WEFT_ACL_RUN_MAX 256
+size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max);
+
 /* Are the two entries the same in every field? */
 bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b);
 

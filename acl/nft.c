@@ -75,8 +75,8 @@
  * ports, ICMP type), set lookups last, so that a packet for another port
  * leaves a rule after a compare. Consecutive rules equal but for their
  * destination ports (not log rules) become one kernel rule with the union
- * of the ports (equivalent: see rule_shape_eq()); runs are cut where a
- * rule's port hash says so (about every MERGE_AVG rules, at most
+ * of the ports (equivalent: see weft_acl_run_end()); runs are cut where
+ * a rule's port hash says so (about every WEFT_ACL_RUN_AVG rules, at most
  * MERGE_MAX), so that a change in a long run touches one run of a few
  * dozen rules. A run looks its ports up in a named interval set of its
  * own (weft-p.<n>, see krule_pset()), which is not part of its kernel
@@ -1303,12 +1303,10 @@ static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const s
 /* ------------------------------------------------------------------ */
 
 /* Runs of rules that differ only in their destination ports become one
- * kernel rule with the union of the ports (see chain_krules()). A run
- * ends after a rule whose ports hash to 0 modulo MERGE_AVG, and after
- * MERGE_MAX rules at most. */
-#define MERGE_AVG 64
+ * kernel rule with the union of the ports (see chain_krules() and
+ * weft_acl_run_end()), of MERGE_MAX rules at most. */
 #ifndef NFT_MERGE_MAX /* -DNFT_MERGE_MAX=1 turns merging off (for measurements) */
-#define NFT_MERGE_MAX 256
+#define NFT_MERGE_MAX WEFT_ACL_RUN_MAX
 #endif
 #define MERGE_MAX NFT_MERGE_MAX
 #define FNV_INIT 0xcbf29ce484222325ULL
@@ -1335,50 +1333,6 @@ static int rule_family(const struct weft_acl_program *p, const struct weft_acl_r
 }
 
 static bool ranges_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb);
-static bool str0_eq(const char *a, const char *b);
-
-/* A rule that may share a kernel rule with its neighbours: not a log rule
- * (each logs with its own prefix), with destination ports. */
-static bool mergeable(const struct weft_acl_rule *r)
-{
-	return r->action != WEFT_ACL_LOG && r->n_dports > 0;
-}
-
-/* a and b are equal but for their destination ports (and origin). Then,
- * for consecutive rules of one chain, a packet matches one of them iff
- * it matches the shared conditions and its port is in the union of their
- * ports, and whichever matches first does the same (allow, deny and pass
- * act alike whatever the rule): one kernel rule with the union is
- * equivalent. */
-static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
-{
-	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
-	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
-	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
-	    !ranges_eq(a->sports, a->n_sports, b->sports, b->n_sports) ||
-	    !ranges_eq(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
-	    !ranges_eq(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
-	    !str0_eq(a->log_prefix, b->log_prefix))
-		return false;
-	for (size_t i = 0; i < a->n_addrs; i++)
-		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
-		    !streq(a->addrs[i].set, b->addrs[i].set))
-			return false;
-	return true;
-}
-
-/* Does a merged run end after r? Decided by r's ports alone (chunking by
- * content), so that a rule inserted into or removed from a long run
- * changes the kernel rule around it only, not every later one. */
-static bool run_ends(const struct weft_acl_rule *r)
-{
-	uint64_t h = fnv1a(r->dports, r->n_dports * sizeof(*r->dports), FNV_INIT);
-
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 29;
-	return (h & (MERGE_AVG - 1)) == 0;
-}
 
 /* The destination ports of kr: the union of its rules' (malloc'ed). */
 static size_t krule_dports(const struct weft_acl_chain *c, const struct krule *kr, struct weft_acl_portrange **out)
@@ -1560,16 +1514,8 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_chain *c, size_t i, struct krule *kr,
 		       struct weft_buf *k)
 {
-	size_t j = i + 1;
+	size_t j = weft_acl_run_end(c->rules, c->n_rules, i, MERGE_MAX);
 
-	if (mergeable(&c->rules[i]) && !run_ends(&c->rules[i])) {
-		while (j < c->n_rules && j - i < MERGE_MAX && mergeable(&c->rules[j]) &&
-		       rule_shape_eq(&c->rules[i], &c->rules[j])) {
-			j++;
-			if (run_ends(&c->rules[j - 1]))
-				break;
-		}
-	}
 	memset(kr, 0, sizeof(*kr));
 	kr->first = i;
 	kr->count = j - i;
@@ -2247,11 +2193,6 @@ static bool build_full(struct batch *b, struct apply_ctx *ctx)
 static bool ranges_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
 {
 	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
-}
-
-static bool str0_eq(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && streq(a, b));
 }
 
 static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)

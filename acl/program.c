@@ -439,6 +439,74 @@ bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct wef
 	return true;
 }
 
+/* A rule that may share a kernel rule with its neighbours: not a log rule
+ * (each logs with its own prefix), with destination ports, all of them
+ * well-formed (a bad one is refused by itself, named). */
+static bool mergeable(const struct weft_acl_rule *r)
+{
+	if (r->action == WEFT_ACL_LOG || r->n_dports == 0)
+		return false;
+	for (size_t i = 0; i < r->n_dports; i++)
+		if (r->dports[i].lo > r->dports[i].hi)
+			return false;
+	return true;
+}
+
+/* a and b are equal but for their destination ports (and origin). Then,
+ * for consecutive rules of one chain, a packet matches one of them iff
+ * it matches the shared conditions and its port is in the union of their
+ * ports, and whichever matches first does the same (allow, deny and pass
+ * act alike whatever the rule): one kernel rule with the union is
+ * equivalent. */
+static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+{
+	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
+	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
+	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
+	    !ranges_same(a->sports, a->n_sports, b->sports, b->n_sports) ||
+	    !ranges_same(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
+	    !ranges_same(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
+	    !str0_same(a->log_prefix, b->log_prefix))
+		return false;
+	for (size_t i = 0; i < a->n_addrs; i++)
+		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
+		    !str0_same(a->addrs[i].set, b->addrs[i].set))
+			return false;
+	return true;
+}
+
+/* Does a run end after r? Decided by r's ports alone (chunking by
+ * content), so that a rule inserted into or removed from a long run
+ * changes the run around it only, not every later one. */
+static bool run_ends(const struct weft_acl_rule *r)
+{
+	const uint8_t *c = (const uint8_t *)r->dports;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < r->n_dports * sizeof(*r->dports); i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 29;
+	return (h & (WEFT_ACL_RUN_AVG - 1)) == 0;
+}
+
+size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max)
+{
+	size_t j = i + 1;
+
+	if (mergeable(&rules[i]) && !run_ends(&rules[i])) {
+		while (j < n && j - i < max && mergeable(&rules[j]) && rule_shape_eq(&rules[i], &rules[j])) {
+			j++;
+			if (run_ends(&rules[j - 1]))
+				break;
+		}
+	}
+	return j;
+}
+
 bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {
 	return str0_same(a->origin, b->origin) && weft_acl_rule_eq_but_origin(a, b);

@@ -895,6 +895,16 @@ static struct weft_acl_rule *insert_rule(struct weft_acl_chain *c, size_t at, en
 	return &c->rules[at];
 }
 
+/* Any source port (1-65535: every TCP packet has one): a condition that
+ * changes no decision but makes r unlike its neighbours, so that it is not
+ * merged into a run with them (see test_runs()). */
+static void unlike(struct weft_acl_rule *r)
+{
+	r->sports = wmalloc(sizeof(*r->sports));
+	r->sports[0] = (struct weft_acl_portrange){1, 65535};
+	r->n_sports = 1;
+}
+
 /* A program chain of more than 128 rules lives in pieces of at most 128
  * that its chain jumps to: first match still wins across pieces (an allow in
  * an early piece is not undone by a later deny, a deny is not undone by a
@@ -902,6 +912,9 @@ static struct weft_acl_rule *insert_rule(struct weft_acl_chain *c, size_t at, en
  * profile, and an update edits the piece it touches. */
 static void test_pieces(void)
 {
+	/* The rules below alternate between two shapes (unlike()): each is
+	 * a kernel rule of its own, as rules with other tags or actions
+	 * would be. */
 	struct weft_acl_program *p = base_program();
 	struct weft_acl_chain *c;
 	struct weft_acl_endpoint *eb = find_ep(p, rb.host_ifname);
@@ -917,6 +930,8 @@ static void test_pieces(void)
 
 		rule_dport(r, (uint16_t)(21000 + i), (uint16_t)(21000 + i));
 		rule_addr(r, "web4", true, false, AF_INET);
+		if (i % 2)
+			unlike(r);
 	}
 	insert_rule(c, 5, WEFT_ACL_ALLOW, 7100);   /* allowed early ... */
 	insert_rule(c, c->n_rules, WEFT_ACL_DENY, 7100); /* ... denied late: allowed */
@@ -999,6 +1014,8 @@ static void test_pieces(void)
 		for (int i = 0; i < 300; i++) {
 			r = add_rule(pol, WEFT_ACL_DENY, IPPROTO_TCP);
 			rule_dport(r, (uint16_t)(23000 + i), (uint16_t)(23000 + i));
+			if (i % 2)
+				unlike(r);
 		}
 		pol->rules[10].action = WEFT_ACL_PASS;    /* 23010: pass ... */
 		pol->rules[10].dports[0] = (struct weft_acl_portrange){80, 80};
@@ -1018,6 +1035,57 @@ static void test_pieces(void)
 		CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 8002));  /* policy applied, none decided */
 		CHECK(tcp(&pod_a, &node, "10.64.0.1", 2223));    /* a policy allow opens the host */
 	}
+	weft_acl_program_free(p);
+}
+
+/* Runs of rules alike but for their destination ports are one iptables
+ * rule per range of their ports: 200 rules for consecutive ports are a few
+ * kernel rules and no pieces, first match still decides between a run
+ * and the rules around it, and a rule joining a run with a port of its
+ * own is one kernel rule inserted. */
+static void test_runs(void)
+{
+	struct weft_acl_program *p = base_program();
+	struct weft_acl_endpoint *eb = find_ep(p, rb.host_ifname);
+	struct weft_acl_chain *c;
+	struct weft_acl_change ch;
+	struct weft_acl_stats st;
+	_cleanup_free_ char *s = NULL;
+	int most, lines;
+
+	add_chain(p, "wpi-run", WEFT_ACL_CHAIN_PROFILE);
+	c = find_chain(p, "wpi-run");
+	c->ingress = true;
+	insert_rule(c, 0, WEFT_ACL_DENY, 22100); /* denied before the run allows it ... */
+	for (int i = 0; i < 200; i++) {
+		struct weft_acl_rule *r = add_rule(c, WEFT_ACL_ALLOW, IPPROTO_TCP);
+
+		rule_dport(r, (uint16_t)(22000 + i), (uint16_t)(22000 + i));
+		rule_addr(r, "web4", true, false, AF_INET);
+	}
+	insert_rule(c, c->n_rules, WEFT_ACL_DENY, 22150); /* ... allowed by the run first */
+	free(eb->in_profiles[0]);
+	eb->in_profiles[0] = wstrdup("wpi-run");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK_EQ_INT(pieces(&most), 0);
+	s = out("%s-save -t filter 2>/dev/null", variant);
+	lines = count_substr(s, "-A weft-c-wpi-run ");
+	printf("  [%s] 202 rules, 200 of them alike for consecutive ports: %d kernel rules\n", variant, lines);
+	CHECK(lines >= 3 && lines <= 12);
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22000));
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22199));
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22150));  /* the run allows before the deny */
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22100)); /* the deny before the run */
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22300)); /* no rule */
+	insert_rule(c, 120, WEFT_ACL_ALLOW, 22300);
+	ch = (struct weft_acl_change){.chains = c, .n_chains = 1};
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	printf("  [%s] a rule joins a run: %zu kernel rules added, %zu deleted\n", variant, st.rules_added,
+	       st.rules_deleted);
+	CHECK_EQ_INT(st.rules_added, 1);
+	CHECK_EQ_INT(st.rules_deleted, 0);
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22300));
+	expect_as_applied(p, "a rule joined a run");
 	weft_acl_program_free(p);
 }
 
@@ -1253,6 +1321,7 @@ static const struct test_case cases[] = {
 	TEST(test_host_protection),
 	TEST(test_update),
 	TEST(test_pieces),
+	TEST(test_runs),
 	TEST(test_failure_rolls_back),
 	TEST(test_takeover),
 	TEST(test_scale),

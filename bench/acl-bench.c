@@ -154,7 +154,7 @@ static struct weft_acl_program *build(size_t nrules, size_t nchains, size_t nmem
 				      apart && (done + i) % 2 == 1);
 		}
 		if (last && extra_rule)
-			rule_tag_port(&ch->rules[ch->n_rules++], 19999, "profile extra rule", false);
+			rule_tag_port(&ch->rules[ch->n_rules++], 19990, "profile extra rule", false);
 		if (last)
 			rule_tag_port(&ch->rules[ch->n_rules++], -1, "profile last: allow from tag members", false);
 		done += n;
