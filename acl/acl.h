@@ -369,6 +369,10 @@ bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule 
  * own way). */
 bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
 
+/* Port ranges sorted, overlapping and adjacent ones joined, into out
+ * (room for n; may be in). Returns how many. */
+size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out);
+
 /* Runs: consecutive rules of a chain equal but for their destination
  * ports (not log rules), which one kernel rule with the union of their
  * ports does alike. Returns the index after the run that starts at rule

@@ -744,13 +744,6 @@ struct runs {
 	bool *owned; /* per rule: its dports allocated here */
 };
 
-static int prange_cmp(const void *a, const void *b)
-{
-	const struct weft_acl_portrange *x = a, *y = b;
-
-	return x->lo != y->lo ? (x->lo < y->lo ? -1 : 1) : (x->hi > y->hi) - (x->hi < y->hi);
-}
-
 static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 {
 	size_t cap = c->n_rules + 1;
@@ -775,17 +768,7 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 				memcpy(v + w, c->rules[k].dports, c->rules[k].n_dports * sizeof(*v));
 				w += c->rules[k].n_dports;
 			}
-			/* Sorted, overlapping and adjacent ranges joined. */
-			qsort(v, n, sizeof(*v), prange_cmp);
-			w = 0;
-			for (size_t k = 0; k < n; k++) {
-				if (w && (uint32_t)v[k].lo <= (uint32_t)v[w - 1].hi + 1) {
-					if (v[k].hi > v[w - 1].hi)
-						v[w - 1].hi = v[k].hi;
-				} else {
-					v[w++] = v[k];
-				}
-			}
+			w = weft_acl_ports_merge(v, n, v);
 			/* The run's rules: w <= its port count <= its
 			 * rules' count unless a rule has several ports. */
 			if (m->c.n_rules + w > cap) {

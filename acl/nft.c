@@ -1241,31 +1241,18 @@ static int range_qcmp(const void *a, const void *b)
 
 /* Ranges sorted, overlapping and adjacent ones merged (an interval set
  * rejects overlaps). Returns the count; out has room for n. */
-static size_t ranges_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out)
-{
-	size_t m = 0;
-
-	memcpy(out, in, n * sizeof(*in));
-	qsort(out, n, sizeof(*out), range_qcmp);
-	for (size_t i = 0; i < n; i++) {
-		if (m && (uint32_t)out[i].lo <= (uint32_t)out[m - 1].hi + 1) {
-			if (out[i].hi > out[m - 1].hi)
-				out[m - 1].hi = out[i].hi;
-		} else {
-			out[m++] = out[i];
-		}
-	}
-	return m;
-}
 
 /* A port condition at transport offset off: one port or range compared in
  * place, several through an anonymous interval set (created in the batch
  * before the rule, freed by the kernel with the rule). */
+static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
+			   uint16_t type);
+
 static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const struct weft_acl_portrange *in,
 		    size_t n, bool negate)
 {
 	_cleanup_free_ struct weft_acl_portrange *rg = wcalloc(n, sizeof(*rg));
-	size_t m = ranges_merge(in, n, rg);
+	size_t m = weft_acl_ports_merge(in, n, rg);
 
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, off, 2);
 	if (m == 1) {
@@ -1283,17 +1270,9 @@ static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const s
 			.key_type = DT_INET_SERVICE,
 			.key_len = 2,
 		};
-		struct elems e = {.b = b, .sp = &sp, .type = NFT_MSG_NEWSETELEM};
 
 		put_set(b, NFT_MSG_NEWSET, &sp);
-		for (size_t i = 0; i < m; i++) {
-			uint16_t lo = htons(rg[i].lo), end = htons((uint16_t)(rg[i].hi + 1));
-
-			elems_add(&e, &lo, 2, false, NULL);
-			if (rg[i].hi != 0xffff)
-				elems_add(&e, &end, 2, true, NULL);
-		}
-		elems_flush(&e);
+		put_port_elems(b, &sp, rg, m, NFT_MSG_NEWSETELEM);
 		e_lookup(r, sp.name, sp.id, negate, false);
 	}
 }
@@ -1460,12 +1439,11 @@ static void krule_comment(const struct weft_acl_chain *c, const struct krule *kr
 		snprintf(buf, size, "%.*s", (int)n, o);
 }
 
-static size_t ranges_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out);
 
 static void key_ranges(struct weft_buf *k, const struct weft_acl_portrange *in, size_t n)
 {
 	_cleanup_free_ struct weft_acl_portrange *rg = wcalloc(n + 1, sizeof(*rg));
-	uint32_t m = n ? (uint32_t)ranges_merge(in, n, rg) : 0;
+	uint32_t m = n ? (uint32_t)weft_acl_ports_merge(in, n, rg) : 0;
 
 	weft_buf_append(k, &m, sizeof(m));
 	weft_buf_append(k, rg, m * sizeof(*rg));
@@ -1524,7 +1502,7 @@ static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_c
 		size_t ndp = krule_dports(c, kr, &dp);
 
 		kr->pr = wcalloc(ndp, sizeof(*kr->pr));
-		kr->npr = ranges_merge(dp, ndp, kr->pr);
+		kr->npr = weft_acl_ports_merge(dp, ndp, kr->pr);
 	}
 	k->len = 0;
 	krule_key(k, p, c, kr);

@@ -421,22 +421,29 @@ static bool str0_same(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+static int port_lo_cmp(const void *a, const void *b)
 {
-	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
-	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
-	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
-	    !ranges_same(a->sports, a->n_sports, b->sports, b->n_sports) ||
-	    !ranges_same(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
-	    !ranges_same(a->dports, a->n_dports, b->dports, b->n_dports) ||
-	    !ranges_same(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
-	    !str0_same(a->log_prefix, b->log_prefix))
-		return false;
-	for (size_t i = 0; i < a->n_addrs; i++)
-		if (a->addrs[i].src != b->addrs[i].src || a->addrs[i].negate != b->addrs[i].negate ||
-		    !str0_same(a->addrs[i].set, b->addrs[i].set))
-			return false;
-	return true;
+	const struct weft_acl_portrange *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out)
+{
+	size_t m = 0;
+
+	if (n)
+		memmove(out, in, n * sizeof(*in));
+	qsort(out, n, sizeof(*out), port_lo_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (m && (uint32_t)out[i].lo <= (uint32_t)out[m - 1].hi + 1) {
+			if (out[i].hi > out[m - 1].hi)
+				out[m - 1].hi = out[i].hi;
+		} else {
+			out[m++] = out[i];
+		}
+	}
+	return m;
 }
 
 /* A rule that may share a kernel rule with its neighbours: not a log rule
@@ -473,6 +480,11 @@ static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_r
 		    !str0_same(a->addrs[i].set, b->addrs[i].set))
 			return false;
 	return true;
+}
+
+bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+{
+	return rule_shape_eq(a, b) && ranges_same(a->dports, a->n_dports, b->dports, b->n_dports);
 }
 
 /* Does a run end after r? Decided by r's ports alone (chunking by
