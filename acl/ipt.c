@@ -735,7 +735,8 @@ static uint64_t rule_hash(struct render *R, const struct weft_acl_rule *r)
  * rules). One rule per range, not a multiport list: a rule that joins a
  * run with a port of its own is then one rule inserted (-I), which
  * iptables-nft does in about 3 ms, where replacing (-R) or deleting (-D)
- * a rule costs it 10-20 ms (it reads and parses the chain first).
+ * a rule costs it 10-20 ms. A run whose ports are scattered (more ranges
+ * than the kernel rules its rules are on their own) stays as it is.
  * Everything after this works on these rules. They are shallow copies of
  * c's (c must outlive them); the ranges of a run are one array, owned by
  * the run's first rule. */
@@ -743,6 +744,31 @@ struct runs {
 	struct weft_acl_chain c;
 	bool *owned; /* per rule: its dports allocated here */
 };
+
+/* Room for `more` rules after the m->c.n_rules there are. */
+static struct weft_acl_rule *runs_room(struct runs *m, size_t *cap, size_t more)
+{
+	if (m->c.n_rules + more > *cap) {
+		size_t want = 2 * *cap > m->c.n_rules + more ? 2 * *cap : m->c.n_rules + more;
+
+		m->c.rules = wrealloc(m->c.rules, want * sizeof(*m->c.rules));
+		m->owned = wrealloc(m->owned, want * sizeof(*m->owned));
+		memset(m->owned + *cap, 0, (want - *cap) * sizeof(*m->owned));
+		*cap = want;
+	}
+	return &m->c.rules[m->c.n_rules];
+}
+
+/* How many iptables rules r is on its own: one per multiport chunk of its
+ * destination ports (port_chunks(): 15 slots, a range takes 2). */
+static size_t dport_lines(const struct weft_acl_rule *r)
+{
+	size_t slots = 0;
+
+	for (size_t i = 0; i < r->n_dports; i++)
+		slots += r->dports[i].lo == r->dports[i].hi ? 1 : 2;
+	return slots ? (slots + IPT_MULTIPORT_MAX - 1) / IPT_MULTIPORT_MAX : 1;
+}
 
 static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 {
@@ -754,32 +780,31 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 	m->owned = wcalloc(cap, sizeof(*m->owned));
 	for (size_t i = 0; i < c->n_rules;) {
 		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX);
-		struct weft_acl_rule *r = &m->c.rules[m->c.n_rules];
+		struct weft_acl_portrange *v = NULL;
+		size_t n = 0, w = 0, lines = 0;
 
-		*r = c->rules[i];
 		if (j > i + 1) {
-			struct weft_acl_portrange *v;
-			size_t n = 0, w = 0;
-
-			for (size_t k = i; k < j; k++)
+			for (size_t k = i; k < j; k++) {
 				n += c->rules[k].n_dports;
+				lines += dport_lines(&c->rules[k]);
+			}
 			v = wcalloc(n, sizeof(*v));
 			for (size_t k = i; k < j; k++) {
 				memcpy(v + w, c->rules[k].dports, c->rules[k].n_dports * sizeof(*v));
 				w += c->rules[k].n_dports;
 			}
 			w = weft_acl_ports_merge(v, n, v);
-			/* The run's rules: w <= its port count <= its
-			 * rules' count unless a rule has several ports. */
-			if (m->c.n_rules + w > cap) {
-				size_t more = m->c.n_rules + w + (c->n_rules - j) + 1;
-
-				m->c.rules = wrealloc(m->c.rules, more * sizeof(*m->c.rules));
-				m->owned = wrealloc(m->owned, more * sizeof(*m->owned));
-				memset(m->owned + cap, 0, (more - cap) * sizeof(*m->owned));
-				cap = more;
-				r = &m->c.rules[m->c.n_rules];
+			/* One rule per range only where that is no more rules
+			 * than the run's own (scattered ports: the rules as
+			 * they are, multiport lists and all). */
+			if (w > lines) {
+				free(v);
+				v = NULL;
 			}
+		}
+		if (v) {
+			struct weft_acl_rule *r = runs_room(m, &cap, w);
+
 			for (size_t k = 0; k < w; k++) {
 				r[k] = c->rules[i];
 				r[k].dports = v + k;
@@ -788,7 +813,10 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 			m->owned[m->c.n_rules] = true;
 			m->c.n_rules += w;
 		} else {
-			m->c.n_rules++;
+			struct weft_acl_rule *r = runs_room(m, &cap, j - i);
+
+			memcpy(r, &c->rules[i], (j - i) * sizeof(*r));
+			m->c.n_rules += j - i;
 		}
 		i = j;
 	}

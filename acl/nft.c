@@ -1239,14 +1239,12 @@ static int range_qcmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Ranges sorted, overlapping and adjacent ones merged (an interval set
- * rejects overlaps). Returns the count; out has room for n. */
+static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
+			   uint16_t type);
 
 /* A port condition at transport offset off: one port or range compared in
  * place, several through an anonymous interval set (created in the batch
  * before the rule, freed by the kernel with the rule). */
-static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
-			   uint16_t type);
 
 static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const struct weft_acl_portrange *in,
 		    size_t n, bool negate)

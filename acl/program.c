@@ -432,8 +432,9 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
 {
 	size_t m = 0;
 
-	if (n)
-		memmove(out, in, n * sizeof(*in));
+	if (!n)
+		return 0;
+	memmove(out, in, n * sizeof(*in));
 	qsort(out, n, sizeof(*out), port_lo_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (m && (uint32_t)out[i].lo <= (uint32_t)out[m - 1].hi + 1) {

@@ -1086,6 +1086,34 @@ static void test_runs(void)
 	CHECK_EQ_INT(st.rules_deleted, 0);
 	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22300));
 	expect_as_applied(p, "a rule joined a run");
+
+	/* A run of rules with several ports each, more rules after it (a
+	 * run can be more kernel rules than program rules), and a run whose
+	 * ports are scattered (it stays as its rules are). */
+	{
+		struct weft_acl_rule *r;
+		uint16_t scattered[] = {22501, 22503, 22505, 22507};
+
+		for (int i = 0; i < 3; i++) {
+			r = insert_rule(c, 0, WEFT_ACL_ALLOW, (uint16_t)(22400 + 20 * i));
+			r->dports = wrealloc(r->dports, 2 * sizeof(*r->dports));
+			r->dports[1] = (struct weft_acl_portrange){(uint16_t)(22410 + 20 * i), (uint16_t)(22410 + 20 * i)};
+			r->n_dports = 2;
+		}
+		for (size_t i = 0; i < 4; i++) {
+			r = insert_rule(c, 3 + i, WEFT_ACL_ALLOW, scattered[i]);
+			(void)r;
+		}
+		insert_rule(c, 7, WEFT_ACL_DENY, 22402); /* a deny between runs */
+	}
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22410));
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22440));
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22507));
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22502)); /* between the scattered ports */
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22100)); /* the deny before the first run */
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22150));
+	expect_as_applied(p, "runs of rules with several ports");
 	weft_acl_program_free(p);
 }
 
