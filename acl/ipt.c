@@ -440,6 +440,14 @@ static void log_target(struct weft_buf *b, const char *prefix)
 	weft_buf_printf(b, "\"");
 }
 
+static bool ranges_ok(const struct weft_acl_portrange *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].lo > r[i].hi)
+			return false;
+	return true;
+}
+
 /* Render rule ri of program chain c into chain `ch` for family fam. */
 static int render_rule(struct render *R, struct weft_buf *b, const char *ch, const struct weft_acl_chain *c, size_t ri,
 		       int fam)
@@ -467,6 +475,11 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		return 0; /* an ICMP type of the other family never matches */
 	if (r->action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY) {
 		*R->errmsg = wasprintf("%s: pass is for policy chains only", r->origin ? r->origin : c->name);
+		return -EINVAL;
+	}
+	if (!ranges_ok(r->sports, r->n_sports) || !ranges_ok(r->not_sports, r->n_not_sports) ||
+	    !ranges_ok(r->dports, r->n_dports) || !ranges_ok(r->not_dports, r->n_not_dports)) {
+		*R->errmsg = wasprintf("%s: a port range whose first port is above its last", r->origin ? r->origin : c->name);
 		return -EINVAL;
 	}
 	if (has_ports && !proto_has_ports(proto)) {

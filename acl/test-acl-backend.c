@@ -1408,8 +1408,22 @@ static void test_failure(void)
 	CHECK(err != NULL);
 	fprintf(stderr, "  (expected) %s\n", err ? err : "");
 	free(err);
+	err = NULL;
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22 (old program still there)");
 	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 (old program still there)");
+	weft_acl_program_free(p);
+	/* A port range upside down, between rules alike but for their ports
+	 * (which both backends run as one kernel rule): refused, named. */
+	p = classic();
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7401");
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7410-7402");
+	port_rule(p, "wpi-web", WEFT_ACL_ALLOW, IPPROTO_TCP, "7403");
+	CHECK(weft_acl_apply(B, p, &st, &err) < 0);
+	CHECK(err && strstr(err, "rule") && strstr(err, "port"));
+	fprintf(stderr, "  (expected) %s\n", err ? err : "");
+	free(err);
+	err = NULL;
+	EXPECT(false, tcp(&pod_c, &pod_b, false, 7401), "C->B tcp 7401 (the bad program not applied)");
 	weft_acl_program_free(p);
 	p = classic();
 	CHECK_EQ_INT(apply(p, &st), 0);
