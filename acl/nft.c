@@ -1286,18 +1286,6 @@ static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const s
 #define NFT_MERGE_MAX WEFT_ACL_RUN_MAX
 #endif
 #define MERGE_MAX NFT_MERGE_MAX
-#define FNV_INIT 0xcbf29ce484222325ULL
-
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
-{
-	const uint8_t *c = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* The rule's family: its own, or that of its sets (validated). */
 static int rule_family(const struct weft_acl_program *p, const struct weft_acl_rule *ru)
@@ -1506,7 +1494,7 @@ static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_c
 	krule_key(k, p, c, kr);
 	kr->key = wmemdup(k->data, k->len);
 	kr->keylen = k->len;
-	kr->hash = fnv1a(k->data, k->len, FNV_INIT);
+	kr->hash = weft_fnv1a(k->data, k->len, WEFT_FNV_INIT);
 	return j;
 }
 

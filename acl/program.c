@@ -493,13 +493,8 @@ bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct wef
  * changes the run around it only, not every later one. */
 static bool run_ends(const struct weft_acl_rule *r)
 {
-	const uint8_t *c = (const uint8_t *)r->dports;
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = weft_fnv1a(r->dports, r->n_dports * sizeof(*r->dports), WEFT_FNV_INIT);
 
-	for (size_t i = 0; i < r->n_dports * sizeof(*r->dports); i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
 	h ^= h >> 31;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 29;

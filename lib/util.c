@@ -102,6 +102,17 @@ int weft_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+uint64_t weft_fnv1a(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *c = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
 int64_t weft_now_ns(void)
 {
 	struct timespec ts;

@@ -65,6 +65,10 @@ int weft_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Monotonic clock in nanoseconds / milliseconds. */
 int64_t weft_now_ns(void);
+
+/* FNV-1a over n bytes at p, on from h (WEFT_FNV_INIT to start). */
+#define WEFT_FNV_INIT 0xcbf29ce484222325ULL
+uint64_t weft_fnv1a(const void *p, size_t n, uint64_t h);
 static inline int64_t weft_now_ms(void) { return weft_now_ns() / 1000000; }
 
 /* A growable byte buffer. Always NUL-terminated (data[len] == 0). */
