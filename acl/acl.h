@@ -375,14 +375,26 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
 
 /* Runs: consecutive rules of a chain equal but for their destination
  * ports (not log rules), which one kernel rule with the union of their
- * ports does alike. Returns the index after the run that starts at rule
- * i (i + 1: a rule alone), at most max rules long. A run also ends after
- * a rule whose ports hash to 0 modulo WEFT_ACL_RUN_AVG, so that where
- * runs end depends on the rules alone: a rule inserted into a long run
- * changes that run, not every later one. */
+ * ports does alike; with mixed, equal but for their destination ports and
+ * their actions (allow, deny, pass), which one kernel rule per action
+ * does alike, each with the ports that action decides (see
+ * weft_acl_run_ports()). Returns the index after the run that starts at
+ * rule i (i + 1: a rule alone), at most max rules long. A run also ends
+ * after a rule whose ports hash to 0 modulo WEFT_ACL_RUN_AVG, so that
+ * where runs end depends on the rules alone: a rule inserted into a long
+ * run changes that run, not every later one. */
 #define WEFT_ACL_RUN_AVG 64
 #define WEFT_ACL_RUN_MAX 256
-size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max);
+size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max, bool mixed);
+
+/* The ports each action decides in the mixed run rules[i..j): a port is
+ * the first rule's of the run that has it (first match; the rules are
+ * alike but for ports and action). out[a] (malloc'ed, sorted, adjacent
+ * ranges joined, disjoint from every other action's) with n[a] ranges,
+ * for each action a (the log action's always empty). */
+#define WEFT_ACL_RUN_ACTIONS (WEFT_ACL_PASS + 1)
+void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
+			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS], size_t n[WEFT_ACL_RUN_ACTIONS]);
 
 /* Are the two entries the same in every field? */
 bool weft_acl_endpoint_eq(const struct weft_acl_endpoint *a, const struct weft_acl_endpoint *b);

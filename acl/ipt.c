@@ -792,7 +792,7 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 	m->c.n_rules = 0;
 	m->owned = wcalloc(cap, sizeof(*m->owned));
 	for (size_t i = 0; i < c->n_rules;) {
-		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX);
+		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX, false);
 		struct weft_acl_portrange *v = NULL;
 		size_t n = 0, w = 0, lines = 0;
 

@@ -74,14 +74,18 @@
  * Packet cost: a kernel rule tests header fields first (family, protocol,
  * ports, ICMP type), set lookups last, so that a packet for another port
  * leaves a rule after a compare. Consecutive rules equal but for their
- * destination ports (not log rules) become one kernel rule with the union
- * of the ports (equivalent: see weft_acl_run_end()); runs are cut where
+ * destination ports and their actions (not log rules) become one kernel
+ * rule per action with the ports that action decides (the first rule
+ * with a port decides it; the actions' ports are disjoint, so the order
+ * of those kernel rules does not matter: see weft_acl_run_end() and
+ * weft_acl_run_ports()); runs are cut where
  * a rule's port hash says so (about every WEFT_ACL_RUN_AVG rules, at most
  * MERGE_MAX), so that a change in a long run touches one run of a few
  * dozen rules. A run looks its ports up in a named interval set of its
  * own (weft-p.<n>, see krule_pset()), which is not part of its kernel
  * rule's key: a rule joining or leaving a run, or a port changed in it,
- * is a change of that set's elements, and the kernel rule stays. That
+ * is a change of that set's elements, and the kernel rule stays (unless
+ * it brings an action new to the run, or takes the last port of one). That
  * matters beyond the bytes sent: every commit that adds a rule makes the
  * kernel validate every rule the base chains reach (below), set elements
  * do not.
@@ -98,8 +102,9 @@
  *
  * Costs measured on the lab kernel (6.18), 100,000 members and 10,000
  * rules (bench/run-acl-bench, docs/benchmarks.md): a full load ~0.15 s;
- * one member added ~0.01 ms; one rule added to a run ~0.02 ms (set
- * elements); a rule that is a kernel rule of its own ~1 ms: adding a rule
+ * one member added ~0.01 ms; one rule added to a run ~0.02-0.04 ms (set
+ * elements; allow and deny rules alternating alike); a rule that is a
+ * kernel rule of its own ~1 ms: adding a rule
  * with a verdict makes the kernel validate every chain reachable from the
  * base chains at commit (nft_table_validate), in proportion to the
  * ruleset, and rebuild the chain's rule blob, in proportion to the
@@ -155,6 +160,7 @@
  * the change is set elements. */
 struct krule {
 	size_t first, count;
+	enum weft_acl_action action; /* what it does (of a mixed run: one of its rules' actions) */
 	uint64_t hash;
 	char *key; /* what the kernel rule does, as bytes: equal keys, equal rules */
 	size_t keylen;
@@ -1279,9 +1285,9 @@ static void m_ports(struct batch *b, struct nftnl_rule *r, uint32_t off, const s
 /* Kernel rules of program chains                                      */
 /* ------------------------------------------------------------------ */
 
-/* Runs of rules that differ only in their destination ports become one
- * kernel rule with the union of the ports (see chain_krules() and
- * weft_acl_run_end()), of MERGE_MAX rules at most. */
+/* Runs of rules that differ only in their destination ports and actions
+ * become one kernel rule per action with the ports it decides (see
+ * krule_at() and weft_acl_run_end()), of MERGE_MAX rules at most. */
 #ifndef NFT_MERGE_MAX /* -DNFT_MERGE_MAX=1 turns merging off (for measurements) */
 #define NFT_MERGE_MAX WEFT_ACL_RUN_MAX
 #endif
@@ -1440,7 +1446,7 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 		      const struct krule *kr)
 {
 	const struct weft_acl_rule *ru = &c->rules[kr->first];
-	int32_t v[] = {rule_family(p, ru),	  (int32_t)c->kind,   (int32_t)ru->action,	ru->proto,
+	int32_t v[] = {rule_family(p, ru),	  (int32_t)c->kind,   (int32_t)kr->action,	ru->proto,
 		       ru->not_proto,		  ru->icmp_type,      ru->icmp_code,		ru->not_icmp_type,
 		       ru->not_icmp_code,	  (int32_t)ru->n_addrs, (int32_t)c->ingress};
 	_cleanup_free_ struct weft_acl_portrange *dp = NULL;
@@ -1464,7 +1470,7 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 	} else {
 		key_ranges(k, dp, ndp);
 	}
-	if (ru->action == WEFT_ACL_LOG) {
+	if (kr->action == WEFT_ACL_LOG) {
 		const char *lp = ru->log_prefix ? ru->log_prefix : "weft ";
 
 		weft_buf_append(k, lp, strlen(lp) + 1);
@@ -1473,50 +1479,6 @@ static void krule_key(struct weft_buf *k, const struct weft_acl_program *p, cons
 	weft_buf_append(k, comment, strlen(comment) + 1);
 }
 
-/* The kernel rule starting at rule i of chain c (validated); returns the
- * index of the rule after it. k is scratch space. */
-static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_chain *c, size_t i, struct krule *kr,
-		       struct weft_buf *k)
-{
-	size_t j = weft_acl_run_end(c->rules, c->n_rules, i, MERGE_MAX);
-
-	memset(kr, 0, sizeof(*kr));
-	kr->first = i;
-	kr->count = j - i;
-	if (krule_pset(kr)) {
-		_cleanup_free_ struct weft_acl_portrange *dp = NULL;
-		size_t ndp = krule_dports(c, kr, &dp);
-
-		kr->pr = wcalloc(ndp, sizeof(*kr->pr));
-		kr->npr = weft_acl_ports_merge(dp, ndp, kr->pr);
-	}
-	k->len = 0;
-	krule_key(k, p, c, kr);
-	kr->key = wmemdup(k->data, k->len);
-	kr->keylen = k->len;
-	kr->hash = weft_fnv1a(k->data, k->len, WEFT_FNV_INIT);
-	return j;
-}
-
-/* The kernel rules of chain c (validated), handles unknown. */
-static void chain_krules(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct kchain *kc)
-{
-	struct weft_buf k = {0};
-
-	kchain_clear(kc);
-	kc->r = wcalloc(c->n_rules + 1, sizeof(*kc->r));
-	for (size_t i = 0; i < c->n_rules;)
-		i = krule_at(p, c, i, &kc->r[kc->n++], &k);
-	weft_buf_free(&k);
-}
-
-/* The kernel rules of changed chain c, from those of its last version
- * ok (n_old rules; cr: which rules are equal at the start and end).
- * Kernel rules wholly in the equal start (and the rule after them too,
- * which decided where they end) are taken over with their handles; the
- * rest is computed until, in the equal end, a kernel rule starts where an
- * old one did: from there on everything is as before (runs are cut by
- * their rules alone) and taken over. cr gets the ranges that differ. */
 /* The next free entry of nk (capacity *cap, grown as needed). */
 static struct krule *krule_push(struct kchain *nk, size_t *cap)
 {
@@ -1527,6 +1489,76 @@ static struct krule *krule_push(struct kchain *nk, size_t *cap)
 	return &nk->r[nk->n++];
 }
 
+static void krule_finish(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct krule *kr,
+			 struct weft_buf *k)
+{
+	k->len = 0;
+	krule_key(k, p, c, kr);
+	kr->key = wmemdup(k->data, k->len);
+	kr->keylen = k->len;
+	kr->hash = weft_fnv1a(k->data, k->len, WEFT_FNV_INIT);
+}
+
+/* The kernel rules of the run starting at rule i of chain c (validated),
+ * appended to nk (capacity *cap): one for a rule alone; for a merged run
+ * one per action that decides a port of it (allow, deny, pass, in this
+ * order), each with those ports. Returns the index of the rule after the
+ * run. k is scratch space. */
+static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_chain *c, size_t i, struct kchain *nk,
+		       size_t *cap, struct weft_buf *k)
+{
+	size_t j = weft_acl_run_end(c->rules, c->n_rules, i, MERGE_MAX, true);
+	struct weft_acl_portrange *pr[WEFT_ACL_RUN_ACTIONS];
+	size_t npr[WEFT_ACL_RUN_ACTIONS];
+	struct krule *kr;
+
+	if (j == i + 1) {
+		kr = krule_push(nk, cap);
+		memset(kr, 0, sizeof(*kr));
+		kr->first = i;
+		kr->count = 1;
+		kr->action = c->rules[i].action;
+		krule_finish(p, c, kr, k);
+		return j;
+	}
+	weft_acl_run_ports(c->rules, i, j, pr, npr);
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
+		if (!npr[a]) {
+			free(pr[a]);
+			continue;
+		}
+		kr = krule_push(nk, cap);
+		memset(kr, 0, sizeof(*kr));
+		kr->first = i;
+		kr->count = j - i;
+		kr->action = (enum weft_acl_action)a;
+		kr->pr = pr[a];
+		kr->npr = npr[a];
+		krule_finish(p, c, kr, k);
+	}
+	return j;
+}
+
+/* The kernel rules of chain c (validated), handles unknown. */
+static void chain_krules(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct kchain *kc)
+{
+	struct weft_buf k = {0};
+	size_t cap = c->n_rules + 1;
+
+	kchain_clear(kc);
+	kc->r = wcalloc(cap, sizeof(*kc->r));
+	for (size_t i = 0; i < c->n_rules;)
+		i = krule_at(p, c, i, kc, &cap, &k);
+	weft_buf_free(&k);
+}
+
+/* The kernel rules of changed chain c, from those of its last version
+ * ok (n_old rules; cr: which rules are equal at the start and end).
+ * Kernel rules wholly in the equal start (and the rule after them too,
+ * which decided where they end) are taken over with their handles; the
+ * rest is computed until, in the equal end, a kernel rule starts where an
+ * old one did: from there on everything is as before (runs are cut by
+ * their rules alone) and taken over. cr gets the ranges that differ. */
 static void chain_krules_update(const struct weft_acl_program *p, const struct weft_acl_chain *c, struct kchain *nk,
 				struct kchain *ok, size_t n_old, struct chain_reuse *cr)
 {
@@ -1569,7 +1601,7 @@ static void chain_krules_update(const struct weft_acl_program *p, const struct w
 				return;
 			}
 		}
-		i = krule_at(p, c, i, krule_push(nk, &cap), &k);
+		i = krule_at(p, c, i, nk, &cap, &k);
 	}
 	cr->ohi = ok->n;
 	cr->nhi = nk->n;
@@ -1646,7 +1678,7 @@ static void put_krule(struct batch *b, const struct weft_acl_program *p, const s
 			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, a->src ? 8 : 24, 16);
 		e_lookup(r, a->set, 0, a->negate, false);
 	}
-	switch (ru->action) {
+	switch (kr->action) {
 	case WEFT_ACL_ALLOW:
 		if (c->ingress) {
 			e_verdict(r, NF_ACCEPT, NULL);

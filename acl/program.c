@@ -448,11 +448,11 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
 }
 
 /* A rule that may share a kernel rule with its neighbours: not a log rule
- * (each logs with its own prefix), with destination ports, all of them
+ * (each logs with its own prefix) nor one with an action unknown, with destination ports, all of them
  * well-formed (a bad one is refused by itself, named). */
 static bool mergeable(const struct weft_acl_rule *r)
 {
-	if (r->action == WEFT_ACL_LOG || r->n_dports == 0)
+	if (r->action == WEFT_ACL_LOG || (unsigned)r->action > WEFT_ACL_PASS || r->n_dports == 0)
 		return false;
 	for (size_t i = 0; i < r->n_dports; i++)
 		if (r->dports[i].lo > r->dports[i].hi)
@@ -460,15 +460,19 @@ static bool mergeable(const struct weft_acl_rule *r)
 	return true;
 }
 
-/* a and b are equal but for their destination ports (and origin). Then,
- * for consecutive rules of one chain, a packet matches one of them iff
- * it matches the shared conditions and its port is in the union of their
- * ports, and whichever matches first does the same (allow, deny and pass
- * act alike whatever the rule): one kernel rule with the union is
- * equivalent. */
-static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
+/* a and b are equal but for their destination ports (and origin; with
+ * any_action, and their actions). Then, for consecutive rules of one
+ * chain, a packet matches one of them iff it matches the shared
+ * conditions and its port is in the union of their ports; the first that
+ * matches is the first with the packet's port. Of equal actions it does
+ * the same whichever it is (allow, deny and pass act alike whatever the
+ * rule): one kernel rule with the union is equivalent. Of mixed actions,
+ * one kernel rule per action with the ports that action decides
+ * (weft_acl_run_ports(): disjoint, so their order does not matter). */
+static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b, bool any_action)
 {
-	if (a->action != b->action || a->family != b->family || a->proto != b->proto || a->not_proto != b->not_proto ||
+	if ((!any_action && a->action != b->action) || a->family != b->family || a->proto != b->proto ||
+	    a->not_proto != b->not_proto ||
 	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
 	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
 	    !ranges_same(a->sports, a->n_sports, b->sports, b->n_sports) ||
@@ -485,7 +489,7 @@ static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_r
 
 bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {
-	return rule_shape_eq(a, b) && ranges_same(a->dports, a->n_dports, b->dports, b->n_dports);
+	return rule_shape_eq(a, b, false) && ranges_same(a->dports, a->n_dports, b->dports, b->n_dports);
 }
 
 /* Does a run end after r? Decided by r's ports alone (chunking by
@@ -501,18 +505,112 @@ static bool run_ends(const struct weft_acl_rule *r)
 	return (h & (WEFT_ACL_RUN_AVG - 1)) == 0;
 }
 
-size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max)
+size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max, bool mixed)
 {
 	size_t j = i + 1;
 
 	if (mergeable(&rules[i]) && !run_ends(&rules[i])) {
-		while (j < n && j - i < max && mergeable(&rules[j]) && rule_shape_eq(&rules[i], &rules[j])) {
+		while (j < n && j - i < max && mergeable(&rules[j]) && rule_shape_eq(&rules[i], &rules[j], mixed)) {
 			j++;
 			if (run_ends(&rules[j - 1]))
 				break;
 		}
 	}
 	return j;
+}
+
+/* Do the sorted, disjoint lists a and b share a port? */
+static bool ports_meet(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
+{
+	for (size_t i = 0, j = 0; i < na && j < nb;) {
+		if (a[i].hi < b[j].lo)
+			i++;
+		else if (b[j].hi < a[i].lo)
+			j++;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Claim [lo, hi] in cl, the sorted, disjoint ports claimed so far (*n
+ * entries, room for one more): the parts of [lo, hi] not claimed before
+ * are appended to out (*no entries). Overlapping entries become one, so
+ * a call adds at most one entry to cl and leaves at most one piece more
+ * than the entries it joins: over all calls at most twice as many pieces
+ * as calls. */
+static void claim(struct weft_acl_portrange *cl, size_t *n, struct weft_acl_portrange *out, size_t *no,
+		  uint16_t lo, uint16_t hi)
+{
+	uint32_t at = lo; /* the first port of [lo, hi] not looked at yet */
+	size_t k = 0, w;
+
+	while (k < *n && cl[k].hi < lo)
+		k++;
+	w = k; /* cl[w..] overlap or touch [lo, hi] or lie beyond it */
+	for (; k < *n && cl[k].lo <= hi; k++) {
+		if (cl[k].lo > at)
+			out[(*no)++] = (struct weft_acl_portrange){(uint16_t)at, (uint16_t)(cl[k].lo - 1)};
+		if ((uint32_t)cl[k].hi + 1 > at)
+			at = (uint32_t)cl[k].hi + 1;
+	}
+	if (at <= hi)
+		out[(*no)++] = (struct weft_acl_portrange){(uint16_t)at, hi};
+	/* cl[w..k) are inside the union now: one entry replaces them. */
+	if (k > w) {
+		if (cl[w].lo < lo)
+			lo = cl[w].lo;
+		if (cl[k - 1].hi > hi)
+			hi = cl[k - 1].hi;
+		cl[w] = (struct weft_acl_portrange){lo, hi};
+		memmove(cl + w + 1, cl + k, (*n - k) * sizeof(*cl));
+		*n -= k - w - 1;
+	} else {
+		memmove(cl + w + 1, cl + w, (*n - w) * sizeof(*cl));
+		cl[w] = (struct weft_acl_portrange){lo, hi};
+		(*n)++;
+	}
+}
+
+void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
+			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS], size_t n[WEFT_ACL_RUN_ACTIONS])
+{
+	_cleanup_free_ struct weft_acl_portrange *cl = NULL;
+	size_t total = 0, ncl = 0;
+	bool meet = false;
+
+	for (size_t k = i; k < j; k++)
+		total += rules[k].n_dports;
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
+		size_t m = 0;
+
+		out[a] = wcalloc(total + 1, sizeof(*out[a]));
+		for (size_t k = i; k < j; k++)
+			if ((int)rules[k].action == a) {
+				memcpy(out[a] + m, rules[k].dports, rules[k].n_dports * sizeof(*out[a]));
+				m += rules[k].n_dports;
+			}
+		n[a] = weft_acl_ports_merge(out[a], m, out[a]);
+	}
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS && !meet; a++)
+		for (int b = a + 1; b < WEFT_ACL_RUN_ACTIONS && !meet; b++)
+			meet = ports_meet(out[a], n[a], out[b], n[b]);
+	if (!meet)
+		return;
+	/* Rules of different actions share ports: each port goes to the
+	 * first rule that has it (first match), in rule order. */
+	cl = wcalloc(total + 1, sizeof(*cl));
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
+		free(out[a]);
+		out[a] = wcalloc(2 * total + 1, sizeof(*out[a]));
+		n[a] = 0;
+	}
+	for (size_t k = i; k < j; k++)
+		for (size_t d = 0; d < rules[k].n_dports; d++)
+			claim(cl, &ncl, out[rules[k].action], &n[rules[k].action], rules[k].dports[d].lo,
+			      rules[k].dports[d].hi);
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+		n[a] = weft_acl_ports_merge(out[a], n[a], out[a]);
 }
 
 bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)

@@ -950,11 +950,20 @@ static struct weft_acl_rule *port_rule(struct weft_acl_program *p, const char *c
 	return r;
 }
 
+/* r unlike its neighbours (a source port range that is always true): it
+ * shares no kernel rule with them. */
+static struct weft_acl_rule *unlike(struct weft_acl_rule *r)
+{
+	ports(&r->sports, &r->n_sports, "1-65535");
+	return r;
+}
+
 /* The rule-level diff: a rule inserted, deleted, changed or moved changes
  * that rule in the kernel only (nft: rules_added/rules_deleted), other
  * rules keep their place, and traffic follows. Neighbouring rules differ
- * in more than their ports (tcp/udp), so that none are merged, except in
- * the last part, which checks a merged run. */
+ * in more than their ports and actions (tcp/udp, unlike()), so that none
+ * are merged, except in the last parts, which check merged runs (of one
+ * action, then of mixed actions). */
 static void test_rule_diff(void)
 {
 	struct weft_acl_program *p = prog_new();
@@ -967,7 +976,7 @@ static void test_rule_diff(void)
 	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_UDP, "7302");
 	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7303");
 	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_UDP, "7304");
-	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7301-7310");
+	unlike(port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7301-7310"));
 	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
 	add_ep(p, &pod_b, "", "wpi-d", "", "wpo-all");
 	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
@@ -978,7 +987,7 @@ static void test_rule_diff(void)
 
 	/* Insert in the middle (the compiler renumbers the origins of the
 	 * rules after it): deny udp 7304 before the allow of udp 7304. */
-	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_UDP, "7304");
+	unlike(port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_UDP, "7304"));
 	move_last_to(p, "wpi-d", 3);
 	renumber(p, "wpi-d");
 	CHECK_EQ_INT(apply(p, &st), 0);
@@ -1040,7 +1049,8 @@ static void test_rule_diff(void)
 	CHECK_EQ_INT(st.chains_replaced + st.rules_added + st.rules_deleted, 0);
 
 	/* A run of rules alike but for their ports (nft merges them into
-	 * one kernel rule): a rule inserted into it, one deleted from it. */
+	 * one kernel rule): a rule inserted into it, one deleted from it.
+	 * The allow after it is unlike() them: not part of the run. */
 	weft_acl_program_free(p);
 	p = prog_new();
 	add_allow_all(p);
@@ -1048,7 +1058,7 @@ static void test_rule_diff(void)
 	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7320");
 	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7321,7329");
 	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7322");
-	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7320-7330");
+	unlike(port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7320-7330"));
 	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
 	add_ep(p, &pod_b, "", "wpi-d", "", "wpo-all");
 	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
@@ -1124,6 +1134,78 @@ static void test_rule_diff(void)
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 7324), "A->B tcp 7324 (its chain deleted)");
 	if (nft)
 		CHECK_EQ_INT(psets(), 0);
+
+	/* A mixed run: rules alike but for their ports and actions (nft:
+	 * one kernel rule per action, each looking up the ports its action
+	 * decides, the first rule with a port deciding it). Rules join and
+	 * leave it, shadowed ports come to light: set elements only. */
+	weft_acl_program_free(p);
+	p = prog_new();
+	add_allow_all(p);
+	add_chain(p, "wpi-d", WEFT_ACL_CHAIN_PROFILE, true);
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7340");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7341");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7342-7345");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7340-7350");
+	add_ep(p, &pod_a, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_b, "", "wpi-d", "", "wpo-all");
+	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("mixed run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 2); /* allow 7341,7346-7350; deny 7340,7342-7345 */
+		CHECK_EQ_INT(psets(), 2);
+	}
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7340), "A->B tcp 7340 (denied before the allow)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7341), "A->B tcp 7341 (allowed)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7343), "A->B tcp 7343 (denied before the allow)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7346), "A->B tcp 7346 (allowed by the last rule)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7351), "A->B tcp 7351 (no rule)");
+	port_rule(p, "wpi-d", WEFT_ACL_DENY, IPPROTO_TCP, "7346");
+	move_last_to(p, "wpi-d", 1);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("deny joins the mixed run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+		CHECK(st.elems_added > 0);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7346), "A->B tcp 7346 (denied now)");
+	EXPECT(true, tcp(&pod_a, &pod_b, true, 7347), "A->B tcp6 7347 (still allowed)");
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7343");
+	move_last_to(p, "wpi-d", 0);
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("allow first in the mixed run", &st);
+	if (nft)
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7343), "A->B tcp 7343 (allowed first now)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7342), "A->B tcp 7342 (still denied)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7344), "A->B tcp 7344 (still denied)");
+	del_rule(p, "wpi-d", 1); /* deny 7340 */
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("deny leaves the mixed run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7340), "A->B tcp 7340 (its deny deleted)");
+	EXPECT(false, tcp(&pod_a, &pod_b, true, 7345), "A->B tcp6 7345 (still denied)");
+	/* Every deny goes: the run is one action, its deny rule goes. */
+	while (find_chain(p, "wpi-d")->n_rules > 1)
+		del_rule(p, "wpi-d", 0);
+	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7360");
+	renumber(p, "wpi-d");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	stats_print("mixed run down to one action", &st);
+	if (nft) {
+		CHECK_EQ_INT(psets(), 1);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7342), "A->B tcp 7342 (its deny deleted)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7360), "A->B tcp 7360 (allowed)");
 	weft_acl_program_free(p);
 }
 

@@ -756,4 +756,90 @@ static void test_random(void)
 	CHECK(ok > 150);
 }
 
-TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_patch_chain), TEST(test_by_hand), TEST(test_random))
+/* Mixed runs (weft_acl_run_end(..., true), weft_acl_run_ports()): at
+ * random, rules alike but for their ports (lists and ranges, overlapping)
+ * and actions; every port near them must go to the action of the first
+ * rule of its run that has it (or to none), the lists sorted, disjoint,
+ * adjacent ranges joined; runs stop at a rule unlike the others and at a
+ * log rule. */
+static void test_run_ports(void)
+{
+	static const enum weft_acl_action acts[] = {WEFT_ACL_ALLOW, WEFT_ACL_DENY, WEFT_ACL_PASS};
+	unsigned seed = 77;
+	size_t runs = 0, resolved = 0;
+
+	for (int round = 0; round < 400; round++) {
+		struct weft_acl_rule rules[40] = {{0}};
+		struct weft_acl_portrange pr[40][4];
+		size_t n = 2 + rnd(&seed, 39), base = rnd(&seed, 2) ? 65400 : 1000;
+
+		for (size_t i = 0; i < n; i++) {
+			struct weft_acl_rule *r = &rules[i];
+
+			r->action = acts[rnd(&seed, round % 3 + 1)];
+			r->proto = rnd(&seed, 25) ? 6 : 17; /* now and then unlike the rest */
+			r->not_proto = r->icmp_type = r->icmp_code = r->not_icmp_type = r->not_icmp_code = -1;
+			r->dports = pr[i];
+			r->n_dports = 1 + rnd(&seed, 4);
+			for (size_t d = 0; d < r->n_dports; d++) {
+				uint32_t lo = (uint32_t)base + rnd(&seed, 120), hi = lo + (rnd(&seed, 3) ? 0 : rnd(&seed, 20));
+
+				pr[i][d] = (struct weft_acl_portrange){(uint16_t)lo, (uint16_t)(hi > 65535 ? 65535 : hi)};
+			}
+			if (!rnd(&seed, 30))
+				r->action = WEFT_ACL_LOG;
+		}
+		for (size_t i = 0; i < n;) {
+			size_t j = weft_acl_run_end(rules, n, i, WEFT_ACL_RUN_MAX, true);
+			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS];
+			size_t no[WEFT_ACL_RUN_ACTIONS];
+
+			CHECK(j > i && j <= n);
+			for (size_t k = i + 1; k < j; k++) /* alike but for ports and action */
+				CHECK(rules[k].proto == rules[i].proto && rules[k].action != WEFT_ACL_LOG);
+			if (j == i + 1) {
+				i = j;
+				continue;
+			}
+			runs++;
+			weft_acl_run_ports(rules, i, j, out, no);
+			CHECK_EQ_INT(no[WEFT_ACL_LOG], 0);
+			for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+				for (size_t x = 0; x < no[a]; x++) {
+					CHECK(out[a][x].lo <= out[a][x].hi);
+					if (x)
+						CHECK((uint32_t)out[a][x - 1].hi + 1 < out[a][x].lo);
+				}
+			for (uint32_t port = (uint32_t)base; port < base + 140 && port <= 65535; port++) {
+				int want = -1, got = -1;
+
+				for (size_t k = i; k < j && want < 0; k++)
+					for (size_t d = 0; d < rules[k].n_dports; d++)
+						if (port >= rules[k].dports[d].lo && port <= rules[k].dports[d].hi) {
+							want = (int)rules[k].action;
+							break;
+						}
+				for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+					for (size_t x = 0; x < no[a]; x++)
+						if (port >= out[a][x].lo && port <= out[a][x].hi) {
+							CHECK(got < 0); /* one action per port */
+							got = a;
+						}
+				if (want != got)
+					fprintf(stderr, "round %d run %zu..%zu port %u: want %d, got %d\n", round, i, j, port,
+						want, got);
+				CHECK_EQ_INT(got, want);
+				if (want >= 0 && want != (int)rules[i].action)
+					resolved++;
+			}
+			for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+				free(out[a]);
+			i = j;
+		}
+	}
+	fprintf(stderr, "run ports: %zu runs, %zu ports decided by a later action\n", runs, resolved);
+	CHECK(runs > 400 && resolved > 1000);
+}
+
+TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_patch_chain), TEST(test_by_hand), TEST(test_random),
+	  TEST(test_run_ports))
