@@ -382,9 +382,13 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
  * rule i (i + 1: a rule alone), at most max rules long. A run also ends
  * after a rule whose ports hash to 0 modulo WEFT_ACL_RUN_AVG, so that
  * where runs end depends on the rules alone: a rule inserted into a long
- * run changes that run, not every later one. */
-#define WEFT_ACL_RUN_AVG 64
-#define WEFT_ACL_RUN_MAX 256
+ * run changes that run, not every later one. Long runs, because each
+ * nft run is a named set per action and the kernel finds a set by name
+ * with a walk of the table's sets (an element change costs more the more
+ * sets there are); the userspace work of a change in a run grows with the
+ * run. */
+#define WEFT_ACL_RUN_AVG 256
+#define WEFT_ACL_RUN_MAX 1024
 size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max, bool mixed);
 
 /* The ports each action decides in the mixed run rules[i..j): a port is

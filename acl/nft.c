@@ -78,10 +78,9 @@
  * rule per action with the ports that action decides (the first rule
  * with a port decides it; the actions' ports are disjoint, so the order
  * of those kernel rules does not matter: see weft_acl_run_end() and
- * weft_acl_run_ports()); runs are cut where
- * a rule's port hash says so (about every WEFT_ACL_RUN_AVG rules, at most
- * MERGE_MAX), so that a change in a long run touches one run of a few
- * dozen rules. A run looks its ports up in a named interval set of its
+ * weft_acl_run_ports()); runs are cut where a rule's port hash says so
+ * (about every WEFT_ACL_RUN_AVG rules, at most MERGE_MAX), so that a
+ * change in a long run touches one run of a few hundred rules. A run looks its ports up in a named interval set of its
  * own (weft-p.<n>, see krule_pset()), which is not part of its kernel
  * rule's key: a rule joining or leaving a run, or a port changed in it,
  * is a change of that set's elements, and the kernel rule stays (unless

@@ -1,6 +1,6 @@
 /* acl-bench.c - ACL programming cost, for bench/run-acl-bench.
  *
- *   acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart]
+ *   acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike]
  *             [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]
  *
  * Runs in the network namespace it is started in (the script starts it
@@ -12,8 +12,12 @@
  *   - C profile chains with N rules in all, rule i "allow tcp to port
  *     20000+i from tag members" (never the benchmark's traffic, so a first
  *     packet walks them all), the last chain ending "allow from tag
- *     members"; with --apart every second rule denies instead (so that
- *     no two neighbours are alike but for their ports: nothing merges);
+ *     members"; with --apart every second rule denies instead (allow
+ *     and deny alternate: nft still merges them, one kernel rule per
+ *     action and run; ipt does not); with --unlike every second rule
+ *     denies and has an always-true source port range (1-65535), so that
+ *     no two neighbours are alike but for their ports and actions:
+ *     nothing merges, each rule is a kernel rule of its own;
  *   - the server endpoint's inbound profiles are those C chains; both
  *     endpoints' outbound profile allows all.
  *
@@ -73,6 +77,9 @@ static int cidr_cmp(const void *a, const void *b)
 	return weft_ip_cmp(&((const struct weft_cidr *)a)->ip, &((const struct weft_cidr *)b)->ip);
 }
 
+static bool apart;  /* --apart */
+static bool unlike; /* --unlike */
+
 static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin, bool deny)
 {
 	memset(r, 0, sizeof(*r));
@@ -87,6 +94,11 @@ static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin,
 		r->dports = wmalloc(sizeof(*r->dports));
 		r->dports[0] = (struct weft_acl_portrange){(uint16_t)port, (uint16_t)port};
 		r->n_dports = 1;
+	}
+	if (deny && unlike) { /* a source port range that is always true */
+		r->sports = wmalloc(sizeof(*r->sports));
+		r->sports[0] = (struct weft_acl_portrange){1, 65535};
+		r->n_sports = 1;
 	}
 	r->origin = wstrdup(origin);
 }
@@ -104,8 +116,6 @@ static void endpoint(struct weft_acl_endpoint *e, const struct ep_arg *a, const 
 	e->out_profiles = strv1("wpo-allowall");
 	e->n_out_profiles = 1;
 }
-
-static bool apart; /* --apart */
 
 /* The benchmark program: nrules rules over nchains chains, nmembers
  * members (+ the client), extra_rule adds one rule to the last chain,
@@ -308,6 +318,7 @@ int main(int argc, char **argv)
 		{"server", required_argument, NULL, 's'},  {"client", required_argument, NULL, 'C'},
 		{"hold", no_argument, NULL, 'H'},          {"remove", no_argument, NULL, 'R'},
 		{"repeat", required_argument, NULL, 'n'},  {"apart", no_argument, NULL, 'A'},
+		{"unlike", no_argument, NULL, 'U'},
 		{0},
 	};
 	const char *backend = "nft";
@@ -352,6 +363,9 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			apart = true;
+			break;
+		case 'U':
+			apart = unlike = true;
 			break;
 		case 'R':
 			remove_only = true;
@@ -404,7 +418,7 @@ int main(int argc, char **argv)
 	weft_acl_backend_free(b);
 	return 0;
 usage:
-	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart] [--repeat K]\n"
+	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike] [--repeat K]\n"
 	      "                 [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]\n",
 	      stderr);
 	return 2;
