@@ -391,11 +391,13 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
 #define WEFT_ACL_RUN_MAX 1024
 size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max, bool mixed);
 
-/* The ports each action decides in the mixed run rules[i..j): a port is
- * the first rule's of the run that has it (first match; the rules are
- * alike but for ports and action). out[a] (malloc'ed, sorted, adjacent
- * ranges joined, disjoint from every other action's) with n[a] ranges,
- * for each action a (the log action's always empty). */
+/* The ports each action decides in the mixed run rules[i..j) (as
+ * weft_acl_run_end() gives it): a port is the first rule's of the run
+ * that has it (first match; the rules are alike but for ports and
+ * action). out[a] (malloc'ed, sorted, adjacent ranges joined, disjoint
+ * from every other action's) with n[a] ranges, for each action a (the log
+ * action's always empty; log rules and unknown actions are left out).
+ * O(ports log ports), however the ranges overlap. */
 #define WEFT_ACL_RUN_ACTIONS (WEFT_ACL_PASS + 1)
 void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
 			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS], size_t n[WEFT_ACL_RUN_ACTIONS]);

@@ -23,7 +23,8 @@
  *                       a member change costs the same at any size;
  *                       { ...; flags interval } when it holds a prefix.
  *   set weft-p.<n>      { type inet_service; flags interval; } the ports
- *                       of one merged run of rules (below).
+ *                       one action decides in a merged run of rules
+ *                       (below).
  *   chain <program chain>  the rules: allow = mark |= ALLOW (| POLICY in a
  *                          policy chain) + return, in an ingress chain
  *                          accept; pass = mark |= PASS + return; deny =
@@ -151,12 +152,14 @@
 #define NFT_MSG_ROOM (96 * 1024) /* reserved per message while building */
 #define NFT_COMMENT_MAX 128
 
-/* One kernel rule of a program chain: the program rules [first, first +
- * count) emitted as one rule (count > 1: a merged run, see
- * chain_krules()). A merged run looks its destination ports up in a
- * named set of its own ("port set", see krule_pset()): its key leaves the
- * ports out, so that a run whose ports change keeps its kernel rule and
- * the change is set elements. */
+/* One kernel rule of a program chain: the program rule first (count 1),
+ * or, of a merged run of rules [first, first + count), the one for one
+ * action (a run has one per action that decides a port, consecutive, all
+ * with the same first and count: see krule_at()). A merged run's kernel
+ * rule looks its destination ports up in a named set of its own ("port
+ * set", see krule_pset()): its key leaves the ports out, so that a run
+ * whose ports change keeps its kernel rules and the change is set
+ * elements. */
 struct krule {
 	size_t first, count;
 	enum weft_acl_action action; /* what it does (of a mixed run: one of its rules' actions) */
@@ -165,7 +168,7 @@ struct krule {
 	size_t keylen;
 	uint64_t handle; /* the kernel's handle, 0 = not known (yet) */
 	uint64_t pset;   /* its port set's number while the kernel has it, else 0 */
-	struct weft_acl_portrange *pr; /* a merged run's ports, merged ranges (owned) */
+	struct weft_acl_portrange *pr; /* of a merged run: the ports its action decides, merged ranges (owned) */
 	size_t npr;
 };
 
@@ -1531,7 +1534,7 @@ static size_t krule_at(const struct weft_acl_program *p, const struct weft_acl_c
 		kr->first = i;
 		kr->count = j - i;
 		kr->action = (enum weft_acl_action)a;
-		kr->pr = pr[a];
+		kr->pr = wrealloc(pr[a], npr[a] * sizeof(*pr[a])); /* kept as long as the state */
 		kr->npr = npr[a];
 		krule_finish(p, c, kr, k);
 	}

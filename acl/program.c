@@ -533,50 +533,51 @@ static bool ports_meet(const struct weft_acl_portrange *a, size_t na, const stru
 	return false;
 }
 
-/* Claim [lo, hi] in cl, the sorted, disjoint ports claimed so far (*n
- * entries, room for one more): the parts of [lo, hi] not claimed before
- * are appended to out (*no entries). Overlapping entries become one, so
- * a call adds at most one entry to cl and leaves at most one piece more
- * than the entries it joins: over all calls at most twice as many pieces
- * as calls. */
-static void claim(struct weft_acl_portrange *cl, size_t *n, struct weft_acl_portrange *out, size_t *no,
-		  uint16_t lo, uint16_t hi)
+static int u32_cmp(const void *a, const void *b)
 {
-	uint32_t at = lo; /* the first port of [lo, hi] not looked at yet */
-	size_t k = 0, w;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
-	while (k < *n && cl[k].hi < lo)
-		k++;
-	w = k; /* cl[w..] overlap or touch [lo, hi] or lie beyond it */
-	for (; k < *n && cl[k].lo <= hi; k++) {
-		if (cl[k].lo > at)
-			out[(*no)++] = (struct weft_acl_portrange){(uint16_t)at, (uint16_t)(cl[k].lo - 1)};
-		if ((uint32_t)cl[k].hi + 1 > at)
-			at = (uint32_t)cl[k].hi + 1;
+	return x < y ? -1 : x > y;
+}
+
+/* Where x is in the sorted, distinct v[0..n) (it is there). */
+static size_t u32_find(const uint32_t *v, size_t n, uint32_t x)
+{
+	size_t lo = 0, hi = n;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] <= x)
+			lo = mid;
+		else
+			hi = mid;
 	}
-	if (at <= hi)
-		out[(*no)++] = (struct weft_acl_portrange){(uint16_t)at, hi};
-	/* cl[w..k) are inside the union now: one entry replaces them. */
-	if (k > w) {
-		if (cl[w].lo < lo)
-			lo = cl[w].lo;
-		if (cl[k - 1].hi > hi)
-			hi = cl[k - 1].hi;
-		cl[w] = (struct weft_acl_portrange){lo, hi};
-		memmove(cl + w + 1, cl + k, (*n - k) * sizeof(*cl));
-		*n -= k - w - 1;
-	} else {
-		memmove(cl + w + 1, cl + w, (*n - w) * sizeof(*cl));
-		cl[w] = (struct weft_acl_portrange){lo, hi};
-		(*n)++;
+	return lo;
+}
+
+/* The first segment from m on not painted yet (path halving). */
+static size_t seg_next(size_t *next, size_t m)
+{
+	while (next[m] != m) {
+		next[m] = next[next[m]];
+		m = next[m];
 	}
+	return m;
+}
+
+static bool run_action_ok(const struct weft_acl_rule *r)
+{
+	return (unsigned)r->action < WEFT_ACL_RUN_ACTIONS && r->action != WEFT_ACL_LOG;
 }
 
 void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
 			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS], size_t n[WEFT_ACL_RUN_ACTIONS])
 {
-	_cleanup_free_ struct weft_acl_portrange *cl = NULL;
-	size_t total = 0, ncl = 0;
+	_cleanup_free_ uint32_t *pt = NULL;
+	_cleanup_free_ size_t *next = NULL;
+	_cleanup_free_ signed char *paint = NULL;
+	size_t total = 0, np = 0;
 	bool meet = false;
 
 	for (size_t k = i; k < j; k++)
@@ -586,7 +587,7 @@ void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
 
 		out[a] = wcalloc(total + 1, sizeof(*out[a]));
 		for (size_t k = i; k < j; k++)
-			if ((int)rules[k].action == a) {
+			if ((int)rules[k].action == a && a != WEFT_ACL_LOG) {
 				memcpy(out[a] + m, rules[k].dports, rules[k].n_dports * sizeof(*out[a]));
 				m += rules[k].n_dports;
 			}
@@ -598,19 +599,61 @@ void weft_acl_run_ports(const struct weft_acl_rule *rules, size_t i, size_t j,
 	if (!meet)
 		return;
 	/* Rules of different actions share ports: each port goes to the
-	 * first rule that has it (first match), in rule order. */
-	cl = wcalloc(total + 1, sizeof(*cl));
-	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
-		free(out[a]);
-		out[a] = wcalloc(2 * total + 1, sizeof(*out[a]));
+	 * first rule that has it (first match). The ranges' bounds cut the
+	 * ports into segments; the rules paint them in rule order, each
+	 * segment once (next[] skips painted ones), so this costs
+	 * O(total log total) however the ranges overlap. */
+	pt = wcalloc(2 * total + 1, sizeof(*pt));
+	for (size_t k = i; k < j; k++)
+		for (size_t d = 0; d < rules[k].n_dports; d++) {
+			pt[np++] = rules[k].dports[d].lo;
+			pt[np++] = (uint32_t)rules[k].dports[d].hi + 1;
+		}
+	qsort(pt, np, sizeof(*pt), u32_cmp);
+	{
+		size_t w = 0;
+
+		for (size_t x = 0; x < np; x++)
+			if (!w || pt[w - 1] != pt[x])
+				pt[w++] = pt[x];
+		np = w;
+	}
+	/* Segment m is [pt[m], pt[m + 1]); np - 1 segments, np - 1 the end. */
+	next = wcalloc(np, sizeof(*next));
+	paint = wcalloc(np, sizeof(*paint));
+	for (size_t m = 0; m < np; m++) {
+		next[m] = m;
+		paint[m] = -1;
+	}
+	for (size_t k = i; k < j; k++) {
+		if (!run_action_ok(&rules[k]))
+			continue;
+		for (size_t d = 0; d < rules[k].n_dports; d++) {
+			size_t s = u32_find(pt, np, rules[k].dports[d].lo);
+			size_t e = u32_find(pt, np, (uint32_t)rules[k].dports[d].hi + 1);
+
+			for (size_t m = seg_next(next, s); m < e; m = seg_next(next, m)) {
+				paint[m] = (signed char)rules[k].action;
+				next[m] = m + 1;
+			}
+		}
+	}
+	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) { /* at most one range per segment */
+		out[a] = wrealloc(out[a], np * sizeof(*out[a]));
 		n[a] = 0;
 	}
-	for (size_t k = i; k < j; k++)
-		for (size_t d = 0; d < rules[k].n_dports; d++)
-			claim(cl, &ncl, out[rules[k].action], &n[rules[k].action], rules[k].dports[d].lo,
-			      rules[k].dports[d].hi);
-	for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
-		n[a] = weft_acl_ports_merge(out[a], n[a], out[a]);
+	for (size_t m = 0; m + 1 < np; m++) {
+		int a = paint[m];
+		struct weft_acl_portrange *o;
+
+		if (a < 0)
+			continue;
+		o = out[a];
+		if (n[a] && (uint32_t)o[n[a] - 1].hi + 1 == pt[m])
+			o[n[a] - 1].hi = (uint16_t)(pt[m + 1] - 1);
+		else
+			o[n[a]++] = (struct weft_acl_portrange){(uint16_t)pt[m], (uint16_t)(pt[m + 1] - 1)};
+	}
 }
 
 bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)

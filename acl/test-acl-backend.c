@@ -1193,7 +1193,9 @@ static void test_rule_diff(void)
 	}
 	EXPECT(true, tcp(&pod_a, &pod_b, false, 7340), "A->B tcp 7340 (its deny deleted)");
 	EXPECT(false, tcp(&pod_a, &pod_b, true, 7345), "A->B tcp6 7345 (still denied)");
-	/* Every deny goes: the run is one action, its deny rule goes. */
+	/* Every rule but the last goes (the denies among them) and an allow
+	 * comes: the run is of one action, its deny kernel rule goes, the
+	 * allow one stays. */
 	while (find_chain(p, "wpi-d")->n_rules > 1)
 		del_rule(p, "wpi-d", 0);
 	port_rule(p, "wpi-d", WEFT_ACL_ALLOW, IPPROTO_TCP, "7360");
@@ -1201,6 +1203,8 @@ static void test_rule_diff(void)
 	CHECK_EQ_INT(apply(p, &st), 0);
 	stats_print("mixed run down to one action", &st);
 	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 0);
+		CHECK_EQ_INT(st.rules_deleted, 1);
 		CHECK_EQ_INT(psets(), 1);
 		CHECK_EQ_INT(psets_astray(), 0);
 	}
@@ -1472,6 +1476,76 @@ static void test_update(void)
 	weft_acl_program_free(p);
 }
 
+/* A mixed run in an egress policy chain (allow and pass: mark + return,
+ * deny: drop), changed through weft_acl_update(): an action new to the
+ * run is one kernel rule more, a rule joining the run set elements, the
+ * last rule of an action gone its kernel rule gone; traffic follows and
+ * an apply afterwards finds nothing to do. */
+static void test_mixed_egress(void)
+{
+	bool nft = streq(backend_name, "nft");
+	struct weft_acl_program *p = prog_new();
+	struct weft_acl_change ch;
+	struct weft_acl_stats st;
+
+	add_allow_all(p);
+	add_chain(p, "wge-m", WEFT_ACL_CHAIN_POLICY, false);
+	port_rule(p, "wge-m", WEFT_ACL_DENY, IPPROTO_TCP, "7380");
+	port_rule(p, "wge-m", WEFT_ACL_ALLOW, IPPROTO_TCP, "7380-7384");
+	add_chain(p, "wpo-m", WEFT_ACL_CHAIN_PROFILE, false);
+	port_rule(p, "wpo-m", WEFT_ACL_ALLOW, IPPROTO_TCP, "7385");
+	add_ep(p, &pod_a, "", "wpi-all", "wge-m", "wpo-m");
+	add_ep(p, &pod_b, "", "wpi-all", "", "wpo-all");
+	add_ep(p, &pod_c, "", "wpi-all", "", "wpo-all");
+	CHECK_EQ_INT(apply(p, &st), 0);
+	if (nft)
+		CHECK_EQ_INT(psets(), 2); /* deny 7380; allow 7381-7384 */
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7380), "A->B tcp 7380 (egress deny before the allow)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7382), "A->B tcp 7382 (egress policy allows)");
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7385), "A->B tcp 7385 (end of policies: the profile not reached)");
+
+	ch = (struct weft_acl_change){.chains = find_chain(p, "wge-m"), .n_chains = 1};
+	port_rule(p, "wge-m", WEFT_ACL_PASS, IPPROTO_TCP, "7385");
+	move_last_to(p, "wge-m", 0);
+	renumber(p, "wge-m");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: pass joins a mixed egress run", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 1); /* a kernel rule for pass, with a port set */
+		CHECK_EQ_INT(st.rules_deleted, 0);
+		CHECK_EQ_INT(psets(), 3);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7385), "A->B tcp 7385 (passed to the profile, which allows)");
+	EXPECT(false, tcp(&pod_a, &pod_b, true, 7380), "A->B tcp6 7380 (still denied)");
+	expect_in_sync(p, "after pass joined a mixed run");
+
+	port_rule(p, "wge-m", WEFT_ACL_PASS, IPPROTO_TCP, "7381");
+	move_last_to(p, "wge-m", 0);
+	renumber(p, "wge-m");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: a second pass joins", &st);
+	if (nft)
+		CHECK_EQ_INT(st.rules_added + st.rules_deleted, 0);
+	EXPECT(false, tcp(&pod_a, &pod_b, false, 7381), "A->B tcp 7381 (passed to the profile, which does not allow)");
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7383), "A->B tcp 7383 (still allowed)");
+	expect_in_sync(p, "after a second pass joined");
+
+	del_rule(p, "wge-m", 2); /* deny 7380 */
+	renumber(p, "wge-m");
+	CHECK_EQ_INT(update(&ch, &st), 0);
+	stats_print("update: the deny leaves", &st);
+	if (nft) {
+		CHECK_EQ_INT(st.rules_added, 0);
+		CHECK_EQ_INT(st.rules_deleted, 1);
+		CHECK_EQ_INT(psets(), 2);
+		CHECK_EQ_INT(psets_astray(), 0);
+	}
+	EXPECT(true, tcp(&pod_a, &pod_b, false, 7380), "A->B tcp 7380 (its deny gone: allowed)");
+	expect_in_sync(p, "after the deny left");
+	weft_acl_program_free(p);
+}
+
 static void test_failure(void)
 {
 	struct weft_acl_program *p = classic();
@@ -1644,7 +1718,7 @@ static void test_remove(void)
 }
 
 static const struct test_case cases[] = {
-	TEST(test_classic),	TEST(test_matches),	TEST(test_policies), TEST(test_both_ways),
+	TEST(test_classic),	TEST(test_matches),	TEST(test_policies), TEST(test_mixed_egress), TEST(test_both_ways),
 	TEST(test_fail_closed), TEST(test_antispoof),	TEST(test_host),     TEST(test_incremental),
 	TEST(test_rule_diff),	TEST(test_update),	TEST(test_failure),	TEST(test_drift),	TEST(test_scale),	TEST(test_remove),
 };

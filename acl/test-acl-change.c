@@ -771,7 +771,7 @@ static void test_run_ports(void)
 	for (int round = 0; round < 400; round++) {
 		struct weft_acl_rule rules[40] = {{0}};
 		struct weft_acl_portrange pr[40][4];
-		size_t n = 2 + rnd(&seed, 39), base = rnd(&seed, 2) ? 65400 : 1000;
+		size_t n = 2 + rnd(&seed, 39), base = round % 5 == 0 ? 0 : rnd(&seed, 2) ? 65400 : 1000;
 
 		for (size_t i = 0; i < n; i++) {
 			struct weft_acl_rule *r = &rules[i];
@@ -794,9 +794,18 @@ static void test_run_ports(void)
 			struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS];
 			size_t no[WEFT_ACL_RUN_ACTIONS];
 
+			size_t j1 = weft_acl_run_end(rules, n, i, WEFT_ACL_RUN_MAX, false);
+
 			CHECK(j > i && j <= n);
 			for (size_t k = i + 1; k < j; k++) /* alike but for ports and action */
 				CHECK(rules[k].proto == rules[i].proto && rules[k].action != WEFT_ACL_LOG);
+			/* Not mixed: it stops where the action changes, else
+			 * where the mixed run does. */
+			CHECK(j1 > i && j1 <= j);
+			for (size_t k = i + 1; k < j1; k++)
+				CHECK(rules[k].action == rules[i].action);
+			if (j1 < j)
+				CHECK(rules[j1].action != rules[i].action);
 			if (j == i + 1) {
 				i = j;
 				continue;
@@ -839,6 +848,68 @@ static void test_run_ports(void)
 	}
 	fprintf(stderr, "run ports: %zu runs, %zu ports decided by a later action\n", runs, resolved);
 	CHECK(runs > 400 && resolved > 1000);
+
+	/* A long run of many overlapping ranges (the resolution costs
+	 * O(n log n): this must be quick), checked port by port. */
+	{
+		size_t n = 1000, per = 15;
+		struct weft_acl_rule *rules = wcalloc(n, sizeof(*rules));
+		struct weft_acl_portrange *pr = wcalloc(n * per, sizeof(*pr));
+		struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS];
+		size_t no[WEFT_ACL_RUN_ACTIONS];
+		int *want = wcalloc(65536, sizeof(*want));
+
+		for (size_t i = 0; i < 65536; i++)
+			want[i] = -1;
+		for (size_t i = 0; i < n; i++) {
+			rules[i].action = acts[rnd(&seed, 3)];
+			rules[i].proto = 6;
+			rules[i].not_proto = rules[i].icmp_type = rules[i].icmp_code = -1;
+			rules[i].not_icmp_type = rules[i].not_icmp_code = -1;
+			rules[i].dports = pr + i * per;
+			rules[i].n_dports = per;
+			for (size_t d = 0; d < per; d++) {
+				uint32_t lo = rnd(&seed, 65536), hi = lo + rnd(&seed, 40);
+
+				if (hi > 65535)
+					hi = 65535;
+				pr[i * per + d] = (struct weft_acl_portrange){(uint16_t)lo, (uint16_t)hi};
+				for (uint32_t x = lo; x <= hi; x++)
+					if (want[x] < 0)
+						want[x] = (int)rules[i].action;
+			}
+		}
+		weft_acl_run_ports(rules, 0, n, out, no);
+		for (uint32_t port = 0; port < 65536; port++) {
+			int got = -1;
+
+			for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
+				size_t lo = 0, hi = no[a]; /* sorted: binary search */
+
+				while (lo < hi) {
+					size_t mid = (lo + hi) / 2;
+
+					if (out[a][mid].hi < port)
+						lo = mid + 1;
+					else
+						hi = mid;
+				}
+				if (lo < no[a] && out[a][lo].lo <= port) {
+					CHECK(got < 0);
+					got = a;
+				}
+			}
+			if (got != want[port]) {
+				CHECK_EQ_INT(got, want[port]);
+				break;
+			}
+		}
+		for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+			free(out[a]);
+		free(want);
+		free(pr);
+		free(rules);
+	}
 }
 
 TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_patch_chain), TEST(test_by_hand), TEST(test_random),
