@@ -1,6 +1,6 @@
 /* acl-bench.c - ACL programming cost, for bench/run-acl-bench.
  *
- *   acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike]
+ *   acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike] [--endpoints K]
  *             [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]
  *
  * Runs in the network namespace it is started in (the script starts it
@@ -19,7 +19,9 @@
  *     no two neighbours are alike but for their ports and actions:
  *     nothing merges, each rule is a kernel rule of its own;
  *   - the server endpoint's inbound profiles are those C chains; both
- *     endpoints' outbound profile allows all.
+ *     endpoints' outbound profile allows all; --endpoints K adds K
+ *     endpoints (no interfaces behind them) with the server's profiles,
+ *     as the other pods of a node that share them;
  *
  * Then it times: the full load from scratch, adding one member, adding one
  * rule to one chain (the last), and, as the peer for "cost grows with the
@@ -77,7 +79,13 @@ static int cidr_cmp(const void *a, const void *b)
 	return weft_ip_cmp(&((const struct weft_cidr *)a)->ip, &((const struct weft_cidr *)b)->ip);
 }
 
+static int ep_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct weft_acl_endpoint *)a)->ifname, ((const struct weft_acl_endpoint *)b)->ifname);
+}
+
 static bool apart;  /* --apart */
+static size_t more_eps; /* --endpoints K: K more endpoints with the server's profiles */
 static bool unlike; /* --unlike */
 
 static void rule_tag_port(struct weft_acl_rule *r, int port, const char *origin, bool deny)
@@ -184,7 +192,22 @@ static struct weft_acl_program *build(size_t nrules, size_t nchains, size_t nmem
 	p->chains[nchains].n_rules = 1;
 	p->n_chains = nchains + 1;
 
-	p->endpoints = wcalloc(2, sizeof(*p->endpoints));
+	p->endpoints = wcalloc(2 + more_eps, sizeof(*p->endpoints));
+	for (size_t k = 0; k < more_eps; k++) {
+		struct weft_acl_endpoint *e = &p->endpoints[p->n_endpoints++];
+		struct ep_arg a = {.set = true, .addr = {.ip.family = AF_INET, .prefixlen = 32},
+				   .mac = {0x02, 0xee, 0, 0, (uint8_t)(k >> 8), (uint8_t)k}};
+		char name[32];
+
+		snprintf(a.ifname, sizeof(a.ifname), "%sx%05zu", WEFT_ACL_IFPREFIX, k);
+		a.addr.ip.v4.s_addr = htonl(ntohl(inet_addr("10.250.0.0")) + (uint32_t)k);
+		snprintf(name, sizeof(name), "more-%zu", k);
+		endpoint(e, &a, name);
+		e->in_profiles = wcalloc(nchains, sizeof(char *));
+		for (size_t c = 0; c < nchains; c++)
+			e->in_profiles[c] = wstrdup(p->chains[c].name);
+		e->n_in_profiles = nchains;
+	}
 	if (client->set)
 		endpoint(&p->endpoints[p->n_endpoints++], client, "client");
 	if (server->set) {
@@ -196,11 +219,7 @@ static struct weft_acl_program *build(size_t nrules, size_t nchains, size_t nmem
 			e->in_profiles[c] = wstrdup(p->chains[c].name);
 		e->n_in_profiles = nchains;
 	}
-	if (p->n_endpoints == 2 && strcmp(p->endpoints[0].ifname, p->endpoints[1].ifname) > 0) {
-		struct weft_acl_endpoint t = p->endpoints[0];
-		p->endpoints[0] = p->endpoints[1];
-		p->endpoints[1] = t;
-	}
+	qsort(p->endpoints, p->n_endpoints, sizeof(*p->endpoints), ep_cmp);
 	return p;
 }
 
@@ -318,7 +337,7 @@ int main(int argc, char **argv)
 		{"server", required_argument, NULL, 's'},  {"client", required_argument, NULL, 'C'},
 		{"hold", no_argument, NULL, 'H'},          {"remove", no_argument, NULL, 'R'},
 		{"repeat", required_argument, NULL, 'n'},  {"apart", no_argument, NULL, 'A'},
-		{"unlike", no_argument, NULL, 'U'},
+		{"unlike", no_argument, NULL, 'U'},        {"endpoints", required_argument, NULL, 'E'},
 		{0},
 	};
 	const char *backend = "nft";
@@ -367,6 +386,14 @@ int main(int argc, char **argv)
 		case 'U':
 			apart = unlike = true;
 			break;
+		case 'E': {
+			int64_t k;
+
+			if (weft_parse_int64(optarg, 0, 60000, &k) < 0)
+				goto usage;
+			more_eps = (size_t)k;
+			break;
+		}
 		case 'R':
 			remove_only = true;
 			break;
@@ -418,7 +445,8 @@ int main(int argc, char **argv)
 	weft_acl_backend_free(b);
 	return 0;
 usage:
-	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike] [--repeat K]\n"
+	fputs("usage: acl-bench --backend nft|ipt --rules N --members M [--chains C] [--apart|--unlike] [--endpoints K]\n"
+	      "                 [--repeat K]\n"
 	      "                 [--server IF,ADDR,MAC] [--client IF,ADDR,MAC] [--hold] [--remove]\n",
 	      stderr);
 	return 2;
