@@ -26,6 +26,7 @@
  * endpoint's address (a set), not any address at all; only a policy's own
  * all() selector skips matching (weft_selector_is_all()).
  */
+#include "lib/util.h"
 #include "acl/acl.h"
 #include "model/selector.h"
 
@@ -43,13 +44,7 @@
 
 static uint64_t fnv1a64(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return weft_fnv1a(s, strlen(s), WEFT_FNV_INIT);
 }
 
 struct smap_ent {

@@ -11,6 +11,7 @@
  * host veth's own link-local address (fe80::ecee:eeff:feee:eeee, derived
  * from the fixed MAC) as the gateway, also with a permanent entry.
  */
+#include "lib/util.h"
 #include "felix/dp-internal.h"
 
 #include <linux/if_addr.h>
@@ -20,14 +21,11 @@ static const uint8_t host_mac[6] = {0xee, 0xee, 0xee, 0xee, 0xee, 0xee};
 
 void weft_dp_host_ifname(const char *container_id, const char *ifname, char out[IFNAMSIZ])
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = weft_fnv1a(container_id, strlen(container_id), WEFT_FNV_INIT);
 	char hex[17];
 
-	for (const char *s = container_id; *s; s++)
-		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-	h = (h ^ (uint8_t)':') * 0x100000001b3ULL;
-	for (const char *s = ifname; *s; s++)
-		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	h = weft_fnv1a(":", 1, h);
+	h = weft_fnv1a(ifname, strlen(ifname), h);
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
 	snprintf(out, IFNAMSIZ, "%s%.11s", WEFT_DP_IFPREFIX, hex);
 }

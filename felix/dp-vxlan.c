@@ -9,6 +9,7 @@
  * and set_peers can reconcile them by dump-and-compare.
  */
 #include "felix/dp-internal.h"
+#include "lib/util.h"
 #include "lib/log.h"
 
 #include <linux/if_link.h>
@@ -20,12 +21,8 @@ _Static_assert(sizeof(WEFT_DP_VXLAN_IFNAME) <= IFNAMSIZ, "VXLAN device name long
 
 void weft_dp_vxlan_mac(const char *node_name, uint8_t out[6])
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = node_name ? weft_fnv1a(node_name, strlen(node_name), WEFT_FNV_INIT) : WEFT_FNV_INIT;
 
-	for (const unsigned char *c = (const unsigned char *)node_name; c && *c; c++) {
-		h ^= *c;
-		h *= 0x100000001b3ULL;
-	}
 	for (int i = 0; i < 6; i++)
 		out[i] = (uint8_t)(h >> (56 - 8 * i));
 	/* Locally administered, unicast. */

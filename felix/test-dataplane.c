@@ -70,6 +70,9 @@ static void test_host_ifname(void)
 	CHECK_STREQ(a, b);
 	CHECK(strcmp(a, c) != 0);
 	CHECK_EQ_INT(strlen(a), 14);
+	/* Pinned: the name is how DEL finds a pod's veth made by an earlier
+	 * version (FNV-1a 64 of "abc:eth0", its first 11 hex digits). */
+	CHECK_STREQ(a, "wfta1e42178bf6");
 	CHECK(dp_is_weft_name(a, WEFT_DP_IFPREFIX));
 	CHECK(!dp_is_weft_name("wft0123", WEFT_DP_IFPREFIX));
 	CHECK(!dp_is_weft_name("eth0", WEFT_DP_IFPREFIX));

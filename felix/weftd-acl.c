@@ -32,6 +32,7 @@
 #include "acl/acl.h"
 #include "felix/metrics.h"
 #include "felix/weftd.h"
+#include "lib/util.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
@@ -246,14 +247,7 @@ static void note_change(struct weftd_acl *a, const char *key, const struct versi
 
 static uint64_t addr_hash(const struct weft_cidr *x)
 {
-	const unsigned char *b = (const unsigned char *)x;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < sizeof(*x); i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return weft_fnv1a(x, sizeof(*x), WEFT_FNV_INIT);
 }
 
 static struct addr_count *ac_slot(struct addr_count *v, size_t cap, const struct weft_cidr *x)

@@ -1,5 +1,6 @@
 /* weftd-endpoint.c - the Endpoint records weftd writes: names and reading. */
 #include "felix/weftd.h"
+#include "lib/util.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "model/resource.h"
@@ -8,15 +9,10 @@
 
 static uint64_t fnv1a64(const char *a, const char *b)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	const char *parts[] = {a, ":", b};
+	uint64_t h = weft_fnv1a(a, strlen(a), WEFT_FNV_INIT);
 
-	for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
-		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
-			h ^= *p;
-			h *= 0x100000001b3ULL;
-		}
-	return h;
+	h = weft_fnv1a(":", 1, h);
+	return weft_fnv1a(b, strlen(b), h);
 }
 
 char *weftd_endpoint_name(const char *node, const char *container_id, const char *ifname)

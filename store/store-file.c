@@ -65,6 +65,7 @@
  */
 #include "store/store-backend.h"
 #include "store/record.h"
+#include "lib/util.h"
 #include "lib/log.h"
 
 #include <fcntl.h>
@@ -105,10 +106,7 @@ struct kv_index {
 
 static uint64_t hash_key(const char *key, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)key[i]) * 0x100000001b3ull;
-	return h;
+	return weft_fnv1a(key, len, WEFT_FNV_INIT);
 }
 
 static struct entry *idx_find(const struct kv_index *idx, const char *key, size_t len)
