@@ -369,6 +369,9 @@ bool weft_acl_rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule 
  * own way). */
 bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b);
 
+/* The same port ranges in the same order? */
+bool weft_acl_ports_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb);
+
 /* Port ranges sorted, overlapping and adjacent ones joined, into out
  * (room for n; may be in). Returns how many. */
 size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struct weft_acl_portrange *out);

@@ -1240,13 +1240,6 @@ static void put_rule(struct batch *b, struct nftnl_rule *r, const char *what)
 	msg_end(b, nlh);
 }
 
-static int range_qcmp(const void *a, const void *b)
-{
-	const struct weft_acl_portrange *x = a, *y = b;
-
-	return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
 static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
 			   uint16_t type);
 
@@ -1305,7 +1298,6 @@ static int rule_family(const struct weft_acl_program *p, const struct weft_acl_r
 	return fam;
 }
 
-static bool ranges_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb);
 
 /* The destination ports of kr: the union of its rules' (malloc'ed). */
 static size_t krule_dports(const struct weft_acl_chain *c, const struct krule *kr, struct weft_acl_portrange **out)
@@ -1377,13 +1369,13 @@ static void krule_take(struct batch *b, const struct krule *o, struct krule *z)
 
 	z->handle = o->handle;
 	z->pset = o->pset;
-	if (!z->pset || ranges_eq(o->pr, o->npr, z->pr, z->npr))
+	if (!z->pset || weft_acl_ports_eq(o->pr, o->npr, z->pr, z->npr))
 		return;
 	/* Both sorted and disjoint: ranges in one and not the other. */
 	del = wcalloc(o->npr + 1, sizeof(*del));
 	add = wcalloc(z->npr + 1, sizeof(*add));
 	while (i < o->npr || j < z->npr) {
-		int d = i == o->npr ? 1 : j == z->npr ? -1 : range_qcmp(&o->pr[i], &z->pr[j]);
+		int d = i == o->npr ? 1 : j == z->npr ? -1 : (o->pr[i].lo > z->pr[j].lo) - (o->pr[i].lo < z->pr[j].lo);
 
 		if (d < 0) {
 			del[nd++] = o->pr[i++];
@@ -2187,11 +2179,6 @@ static bool build_full(struct batch *b, struct apply_ctx *ctx)
 /* ------------------------------------------------------------------ */
 /* Diffs                                                               */
 /* ------------------------------------------------------------------ */
-
-static bool ranges_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
-{
-	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(*a)) == 0);
-}
 
 static bool rule_eq(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {

@@ -411,7 +411,7 @@ void weft_acl_rule_copy(struct weft_acl_rule *d, const struct weft_acl_rule *s)
 	*d = t;
 }
 
-static bool ranges_same(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
+bool weft_acl_ports_eq(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
 {
 	return na == nb && (!na || memcmp(a, b, na * sizeof(*a)) == 0);
 }
@@ -475,9 +475,9 @@ static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_r
 	    a->not_proto != b->not_proto ||
 	    a->icmp_type != b->icmp_type || a->icmp_code != b->icmp_code || a->not_icmp_type != b->not_icmp_type ||
 	    a->not_icmp_code != b->not_icmp_code || a->n_addrs != b->n_addrs ||
-	    !ranges_same(a->sports, a->n_sports, b->sports, b->n_sports) ||
-	    !ranges_same(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
-	    !ranges_same(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
+	    !weft_acl_ports_eq(a->sports, a->n_sports, b->sports, b->n_sports) ||
+	    !weft_acl_ports_eq(a->not_sports, a->n_not_sports, b->not_sports, b->n_not_sports) ||
+	    !weft_acl_ports_eq(a->not_dports, a->n_not_dports, b->not_dports, b->n_not_dports) ||
 	    !str0_same(a->log_prefix, b->log_prefix))
 		return false;
 	for (size_t i = 0; i < a->n_addrs; i++)
@@ -489,7 +489,7 @@ static bool rule_shape_eq(const struct weft_acl_rule *a, const struct weft_acl_r
 
 bool weft_acl_rule_eq_but_origin(const struct weft_acl_rule *a, const struct weft_acl_rule *b)
 {
-	return rule_shape_eq(a, b, false) && ranges_same(a->dports, a->n_dports, b->dports, b->n_dports);
+	return rule_shape_eq(a, b, false) && weft_acl_ports_eq(a->dports, a->n_dports, b->dports, b->n_dports);
 }
 
 /* Does a run end after r? Decided by r's ports alone (chunking by
