@@ -1,7 +1,8 @@
 /* ipt.c - the ipset + iptables ACL backend (weft_acl_ipt_open).
  *
  * Memberships live in kernel ipsets (hash:net, one per program set, named
- * "weft-<set>"), programmed through libipset; rules live in chains of the
+ * "weft-<set>"), programmed through libipset, and so do the ports of runs
+ * of rules (bitmap:port, "weft-p.<hash>"); rules live in chains of the
  * filter table whose names all begin with "weft", programmed by feeding
  * `iptables-restore --noflush` (and ip6tables-restore) one input per apply.
  *
@@ -40,8 +41,9 @@
  *                  then policies and profiles (below); weft-tw-IF ingress.
  *   weft-c-NAME    one per program chain; one of more than 128 rules
  *                  jumps to pieces weft-k.HASH of about 32 rules. A run
- *                  of rules alike but for their destination ports is one
- *                  rule per range of their ports (struct runs).
+ *                  of rules alike but for their destination ports and
+ *                  actions is one rule per action, its ports in an ipset
+ *                  bitmap:port weft-p.HASH (struct runs).
  *   weft-allow-pol, weft-allow-prof, weft-pass: set the mark bits of a
  *                  Policy allow (ALLOW|POLICY), a profile allow (ALLOW),
  *                  a pass (PASS); a deciding program rule goes there with
@@ -79,13 +81,7 @@ extern char **environ;
 
 static uint64_t fnv1a(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	return weft_fnv1a(s, strlen(s), WEFT_FNV_INIT);
 }
 
 /* FNV-style, a word at a time (rule hashes of a 10,000-rule chain are
@@ -224,6 +220,11 @@ struct ipt_set {
 	/* Sets of a rendered program (for updates): */
 	char *prog;    /* the program's set name */
 	bool prefixes; /* holds an element that is not a host address */
+	/* A run's port set (bitmap:port, family 0; struct runs): */
+	bool ports;
+	struct weft_acl_portrange *pr; /* sorted, disjoint, merged */
+	size_t npr;
+	char *chain; /* the kernel name of its program chain */
 };
 
 struct ipt_state {
@@ -252,6 +253,8 @@ static void state_clear(struct ipt_state *st)
 		free(st->sets[i].name);
 		free(st->sets[i].elems);
 		free(st->sets[i].prog);
+		free(st->sets[i].pr);
+		free(st->sets[i].chain);
 	}
 	free(st->sets);
 	st->sets = NULL;
@@ -308,6 +311,13 @@ static const struct ipt_set *state_set(const struct ipt_state *st, const char *n
 
 /* ---- rendering a program ---- */
 
+/* A run's rule's port set (struct runs). */
+struct pset_ref {
+	char *name;                    /* kernel set name; NULL: not a run's rule */
+	struct weft_acl_portrange *pr; /* its ports: sorted, disjoint, merged */
+	size_t npr;
+};
+
 struct name_map {
 	const char *prog; /* program name */
 	char *kern;       /* kernel name */
@@ -331,6 +341,7 @@ struct render {
 	struct name_map *sets, *chains;
 	size_t n_sets, n_chains;
 	char **errmsg;
+	const struct pset_ref *ps; /* of the chain being rendered (struct runs), or NULL */
 };
 
 static const char *proto_name(int proto, char *buf, size_t size)
@@ -453,9 +464,10 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		       int fam)
 {
 	const struct weft_acl_rule *r = &c->rules[ri];
+	const char *pset = R->ps ? R->ps[ri].name : NULL; /* a run's rule: its ports in a port set */
 	bool icmp = r->icmp_type >= 0 || r->not_icmp_type >= 0;
 	int icmp_proto = fam == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
-	bool has_ports = r->n_sports || r->n_not_sports || r->n_dports || r->n_not_dports;
+	bool has_ports = r->n_sports || r->n_not_sports || r->n_dports || r->n_not_dports || pset;
 	char *match = NULL, *setmatch = NULL;
 	char **sp = NULL, **dp = NULL, **nsp = NULL, **ndp = NULL;
 	size_t nsp_n = 0, ndp_n = 0, sp_n, dp_n;
@@ -534,6 +546,8 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 			 * several times slower per rule. */
 			port_opt(b, proto, sp_n ? sp[i] : NULL, nsp, nsp_n, "sport");
 			port_opt(b, proto, dp_n ? dp[j] : NULL, ndp, ndp_n, "dport");
+			if (pset) /* a bitmap: cheaper than the address sets */
+				weft_buf_printf(b, " -m set --match-set %s dst", pset);
 			weft_buf_printf(b, "%s", setmatch);
 			switch (r->action) {
 			case WEFT_ACL_ALLOW:
@@ -739,23 +753,25 @@ static uint64_t rule_hash(struct render *R, const struct weft_acl_rule *r)
 	return hstr(h, r->action == WEFT_ACL_LOG ? r->log_prefix : NULL);
 }
 
-/* A program chain with its runs (weft_acl_run_end(): consecutive rules
- * equal but for their destination ports, deciding alike) as one rule per
- * range of the union of their ports: a run of rules for consecutive ports
- * is one iptables rule with a native --dport range instead of one per
- * port, so fewer kernel rules for a new connection to walk and for the
- * kernel to validate on every commit (iptables-nft rules are nftables
- * rules). One rule per range, not a multiport list: a rule that joins a
- * run with a port of its own is then one rule inserted (-I), which
- * iptables-nft does in about 3 ms, where replacing (-R) or deleting (-D)
- * a rule costs it 10-20 ms. A run whose ports are scattered (more ranges
- * than the kernel rules its rules are on their own) stays as it is.
- * Everything after this works on these rules. They are shallow copies of
- * c's (c must outlive them); the ranges of a run are one array, owned by
- * the run's first rule. */
+/* A program chain with its runs (weft_acl_run_end(..., true): consecutive
+ * rules equal but for their destination ports and actions) as one rule
+ * per action, which looks its ports up in an ipset of its own (a port
+ * set: bitmap:port, "weft-p.<hash>") holding the ports that action
+ * decides (weft_acl_run_ports(): the first rule with a port decides it;
+ * the actions' sets are disjoint, so the order of their rules does not
+ * matter). A rule that joins or leaves a run, or a port changed in it,
+ * is then `ipset add`/`del` and no iptables rule changes: iptables-nft
+ * takes 2-3 ms to insert a rule and 10-20 ms to replace or delete one,
+ * and every rule added makes the kernel validate the table; an ipset
+ * element takes microseconds. A port set is named after its program
+ * chain, its action and what ended its run (weft_acl_run_id(): never the
+ * run's own rules before the last), so the name, and with it the rule's
+ * text, stays when rules join or leave the run. Everything after this
+ * works on these rules: shallow copies of c's (c must outlive them), a
+ * run's rules without destination ports and ps[i] naming the port set. */
 struct runs {
 	struct weft_acl_chain c;
-	bool *owned; /* per rule: its dports allocated here */
+	struct pset_ref *ps; /* per rule */
 };
 
 /* Room for `more` rules after the m->c.n_rules there are. */
@@ -765,71 +781,71 @@ static struct weft_acl_rule *runs_room(struct runs *m, size_t *cap, size_t more)
 		size_t want = 2 * *cap > m->c.n_rules + more ? 2 * *cap : m->c.n_rules + more;
 
 		m->c.rules = wrealloc(m->c.rules, want * sizeof(*m->c.rules));
-		m->owned = wrealloc(m->owned, want * sizeof(*m->owned));
-		memset(m->owned + *cap, 0, (want - *cap) * sizeof(*m->owned));
+		m->ps = wrealloc(m->ps, want * sizeof(*m->ps));
+		memset(m->ps + *cap, 0, (want - *cap) * sizeof(*m->ps));
 		*cap = want;
 	}
 	return &m->c.rules[m->c.n_rules];
 }
 
-/* How many iptables rules r is on its own: one per multiport chunk of its
- * destination ports (port_chunks(): 15 slots, a range takes 2). */
-static size_t dport_lines(const struct weft_acl_rule *r)
-{
-	size_t slots = 0;
+#define IPT_PSET_PREFIX "weft-p."
 
-	for (size_t i = 0; i < r->n_dports; i++)
-		slots += r->dports[i].lo == r->dports[i].hi ? 1 : 2;
-	return slots ? (slots + IPT_MULTIPORT_MAX - 1) / IPT_MULTIPORT_MAX : 1;
-}
-
-static void runs_make(struct runs *m, const struct weft_acl_chain *c)
+/* kern: the program chain's kernel name (port set names are made from
+ * it). */
+static void runs_make(struct runs *m, const struct weft_acl_chain *c, const char *kern)
 {
-	size_t cap = c->n_rules + 1;
+	size_t cap = c->n_rules + 1, n_used = 0;
+	uint64_t seed = weft_fnv1a(kern, strlen(kern), WEFT_FNV_INIT);
+	_cleanup_free_ uint64_t *used = wcalloc(cap, sizeof(*used)); /* names taken in this chain */
 
 	m->c = *c;
 	m->c.rules = wcalloc(cap, sizeof(*m->c.rules));
 	m->c.n_rules = 0;
-	m->owned = wcalloc(cap, sizeof(*m->owned));
+	m->ps = wcalloc(cap, sizeof(*m->ps));
 	for (size_t i = 0; i < c->n_rules;) {
-		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX, false);
-		struct weft_acl_portrange *v = NULL;
-		size_t n = 0, w = 0, lines = 0;
+		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX, true);
+		struct weft_acl_portrange *pr[WEFT_ACL_RUN_ACTIONS];
+		size_t npr[WEFT_ACL_RUN_ACTIONS];
+		uint64_t id;
 
-		if (j > i + 1) {
-			for (size_t k = i; k < j; k++) {
-				n += c->rules[k].n_dports;
-				lines += dport_lines(&c->rules[k]);
-			}
-			v = wcalloc(n, sizeof(*v));
-			for (size_t k = i; k < j; k++) {
-				memcpy(v + w, c->rules[k].dports, c->rules[k].n_dports * sizeof(*v));
-				w += c->rules[k].n_dports;
-			}
-			w = weft_acl_ports_merge(v, n, v);
-			/* One rule per range only where that is no more rules
-			 * than the run's own (scattered ports: the rules as
-			 * they are, multiport lists and all). */
-			if (w > lines) {
-				free(v);
-				v = NULL;
-			}
+		if (j == i + 1) {
+			*runs_room(m, &cap, 1) = c->rules[i];
+			m->c.n_rules++;
+			i = j;
+			continue;
 		}
-		if (v) {
-			struct weft_acl_rule *r = runs_room(m, &cap, w);
+		weft_acl_run_ports(c->rules, i, j, pr, npr);
+		id = weft_acl_run_id(c->rules, c->n_rules, i, j, WEFT_ACL_RUN_MAX);
+		for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++) {
+			struct weft_acl_rule *r;
+			uint32_t a32 = (uint32_t)a;
+			uint64_t h;
+			bool again;
 
-			for (size_t k = 0; k < w; k++) {
-				r[k] = c->rules[i];
-				r[k].dports = v + k;
-				r[k].n_dports = 1;
+			if (!npr[a]) {
+				free(pr[a]);
+				continue;
 			}
-			m->owned[m->c.n_rules] = true;
-			m->c.n_rules += w;
-		} else {
-			struct weft_acl_rule *r = runs_room(m, &cap, j - i);
-
-			memcpy(r, &c->rules[i], (j - i) * sizeof(*r));
-			m->c.n_rules += j - i;
+			h = weft_fnv1a(&id, sizeof(id), seed);
+			h = weft_fnv1a(&a32, sizeof(a32), h);
+			/* Runs ended alike (duplicate rules): told apart by order. */
+			do {
+				again = false;
+				for (size_t u = 0; u < n_used && !again; u++)
+					again = used[u] == h;
+				if (again)
+					h = weft_fnv1a("+", 1, h);
+			} while (again);
+			used[n_used++] = h;
+			r = runs_room(m, &cap, 1);
+			*r = c->rules[i];
+			r->action = (enum weft_acl_action)a;
+			r->dports = NULL;
+			r->n_dports = 0;
+			m->ps[m->c.n_rules] = (struct pset_ref){.name = wasprintf(IPT_PSET_PREFIX "%016llx", (unsigned long long)h),
+								.pr = wrealloc(pr[a], npr[a] * sizeof(*pr[a])),
+								.npr = npr[a]};
+			m->c.n_rules++;
 		}
 		i = j;
 	}
@@ -837,20 +853,27 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c)
 
 static void runs_free(struct runs *m)
 {
-	for (size_t i = 0; i < m->c.n_rules; i++)
-		if (m->owned[i])
-			free(m->c.rules[i].dports);
+	for (size_t i = 0; i < m->c.n_rules; i++) {
+		free(m->ps[i].name);
+		free(m->ps[i].pr);
+	}
 	free(m->c.rules);
-	free(m->owned);
+	free(m->ps);
 	memset(m, 0, sizeof(*m));
 }
 
-static uint64_t *rule_hashes(struct render *R, const struct weft_acl_chain *c)
+/* The rules' hashes; a run's rule stands for its port set by name (not
+ * its ports: those change in the set, not in the rule's text). */
+static uint64_t *rule_hashes(struct render *R, const struct runs *m)
 {
+	const struct weft_acl_chain *c = &m->c;
 	uint64_t *v = wcalloc(c->n_rules + 1, sizeof(*v));
 
-	for (size_t i = 0; i < c->n_rules; i++)
+	for (size_t i = 0; i < c->n_rules; i++) {
 		v[i] = rule_hash(R, &c->rules[i]);
+		if (m->ps[i].name)
+			v[i] = hstr(v[i], m->ps[i].name);
+	}
 	return v;
 }
 
@@ -1228,11 +1251,13 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 
 			if (!L->n) {
 				_cleanup_free_ uint64_t *rh = NULL;
+				const char *kern = map_find(R.chains, R.n_chains, p->chains[i].name)->kern;
 
-				runs_make(&runs[i], &p->chains[i]);
-				rh = rule_hashes(&R, c);
-				layout_make(L, map_find(R.chains, R.n_chains, c->name)->kern, c, rh);
+				runs_make(&runs[i], &p->chains[i], kern);
+				rh = rule_hashes(&R, &runs[i]);
+				layout_make(L, kern, c, rh);
 			}
+			R.ps = runs[i].ps;
 			for (size_t k = 0; k < L->n; k++) {
 				int kind = k ? CH_CHUNK : CH_PROGRAM;
 				const struct ipt_chain *prev = old ? table_find(&old->tab[fi], L->k[k].name) : NULL;
@@ -1260,6 +1285,7 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 			for (size_t k = 1; k < L->n; k++)
 				head->chunks[k - 1] = wstrdup(L->k[k].name);
 		}
+		R.ps = NULL;
 		for (size_t i = 0; i < p->n_endpoints; i++) {
 			const struct weft_acl_endpoint *e = &p->endpoints[i];
 			struct weft_buf b = {0};
@@ -1272,6 +1298,36 @@ static int render_program(const struct weft_acl_program *p, const struct ipt_sta
 		render_base(&R, t, fam, ep_in, ep_out);
 		qsort(t->chains, t->n, sizeof(*t->chains), chain_cmp);
 	}
+	/* The runs' port sets. */
+	{
+		size_t more = 0;
+
+		for (size_t i = 0; i < p->n_chains; i++)
+			for (size_t k = 0; k < runs[i].c.n_rules; k++)
+				more += runs[i].ps[k].name != NULL;
+		st->sets = wrealloc(st->sets, (st->n_sets + more + 1) * sizeof(*st->sets));
+		for (size_t i = 0; i < p->n_chains; i++)
+			for (size_t k = 0; k < runs[i].c.n_rules; k++) {
+				const struct pset_ref *ps = &runs[i].ps[k];
+
+				if (ps->name)
+					st->sets[st->n_sets++] = (struct ipt_set){
+						.name = wstrdup(ps->name),
+						.ports = true,
+						.pr = wmemdup(ps->pr, ps->npr * sizeof(*ps->pr)),
+						.npr = ps->npr,
+						.chain = wstrdup(map_find(R.chains, R.n_chains, runs[i].c.name)->kern)};
+			}
+		qsort(st->sets, st->n_sets, sizeof(*st->sets), set_cmp);
+		for (size_t i = 1; i < st->n_sets; i++)
+			if (streq(st->sets[i - 1].name, st->sets[i].name)) { /* a 64-bit hash collided */
+				*errmsg = wasprintf("port set %s twice (chains %s, %s)", st->sets[i].name,
+						    st->sets[i - 1].chain ? st->sets[i - 1].chain : "-",
+						    st->sets[i].chain ? st->sets[i].chain : "-");
+				r = -EINVAL;
+				goto out;
+			}
+	}
 out:
 	for (size_t i = 0; i < R.n_sets; i++)
 		free(R.sets[i].kern);
@@ -1283,7 +1339,7 @@ out:
 	strv_free(ep_out, ep_out ? p->n_endpoints : 0);
 	for (size_t i = 0; i < p->n_chains; i++) {
 		layout_free(&lay[i]);
-		if (runs[i].owned)
+		if (runs[i].ps)
 			runs_free(&runs[i]);
 	}
 	free(lay);
@@ -1564,6 +1620,7 @@ static char *table_diff(const struct ipt_table *from, const struct ipt_table *to
 struct ips {
 	struct ipset_session *s;
 	const struct ipset_type *type[2];
+	const struct ipset_type *ptype; /* bitmap:port */
 	uint32_t lineno;
 	struct weft_buf out; /* list output */
 };
@@ -1733,6 +1790,95 @@ static int ips_elems(struct ips *c, enum ipset_cmd cmd, const char *name, int fa
 	return 0;
 }
 
+/* Port sets: bitmap:port over every port (8 KiB each), no family (one
+ * set serves iptables and ip6tables). */
+#define IPT_PSET_TYPE "bitmap:port"
+
+static const struct ipset_type *ips_ptype(struct ips *c, char **errmsg)
+{
+	uint8_t f = NFPROTO_UNSPEC;
+
+	if (c->ptype)
+		return c->ptype;
+	ipset_data_reset(ipset_session_data(c->s));
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_PSET_TYPE);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+	c->ptype = ipset_type_get(c->s, IPSET_CMD_CREATE);
+	if (!c->ptype)
+		ips_fail(c, "type", IPT_PSET_TYPE, errmsg);
+	ipset_data_reset(ipset_session_data(c->s));
+	return c->ptype;
+}
+
+static int ips_create_ports(struct ips *c, const char *name, char **errmsg)
+{
+	const struct ipset_type *t = ips_ptype(c, errmsg);
+	uint8_t f = NFPROTO_UNSPEC;
+	uint16_t from = 0, to = 65535;
+
+	if (!t)
+		return -EIO;
+	ips_exist(c, false);
+	ipset_session_data_set(c->s, IPSET_SETNAME, name);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_PSET_TYPE);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ipset_session_data_set(c->s, IPSET_OPT_PORT_FROM, &from);
+	ipset_session_data_set(c->s, IPSET_OPT_PORT_TO, &to);
+	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
+		return ips_fail(c, "create", name, errmsg);
+	return 0;
+}
+
+/* Add or delete port ranges. */
+static int ips_ports(struct ips *c, enum ipset_cmd cmd, const char *name, const struct weft_acl_portrange *pr, size_t n,
+		     char **errmsg)
+{
+	const struct ipset_type *t = ips_ptype(c, errmsg);
+	uint8_t f = NFPROTO_UNSPEC;
+
+	if (!t)
+		return -EIO;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t lo = pr[i].lo, hi = pr[i].hi;
+
+		ipset_session_data_set(c->s, IPSET_SETNAME, name);
+		ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+		ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
+		ipset_session_data_set(c->s, IPSET_OPT_PORT, &lo);
+		ipset_session_data_set(c->s, IPSET_OPT_PORT_TO, &hi);
+		if (ipset_cmd(c->s, cmd, ++c->lineno) < 0)
+			return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	}
+	if (ipset_commit(c->s) < 0)
+		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	return 0;
+}
+
+/* The ports of a not in b (both sorted, disjoint), as ranges. */
+static size_t ports_minus(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb,
+			  struct weft_acl_portrange **out)
+{
+	struct weft_acl_portrange *v = wcalloc(na + nb + 1, sizeof(*v));
+	size_t n = 0, j = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		uint32_t lo = a[i].lo, hi = a[i].hi;
+
+		while (j < nb && b[j].hi < lo)
+			j++;
+		for (size_t k = j; k < nb && b[k].lo <= hi && lo <= hi; k++) {
+			if (b[k].lo > lo)
+				v[n++] = (struct weft_acl_portrange){(uint16_t)lo, (uint16_t)(b[k].lo - 1)};
+			lo = (uint32_t)b[k].hi + 1;
+		}
+		if (lo <= hi)
+			v[n++] = (struct weft_acl_portrange){(uint16_t)lo, (uint16_t)hi};
+	}
+	*out = v;
+	return n;
+}
+
 /* Names of the sets in the kernel that begin with "weft". */
 static int ips_list_weft(struct ips *c, char ***names, size_t *n, char **errmsg)
 {
@@ -1773,6 +1919,8 @@ struct journal {
 	int family;
 	struct weft_cidr *elems; /* J_ADDED / J_DELETED */
 	size_t n;
+	struct weft_acl_portrange *pr; /* J_ADDED / J_DELETED of a port set (elems NULL) */
+	size_t npr;
 };
 
 static void journal_undo(struct ips *c, struct journal *j, size_t n)
@@ -1792,10 +1940,16 @@ static void journal_undo(struct ips *c, struct journal *j, size_t n)
 			ips_destroy(c, j[i].tmp, &ignored);
 			break;
 		case J_ADDED:
-			ips_elems(c, IPSET_CMD_DEL, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
+			if (j[i].pr)
+				ips_ports(c, IPSET_CMD_DEL, j[i].set, j[i].pr, j[i].npr, &ignored);
+			else
+				ips_elems(c, IPSET_CMD_DEL, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
 			break;
 		case J_DELETED:
-			ips_elems(c, IPSET_CMD_ADD, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
+			if (j[i].pr)
+				ips_ports(c, IPSET_CMD_ADD, j[i].set, j[i].pr, j[i].npr, &ignored);
+			else
+				ips_elems(c, IPSET_CMD_ADD, j[i].set, j[i].family, j[i].elems, j[i].n, &ignored);
 			break;
 		}
 		free(ignored);
@@ -1808,6 +1962,7 @@ static void journal_free(struct journal *j, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(j[i].tmp);
 		free(j[i].elems);
+		free(j[i].pr);
 	}
 	free(j);
 }
@@ -1832,6 +1987,64 @@ static size_t cidr_minus(const struct weft_cidr *a, size_t na, const struct weft
 	return n;
 }
 
+/* Port set s, given what the kernel has (old, or NULL); at most two
+ * journal entries at j[*n]. Ports go before others come (no port that
+ * stays is ever missing). As with nft, stats count a port set's element
+ * changes, not the port sets themselves or a new one's elements (sets_*
+ * and elems_* of new sets are the program's sets). */
+static int apply_pset(struct ips *c, const struct ipt_set *old, const struct ipt_set *s, struct journal *j, size_t *n,
+		      struct weft_acl_stats *stats, char **errmsg)
+{
+	struct weft_acl_portrange *add, *del;
+	size_t nadd, ndel;
+	int r = 0;
+
+	if (!old) {
+		r = ips_create_ports(c, s->name, errmsg);
+		if (r < 0)
+			return r;
+		j[(*n)++] = (struct journal){.op = J_CREATED, .set = s->name};
+		return ips_ports(c, IPSET_CMD_ADD, s->name, s->pr, s->npr, errmsg);
+	}
+	if (old->unknown || !old->ports) { /* found in the kernel: fill a fresh one, swap it in */
+		char *tmp = tmp_set_name(s->name);
+
+		j[(*n)++] = (struct journal){.op = J_CREATED, .set = tmp, .tmp = tmp};
+		r = ips_create_ports(c, tmp, errmsg);
+		if (r < 0) {
+			j[*n - 1].op = J_NOTHING;
+			return r;
+		}
+		r = ips_ports(c, IPSET_CMD_ADD, tmp, s->pr, s->npr, errmsg);
+		if (r == 0)
+			r = ips_swap(c, tmp, s->name, errmsg);
+		if (r == 0) {
+			j[*n - 1].op = J_SWAPPED;
+			j[*n - 1].set = s->name;
+		}
+		return r;
+	}
+	if (weft_acl_ports_eq(old->pr, old->npr, s->pr, s->npr))
+		return 0;
+	ndel = ports_minus(old->pr, old->npr, s->pr, s->npr, &del);
+	nadd = ports_minus(s->pr, s->npr, old->pr, old->npr, &add);
+	if (ndel) {
+		j[(*n)++] = (struct journal){.op = J_DELETED, .set = s->name, .pr = del, .npr = ndel};
+		r = ips_ports(c, IPSET_CMD_DEL, s->name, del, ndel, errmsg);
+	} else {
+		free(del);
+	}
+	if (r == 0 && nadd) {
+		j[(*n)++] = (struct journal){.op = J_ADDED, .set = s->name, .pr = add, .npr = nadd};
+		r = ips_ports(c, IPSET_CMD_ADD, s->name, add, nadd, errmsg);
+	} else {
+		free(add);
+	}
+	stats->elems_added += nadd;
+	stats->elems_removed += ndel;
+	return r;
+}
+
 /* Program the sets of `to`, given what `from` holds. */
 static int apply_sets(struct ips *c, const struct ipt_state *from, struct ipt_state *to, struct journal **jp, size_t *nj,
 		      struct weft_acl_stats *stats, char **errmsg)
@@ -1844,6 +2057,10 @@ static int apply_sets(struct ips *c, const struct ipt_state *from, struct ipt_st
 		struct ipt_set *s = &to->sets[i];
 		const struct ipt_set *old = state_set(from, s->name);
 
+		if (s->ports) {
+			r = apply_pset(c, old, s, j, &n, stats, errmsg);
+			continue;
+		}
 		if (!old) {
 			s->maxelem = set_maxelem(s->n);
 			r = ips_create(c, s->name, s->family, s->maxelem, s->n, errmsg);
@@ -2061,7 +2278,7 @@ static int ipt_apply(struct weft_acl_backend *b, const struct weft_acl_program *
 	/* 3. Sets nothing references any more, and the swapped-out copies. */
 	for (size_t i = 0; i < from->n_sets; i++)
 		if (!state_set(&to, from->sets[i].name)) {
-			if (ips_destroy(&c, from->sets[i].name, NULL) == 0)
+			if (ips_destroy(&c, from->sets[i].name, NULL) == 0 && !from->sets[i].ports)
 				stats->sets_deleted++;
 		}
 	for (size_t i = 0; i < nj; i++)
@@ -2350,10 +2567,23 @@ struct upd_chain {
 	bool changed;
 };
 
+/* A port set the update creates, changes or destroys (struct runs). */
+enum { UP_CREATE, UP_CHANGE, UP_DESTROY };
+
+struct upd_pset {
+	char *name, *chain; /* kernel names */
+	int op;
+	struct weft_acl_portrange *pr, *add, *del; /* the new ports; UP_CHANGE: what comes and goes */
+	size_t npr, nadd, ndel;
+	bool stays; /* UP_DESTROY that failed */
+};
+
 struct upd {
 	struct render R; /* names from the state; kern points into it */
 	struct upd_set *sets;
 	size_t n_sets;
+	struct upd_pset *psets;
+	size_t n_psets, cap_psets;
 	struct upd_chain *chains;
 	size_t n_chains, cap_chains;
 	char **added;   /* interfaces of new endpoints (the change's strings), sorted */
@@ -2372,6 +2602,14 @@ static void upd_free(struct upd *u)
 		free(u->sets[i].del);
 	}
 	free(u->sets);
+	for (size_t i = 0; i < u->n_psets; i++) {
+		free(u->psets[i].name);
+		free(u->psets[i].chain);
+		free(u->psets[i].pr);
+		free(u->psets[i].add);
+		free(u->psets[i].del);
+	}
+	free(u->psets);
 	for (size_t i = 0; i < u->n_chains; i++) {
 		free(u->chains[i].name);
 		free(u->chains[i].to[0]);
@@ -2509,6 +2747,117 @@ bad:
 	return -EINVAL;
 }
 
+static struct upd_pset *upd_pset_new(struct upd *u, const char *name, const char *chain, int op)
+{
+	struct upd_pset *ps;
+
+	if (u->n_psets == u->cap_psets) {
+		u->cap_psets = u->cap_psets ? 2 * u->cap_psets : 8;
+		u->psets = wrealloc(u->psets, u->cap_psets * sizeof(*u->psets));
+	}
+	ps = &u->psets[u->n_psets++];
+	memset(ps, 0, sizeof(*ps));
+	ps->name = wstrdup(name);
+	ps->chain = wstrdup(chain);
+	ps->op = op;
+	return ps;
+}
+
+static int strp_cmp(const void *a, const void *b);
+
+/* The port sets of program chain kern's new runs against the state's:
+ * new ones created, changed ones changed, those it no longer has
+ * destroyed. */
+static int upd_psets_prepare(struct upd *u, const struct ipt_state *st, const struct runs *m, const char *kern,
+			     char **err)
+{
+	_cleanup_free_ const char **names = wcalloc(m->c.n_rules + 1, sizeof(*names));
+	size_t n = 0;
+
+	for (size_t k = 0; k < m->c.n_rules; k++) {
+		const struct pset_ref *ps = &m->ps[k];
+		const struct ipt_set *old;
+		struct upd_pset *up;
+
+		if (!ps->name)
+			continue;
+		names[n++] = ps->name;
+		old = state_set(st, ps->name);
+		if (old && (!old->ports || !old->chain || !streq(old->chain, kern))) {
+			*err = wasprintf("chain %s: port set %s is another's (apply the program instead)", kern, ps->name);
+			return -EINVAL;
+		}
+		if (old && weft_acl_ports_eq(old->pr, old->npr, ps->pr, ps->npr))
+			continue;
+		up = upd_pset_new(u, ps->name, kern, old ? UP_CHANGE : UP_CREATE);
+		up->pr = wmemdup(ps->pr, ps->npr * sizeof(*ps->pr));
+		up->npr = ps->npr;
+		if (old) {
+			up->ndel = ports_minus(old->pr, old->npr, ps->pr, ps->npr, &up->del);
+			up->nadd = ports_minus(ps->pr, ps->npr, old->pr, old->npr, &up->add);
+		}
+	}
+	qsort(names, n, sizeof(*names), strp_cmp);
+	for (size_t i = 0; i < st->n_sets; i++) {
+		const struct ipt_set *s = &st->sets[i];
+
+		if (s->ports && s->chain && streq(s->chain, kern) && !bsearch(&s->name, names, n, sizeof(*names), strp_cmp))
+			upd_pset_new(u, s->name, kern, UP_DESTROY);
+	}
+	return 0;
+}
+
+/* The state after the update's port set changes. */
+static void upd_commit_psets(const struct upd *u, struct ipt_state *st, struct weft_acl_stats *stats)
+{
+	_cleanup_free_ bool *gone = NULL;
+	size_t w, n0 = st->n_sets;
+
+	if (!u->n_psets)
+		return;
+	gone = wcalloc(n0 + 1, sizeof(*gone));
+	for (size_t i = 0; i < u->n_psets; i++) { /* lookups first: the array changes below */
+		const struct upd_pset *up = &u->psets[i];
+		struct ipt_set *s = up->op == UP_CREATE ? NULL : (struct ipt_set *)state_set(st, up->name);
+
+		if (!s)
+			continue;
+		if (up->op == UP_CHANGE) {
+			free(s->pr);
+			s->pr = wmemdup(up->pr, up->npr * sizeof(*up->pr));
+			s->npr = up->npr;
+			stats->elems_added += up->nadd;
+			stats->elems_removed += up->ndel;
+		} else if (!up->stays) {
+			gone[s - st->sets] = true;
+		}
+	}
+	w = 0;
+	for (size_t i = 0; i < n0; i++) {
+		if (gone[i]) {
+			free(st->sets[i].name);
+			free(st->sets[i].pr);
+			free(st->sets[i].chain);
+			continue;
+		}
+		st->sets[w++] = st->sets[i];
+	}
+	st->n_sets = w;
+	st->sets = wrealloc(st->sets, (st->n_sets + u->n_psets + 1) * sizeof(*st->sets));
+	for (size_t i = 0; i < u->n_psets; i++) {
+		const struct upd_pset *up = &u->psets[i];
+
+		if (up->op != UP_CREATE)
+			continue;
+		st->sets[st->n_sets++] = (struct ipt_set){.name = wstrdup(up->name),
+							  .ports = true,
+							  .pr = wmemdup(up->pr, up->npr * sizeof(*up->pr)),
+							  .npr = up->npr,
+							  .chain = wstrdup(up->chain)};
+	}
+	qsort(st->sets, st->n_sets, sizeof(*st->sets), set_cmp);
+}
+
 /* A program chain's new rules, cut into pieces as an apply would: the
  * pieces whose hash is unchanged stay as they are, the others are
  * rendered (a piece holds at most IPT_PIECE_MAX rules), and pieces the
@@ -2537,10 +2886,16 @@ static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const st
 		*err = wasprintf("chain %s: kind or direction changed (apply the program instead)", c->name);
 		return -EINVAL;
 	}
-	runs_make(&runs, pc);
+	runs_make(&runs, pc, m->kern);
 	c = &runs.c;
-	rh = rule_hashes(&u->R, c);
+	r = upd_psets_prepare(u, st, &runs, m->kern, err);
+	if (r < 0) {
+		runs_free(&runs);
+		return r;
+	}
+	rh = rule_hashes(&u->R, &runs);
 	layout_make(&L, m->kern, c, rh);
+	u->R.ps = runs.ps;
 	for (size_t k = 0; k < L.n && r == 0; k++) {
 		int kind = k ? CH_CHUNK : CH_PROGRAM;
 		const struct ipt_chain *o0 = table_find(&st->tab[0], L.k[k].name);
@@ -2585,6 +2940,7 @@ static int upd_chain_prepare(struct upd *u, const struct ipt_state *st, const st
 			}
 		}
 	}
+	u->R.ps = NULL;
 	layout_free(&L);
 	runs_free(&runs);
 	return r;
@@ -2911,7 +3267,7 @@ static int ipt_update(struct weft_acl_backend *b, const struct weft_acl_change *
 
 	t0 = weft_now_ns();
 	/* 1. Members: removals, then additions (the apply's order). */
-	j = wcalloc(2 * u.n_sets + 1, sizeof(*j));
+	j = wcalloc(2 * (u.n_sets + u.n_psets) + 1, sizeof(*j));
 	for (size_t i = 0; i < u.n_sets && r == 0; i++) {
 		const struct upd_set *us = &u.sets[i];
 		const struct ipt_set *s = &ib->st.sets[us->si];
@@ -2938,6 +3294,41 @@ static int ipt_update(struct weft_acl_backend *b, const struct weft_acl_change *
 	}
 	if (r < 0)
 		goto fail;
+	/* Port sets of runs: new ones filled and changed ones changed
+	 * before the rules name them (ports go before others come). */
+	for (size_t i = 0; i < u.n_psets && r == 0; i++) {
+		const struct upd_pset *up = &u.psets[i];
+
+		if (up->op == UP_DESTROY)
+			continue;
+		if (!ipc_open) {
+			r = ips_open(&ipc, &err);
+			if (r < 0)
+				goto fail;
+			ipc_open = true;
+			ips_exist(&ipc, false);
+		}
+		if (up->op == UP_CREATE) {
+			r = ips_create_ports(&ipc, up->name, &err);
+			if (r < 0)
+				break;
+			j[nj++] = (struct journal){.op = J_CREATED, .set = up->name};
+			r = ips_ports(&ipc, IPSET_CMD_ADD, up->name, up->pr, up->npr, &err);
+			continue;
+		}
+		if (up->ndel) {
+			j[nj++] = (struct journal){.op = J_DELETED, .set = up->name,
+						   .pr = wmemdup(up->del, up->ndel * sizeof(*up->del)), .npr = up->ndel};
+			r = ips_ports(&ipc, IPSET_CMD_DEL, up->name, up->del, up->ndel, &err);
+		}
+		if (r == 0 && up->nadd) {
+			j[nj++] = (struct journal){.op = J_ADDED, .set = up->name,
+						   .pr = wmemdup(up->add, up->nadd * sizeof(*up->add)), .npr = up->nadd};
+			r = ips_ports(&ipc, IPSET_CMD_ADD, up->name, up->add, up->nadd, &err);
+		}
+	}
+	if (r < 0)
+		goto fail;
 
 	/* 2. Rules: one restore transaction per family. */
 	for (int fi = 0; fi < 2; fi++) {
@@ -2948,8 +3339,24 @@ static int ipt_update(struct weft_acl_backend *b, const struct weft_acl_change *
 			goto fail;
 		done[fi] = true;
 	}
+	/* 3. Port sets no rule names any more. One that cannot go stays in
+	 * the state (the next update of its chain or apply tries again). */
+	for (size_t i = 0; i < u.n_psets; i++) {
+		char *ignored = NULL;
+
+		if (u.psets[i].op != UP_DESTROY)
+			continue;
+		if (!ipc_open && ips_open(&ipc, NULL) == 0)
+			ipc_open = true;
+		if (!ipc_open || ips_destroy(&ipc, u.psets[i].name, &ignored) < 0) {
+			log_warn("acl ipt: port set %s stays: %s", u.psets[i].name, ignored ? ignored : "?");
+			u.psets[i].stays = true;
+		}
+		free(ignored);
+	}
 	stats->apply_ns = weft_now_ns() - t0;
 	upd_commit(&u, &ib->st, stats);
+	upd_commit_psets(&u, &ib->st, stats);
 	r = 0;
 	goto out;
 

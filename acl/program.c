@@ -519,6 +519,53 @@ size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, s
 	return j;
 }
 
+static uint64_t hash_ranges(uint64_t h, const struct weft_acl_portrange *r, size_t n)
+{
+	uint64_t m = n;
+
+	h = weft_fnv1a(&m, sizeof(m), h);
+	return weft_fnv1a(r, n * sizeof(*r), h);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? weft_fnv1a(s, strlen(s) + 1, h) : weft_fnv1a("", 0, h ^ 1);
+}
+
+/* Everything weft_acl_rule_eq_but_origin() compares, hashed. */
+static uint64_t rule_content_hash(const struct weft_acl_rule *r)
+{
+	int32_t v[] = {(int32_t)r->action, r->family,	       r->proto,	    r->not_proto,
+		       r->icmp_type,	   r->icmp_code,       r->not_icmp_type, r->not_icmp_code,
+		       (int32_t)r->n_addrs};
+	uint64_t h = weft_fnv1a(v, sizeof(v), WEFT_FNV_INIT);
+
+	for (size_t i = 0; i < r->n_addrs; i++) {
+		uint8_t f = (uint8_t)(r->addrs[i].src | r->addrs[i].negate << 1);
+
+		h = weft_fnv1a(&f, 1, h);
+		h = hash_str(h, r->addrs[i].set);
+	}
+	h = hash_ranges(h, r->sports, r->n_sports);
+	h = hash_ranges(h, r->not_sports, r->n_not_sports);
+	h = hash_ranges(h, r->dports, r->n_dports);
+	h = hash_ranges(h, r->not_dports, r->n_not_dports);
+	return hash_str(h, r->log_prefix);
+}
+
+uint64_t weft_acl_run_id(const struct weft_acl_rule *rules, size_t n, size_t i, size_t j, size_t max)
+{
+	const struct weft_acl_rule *last = &rules[j - 1];
+
+	if (run_ends(last)) /* cut after its last rule: named by that rule's ports */
+		return hash_ranges(WEFT_FNV_INIT ^ 1, last->dports, last->n_dports);
+	if (j - i >= max) /* cut by length */
+		return hash_ranges(WEFT_FNV_INIT ^ 2, last->dports, last->n_dports);
+	if (j < n) /* ended by a rule unlike it: named by that rule */
+		return rule_content_hash(&rules[j]) ^ 3;
+	return WEFT_FNV_INIT ^ 4; /* the end of the chain */
+}
+
 /* Do the sorted, disjoint lists a and b share a port? */
 static bool ports_meet(const struct weft_acl_portrange *a, size_t na, const struct weft_acl_portrange *b, size_t nb)
 {

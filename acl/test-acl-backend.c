@@ -1082,7 +1082,10 @@ static void test_rule_diff(void)
 		CHECK_EQ_INT(st.elems_added, 1);
 		CHECK_EQ_INT(st.elems_removed, 1);
 	} else {
-		CHECK_EQ_INT(st.chains_replaced, 1);
+		/* The same in its ipset (bitmap:port): port 7323 added. */
+		CHECK_EQ_INT(st.chains_replaced, 0);
+		CHECK_EQ_INT(st.elems_added, 1);
+		CHECK_EQ_INT(st.elems_removed, 0);
 	}
 	EXPECT(false, tcp(&pod_a, &pod_b, false, 7323), "A->B tcp 7323 (inserted into the run)");
 	EXPECT(false, tcp(&pod_a, &pod_b, true, 7322), "A->B tcp6 7322 (still denied)");
