@@ -395,14 +395,16 @@ size_t weft_acl_ports_merge(const struct weft_acl_portrange *in, size_t n, struc
 size_t weft_acl_run_end(const struct weft_acl_rule *rules, size_t n, size_t i, size_t max, bool mixed);
 
 /* What identifies the run rules[i..j) (from weft_acl_run_end() with that
- * max) among its chain's runs by content, not position: what ended it
- * (its last rule's ports when the run is cut after it, the rule after it
- * when that one is unlike it, the end of the chain), never its own rules
- * before the last. A rule added to, changed in or removed from a run
- * (but for the rule that ends it) leaves it the same; a rule added or
- * removed elsewhere leaves it the same. Equal for distinct runs only
- * when what ended them is equal (duplicate rules): callers tell those
- * apart by their order. */
+ * max) among its chain's runs by content, not position: what its rules
+ * share (all but ports and action) and what ended it (its last rule's
+ * ports when the run is cut after it by their hash or by max, the rule
+ * after it when that one is unlike it, the end of the chain), never the
+ * ports or actions of its rules before the last. A rule added to, changed
+ * in or removed from a run (but for the rule that ends it) leaves it the
+ * same, and so does a rule added or removed elsewhere (unless it moves a
+ * cut by max, rare: runs average WEFT_ACL_RUN_AVG). Equal for distinct
+ * runs of a chain only when they share their conditions and what ended
+ * them is equal (duplicate rules): callers tell those apart by order. */
 uint64_t weft_acl_run_id(const struct weft_acl_rule *rules, size_t n, size_t i, size_t j, size_t max);
 
 /* The ports each action decides in the mixed run rules[i..j) (as

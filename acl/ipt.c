@@ -790,6 +790,20 @@ static struct weft_acl_rule *runs_room(struct runs *m, size_t *cap, size_t more)
 
 #define IPT_PSET_PREFIX "weft-p."
 
+/* May the run rules[i..j) of c be rules with port sets? bitmap:port
+ * finds a port in TCP and UDP packets only (ip_set_get_ip_port()): runs of
+ * other protocols stay as their rules are. A pass outside a policy chain
+ * is refused by render_rule() for the rule that has it: such a run too. */
+static bool run_psets_ok(const struct weft_acl_chain *c, size_t i, size_t j)
+{
+	if (c->rules[i].proto != IPPROTO_TCP && c->rules[i].proto != IPPROTO_UDP)
+		return false;
+	for (size_t k = i; k < j; k++)
+		if (c->rules[k].action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY)
+			return false;
+	return true;
+}
+
 /* kern: the program chain's kernel name (port set names are made from
  * it). */
 static void runs_make(struct runs *m, const struct weft_acl_chain *c, const char *kern)
@@ -808,9 +822,9 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c, const char
 		size_t npr[WEFT_ACL_RUN_ACTIONS];
 		uint64_t id;
 
-		if (j == i + 1) {
-			*runs_room(m, &cap, 1) = c->rules[i];
-			m->c.n_rules++;
+		if (j == i + 1 || !run_psets_ok(c, i, j)) {
+			memcpy(runs_room(m, &cap, j - i), &c->rules[i], (j - i) * sizeof(*c->rules));
+			m->c.n_rules += j - i;
 			i = j;
 			continue;
 		}
@@ -2278,7 +2292,8 @@ static int ipt_apply(struct weft_acl_backend *b, const struct weft_acl_program *
 	/* 3. Sets nothing references any more, and the swapped-out copies. */
 	for (size_t i = 0; i < from->n_sets; i++)
 		if (!state_set(&to, from->sets[i].name)) {
-			if (ips_destroy(&c, from->sets[i].name, NULL) == 0 && !from->sets[i].ports)
+			if (ips_destroy(&c, from->sets[i].name, NULL) == 0 &&
+			    !startswith(from->sets[i].name, IPT_PSET_PREFIX))
 				stats->sets_deleted++;
 		}
 	for (size_t i = 0; i < nj; i++)

@@ -532,11 +532,19 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	return s ? weft_fnv1a(s, strlen(s) + 1, h) : weft_fnv1a("", 0, h ^ 1);
 }
 
-/* Everything weft_acl_rule_eq_but_origin() compares, hashed. */
-static uint64_t rule_content_hash(const struct weft_acl_rule *r)
+/* Everything weft_acl_rule_eq_but_origin() compares, hashed; with shape,
+ * all but the destination ports and the action (what rule_shape_eq()
+ * with any_action compares). */
+static uint64_t rule_content_hash(const struct weft_acl_rule *r, bool shape)
 {
-	int32_t v[] = {(int32_t)r->action, r->family,	       r->proto,	    r->not_proto,
-		       r->icmp_type,	   r->icmp_code,       r->not_icmp_type, r->not_icmp_code,
+	int32_t v[] = {shape ? -1 : (int32_t)r->action,
+		       r->family,
+		       r->proto,
+		       r->not_proto,
+		       r->icmp_type,
+		       r->icmp_code,
+		       r->not_icmp_type,
+		       r->not_icmp_code,
 		       (int32_t)r->n_addrs};
 	uint64_t h = weft_fnv1a(v, sizeof(v), WEFT_FNV_INIT);
 
@@ -548,7 +556,8 @@ static uint64_t rule_content_hash(const struct weft_acl_rule *r)
 	}
 	h = hash_ranges(h, r->sports, r->n_sports);
 	h = hash_ranges(h, r->not_sports, r->n_not_sports);
-	h = hash_ranges(h, r->dports, r->n_dports);
+	if (!shape)
+		h = hash_ranges(h, r->dports, r->n_dports);
 	h = hash_ranges(h, r->not_dports, r->n_not_dports);
 	return hash_str(h, r->log_prefix);
 }
@@ -556,14 +565,15 @@ static uint64_t rule_content_hash(const struct weft_acl_rule *r)
 uint64_t weft_acl_run_id(const struct weft_acl_rule *rules, size_t n, size_t i, size_t j, size_t max)
 {
 	const struct weft_acl_rule *last = &rules[j - 1];
+	uint64_t h = rule_content_hash(&rules[i], true); /* what its rules share */
 
-	if (run_ends(last)) /* cut after its last rule: named by that rule's ports */
-		return hash_ranges(WEFT_FNV_INIT ^ 1, last->dports, last->n_dports);
+	if (run_ends(last)) /* cut after its last rule: by that rule's ports */
+		return hash_ranges(h ^ 1, last->dports, last->n_dports);
 	if (j - i >= max) /* cut by length */
-		return hash_ranges(WEFT_FNV_INIT ^ 2, last->dports, last->n_dports);
-	if (j < n) /* ended by a rule unlike it: named by that rule */
-		return rule_content_hash(&rules[j]) ^ 3;
-	return WEFT_FNV_INIT ^ 4; /* the end of the chain */
+		return hash_ranges(h ^ 2, last->dports, last->n_dports);
+	if (j < n) /* ended by a rule unlike it: by that rule */
+		return weft_fnv1a(&(uint64_t){rule_content_hash(&rules[j], false)}, sizeof(uint64_t), h ^ 3);
+	return h ^ 4; /* the end of the chain */
 }
 
 /* Do the sorted, disjoint lists a and b share a port? */

@@ -912,5 +912,78 @@ static void test_run_ports(void)
 	}
 }
 
+/* The runs of rules[0..n) and their ids, as a string. */
+static char *run_ids(const struct weft_acl_rule *rules, size_t n, size_t *nruns)
+{
+	struct weft_buf b = {0};
+
+	*nruns = 0;
+	weft_buf_append(&b, "", 0);
+	for (size_t i = 0; i < n;) {
+		size_t j = weft_acl_run_end(rules, n, i, WEFT_ACL_RUN_MAX, true);
+
+		if (j > i + 1) {
+			weft_buf_printf(&b, "%016llx ", (unsigned long long)weft_acl_run_id(rules, n, i, j, WEFT_ACL_RUN_MAX));
+			(*nruns)++;
+		}
+		i = j;
+	}
+	return weft_buf_steal(&b);
+}
+
+/* weft_acl_run_id(): a rule joining a run (not at a cut) or leaving it
+ * changes no run's id; a change of what a run's rules share changes it. */
+static void test_run_id(void)
+{
+	struct weft_acl_rule rules[2001];
+	struct weft_acl_portrange pr[2001];
+	struct weft_acl_addr_match am[2] = {{.src = true, .set = (char *)"wt4-a"}, {.src = true, .set = (char *)"wt4-b"}};
+	size_t n = 2000, runs0, runs1, moved = 0;
+	char *before, *after;
+
+	for (size_t i = 0; i < n + 1; i++) {
+		rules[i] = (struct weft_acl_rule){.action = i % 3 ? WEFT_ACL_ALLOW : WEFT_ACL_DENY,
+						  .proto = 6,
+						  .not_proto = -1,
+						  .icmp_type = -1,
+						  .icmp_code = -1,
+						  .not_icmp_type = -1,
+						  .not_icmp_code = -1,
+						  .addrs = &am[0],
+						  .n_addrs = 1};
+		pr[i] = (struct weft_acl_portrange){(uint16_t)(20000 + i), (uint16_t)(20000 + i)};
+		rules[i].dports = &pr[i];
+		rules[i].n_dports = 1;
+	}
+	before = run_ids(rules, n, &runs0);
+	CHECK(runs0 >= 3);
+	/* Insert a rule (port 30000 + k) at places until it lands inside runs. */
+	for (size_t at = 7; at < n; at += 97) {
+		struct weft_acl_rule ins = rules[at];
+		struct weft_acl_portrange ip = {(uint16_t)(30000 + at), (uint16_t)(30000 + at)};
+
+		ins.dports = &ip;
+		memmove(&rules[at + 1], &rules[at], (n - at) * sizeof(*rules));
+		rules[at] = ins;
+		after = run_ids(rules, n + 1, &runs1);
+		if (runs1 == runs0) { /* not a cut: every id as it was */
+			CHECK_STREQ(after, before);
+			moved++;
+		}
+		free(after);
+		memmove(&rules[at], &rules[at + 1], (n - at) * sizeof(*rules));
+	}
+	CHECK(moved >= 10);
+	/* The rules' shared conditions change: every run's id does. */
+	for (size_t i = 0; i < n; i++)
+		rules[i].addrs = &am[1];
+	after = run_ids(rules, n, &runs1);
+	CHECK_EQ_INT(runs1, runs0);
+	for (char *a = before, *b = after; *a && *b; a += 17, b += 17)
+		CHECK(strncmp(a, b, 16) != 0);
+	free(after);
+	free(before);
+}
+
 TEST_MAIN(TEST(test_compiled), TEST(test_patch), TEST(test_patch_chain), TEST(test_by_hand), TEST(test_random),
-	  TEST(test_run_ports))
+	  TEST(test_run_ports), TEST(test_run_id))

@@ -1133,6 +1133,25 @@ static void test_runs(void)
 	expect_as_applied(p, "runs of rules with several ports");
 	CHECK(psets() >= 3);
 
+	/* bitmap:port finds ports in TCP and UDP only: a run of SCTP rules
+	 * stays as its rules are. */
+	{
+		int ps0 = psets();
+		_cleanup_free_ char *txt = NULL;
+
+		for (int i = 0; i < 2; i++) {
+			struct weft_acl_rule *r = insert_rule(c, 0, WEFT_ACL_ALLOW, (uint16_t)(22701 + i));
+
+			r->proto = IPPROTO_SCTP;
+		}
+		CHECK_EQ_INT(apply(p, &st), 0);
+		CHECK_EQ_INT(psets(), ps0);
+		txt = out("%s-save -t filter 2>/dev/null", variant);
+		CHECK_HAS(txt, "--dports 22701"); /* multiport: the sctp match has no ranges here */
+		CHECK_HAS(txt, "--dports 22702");
+		expect_as_applied(p, "a run of SCTP rules");
+	}
+
 	/* Rules leave the runs through updates until none is left: their
 	 * port sets go with them. */
 	while (c->n_rules > 1) {
@@ -1193,6 +1212,19 @@ static void test_failure_rolls_back(void)
 		before = save_all();
 		insert_rule(c, 0, WEFT_ACL_ALLOW, 22601);
 		insert_rule(c, 1, WEFT_ACL_ALLOW, 22602); /* a run of two: a port set */
+		if (!upd) { /* (it is one: applied alone, it adds a port set) */
+			CHECK_EQ_INT(apply(p, &st), 0);
+			CHECK(psets() > ps0);
+			CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22601));
+			weft_acl_program_free(p);
+			p = base_program();
+			CHECK_EQ_INT(apply(p, &st), 0);
+			CHECK_EQ_INT(psets(), ps0);
+			c = find_chain(p, "wpi-web");
+			ch.chains = c;
+			insert_rule(c, 0, WEFT_ACL_ALLOW, 22601);
+			insert_rule(c, 1, WEFT_ACL_ALLOW, 22602);
+		}
 		r = add_rule(c, WEFT_ACL_ALLOW, IPPROTO_ICMP);
 		r->icmp_type = 300;
 		err = NULL;
