@@ -1703,21 +1703,35 @@ static void ips_exist(struct ips *c, bool on)
 
 /* The userspace type of hash:net for a family (checked with the kernel
  * once): element commands need it and must not ask the kernel per set. */
+static const struct ipset_type *ips_type_of(struct ips *c, const char *typename, uint8_t family,
+					    const struct ipset_type **slot, char **errmsg)
+{
+	if (*slot)
+		return *slot;
+	ipset_data_reset(ipset_session_data(c->s));
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, typename);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &family);
+	*slot = ipset_type_get(c->s, IPSET_CMD_CREATE);
+	if (!*slot)
+		ips_fail(c, "type", typename, errmsg);
+	ipset_data_reset(ipset_session_data(c->s));
+	return *slot;
+}
+
 static const struct ipset_type *ips_type(struct ips *c, int family, char **errmsg)
 {
-	int fi = family == AF_INET6;
-	uint8_t f = (uint8_t)family;
+	return ips_type_of(c, IPT_SET_TYPE, (uint8_t)family, &c->type[family == AF_INET6], errmsg);
+}
 
-	if (c->type[fi])
-		return c->type[fi];
-	ipset_data_reset(ipset_session_data(c->s));
-	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_SET_TYPE);
-	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-	c->type[fi] = ipset_type_get(c->s, IPSET_CMD_CREATE);
-	if (!c->type[fi])
-		ips_fail(c, "type", IPT_SET_TYPE, errmsg);
-	ipset_data_reset(ipset_session_data(c->s));
-	return c->type[fi];
+/* The fields every create sets. */
+static void ips_create_head(struct ips *c, const char *name, const char *typename, uint8_t family,
+			    const struct ipset_type *t)
+{
+	ips_exist(c, false);
+	ipset_session_data_set(c->s, IPSET_SETNAME, name);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, typename);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &family);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
 }
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -1742,11 +1756,7 @@ static int ips_create(struct ips *c, const char *name, int family, uint32_t maxe
 
 	if (!t)
 		return -EIO;
-	ips_exist(c, false);
-	ipset_session_data_set(c->s, IPSET_SETNAME, name);
-	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_SET_TYPE);
-	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ips_create_head(c, name, IPT_SET_TYPE, f, t);
 	ipset_session_data_set(c->s, IPSET_OPT_MAXELEM, &maxelem);
 	ipset_session_data_set(c->s, IPSET_OPT_HASHSIZE, &hashsize);
 	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
@@ -1810,33 +1820,17 @@ static int ips_elems(struct ips *c, enum ipset_cmd cmd, const char *name, int fa
 
 static const struct ipset_type *ips_ptype(struct ips *c, char **errmsg)
 {
-	uint8_t f = NFPROTO_UNSPEC;
-
-	if (c->ptype)
-		return c->ptype;
-	ipset_data_reset(ipset_session_data(c->s));
-	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_PSET_TYPE);
-	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-	c->ptype = ipset_type_get(c->s, IPSET_CMD_CREATE);
-	if (!c->ptype)
-		ips_fail(c, "type", IPT_PSET_TYPE, errmsg);
-	ipset_data_reset(ipset_session_data(c->s));
-	return c->ptype;
+	return ips_type_of(c, IPT_PSET_TYPE, NFPROTO_UNSPEC, &c->ptype, errmsg);
 }
 
 static int ips_create_ports(struct ips *c, const char *name, char **errmsg)
 {
 	const struct ipset_type *t = ips_ptype(c, errmsg);
-	uint8_t f = NFPROTO_UNSPEC;
 	uint16_t from = 0, to = 65535;
 
 	if (!t)
 		return -EIO;
-	ips_exist(c, false);
-	ipset_session_data_set(c->s, IPSET_SETNAME, name);
-	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, IPT_PSET_TYPE);
-	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ips_create_head(c, name, IPT_PSET_TYPE, NFPROTO_UNSPEC, t);
 	ipset_session_data_set(c->s, IPSET_OPT_PORT_FROM, &from);
 	ipset_session_data_set(c->s, IPSET_OPT_PORT_TO, &to);
 	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
