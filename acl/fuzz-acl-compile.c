@@ -35,6 +35,66 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* The action of the first rule of rules[i..j) with port x, or -1. */
+static int first_match(const struct weft_acl_rule *rules, size_t i, size_t j, uint32_t x)
+{
+	for (size_t k = i; k < j; k++)
+		for (size_t d = 0; d < rules[k].n_dports; d++)
+			if (x >= rules[k].dports[d].lo && x <= rules[k].dports[d].hi)
+				return (int)rules[k].action;
+	return -1;
+}
+
+/* The chain's runs as the backends cut them (weft_acl_run_end, mixed):
+ * each action's ports sorted, merged and disjoint from the others', and
+ * at every range bound of the run's rules (and next to it) the action
+ * that the first rule with that port has. */
+static void check_runs(const struct weft_acl_chain *c)
+{
+	for (size_t i = 0; i < c->n_rules;) {
+		size_t j = weft_acl_run_end(c->rules, c->n_rules, i, WEFT_ACL_RUN_MAX, true);
+		struct weft_acl_portrange *out[WEFT_ACL_RUN_ACTIONS];
+		size_t n[WEFT_ACL_RUN_ACTIONS];
+
+		if (j <= i || j > c->n_rules)
+			die("run bounds");
+		if (j == i + 1) {
+			i = j;
+			continue;
+		}
+		(void)weft_acl_run_id(c->rules, c->n_rules, i, j, WEFT_ACL_RUN_MAX);
+		weft_acl_run_ports(c->rules, i, j, out, n);
+		for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+			for (size_t x = 0; x < n[a]; x++)
+				if (out[a][x].lo > out[a][x].hi || (x && (uint32_t)out[a][x - 1].hi + 1 >= out[a][x].lo))
+					die("run ports not sorted and merged");
+		for (size_t k = i; k < j; k++)
+			for (size_t d = 0; d < c->rules[k].n_dports; d++) {
+				uint32_t pts[] = {c->rules[k].dports[d].lo, c->rules[k].dports[d].hi,
+						  (uint32_t)c->rules[k].dports[d].lo - 1, (uint32_t)c->rules[k].dports[d].hi + 1};
+
+				for (size_t q = 0; q < 4; q++) {
+					int got = -1;
+
+					if (pts[q] > 65535)
+						continue;
+					for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+						for (size_t x = 0; x < n[a]; x++)
+							if (pts[q] >= out[a][x].lo && pts[q] <= out[a][x].hi) {
+								if (got >= 0)
+									die("a port in two actions' sets");
+								got = a;
+							}
+					if (got != first_match(c->rules, i, j, pts[q]))
+						die("a run's port decided by the wrong action");
+				}
+			}
+		for (int a = 0; a < WEFT_ACL_RUN_ACTIONS; a++)
+			free(out[a]);
+		i = j;
+	}
+}
+
 static void check_program(const struct weft_acl_program *p)
 {
 	for (size_t i = 0; i < p->n_sets; i++) {
@@ -66,6 +126,7 @@ static void check_program(const struct weft_acl_program *p)
 			if (r->action == WEFT_ACL_PASS && c->kind == WEFT_ACL_CHAIN_PROFILE)
 				die("pass in a profile");
 		}
+		check_runs(c);
 	}
 	for (size_t i = 0; i < p->n_endpoints; i++) {
 		const struct weft_acl_endpoint *e = &p->endpoints[i];
