@@ -81,14 +81,14 @@
  * of those kernel rules does not matter: see weft_acl_run_end() and
  * weft_acl_run_ports()); runs are cut where a rule's port hash says so
  * (about every WEFT_ACL_RUN_AVG rules, at most MERGE_MAX), so that a
- * change in a long run touches one run of a few hundred rules. A run looks its ports up in a named interval set of its
- * own (weft-p.<n>, see krule_pset()), which is not part of its kernel
- * rule's key: a rule joining or leaving a run, or a port changed in it,
- * is a change of that set's elements, and the kernel rule stays (unless
- * it brings an action new to the run, or takes the last port of one). That
- * matters beyond the bytes sent: every commit that adds a rule makes the
- * kernel validate every rule the base chains reach (below), set elements
- * do not.
+ * change in a long run touches one run of a few hundred rules. A run's
+ * kernel rule looks its ports up in a named interval set of its own
+ * (weft-p.<n>, see krule_pset()), which is not part of its key: a rule
+ * joining or leaving a run, or a port changed in it, is a change of set
+ * elements, and the kernel rules stay (unless it brings an action new to
+ * the run, or takes the last port of one). That matters beyond the bytes
+ * sent: every commit that adds a rule makes the kernel validate every
+ * rule the base chains reach (below), set elements do not.
  *
  * The batch is sent with one sendmsg(): the kernel processes it inside
  * that call, so its answers are queued on the socket when sendmsg
@@ -1297,7 +1297,6 @@ static int rule_family(const struct weft_acl_program *p, const struct weft_acl_r
 		fam = canon_set(p, ru->addrs[i].set)->family;
 	return fam;
 }
-
 
 /* The destination ports of kr: the union of its rules' (malloc'ed). */
 static size_t krule_dports(const struct weft_acl_chain *c, const struct krule *kr, struct weft_acl_portrange **out)
