@@ -804,13 +804,47 @@ static bool run_psets_ok(const struct weft_acl_chain *c, size_t i, size_t j)
 	return true;
 }
 
+/* The port set names a chain has taken: an open-addressing hash set (a
+ * chain of short runs has thousands). */
+struct taken {
+	uint64_t *h;
+	bool *on;
+	size_t mask;
+};
+
+/* Take h, or, when a run ended alike (duplicate rules) took it before,
+ * the next of its successors that is free: told apart by order. */
+static uint64_t take_name(struct taken *t, uint64_t h)
+{
+	for (;;) {
+		size_t i = (size_t)(h ^ (h >> 29)) & t->mask;
+
+		while (t->on[i] && t->h[i] != h)
+			i = (i + 1) & t->mask;
+		if (!t->on[i]) {
+			t->on[i] = true;
+			t->h[i] = h;
+			return h;
+		}
+		h = weft_fnv1a("+", 1, h);
+	}
+}
+
 /* kern: the program chain's kernel name (port set names are made from
  * it). */
 static void runs_make(struct runs *m, const struct weft_acl_chain *c, const char *kern)
 {
-	size_t cap = c->n_rules + 1, n_used = 0;
+	size_t cap = c->n_rules + 1, slots = 16;
 	uint64_t seed = weft_fnv1a(kern, strlen(kern), WEFT_FNV_INIT);
-	_cleanup_free_ uint64_t *used = wcalloc(cap, sizeof(*used)); /* names taken in this chain */
+	_cleanup_free_ uint64_t *th = NULL;
+	_cleanup_free_ bool *ton = NULL;
+	struct taken taken;
+
+	while (slots < 2 * cap) /* at most one name per rule: half full at most */
+		slots *= 2;
+	th = wcalloc(slots, sizeof(*th));
+	ton = wcalloc(slots, sizeof(*ton));
+	taken = (struct taken){.h = th, .on = ton, .mask = slots - 1};
 
 	m->c = *c;
 	m->c.rules = wcalloc(cap, sizeof(*m->c.rules));
@@ -834,23 +868,13 @@ static void runs_make(struct runs *m, const struct weft_acl_chain *c, const char
 			struct weft_acl_rule *r;
 			uint32_t a32 = (uint32_t)a;
 			uint64_t h;
-			bool again;
 
 			if (!npr[a]) {
 				free(pr[a]);
 				continue;
 			}
 			h = weft_fnv1a(&id, sizeof(id), seed);
-			h = weft_fnv1a(&a32, sizeof(a32), h);
-			/* Runs ended alike (duplicate rules): told apart by order. */
-			do {
-				again = false;
-				for (size_t u = 0; u < n_used && !again; u++)
-					again = used[u] == h;
-				if (again)
-					h = weft_fnv1a("+", 1, h);
-			} while (again);
-			used[n_used++] = h;
+			h = take_name(&taken, weft_fnv1a(&a32, sizeof(a32), h));
 			r = runs_room(m, &cap, 1);
 			*r = c->rules[i];
 			r->action = (enum weft_acl_action)a;

@@ -1152,6 +1152,26 @@ static void test_runs(void)
 		expect_as_applied(p, "a run of SCTP rules");
 	}
 
+	/* Two runs alike, each ended by the same rule: two port sets (told
+	 * apart by order), each deciding for its own ports. */
+	{
+		int ps0 = psets();
+		uint16_t ports[] = {22801, 22802, 0, 22803, 22804, 0};
+
+		for (int i = 0; i < 6; i++) {
+			struct weft_acl_rule *r =
+				insert_rule(c, (size_t)i, ports[i] ? WEFT_ACL_ALLOW : WEFT_ACL_DENY, ports[i] ? ports[i] : 9);
+
+			if (!ports[i])
+				r->proto = IPPROTO_UDP;
+		}
+		CHECK_EQ_INT(apply(p, &st), 0);
+		CHECK_EQ_INT(psets(), ps0 + 2);
+		CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22801));
+		CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22804));
+		expect_as_applied(p, "two runs ended alike");
+	}
+
 	/* Rules leave the runs through updates until none is left: their
 	 * port sets go with them. */
 	while (c->n_rules > 1) {
