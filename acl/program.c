@@ -529,7 +529,7 @@ static uint64_t hash_ranges(uint64_t h, const struct weft_acl_portrange *r, size
 
 static uint64_t hash_str(uint64_t h, const char *s)
 {
-	return s ? weft_fnv1a(s, strlen(s) + 1, h) : weft_fnv1a("", 0, h ^ 1);
+	return s ? weft_fnv1a(s, strlen(s) + 1, h) : h ^ 1; /* NULL: unlike any string */
 }
 
 /* Everything weft_acl_rule_eq_but_origin() compares, hashed; with shape,
