@@ -2307,13 +2307,52 @@ static int ipt_apply(struct weft_acl_backend *b, const struct weft_acl_program *
 	}
 	count_chains(from, &to, stats);
 
-	/* 3. Sets nothing references any more, and the swapped-out copies. */
-	for (size_t i = 0; i < from->n_sets; i++)
-		if (!state_set(&to, from->sets[i].name)) {
-			if (ips_destroy(&c, from->sets[i].name, NULL) == 0 &&
-			    !startswith(from->sets[i].name, IPT_PSET_PREFIX))
-				stats->sets_deleted++;
+	/* 3. Sets nothing references any more, and the swapped-out copies. A
+	 *    set that cannot go stays in the state with its content unknown
+	 *    (as an update keeps a port set): the next apply tries again, or
+	 *    replaces it should a program want that name back. */
+	{
+		_cleanup_free_ bool *kept = wcalloc(from->n_sets + 1, sizeof(*kept));
+		size_t n_kept = 0;
+
+		for (size_t i = 0; i < from->n_sets; i++) {
+			const char *name = from->sets[i].name;
+			char *why = NULL;
+
+			if (state_set(&to, name))
+				continue;
+			if (ips_destroy(&c, name, &why) == 0) {
+				if (!startswith(name, IPT_PSET_PREFIX))
+					stats->sets_deleted++;
+				continue;
+			}
+			log_warn("acl ipt: set %s stays: %s", name, why ? why : "?");
+			free(why);
+			kept[i] = true;
+			n_kept++;
 		}
+		if (n_kept) {
+			to.sets = wrealloc(to.sets, (to.n_sets + n_kept + 1) * sizeof(*to.sets));
+			for (size_t i = 0; i < from->n_sets; i++) {
+				const struct ipt_set *f = &from->sets[i];
+
+				if (!kept[i])
+					continue;
+				/* A port set keeps what it holds and its chain, so
+				 * that the chain's next update can change or destroy
+				 * it; a tag set no program names is just a name. */
+				to.sets[to.n_sets++] = (struct ipt_set){
+					.name = wstrdup(f->name),
+					.unknown = f->unknown || !f->ports,
+					.ports = f->ports,
+					.pr = f->ports ? wmemdup(f->pr, f->npr * sizeof(*f->pr)) : NULL,
+					.npr = f->ports ? f->npr : 0,
+					.chain = f->chain ? wstrdup(f->chain) : NULL,
+				};
+			}
+			qsort(to.sets, to.n_sets, sizeof(*to.sets), set_cmp);
+		}
+	}
 	for (size_t i = 0; i < nj; i++)
 		if (j[i].op == J_SWAPPED)
 			ips_destroy(&c, j[i].tmp, NULL);

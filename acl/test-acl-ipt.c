@@ -1264,6 +1264,73 @@ static void test_failure_rolls_back(void)
 	weft_acl_program_free(p);
 }
 
+/* A set the kernel will not destroy (a rule outside weft still names it)
+ * stays in the backend's state after an apply: the apply succeeds, and a
+ * later apply destroys it once it can (before, the backend forgot it and
+ * it stayed in the kernel for good); a program that wants it back gets it
+ * with the right ports. */
+static void test_set_stays(void)
+{
+	struct weft_acl_program *p = base_program();
+	struct weft_acl_chain *c = find_chain(p, "wpi-web");
+	struct weft_acl_stats st;
+	_cleanup_free_ char *before = NULL, *after = NULL, *name = NULL, *sets = NULL;
+	int ps0;
+
+	CHECK_EQ_INT(apply(p, &st), 0);
+	ps0 = psets();
+	before = out("ipset list -n | grep '^weft-p\\.' | sort");
+	insert_rule(c, 0, WEFT_ACL_ALLOW, 22701);
+	insert_rule(c, 1, WEFT_ACL_ALLOW, 22702); /* a run of two: a port set */
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK_EQ_INT(psets(), ps0 + 1);
+	after = out("ipset list -n | grep '^weft-p\\.' | sort");
+	for (const char *l = after; *l && !name; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != 0)) {
+		_cleanup_free_ char *line = wstrndup(l, strcspn(l, "\n"));
+		_cleanup_free_ char *nl = wasprintf("%s\n", line);
+
+		if (*line && !strstr(before, nl))
+			name = wstrdup(line);
+	}
+	CHECK(name && startswith(name, "weft-p."));
+	if (!name) {
+		weft_acl_program_free(p);
+		return;
+	}
+	sh("%s -A INPUT -m set --match-set %s dst -p tcp -j ACCEPT", variant, name); /* not weft's */
+
+	/* The run goes: its set is in use, so it stays; the apply works. */
+	weft_acl_program_free(p);
+	p = base_program();
+	CHECK_EQ_INT(apply(p, &st), 0);
+	sets = out("ipset list -n");
+	CHECK_HAS(sets, name);
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22701));
+
+	/* Wanted again while it stays: the apply fills it as the run says. */
+	c = find_chain(p, "wpi-web");
+	insert_rule(c, 0, WEFT_ACL_ALLOW, 22701);
+	insert_rule(c, 1, WEFT_ACL_ALLOW, 22703);
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK(tcp(&pod_a, &pod_b, "10.65.0.2", 22703));
+	CHECK(!tcp(&pod_a, &pod_b, "10.65.0.2", 22702));
+
+	/* Gone again, then the foreign rule goes: the next apply destroys it. */
+	weft_acl_program_free(p);
+	p = base_program();
+	CHECK_EQ_INT(apply(p, &st), 0);
+	sh("%s -D INPUT -m set --match-set %s dst -p tcp -j ACCEPT", variant, name);
+	weft_acl_program_free(p);
+	p = base_program();
+	set_add(find_set(p, "web4"), "10.1.2.4"); /* some change, so that the apply has work */
+	CHECK_EQ_INT(apply(p, &st), 0);
+	CHECK_EQ_INT(psets(), ps0);
+	free(sets);
+	sets = out("ipset list -n");
+	CHECK_HASNT(sets, name);
+	weft_acl_program_free(p);
+}
+
 static void test_takeover(void)
 {
 	struct weft_acl_program *p = base_program();
@@ -1464,6 +1531,7 @@ static const struct test_case cases[] = {
 	TEST(test_pieces),
 	TEST(test_runs),
 	TEST(test_failure_rolls_back),
+	TEST(test_set_stays),
 	TEST(test_takeover),
 	TEST(test_scale),
 	TEST(test_remove),
