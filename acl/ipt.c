@@ -3526,11 +3526,39 @@ static void ipt_free(struct weft_acl_backend *b)
 	free(ib);
 }
 
-/* Are our hooks still in the kernel? Both families' filter tables must
- * jump from FORWARD, INPUT and OUTPUT to weft's chains (someone running
- * `iptables -F` or a firewall reload removes them). When one is missing,
- * the next apply reloads everything. Rule texts inside weft's chains and
- * ipset members are not compared (that would read the whole table). */
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; (s = strchr(s, '\n')); s++)
+		n++;
+	return n;
+}
+
+/* Has every chain of ours in t the number of rules we left in it? */
+static bool chains_as_left(const struct ipt_table *ours, const struct ipt_table *t, const char *tool)
+{
+	for (size_t i = 0; i < ours->n; i++) {
+		const struct ipt_chain *k = table_find(t, ours->chains[i].name);
+		size_t want = count_lines(ours->chains[i].text);
+
+		if (!k || count_lines(k->text) != want) {
+			log_info("acl ipt: %s: chain %s has %zu rules, weft left %zu", tool, ours->chains[i].name,
+				 k ? count_lines(k->text) : 0, want);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Are our hooks and chains still in the kernel as we left them? Both
+ * families' filter tables must jump from FORWARD, INPUT and OUTPUT to
+ * weft's chains (someone running `iptables -F` or a firewall reload
+ * removes them), and each chain of ours must be there with as many
+ * rules as we left in it (a rule added or deleted by hand). When not,
+ * the next apply reloads everything. Rule texts are not compared
+ * (iptables-save prints a rule differently from how we wrote it), so a
+ * rule replaced in place by hand is not noticed; nor are ipset members. */
 static int ipt_check(struct weft_acl_backend *b)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
@@ -3554,7 +3582,20 @@ static int ipt_check(struct weft_acl_backend *b)
 				at += n;
 			}
 			if (!found) {
-				log_debug("acl ipt: %s: \"%s\" is gone", ib->save[fi], h);
+				log_info("acl ipt: %s: \"%s\" is gone", ib->save[fi], h);
+				ib->have_state = false;
+				state_clear(&ib->st);
+				return -ENOENT;
+			}
+		}
+		{
+			struct ipt_table t = {0};
+			bool ok;
+
+			parse_save(out, &t);
+			ok = chains_as_left(&ib->st.tab[fi], &t, ib->save[fi]);
+			table_clear(&t);
+			if (!ok) {
 				ib->have_state = false;
 				state_clear(&ib->st);
 				return -ENOENT;

@@ -204,11 +204,32 @@ struct ovl {
 
 #define NFT_RBUF_SIZE (256 * 1024)
 
+/* Every rule of our table, as a fingerprint: how many, and the sum and
+ * xor of a mix of each one's chain, handle and expressions (as the kernel
+ * reports them). A rule added, deleted or replaced by anyone changes it.
+ * Ours are counted from the kernel's echoes of our own batches (NEWRULE;
+ * DELRULE for rules we delete, flush or delete with their chain, which
+ * may come without expressions: the mix of each live rule is kept by
+ * handle, struct cen_ent), nft_check() compares it with a dump. */
+struct census {
+	uint64_t n, sum, x;
+};
+
+/* A rule of the table by handle (unique in the table, given out in
+ * increasing order), with its mix; mix 0: deleted. Sorted by handle. */
+struct cen_ent {
+	uint64_t handle, mix;
+};
+
 struct nft_backend {
 	struct weft_acl_backend base;
 	struct mnl_socket *nl;
 	/* NULL: the next apply replaces the whole table. */
 	struct state *last;
+	struct census cen;
+	bool cen_ok; /* cen counts every rule of the table (no echo lost since the last full load) */
+	struct cen_ent *ce;
+	size_t n_ce, cap_ce, n_dead;
 	uint32_t seq;
 	uint64_t pset_seq; /* the last port set number given out */
 	char *rbuf; /* NFT_RBUF_SIZE, for the kernel's answers */
@@ -797,7 +818,9 @@ struct batch {
 	uint32_t last_seq; /* the message carrying NLM_F_ACK */
 	uint32_t set_id;   /* for anonymous sets */
 	uint64_t *pset_seq; /* the backend's port set numbers */
-	size_t n_echo;     /* rules added with NLM_F_ECHO */
+	size_t n_echo;     /* echoes to expect, about (rules added or deleted) */
+	bool fresh;        /* replaces the table: the census starts from zero */
+	bool cen_reset;    /* ... and has been reset by the first echo */
 	struct weft_acl_stats *st;
 };
 
@@ -897,7 +920,11 @@ static void put_chain(struct batch *b, uint16_t type, const char *name, int hook
 		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	}
-	nlh = msg_start(b, type, type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE | NLM_F_EXCL : 0, name);
+	/* A chain deleted goes with its rules: their DELRULE echoes keep
+	 * the census. */
+	nlh = msg_start(b, type, type == NFT_MSG_NEWCHAIN ? NLM_F_CREATE | NLM_F_EXCL : NLM_F_ECHO, name);
+	if (type == NFT_MSG_DELCHAIN)
+		b->n_echo += 32;
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nftnl_chain_free(c);
 	msg_end(b, nlh);
@@ -914,7 +941,8 @@ static void put_flush(struct batch *b, const char *chain)
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nlh = msg_start(b, NFT_MSG_DELRULE, 0, chain);
+	nlh = msg_start(b, NFT_MSG_DELRULE, NLM_F_ECHO, chain);
+	b->n_echo += 32;
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
 	msg_end(b, nlh);
@@ -932,7 +960,8 @@ static void put_delrule(struct batch *b, const char *chain, uint64_t handle)
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, handle);
-	nlh = msg_start(b, NFT_MSG_DELRULE, 0, chain);
+	nlh = msg_start(b, NFT_MSG_DELRULE, NLM_F_ECHO, chain);
+	b->n_echo++;
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
 	msg_end(b, nlh);
@@ -1233,8 +1262,9 @@ static struct nftnl_rule *rule_new(const char *chain)
 
 static void put_rule(struct batch *b, struct nftnl_rule *r, const char *what)
 {
-	struct nlmsghdr *nlh = msg_start(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, what);
+	struct nlmsghdr *nlh = msg_start(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO, what);
 
+	b->n_echo++;
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
 	msg_end(b, nlh);
@@ -1797,6 +1827,7 @@ static bool put_kchain_deletes(struct batch *b, const struct weft_acl_chain *c, 
 
 	if (!ok->handles_ok) {
 		put_flush(b, c->name);
+		b->n_echo += ok->n;
 		b->st->rules_deleted += ok->n;
 		/* Old rules not taken over, and those that were: every
 		 * rule is added anew, with a new port set. */
@@ -2149,6 +2180,7 @@ static bool build_full(struct batch *b, struct apply_ctx *ctx)
 {
 	struct weft_acl_program *p = ctx->n->prog;
 
+	b->fresh = true;
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_table(b, NFT_MSG_DELTABLE, 0);
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
@@ -2354,6 +2386,7 @@ static bool build_diff(struct batch *b, struct apply_ctx *ctx)
 			struct kchain *k = &ctx->o->kc[a - o->chains];
 
 			put_chain(b, NFT_MSG_DELCHAIN, a->name, -1);
+			b->n_echo += k->n;
 			for (size_t j = 0; j < k->n; j++)
 				put_pset_del(b, &k->r[j]);
 			st->chains_deleted++;
@@ -2454,11 +2487,147 @@ static struct mnl_socket *nft_socket(void)
 	return nl;
 }
 
-static int handle_attr_cb(const struct nlattr *attr, void *data)
+/* What identifies a rule in the kernel's answers: its table, chain and
+ * handle. */
+struct rule_id {
+	const char *table, *chain;
+	uint64_t handle;
+	const struct nlattr *exprs; /* NULL in a DELRULE echo of a newer kernel */
+};
+
+static int rule_attr_cb(const struct nlattr *attr, void *data)
 {
-	if (mnl_attr_get_type(attr) == NFTA_RULE_HANDLE && mnl_attr_validate(attr, MNL_TYPE_U64) == 0)
-		*(uint64_t *)data = be64toh(mnl_attr_get_u64(attr));
+	struct rule_id *id = data;
+
+	switch (mnl_attr_get_type(attr)) {
+	case NFTA_RULE_HANDLE:
+		if (mnl_attr_validate(attr, MNL_TYPE_U64) == 0)
+			id->handle = be64toh(mnl_attr_get_u64(attr));
+		break;
+	case NFTA_RULE_TABLE:
+		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			id->table = mnl_attr_get_str(attr);
+		break;
+	case NFTA_RULE_CHAIN:
+		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			id->chain = mnl_attr_get_str(attr);
+		break;
+	case NFTA_RULE_EXPRESSIONS:
+		id->exprs = attr;
+		break;
+	}
 	return MNL_CB_OK;
+}
+
+static bool rule_id_parse(const struct nlmsghdr *nlh, struct rule_id *id)
+{
+	*id = (struct rule_id){0};
+	return mnl_attr_parse(nlh, sizeof(struct nfgenmsg), rule_attr_cb, id) >= 0 && id->table && id->chain &&
+	       id->handle && streq(id->table, T_NAME);
+}
+
+/* A rule's mix: never 0. */
+static uint64_t rule_mix(const struct rule_id *id)
+{
+	uint64_t m = weft_fnv1a(id->chain, strlen(id->chain), 0xcbf29ce484222325ULL);
+
+	if (id->exprs)
+		m = weft_fnv1a(mnl_attr_get_payload(id->exprs), mnl_attr_get_payload_len(id->exprs), m);
+	m ^= id->handle * 0x9e3779b97f4a7c15ULL;
+	/* splitmix64's finalizer: every input bit in every bit */
+	m = (m ^ (m >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	m = (m ^ (m >> 27)) * 0x94d049bb133111ebULL;
+	m ^= m >> 31;
+	return m ? m : 1;
+}
+
+static void census_fold(struct census *c, uint64_t mix, bool add)
+{
+	if (add) {
+		c->n++;
+		c->sum += mix;
+	} else {
+		c->n--;
+		c->sum -= mix;
+	}
+	c->x ^= mix;
+}
+
+static void census_reset(struct nft_backend *nb)
+{
+	nb->cen = (struct census){0};
+	nb->n_ce = nb->n_dead = 0;
+	nb->cen_ok = true;
+}
+
+static struct cen_ent *census_find(struct nft_backend *nb, uint64_t handle, size_t *pos)
+{
+	size_t lo = 0, hi = nb->n_ce;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (nb->ce[mid].handle == handle) {
+			*pos = mid;
+			return &nb->ce[mid];
+		}
+		if (nb->ce[mid].handle < handle)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return NULL;
+}
+
+/* A rule the kernel echoed as added by our batch. */
+static void census_add(struct nft_backend *nb, const struct rule_id *id)
+{
+	uint64_t mix = rule_mix(id);
+	size_t pos = nb->n_ce;
+	struct cen_ent *e;
+
+	if (nb->n_ce && nb->ce[nb->n_ce - 1].handle >= id->handle) { /* not in handle order (never seen) */
+		e = census_find(nb, id->handle, &pos);
+		if (e) {
+			nb->cen_ok = false;
+			return;
+		}
+	}
+	if (nb->n_ce == nb->cap_ce) {
+		nb->cap_ce = nb->cap_ce ? nb->cap_ce * 2 : 1024;
+		nb->ce = wrealloc(nb->ce, nb->cap_ce * sizeof(*nb->ce));
+	}
+	memmove(&nb->ce[pos + 1], &nb->ce[pos], (nb->n_ce - pos) * sizeof(*nb->ce));
+	nb->ce[pos] = (struct cen_ent){id->handle, mix};
+	nb->n_ce++;
+	census_fold(&nb->cen, mix, true);
+}
+
+/* A rule the kernel echoed as deleted by our batch. */
+static void census_del(struct nft_backend *nb, const struct rule_id *id)
+{
+	size_t pos, w = 0;
+	struct cen_ent *e = census_find(nb, id->handle, &pos);
+
+	if (!e || !e->mix) {
+		nb->cen_ok = false;
+		return;
+	}
+	census_fold(&nb->cen, e->mix, false);
+	e->mix = 0;
+	if (++nb->n_dead <= nb->n_ce / 2 + 64)
+		return;
+	for (size_t i = 0; i < nb->n_ce; i++)
+		if (nb->ce[i].mix)
+			nb->ce[w++] = nb->ce[i];
+	nb->n_ce = w;
+	nb->n_dead = 0;
+}
+
+static bool census_eq(const struct census *a, const struct census *b)
+{
+	return a->n == b->n && a->sum == b->sum && a->x == b->x;
 }
 
 /* A buffer size option at least want bytes (best effort). */
@@ -2477,7 +2646,7 @@ static void sockbuf_at_least(int fd, int opt, int force_opt, size_t want)
  * kernel queued before sendmsg returned: errors, the echoes of rules
  * added with NLM_F_ECHO (their handles go to the batch's krules) and the
  * ACK of the last message. Returns 0 or the first error. */
-static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
+static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg, bool *lost)
 {
 	int fd = mnl_socket_get_fd(nb->nl);
 	uint32_t portid = mnl_socket_get_portid(nb->nl);
@@ -2526,7 +2695,7 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 				/* Answers were dropped: every one is queued
 				 * already, so read what is left without
 				 * waiting. */
-				overrun = true;
+				overrun = *lost = true;
 				continue;
 			}
 			if (done && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -2544,11 +2713,24 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg)
 			if (nlh->nlmsg_pid != portid)
 				continue;
 			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
-				uint64_t h = 0;
+				struct rule_id id;
 
-				if (i >= 1 && i - 1 < b->n_info && b->info[i - 1].kr &&
-				    mnl_attr_parse(nlh, sizeof(struct nfgenmsg), handle_attr_cb, &h) >= 0)
-					b->info[i - 1].kr->handle = h;
+				if (!rule_id_parse(nlh, &id))
+					continue;
+				if (b->fresh && !b->cen_reset) {
+					census_reset(nb);
+					b->cen_reset = true;
+				}
+				census_add(nb, &id);
+				if (i >= 1 && i - 1 < b->n_info && b->info[i - 1].kr)
+					b->info[i - 1].kr->handle = id.handle;
+				continue;
+			}
+			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELRULE)) {
+				struct rule_id id;
+
+				if (rule_id_parse(nlh, &id))
+					census_del(nb, &id);
 				continue;
 			}
 			if (nlh->nlmsg_type != NLMSG_ERROR || mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
@@ -2585,6 +2767,7 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 {
 	struct batch b;
 	struct nlmsghdr *begin;
+	bool lost = false;
 	int64_t t0;
 	int r;
 
@@ -2603,9 +2786,16 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 		return 0;
 	}
 	t0 = weft_now_ns();
-	r = batch_talk(nb, &b, errmsg);
+	r = batch_talk(nb, &b, errmsg, &lost);
 	st->apply_ns = weft_now_ns() - t0;
 	nb->seq = b.seq;
+	/* The census followed the echoes (the kernel echoes only what it
+	 * committed: a failed batch changed nothing); a new table without
+	 * rules echoed nothing; lost answers leave it unknown. */
+	if (r == 0 && b.fresh && !b.cen_reset)
+		census_reset(nb);
+	if (lost)
+		nb->cen_ok = false;
 	log_debug("nftables table %s: batch of %zu messages, %zu bytes: %s", T_NAME, b.n_info, b.len,
 		  r ? strerror(-r) : "ok");
 	batch_free(&b);
@@ -2615,6 +2805,7 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 static bool fill_remove(struct batch *b, struct apply_ctx *ctx)
 {
 	(void)ctx;
+	b->fresh = true;
 	put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	put_table(b, NFT_MSG_DELTABLE, 0);
 	return true;
@@ -3248,13 +3439,91 @@ static void nft_free(struct weft_acl_backend *base)
 	state_free(nb->last);
 	if (nb->nl)
 		mnl_socket_close(nb->nl);
+	free(nb->ce);
 	free(nb->rbuf);
 	free(nb);
 }
 
-/* Is our table still there? One GETTABLE with an ACK: the answer is the
- * table (then the ACK) or an error. When it is gone (someone ran `nft
- * flush ruleset`), the next apply is a full one. */
+/* The census of the table's rules as the kernel has them: a dump of the
+ * table's rules (chain and handle of each). -EAGAIN when the ruleset
+ * changed during the dump (the kernel marks it NLM_F_DUMP_INTR). */
+static int cen_ent_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cen_ent *)a)->handle, y = ((const struct cen_ent *)b)->handle;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ... and, with ents, each rule's handle and mix (sorted by handle). */
+static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent **ents, size_t *n_ents)
+{
+	size_t cap = 0;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = nb->seq++, portid = mnl_socket_get_portid(nb->nl);
+	bool intr = false, done = false;
+
+	if (!r)
+		abort();
+	*c = (struct census){0};
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	while (!done) {
+		ssize_t len = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
+		int n = (int)len;
+
+		if (len < 0)
+			return -errno;
+		for (nlh = (struct nlmsghdr *)nb->rbuf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			struct rule_id id;
+
+			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
+				continue;
+			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+				intr = true;
+			if (nlh->nlmsg_type == NLMSG_DONE) {
+				done = true;
+				break;
+			}
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+				if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
+					return -EIO;
+				return e->error ? e->error : -EIO;
+			}
+			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE) &&
+			    rule_id_parse(nlh, &id)) {
+				uint64_t mix = rule_mix(&id);
+
+				census_fold(c, mix, true);
+				if (!ents)
+					continue;
+				if (*n_ents == cap) {
+					cap = cap ? cap * 2 : 1024;
+					*ents = wrealloc(*ents, cap * sizeof(**ents));
+				}
+				(*ents)[(*n_ents)++] = (struct cen_ent){id.handle, mix};
+			}
+		}
+	}
+	if (ents && *n_ents)
+		qsort(*ents, *n_ents, sizeof(**ents), cen_ent_cmp);
+	return intr ? -EAGAIN : 0;
+}
+
+/* Is what we programmed still in the kernel? The table must be there
+ * (one GETTABLE with an ACK: the answer is the table, then the ACK, or an
+ * error), and its rules those our batches left (their census, against a
+ * dump): someone running `nft flush ruleset`, deleting the table, or
+ * adding, deleting, replacing or flushing rules in it makes the next
+ * apply a full one (one transaction: the table is replaced, never
+ * missing). Set elements and chains without rules are not compared. */
 static int nft_check(struct weft_acl_backend *base)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
@@ -3284,7 +3553,41 @@ static int nft_check(struct weft_acl_backend *base)
 		nb->last = NULL;
 		return -ENOENT;
 	}
-	return r < 0 ? -errno : 0;
+	if (r < 0)
+		return -errno;
+	if (nb->last) {
+		struct cen_ent *ents = NULL;
+		size_t n_ents = 0;
+		struct census c;
+
+		/* Our own echoes were lost: what is there now is the
+		 * reference from here on. */
+		r = dump_census(nb, &c, nb->cen_ok ? NULL : &ents, &n_ents);
+		if (r < 0 || nb->cen_ok)
+			free(ents);
+		if (r == -EAGAIN)
+			return 0; /* changing right now: the next check sees it */
+		if (r < 0)
+			return r;
+		if (!nb->cen_ok) {
+			log_debug("nftables table %s: rule census taken from the kernel (%" PRIu64 " rules)", T_NAME,
+				  c.n);
+			free(nb->ce);
+			nb->ce = ents;
+			nb->n_ce = nb->cap_ce = n_ents;
+			nb->n_dead = 0;
+			nb->cen = c;
+			nb->cen_ok = true;
+		} else if (!census_eq(&c, &nb->cen)) {
+			log_info("nftables table %s: its rules were changed outside weft (%" PRIu64 " rules, %" PRIu64
+				 " expected)",
+				 T_NAME, c.n, nb->cen.n);
+			state_free(nb->last);
+			nb->last = NULL;
+			return -ENOENT;
+		}
+	}
+	return 0;
 }
 
 static const struct weft_acl_backend_ops nft_ops = {

@@ -282,6 +282,20 @@ static int ep_name_qcmp(const void *a, const void *b)
 }
 
 /* Apply p (sorted first, as the contract wants programs). */
+/* After every apply and update the tests make, weft_acl_check() finds no
+ * drift: nft's census of the table's rules (kept from the kernel's echoes
+ * of its batches) matches a dump of the table; ipt's chains have the
+ * rules it left in them. */
+static void census_ok(const char *what, int r)
+{
+	if (r < 0)
+		return;
+	r = weft_acl_check(B);
+	if (r != 0)
+		fprintf(stderr, "  %s: weft_acl_check() after it: %s\n", what, strerror(-r));
+	CHECK_EQ_INT(r, 0);
+}
+
 static int apply(struct weft_acl_program *p, struct weft_acl_stats *st)
 {
 	struct weft_acl_stats local;
@@ -298,6 +312,7 @@ static int apply(struct weft_acl_program *p, struct weft_acl_stats *st)
 	if (r < 0)
 		fprintf(stderr, "  apply: %s (%d)\n", err ? err : "?", r);
 	free(err);
+	census_ok("apply", r);
 	return r;
 }
 
@@ -1231,6 +1246,7 @@ static int update(const struct weft_acl_change *c, struct weft_acl_stats *st)
 	if (r < 0)
 		fprintf(stderr, "  update: %s (%d)\n", err ? err : "?", r);
 	free(err);
+	census_ok("update", r);
 	return r;
 }
 
@@ -1612,6 +1628,53 @@ static void test_drift(void)
 	CHECK(st.full);
 	EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
 	CHECK_EQ_INT(weft_acl_check(B), 0);
+
+	/* Rules changed inside weft's chains: one added that lets everything
+	 * through, one deleted (ipt: found by the chains' rule counts). */
+	if (!streq(backend_name, "nft")) {
+		static const char *const edits[] = {
+			"iptables -I weft-forward -j ACCEPT",
+			"iptables -D weft-forward 1",
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(edits); i++) {
+			CHECK(sh("%s", edits[i]) == 0);
+			if (i == 0)
+				EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 through a rule added by hand");
+			CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+			CHECK_EQ_INT(apply(p, &st), 0);
+			CHECK(st.full);
+			EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
+		}
+	}
+	/* nft: one added that lets everything through, one deleted, one
+	 * replaced. Each is found and undone by the reload (one transaction:
+	 * the table is never missing). */
+	if (streq(backend_name, "nft")) {
+		static const char *const edits[] = {
+			"nft insert rule inet weft forward accept",
+			"nft delete rule inet weft forward handle $(nft -a list chain inet weft forward | "
+			"grep -m1 'ct state invalid' | sed 's/.*# handle //')",
+			"nft replace rule inet weft forward handle $(nft -a list chain inet weft forward | "
+			"grep -m1 'ct state invalid' | sed 's/.*# handle //') ct state invalid accept",
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(edits); i++) {
+			CHECK(sh("%s", edits[i]) == 0);
+			if (i == 0)
+				EXPECT(true, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 through a rule added by hand");
+			CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+			CHECK_EQ_INT(apply(p, &st), 0);
+			CHECK(st.full);
+			EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
+			CHECK(!fails("nft list chain inet weft forward | grep -q 'ct state invalid drop'"));
+		}
+		/* Another table's rules are not ours to watch. */
+		sh("nft add table inet weft-test-other && nft add chain inet weft-test-other c && "
+		   "nft add rule inet weft-test-other c accept");
+		CHECK_EQ_INT(weft_acl_check(B), 0);
+		sh("nft delete table inet weft-test-other");
+	}
 	weft_acl_program_free(p);
 }
 

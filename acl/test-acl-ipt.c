@@ -203,6 +203,8 @@ static int apply(struct weft_acl_program *p, struct weft_acl_stats *st)
 	if (r < 0)
 		fprintf(stderr, "  apply: %d %s\n", r, err ? err : "");
 	free(err);
+	if (r == 0) /* every chain of ours has the rules the apply left in it */
+		CHECK_EQ_INT(weft_acl_check(be), 0);
 	return r;
 }
 
@@ -527,6 +529,8 @@ static int update(const struct weft_acl_change *c, struct weft_acl_stats *st)
 	else if (getenv("WEFT_TEST_VERBOSE"))
 		fprintf(stderr, "  update: %.2f ms\n", (weft_now_ns() - t) / 1e6);
 	free(err);
+	if (r == 0) /* every chain of ours has the rules the update left in it */
+		CHECK_EQ_INT(weft_acl_check(be), 0);
 	return r;
 }
 

@@ -278,7 +278,7 @@ static double median(double *v, size_t n)
  * from the full load as a change (weft_acl_update(): what weftd does for
  * an endpoint event). */
 struct times {
-	double full, member, rule, member_upd, rule_upd;
+	double full, member, rule, member_upd, rule_upd, check;
 };
 
 static int updates(struct weft_acl_backend *b, size_t nrules, size_t nchains, size_t nmembers,
@@ -300,13 +300,25 @@ static int updates(struct weft_acl_backend *b, size_t nrules, size_t nchains, si
 	struct weft_acl_set_change sc_back = {.set = "wt4-members", .del = &extra, .n_del = 1};
 	struct weft_acl_change cm_back = {.sets = &sc_back, .n_sets = 1};
 	struct weft_acl_change cr_back = {.chains = &p0->chains[p0->n_chains - 2], .n_chains = 1};
-	double um[UPD_ROUNDS], ur[UPD_ROUNDS];
+	double um[UPD_ROUNDS], ur[UPD_ROUNDS], ck[5];
 
 	extra.ip.v4.s_addr = htonl(base + (uint32_t)nmembers);
 	(void)weft_acl_remove(b, &err);
 	if ((r = apply(b, p0, "full load", &t->full)) < 0 || (r = apply(b, p1, "add one member", &t->member)) < 0 ||
 	    (r = apply(b, p2, "add one rule", &t->rule)) < 0 || (r = apply(b, p0, "back to the start", &ms)) < 0)
 		goto out;
+	/* The drift check weftd makes every minute (nft: the table's rules
+	 * dumped and compared; ipt: both families' iptables-save). */
+	for (size_t i = 0; i < ARRAY_SIZE(ck); i++) {
+		double t0 = now_ms();
+
+		if ((r = weft_acl_check(b)) < 0) {
+			fprintf(stderr, "acl-bench: check: %s\n", strerror(-r));
+			goto out;
+		}
+		ck[i] = now_ms() - t0;
+	}
+	t->check = median(ck, ARRAY_SIZE(ck));
 	/* Updates take microseconds: the median of UPD_ROUNDS, each undone
 	 * (untimed) before the next. Members first, then rules: the kernel
 	 * frees what a commit replaced after the commit returns (RCU, a
@@ -435,7 +447,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("full_load_ms %.3f\nadd_member_ms %.3f\nadd_rule_ms %.3f\n", big.full, big.member, big.rule);
-		printf("upd_member_ms %.3f\nupd_rule_ms %.3f\n", big.member_upd, big.rule_upd);
+		printf("upd_member_ms %.3f\nupd_rule_ms %.3f\ncheck_ms %.3f\n", big.member_upd, big.rule_upd, big.check);
 		printf("small_full_load_ms %.3f\nsmall_add_member_ms %.3f\nsmall_add_rule_ms %.3f\n", small.full,
 		       small.member, small.rule);
 		printf("small_upd_member_ms %.3f\nsmall_upd_rule_ms %.3f\n", small.member_upd, small.rule_upd);

@@ -1106,10 +1106,11 @@ static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 
 	(void)s;
 	(void)now_ns;
-	/* Drift: the kernel lost what we programmed (e.g. `nft flush
-	 * ruleset`): the backend reloads everything on the next apply. */
+	/* Drift: the kernel lost or changed what we programmed (e.g. `nft
+	 * flush ruleset`, a rule added to or deleted from weft's table by
+	 * hand): the backend reloads everything on the next apply. */
 	if (weft_acl_check(a->backend) == -ENOENT) {
-		log_info("acl: drift: the %s ruleset is gone from the kernel; reloading it",
+		log_info("acl: drift: the %s ruleset is gone from the kernel or was changed there; reloading it",
 			 weft_acl_backend_name(a->backend));
 		weftd_metric_add(a->d->metrics, "weft_drift_repairs_total", "kind=\"acl\"", 1);
 		a->dirty = true;
