@@ -1540,6 +1540,7 @@ static void parse_save(const char *text, struct ipt_table *t)
 {
 	struct weft_buf *texts = NULL;
 	const char *s = text;
+	size_t last = 0;
 
 	while (*s) {
 		const char *nl = strchr(s, '\n');
@@ -1557,11 +1558,19 @@ static void parse_save(const char *text, struct ipt_table *t)
 			size_t cl = strcspn(ch, " ");
 
 			if (startswith(ch, "weft")) {
-				for (size_t i = 0; i < t->n; i++)
+				/* A chain's rules come one after another: try the
+				 * last one's chain first. */
+				for (size_t k = 0; k < t->n; k++) {
+					size_t i = k == 0 ? last : k - 1 < last ? k - 1 : k;
+
+					if (i >= t->n)
+						continue;
 					if (strlen(t->chains[i].name) == cl && strncmp(t->chains[i].name, ch, cl) == 0) {
 						weft_buf_printf(&texts[i], "%s\n", line);
+						last = i;
 						break;
 					}
+				}
 			} else if (strstr(line, " -j weft") || strstr(line, " -g weft")) {
 				t->hooks = wrealloc(t->hooks, (t->n_hooks + 1) * sizeof(char *));
 				t->hooks[t->n_hooks++] = wstrdup(line);

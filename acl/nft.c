@@ -230,6 +230,11 @@ struct nft_backend {
 	bool cen_ok; /* cen counts every rule of the table (no echo lost since the last full load) */
 	struct cen_ent *ce;
 	size_t n_ce, cap_ce, n_dead;
+	/* The ruleset generation (of the whole namespace: every commit by
+	 * anyone bumps it) that the last good check saw; none of our batches
+	 * since when gen_ok. */
+	uint32_t gen;
+	bool gen_ok;
 	uint32_t seq;
 	uint64_t pset_seq; /* the last port set number given out */
 	char *rbuf; /* NFT_RBUF_SIZE, for the kernel's answers */
@@ -2786,6 +2791,7 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 		return 0;
 	}
 	t0 = weft_now_ns();
+	nb->gen_ok = false;
 	r = batch_talk(nb, &b, errmsg, &lost);
 	st->apply_ns = weft_now_ns() - t0;
 	nb->seq = b.seq;
@@ -3524,16 +3530,52 @@ static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent 
  * adding, deleting, replacing or flushing rules in it makes the next
  * apply a full one (one transaction: the table is replaced, never
  * missing). Set elements and chains without rules are not compared. */
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+			*(uint32_t *)data = ntohl(mnl_attr_get_u32(a));
+	return MNL_CB_OK;
+}
+
+/* The namespace's nftables ruleset generation. */
+static int get_gen(struct nft_backend *nb, uint32_t *gen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, nb->seq++);
+	uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nb->nl);
+	ssize_t n;
+	int r;
+
+	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
+	if (n < 0)
+		return -errno;
+	r = mnl_cb_run(nb->rbuf, (size_t)n, seq, portid, gen_cb, gen);
+	return r < 0 ? -errno : 0;
+}
+
 static int nft_check(struct weft_acl_backend *base)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
-	uint32_t seq = nb->seq++, portid = mnl_socket_get_portid(nb->nl);
+	uint32_t seq, portid = mnl_socket_get_portid(nb->nl), gen = 0;
+	bool have_gen;
 	ssize_t n;
 	int r;
 
+	/* Nothing committed by anyone since the last good check (ours
+	 * included): nothing to compare. */
+	have_gen = get_gen(nb, &gen) == 0;
+	if (have_gen && nb->last && nb->gen_ok && gen == nb->gen)
+		return 0;
+	t = nftnl_table_alloc();
+	seq = nb->seq++;
 	if (!t)
 		abort();
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
@@ -3578,13 +3620,18 @@ static int nft_check(struct weft_acl_backend *base)
 			nb->n_dead = 0;
 			nb->cen = c;
 			nb->cen_ok = true;
+			nb->gen = gen;
+			nb->gen_ok = have_gen;
 		} else if (!census_eq(&c, &nb->cen)) {
-			log_info("nftables table %s: its rules were changed outside weft (%" PRIu64 " rules, %" PRIu64
-				 " expected)",
+			log_info("nftables table %s: its rules differ from what weft left there (%" PRIu64
+				 " rules, %" PRIu64 " left)",
 				 T_NAME, c.n, nb->cen.n);
 			state_free(nb->last);
 			nb->last = NULL;
 			return -ENOENT;
+		} else {
+			nb->gen = gen;
+			nb->gen_ok = have_gen;
 		}
 	}
 	return 0;
