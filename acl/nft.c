@@ -227,7 +227,8 @@ struct nft_backend {
 	/* NULL: the next apply replaces the whole table. */
 	struct state *last;
 	struct census cen;
-	bool cen_ok; /* cen counts every rule of the table (no echo lost since the last full load) */
+	bool cen_ok;     /* cen counts every rule of the table (no echo lost since the last full load) */
+	bool cen_reload; /* the census cannot be trusted and the table may hold others' changes: reload */
 	struct cen_ent *ce;
 	size_t n_ce, cap_ce, n_dead;
 	/* The ruleset generation (of the whole namespace: every commit by
@@ -2563,6 +2564,7 @@ static void census_reset(struct nft_backend *nb)
 	nb->cen = (struct census){0};
 	nb->n_ce = nb->n_dead = 0;
 	nb->cen_ok = true;
+	nb->cen_reload = false;
 }
 
 static struct cen_ent *census_find(struct nft_backend *nb, uint64_t handle, size_t *pos)
@@ -2595,7 +2597,9 @@ static void census_add(struct nft_backend *nb, const struct rule_id *id)
 	if (nb->n_ce && nb->ce[nb->n_ce - 1].handle >= id->handle) { /* not in handle order (never seen) */
 		e = census_find(nb, id->handle, &pos);
 		if (e) {
-			nb->cen_ok = false;
+			/* A handle given out twice: someone made the table
+			 * anew (its handles start again at 1). */
+			nb->cen_reload = true;
 			return;
 		}
 	}
@@ -2615,10 +2619,10 @@ static void census_del(struct nft_backend *nb, const struct rule_id *id)
 	size_t pos, w = 0;
 	struct cen_ent *e = census_find(nb, id->handle, &pos);
 
-	if (!e || !e->mix) {
-		nb->cen_ok = false;
+	/* A rule we never counted (someone else's, in a chain we flushed or
+	 * deleted): gone now, and the census still counts exactly ours. */
+	if (!e || !e->mix)
 		return;
-	}
 	census_fold(&nb->cen, e->mix, false);
 	e->mix = 0;
 	if (++nb->n_dead <= nb->n_ce / 2 + 64)
@@ -2645,6 +2649,19 @@ static void sockbuf_at_least(int fd, int opt, int force_opt, size_t want)
 		return;
 	if (setsockopt(fd, SOL_SOCKET, force_opt, &w, sizeof(w)) < 0)
 		setsockopt(fd, SOL_SOCKET, opt, &w, sizeof(w));
+}
+
+/* Read away whatever an earlier exchange left on the socket (an answer
+ * not read after an error, or the socket's overrun error itself). */
+static void drain(int fd, char *rbuf)
+{
+	for (;;) {
+		ssize_t n = recv(fd, rbuf, NFT_RBUF_SIZE, MSG_DONTWAIT);
+
+		if (n > 0 || (n < 0 && (errno == ENOBUFS || errno == EINTR)))
+			continue;
+		return;
+	}
 }
 
 /* Frame the batch, send it in one sendmsg and read the answers, which the
@@ -2682,8 +2699,7 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg, bo
 	if (b->n_echo)
 		sockbuf_at_least(fd, SO_RCVBUF, SO_RCVBUFFORCE, (1u << 20) + b->n_echo * 2048);
 	/* Anything left over from an earlier exchange is stale. */
-	while (recv(fd, rbuf, NFT_RBUF_SIZE, MSG_DONTWAIT) > 0)
-		;
+	drain(fd, rbuf);
 	sent = send(fd, b->buf, b->len, 0);
 	if (sent < 0)
 		return fail(errmsg, -errno, "nftables table %s: send batch of %zu bytes: %s", T_NAME, b->len,
@@ -2715,7 +2731,8 @@ static int batch_talk(struct nft_backend *nb, struct batch *b, char **errmsg, bo
 			const struct nlmsgerr *e;
 			uint32_t i = nlh->nlmsg_seq - b->seq0;
 
-			if (nlh->nlmsg_pid != portid)
+			/* Only answers to this batch's messages. */
+			if (nlh->nlmsg_pid != portid || i >= b->seq - b->seq0)
 				continue;
 			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
 				struct rule_id id;
@@ -2800,8 +2817,14 @@ static int run(struct nft_backend *nb, struct weft_acl_stats *st, char **errmsg,
 	 * rules echoed nothing; lost answers leave it unknown. */
 	if (r == 0 && b.fresh && !b.cen_reset)
 		census_reset(nb);
-	if (lost)
+	/* Lost echoes: after a full load, what the kernel has is ours (the
+	 * next check takes it as the reference); after a change, it may
+	 * hold others' changes too, so the next check reloads. */
+	if (lost) {
 		nb->cen_ok = false;
+		if (!b.fresh)
+			nb->cen_reload = true;
+	}
 	log_debug("nftables table %s: batch of %zu messages, %zu bytes: %s", T_NAME, b.n_info, b.len,
 		  r ? strerror(-r) : "ok");
 	batch_free(&b);
@@ -3460,113 +3483,166 @@ static int cen_ent_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* ... and, with ents, each rule's handle and mix (sorted by handle). */
-static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent **ents, size_t *n_ents)
-{
-	size_t cap = 0;
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct nlmsghdr *nlh;
-	uint32_t seq = nb->seq++, portid = mnl_socket_get_portid(nb->nl);
-	bool intr = false, done = false;
+struct gen_answer {
+	uint32_t gen;
+	bool found;
+};
 
-	if (!r)
-		abort();
-	*c = (struct census){0};
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	while (!done) {
-		ssize_t len = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
-		int n = (int)len;
-
-		if (len < 0)
-			return -errno;
-		for (nlh = (struct nlmsghdr *)nb->rbuf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-			struct rule_id id;
-
-			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
-				continue;
-			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
-				intr = true;
-			if (nlh->nlmsg_type == NLMSG_DONE) {
-				done = true;
-				break;
-			}
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-
-				if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
-					return -EIO;
-				return e->error ? e->error : -EIO;
-			}
-			if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE) &&
-			    rule_id_parse(nlh, &id)) {
-				uint64_t mix = rule_mix(&id);
-
-				census_fold(c, mix, true);
-				if (!ents)
-					continue;
-				if (*n_ents == cap) {
-					cap = cap ? cap * 2 : 1024;
-					*ents = wrealloc(*ents, cap * sizeof(**ents));
-				}
-				(*ents)[(*n_ents)++] = (struct cen_ent){id.handle, mix};
-			}
-		}
-	}
-	if (ents && *n_ents)
-		qsort(*ents, *n_ents, sizeof(**ents), cen_ent_cmp);
-	return intr ? -EAGAIN : 0;
-}
-
-/* Is what we programmed still in the kernel? The table must be there
- * (one GETTABLE with an ACK: the answer is the table, then the ACK, or an
- * error), and its rules those our batches left (their census, against a
- * dump): someone running `nft flush ruleset`, deleting the table, or
- * adding, deleting, replacing or flushing rules in it makes the next
- * apply a full one (one transaction: the table is replaced, never
- * missing). Set elements and chains without rules are not compared. */
 static int gen_cb(const struct nlmsghdr *nlh, void *data)
 {
+	struct gen_answer *g = data;
 	struct nlattr *a;
 
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN))
+		return MNL_CB_OK;
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
-		if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
-			*(uint32_t *)data = ntohl(mnl_attr_get_u32(a));
+		if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
+			g->gen = ntohl(mnl_attr_get_u32(a));
+			g->found = true;
+		}
 	return MNL_CB_OK;
+}
+
+/* Send one request (seq = nlh's) and read its answers until cb's
+ * MNL_CB_STOP, an ACK or an error, skipping anything else on the socket
+ * (answers to earlier requests). */
+static int ask(struct nft_backend *nb, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nb->nl);
+	int fd = mnl_socket_get_fd(nb->nl);
+
+	drain(fd, nb->rbuf);
+	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t len = recv(fd, nb->rbuf, NFT_RBUF_SIZE, 0);
+		const struct nlmsghdr *m = (const struct nlmsghdr *)nb->rbuf;
+		int n = (int)len;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (; mnl_nlmsg_ok(m, n); m = mnl_nlmsg_next(m, &n)) {
+			if (m->nlmsg_seq != seq || m->nlmsg_pid != portid)
+				continue;
+			if (m->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
+
+				if (mnl_nlmsg_get_payload_len(m) < sizeof(*e))
+					return -EIO;
+				return e->error; /* 0: the ACK */
+			}
+			if (m->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (cb && cb(m, data) == MNL_CB_STOP)
+				return 0;
+		}
+	}
 }
 
 /* The namespace's nftables ruleset generation. */
 static int get_gen(struct nft_backend *nb, uint32_t *gen)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, nb->seq++);
-	uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nb->nl);
-	ssize_t n;
-	int r;
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, nb->seq++);
+	struct gen_answer g = {0};
+	int r = ask(nb, nlh, gen_cb, &g);
 
-	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	n = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
-	if (n < 0)
-		return -errno;
-	r = mnl_cb_run(nb->rbuf, (size_t)n, seq, portid, gen_cb, gen);
-	return r < 0 ? -errno : 0;
+	if (r < 0)
+		return r;
+	if (!g.found)
+		return -EIO;
+	*gen = g.gen;
+	return 0;
 }
 
+struct dump_ctx {
+	struct census c;
+	struct cen_ent **ents; /* or NULL */
+	size_t *n_ents, cap;
+	bool intr;
+};
+
+static int dump_rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct dump_ctx *d = data;
+	struct rule_id id;
+	uint64_t mix;
+
+	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+		d->intr = true;
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE) || !rule_id_parse(nlh, &id))
+		return MNL_CB_OK;
+	mix = rule_mix(&id);
+	census_fold(&d->c, mix, true);
+	if (d->ents) {
+		if (*d->n_ents == d->cap) {
+			d->cap = d->cap ? d->cap * 2 : 1024;
+			*d->ents = wrealloc(*d->ents, d->cap * sizeof(**d->ents));
+		}
+		(*d->ents)[(*d->n_ents)++] = (struct cen_ent){id.handle, mix};
+	}
+	return MNL_CB_OK;
+}
+
+/* The census of the table's rules as the kernel has them: a dump of the
+ * table's rules (chain, handle and expressions of each); with ents, also
+ * each rule's handle and mix (sorted by handle). A dump the ruleset
+ * changed under (the kernel marks it NLM_F_DUMP_INTR) is taken again, up
+ * to 3 times; then -EAGAIN. */
+static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent **ents, size_t *n_ents)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		struct dump_ctx d = {.ents = ents, .n_ents = n_ents};
+		struct nlmsghdr *nlh;
+		int err;
+
+		if (!r)
+			abort();
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nb->seq++);
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, T_NAME);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+		if (ents) {
+			free(*ents);
+			*ents = NULL;
+			*n_ents = 0;
+		}
+		err = ask(nb, nlh, dump_rule_cb, &d);
+		if (err < 0)
+			return err;
+		if (d.intr)
+			continue;
+		if (ents && *n_ents)
+			qsort(*ents, *n_ents, sizeof(**ents), cen_ent_cmp);
+		*c = d.c;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Is what we programmed still in the kernel? The table must be there,
+ * and its rules those our batches left (their census, against a dump):
+ * someone running `nft flush ruleset`, deleting the table, or adding,
+ * deleting, replacing or flushing rules in it makes the next apply a full
+ * one (one transaction: the table is replaced, never missing). Set
+ * elements are not compared. Returns 0, -ENOENT (then the next apply is
+ * a full one) or another negative errno (nothing known). */
 static int nft_check(struct weft_acl_backend *base)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
-	uint32_t seq, portid = mnl_socket_get_portid(nb->nl), gen = 0;
+	struct cen_ent *ents = NULL;
+	size_t n_ents = 0;
+	struct census c;
+	uint32_t gen = 0;
 	bool have_gen;
-	ssize_t n;
 	int r;
 
 	/* Nothing committed by anyone since the last good check (ours
@@ -3575,66 +3651,53 @@ static int nft_check(struct weft_acl_backend *base)
 	if (have_gen && nb->last && nb->gen_ok && gen == nb->gen)
 		return 0;
 	t = nftnl_table_alloc();
-	seq = nb->seq++;
 	if (!t)
 		abort();
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, nb->seq++);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, T_NAME);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	if (mnl_socket_sendto(nb->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(nb->nl, nb->rbuf, NFT_RBUF_SIZE);
-		if (n < 0)
-			return -errno;
-		r = mnl_cb_run(nb->rbuf, (size_t)n, seq, portid, NULL, NULL);
-	} while (r > 0);
-	if (r < 0 && errno == ENOENT) {
-		state_free(nb->last);
-		nb->last = NULL;
-		return -ENOENT;
+	r = ask(nb, nlh, NULL, NULL);
+	if (r == -ENOENT)
+		goto gone;
+	if (r < 0 || !nb->last)
+		return r;
+	if (nb->cen_reload) {
+		log_info("nftables table %s: its rules are not known for sure (answers to a change were lost, or "
+			 "the table was made anew)",
+			 T_NAME);
+		goto gone;
 	}
-	if (r < 0)
-		return -errno;
-	if (nb->last) {
-		struct cen_ent *ents = NULL;
-		size_t n_ents = 0;
-		struct census c;
-
-		/* Our own echoes were lost: what is there now is the
-		 * reference from here on. */
-		r = dump_census(nb, &c, nb->cen_ok ? NULL : &ents, &n_ents);
-		if (r < 0 || nb->cen_ok)
-			free(ents);
-		if (r == -EAGAIN)
-			return 0; /* changing right now: the next check sees it */
-		if (r < 0)
-			return r;
-		if (!nb->cen_ok) {
-			log_debug("nftables table %s: rule census taken from the kernel (%" PRIu64 " rules)", T_NAME,
-				  c.n);
-			free(nb->ce);
-			nb->ce = ents;
-			nb->n_ce = nb->cap_ce = n_ents;
-			nb->n_dead = 0;
-			nb->cen = c;
-			nb->cen_ok = true;
-			nb->gen = gen;
-			nb->gen_ok = have_gen;
-		} else if (!census_eq(&c, &nb->cen)) {
-			log_info("nftables table %s: its rules differ from what weft left there (%" PRIu64
-				 " rules, %" PRIu64 " left)",
-				 T_NAME, c.n, nb->cen.n);
-			state_free(nb->last);
-			nb->last = NULL;
-			return -ENOENT;
-		} else {
-			nb->gen = gen;
-			nb->gen_ok = have_gen;
-		}
+	/* Our own echoes were lost during a full load: what is there now is
+	 * the reference from here on. */
+	r = dump_census(nb, &c, nb->cen_ok ? NULL : &ents, &n_ents);
+	if (r < 0) {
+		free(ents);
+		return r == -EAGAIN ? 0 : r; /* changing all the time: the next check sees it */
 	}
+	if (!nb->cen_ok) {
+		log_debug("nftables table %s: rule census taken from the kernel (%" PRIu64 " rules)", T_NAME, c.n);
+		free(nb->ce);
+		nb->ce = ents;
+		nb->n_ce = nb->cap_ce = n_ents;
+		nb->n_dead = 0;
+		nb->cen = c;
+		nb->cen_ok = true;
+	} else if (!census_eq(&c, &nb->cen)) {
+		log_info("nftables table %s: its rules differ from what weft left there (%" PRIu64 " rules, %" PRIu64
+			 " left)",
+			 T_NAME, c.n, nb->cen.n);
+		goto gone;
+	}
+	nb->gen = gen;
+	nb->gen_ok = have_gen;
 	return 0;
+
+gone:
+	state_free(nb->last);
+	nb->last = NULL;
+	nb->gen_ok = false;
+	return -ENOENT;
 }
 
 static const struct weft_acl_backend_ops nft_ops = {

@@ -1669,6 +1669,27 @@ static void test_drift(void)
 			EXPECT(false, tcp(&pod_c, &pod_b, false, 22), "C->B tcp 22 denied again after the reload");
 			CHECK(!fails("nft list chain inet weft forward | grep -q 'ct state invalid drop'"));
 		}
+		/* Two rules by hand, one in a chain weft then deletes: its
+		 * deletion comes back among weft's own (a rule weft never
+		 * counted, gone now); the other one is still found. */
+		{
+			struct weft_acl_program *q = classic();
+			char *err = NULL;
+
+			add_chain(q, "wpi-extra", WEFT_ACL_CHAIN_PROFILE, true);
+			add_rule(q, "wpi-extra", WEFT_ACL_DENY);
+			CHECK_EQ_INT(apply(q, &st), 0);
+			CHECK(sh("nft add rule inet weft wpi-extra accept && nft add rule inet weft output accept") == 0);
+			CHECK_EQ_INT(weft_acl_apply(B, p, &st, &err), 0); /* wpi-extra goes, with both its rules */
+			free(err);
+			CHECK(!st.full);
+			CHECK(fails("nft list chain inet weft wpi-extra"));
+			CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+			CHECK_EQ_INT(apply(p, &st), 0);
+			CHECK(st.full);
+			CHECK(fails("nft list chain inet weft output | grep -q '^[[:space:]]*accept$'"));
+			weft_acl_program_free(q);
+		}
 		/* Another table's rules are not ours to watch. */
 		sh("nft add table inet weft-test-other && nft add chain inet weft-test-other c && "
 		   "nft add rule inet weft-test-other c accept");

@@ -1103,13 +1103,17 @@ static int on_retry(struct weft_source *s, int64_t now_ns, void *userdata)
 static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 {
 	struct weftd_acl *a = userdata;
+	int r;
 
 	(void)s;
 	(void)now_ns;
 	/* Drift: the kernel lost or changed what we programmed (e.g. `nft
 	 * flush ruleset`, a rule added to or deleted from weft's table by
 	 * hand): the backend reloads everything on the next apply. */
-	if (weft_acl_check(a->backend) == -ENOENT) {
+	r = weft_acl_check(a->backend);
+	if (r < 0 && r != -ENOENT)
+		log_warn("acl: drift check: %s (nothing known; the next check tries again)", strerror(-r));
+	if (r == -ENOENT) {
 		log_info("acl: drift: the %s ruleset is gone from the kernel or was changed there; reloading it",
 			 weft_acl_backend_name(a->backend));
 		weftd_metric_add(a->d->metrics, "weft_drift_repairs_total", "kind=\"acl\"", 1);
