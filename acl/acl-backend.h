@@ -28,4 +28,9 @@ struct weft_acl_backend {
 	const struct weft_acl_backend_ops *ops;
 };
 
+/* The namespace's nftables ruleset generation, bumped by every nftables
+ * commit (iptables-nft's too), asked over a socket of its own (acl/nft.c).
+ * Returns 0 or a negative errno. */
+int weft_acl_nft_gen(uint32_t *gen);
+
 #endif

@@ -1513,6 +1513,12 @@ struct ipt_backend {
 	char *restore[2], *save[2]; /* tool paths per family */
 	bool have_state;            /* st is what the kernel holds */
 	struct ipt_state st;
+	/* For the drift check: do the tools write nftables (iptables-nft:
+	 * -1 not known yet, 0 legacy, 1 nf_tables), and the nftables ruleset
+	 * generation the last good check saw (gen_ok: no restore since). */
+	int nft_tools;
+	uint32_t gen;
+	bool gen_ok;
 };
 
 static int restore(struct ipt_backend *ib, int fi, const char *input, char **errmsg)
@@ -1522,6 +1528,7 @@ static int restore(struct ipt_backend *ib, int fi, const char *input, char **err
 	int r;
 
 	log_debug("acl ipt: %s input:\n%s", ib->restore[fi], input);
+	ib->gen_ok = false;
 	r = run(argv, input, strlen(input), NULL, &err);
 	if (r < 0) {
 		seterr(errmsg, wasprintf("cannot run %s: %s", ib->restore[fi], strerror(-r)));
@@ -3571,9 +3578,26 @@ static bool chains_as_left(const struct ipt_table *ours, const struct ipt_table 
 static int ipt_check(struct weft_acl_backend *b)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
+	uint32_t gen = 0;
+	bool have_gen = false;
 
 	if (!ib->have_state)
 		return 0;
+	/* iptables-nft: nothing committed by anyone since the last good
+	 * check (our restores included) means nothing to compare. Legacy
+	 * iptables has no such generation. */
+	if (ib->nft_tools < 0) {
+		char *argv[] = {ib->save[0], (char *)"--version", NULL};
+		_cleanup_free_ char *out = NULL, *err = NULL;
+
+		if (run(argv, NULL, 0, &out, &err) == 0)
+			ib->nft_tools = out && strstr(out, "nf_tables") ? 1 : 0;
+	}
+	if (ib->nft_tools == 1) {
+		have_gen = weft_acl_nft_gen(&gen) == 0;
+		if (have_gen && ib->gen_ok && gen == ib->gen)
+			return 0;
+	}
 	for (int fi = 0; fi < 2; fi++) {
 		char *argv[] = {ib->save[fi], (char *)"-t", (char *)"filter", NULL};
 		_cleanup_free_ char *out = NULL, *err = NULL;
@@ -3611,6 +3635,8 @@ static int ipt_check(struct weft_acl_backend *b)
 			}
 		}
 	}
+	ib->gen = gen;
+	ib->gen_ok = have_gen;
 	return 0;
 }
 
@@ -3661,6 +3687,7 @@ int weft_acl_ipt_open(const char *iptables, struct weft_acl_backend **out, char 
 	v6 = wasprintf("%.*sip6%s", (int)(base - v4), v4, base + 2);
 	ib = wcalloc(1, sizeof(*ib));
 	ib->base.ops = &ipt_ops;
+	ib->nft_tools = -1;
 	for (int fi = 0; fi < 2; fi++) {
 		const char *tool = fi ? v6 : v4;
 		_cleanup_free_ char *rn = wasprintf("%s-restore", tool), *sn = wasprintf("%s-save", tool);

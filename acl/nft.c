@@ -131,6 +131,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
+#include <time.h>
 #include <net/if_arp.h>
 #include <sys/socket.h>
 
@@ -3556,6 +3557,42 @@ static int get_gen(struct nft_backend *nb, uint32_t *gen)
 		return -EIO;
 	*gen = g.gen;
 	return 0;
+}
+
+int weft_acl_nft_gen(uint32_t *gen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = weft_nl_netfilter_open();
+	struct nlmsghdr *nlh;
+	struct gen_answer g = {0};
+	uint32_t seq = (uint32_t)time(NULL);
+	int r;
+
+	if (!nl)
+		return -errno;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, seq);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	do {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+
+		if (n < 0) {
+			r = errno == EINTR ? 1 : -errno;
+			continue;
+		}
+		r = mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), gen_cb, &g);
+		if (r < 0)
+			r = -errno;
+	} while (r > 0);
+	if (r == 0 && !g.found)
+		r = -EIO;
+	if (r == 0)
+		*gen = g.gen;
+out:
+	mnl_socket_close(nl);
+	return r;
 }
 
 struct dump_ctx {
