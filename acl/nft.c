@@ -3543,22 +3543,6 @@ static int ask(struct nft_backend *nb, struct nlmsghdr *nlh, mnl_cb_t cb, void *
 	}
 }
 
-/* The namespace's nftables ruleset generation. */
-static int get_gen(struct nft_backend *nb, uint32_t *gen)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, nb->seq++);
-	struct gen_answer g = {0};
-	int r = ask(nb, nlh, gen_cb, &g);
-
-	if (r < 0)
-		return r;
-	if (!g.found)
-		return -EIO;
-	*gen = g.gen;
-	return 0;
-}
-
 int weft_acl_nft_gen(uint32_t *gen)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -3662,13 +3646,137 @@ static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent 
 	return -EAGAIN;
 }
 
+/* A set member's mix (never 0): its key bytes. */
+static uint64_t elem_mix(const void *key, size_t len)
+{
+	uint64_t m = weft_fnv1a(key, len, 0xcbf29ce484222325ULL);
+
+	m = (m ^ (m >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	m = (m ^ (m >> 27)) * 0x94d049bb133111ebULL;
+	m ^= m >> 31;
+	return m ? m : 1;
+}
+
+/* The census of program set i's members as the state has them (a hash
+ * set: one element per member, its address as the key): the elements,
+ * less the pending removals, plus the pending additions (struct ovl). */
+static void set_census_state(const struct state *st, size_t i, struct census *c)
+{
+	const struct weft_acl_set *s = &st->prog->sets[i];
+	const struct ovl *ov = st->ov ? &st->ov[i] : NULL;
+	size_t len = s->family == AF_INET ? 4 : 16;
+
+	*c = (struct census){0};
+	for (size_t k = 0; k < s->n_elems; k++)
+		census_fold(c, elem_mix(s->elems[k].ip.bytes, len), true);
+	for (size_t k = 0; ov && k < ov->n_del; k++)
+		census_fold(c, elem_mix(ov->del[k].ip.bytes, len), false);
+	for (size_t k = 0; ov && k < ov->n_add; k++)
+		census_fold(c, elem_mix(ov->add[k].ip.bytes, len), true);
+}
+
+struct elem_dump {
+	struct census c;
+	bool intr;
+};
+
+/* One NFTA_LIST_ELEM of a GETSETELEM answer: its key's bytes. */
+static void elem_fold(const struct nlattr *el, struct elem_dump *d)
+{
+	const struct nlattr *a, *v;
+
+	mnl_attr_for_each_nested(a, el) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_KEY)
+			continue;
+		mnl_attr_for_each_nested(v, a)
+			if (mnl_attr_get_type(v) == NFTA_DATA_VALUE)
+				census_fold(&d->c, elem_mix(mnl_attr_get_payload(v), mnl_attr_get_payload_len(v)),
+					    true);
+	}
+}
+
+static int dump_elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct elem_dump *d = data;
+	const struct nlattr *a, *el;
+
+	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+		d->intr = true;
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM))
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a)
+			elem_fold(el, d);
+	}
+	return MNL_CB_OK;
+}
+
+/* The census of a set's elements as the kernel has them (a dump of the
+ * set; taken again, up to 3 times, when the ruleset changed under it). */
+static int dump_set_census(struct nft_backend *nb, const char *set, struct census *c)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct nftnl_set *ks = nftnl_set_alloc();
+		struct elem_dump d = {0};
+		struct nlmsghdr *nlh;
+		int err;
+
+		if (!ks)
+			abort();
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, nb->seq++);
+		nftnl_set_set_str(ks, NFTNL_SET_TABLE, T_NAME);
+		nftnl_set_set_str(ks, NFTNL_SET_NAME, set);
+		nftnl_set_elems_nlmsg_build_payload(nlh, ks);
+		nftnl_set_free(ks);
+		err = ask(nb, nlh, dump_elem_cb, &d);
+		if (err < 0)
+			return err;
+		if (d.intr)
+			continue;
+		*c = d.c;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Have the program's hash sets (tags, selectors: host addresses) the
+ * members we left in them? 0, 1 when one differs, or a negative errno.
+ * Interval sets (prefix members) and port sets are not compared. */
+static int sets_differ(struct nft_backend *nb)
+{
+	const struct state *st = nb->last;
+
+	for (size_t i = 0; i < st->prog->n_sets; i++) {
+		struct census want, got;
+		int r;
+
+		if (st->iv[i])
+			continue;
+		r = dump_set_census(nb, st->prog->sets[i].name, &got);
+		if (r < 0)
+			return r;
+		set_census_state(st, i, &want);
+		if (!census_eq(&got, &want)) {
+			log_info("nftables table %s: set %s has other members than weft left there (%" PRIu64
+				 ", %" PRIu64 " left)",
+				 T_NAME, st->prog->sets[i].name, got.n, want.n);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Is what we programmed still in the kernel? The table must be there,
- * and its rules those our batches left (their census, against a dump):
- * someone running `nft flush ruleset`, deleting the table, or adding,
- * deleting, replacing or flushing rules in it makes the next apply a full
- * one (one transaction: the table is replaced, never missing). Set
- * elements are not compared. Returns 0, -ENOENT (then the next apply is
- * a full one) or another negative errno (nothing known). */
+ * its rules those our batches left (their census, against a dump) and
+ * the program's hash sets the members we left: someone running `nft
+ * flush ruleset`, deleting the table, adding, deleting, replacing or
+ * flushing rules in it, or adding or deleting a tag's member makes the
+ * next apply a full one (one transaction: the table is replaced, never
+ * missing). Returns 0, -ENOENT (then the next apply is a full one) or
+ * another negative errno (nothing known). */
 static int nft_check(struct weft_acl_backend *base)
 {
 	struct nft_backend *nb = (struct nft_backend *)base;
@@ -3684,7 +3792,7 @@ static int nft_check(struct weft_acl_backend *base)
 
 	/* Nothing committed by anyone since the last good check (ours
 	 * included): nothing to compare. */
-	have_gen = get_gen(nb, &gen) == 0;
+	have_gen = weft_acl_nft_gen(&gen) == 0;
 	if (have_gen && nb->last && nb->gen_ok && gen == nb->gen)
 		return 0;
 	t = nftnl_table_alloc();
@@ -3726,6 +3834,11 @@ static int nft_check(struct weft_acl_backend *base)
 			 T_NAME, c.n, nb->cen.n);
 		goto gone;
 	}
+	r = sets_differ(nb);
+	if (r > 0)
+		goto gone;
+	if (r < 0)
+		return r == -EAGAIN ? 0 : r;
 	nb->gen = gen;
 	nb->gen_ok = have_gen;
 	return 0;

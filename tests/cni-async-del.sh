@@ -84,11 +84,19 @@ check "no pod eth0 left" sh -c "for i in \$(seq 0 $((N - 1))); do ip -n ${WC}q\$
 
 # --- SIGTERM with teardowns queued ---------------------------------------------
 check "$N ADDs again" many ADD 0 $((N - 1))
+# DELs back to back, then SIGTERM right away: teardowns are usually still
+# queued (on a loaded machine the worker may have caught up: then the log
+# says nothing of a queue, and what is checked is that nothing is left).
 many DEL 0 $((N - 1)) >/dev/null
 stop_weftd n1
 check "SIGTERM: weftd finished the queued teardowns (no weft link but the peer's)" \
 	sh -c "test \"\$(ip -n ${WC}n1 -o link show | grep -c ': wf')\" = 1"
-check "SIGTERM: exit logged the queue" grep -q "queued teardown" "$T/weftd-n1.log"
+queued=$(sed -n 's/.*finishing \([0-9]*\) queued teardown(s) before exiting.*/\1/p' "$T/weftd-n1.log" | tail -1)
+if [ -n "$queued" ]; then
+	check "SIGTERM: the $queued queued teardown(s) logged as finished" grep -q "$queued queued teardown(s) finished" "$T/weftd-n1.log"
+else
+	echo "     (no teardown was queued any more at SIGTERM)"
+fi
 
 # --- crash (SIGKILL) with teardowns queued: the start-up sweep cleans up --------
 start_weftd n1 || { fail "weftd restart"; finish; }
