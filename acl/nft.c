@@ -3755,10 +3755,22 @@ static int sets_differ(struct nft_backend *nb)
 
 		if (st->iv[i])
 			continue;
-		r = dump_set_census(nb, st->prog->sets[i].name, &got);
-		if (r < 0)
-			return r;
 		set_census_state(st, i, &want);
+		/* A hash set's dump walks its hash table, which the kernel may
+		 * be resizing after many members came or went: the walk can
+		 * then see a member twice and miss another. A difference
+		 * counts only when it stays over a few dumps. */
+		for (int attempt = 0; attempt < 4; attempt++) {
+			if (attempt)
+				nanosleep(&(struct timespec){.tv_nsec = 25 * 1000 * 1000}, NULL);
+			r = dump_set_census(nb, st->prog->sets[i].name, &got);
+			if (r < 0)
+				return r;
+			if (census_eq(&got, &want))
+				break;
+			log_debug("nftables table %s: set %s: dump %d differs (%" PRIu64 " members, %" PRIu64 " left)",
+				  T_NAME, st->prog->sets[i].name, attempt + 1, got.n, want.n);
+		}
 		if (!census_eq(&got, &want)) {
 			log_info("nftables table %s: set %s has other members than weft left there (%" PRIu64
 				 ", %" PRIu64 " left)",

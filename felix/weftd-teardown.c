@@ -72,6 +72,7 @@ struct weftd_td {
 	size_t npending;            /* loop only */
 	weftd_td_done_fn on_done;
 	void *userdata;
+	int delay_ms; /* WEFT_TEARDOWN_DELAY_MS, for tests: a slow kernel */
 
 	struct {
 		pthread_mutex_t lock;
@@ -136,6 +137,10 @@ static void *worker(void *arg)
 			break; /* stop, and nothing left to do */
 		j = take(td);
 		pthread_mutex_unlock(&td->shared.lock);
+		if (td->delay_ms > 0)
+			nanosleep(&(struct timespec){.tv_sec = td->delay_ms / 1000,
+						     .tv_nsec = (long)(td->delay_ms % 1000) * 1000000},
+				  NULL);
 
 		/* Slow part, without the lock: the loop can queue meanwhile.
 		 * Already gone (ENODEV: the runtime deleted the pod netns and
@@ -211,10 +216,17 @@ int weftd_td_start(struct weft_loop *loop, weftd_td_done_fn on_done, void *userd
 	sigset_t all, old;
 	int r;
 
+	const char *delay = getenv("WEFT_TEARDOWN_DELAY_MS");
+	int64_t ms;
+
 	td->loop = loop;
 	td->on_done = on_done;
 	td->userdata = userdata;
 	td->next_id = 1;
+	/* Tests make teardowns slow to have some queued at exit or at a
+	 * crash (a real teardown is a few ms). */
+	if (delay && weft_parse_int64(delay, 0, 1000, &ms) == 0)
+		td->delay_ms = (int)ms;
 	td->shared.todo_tail = &td->shared.todo_head;
 	td->shared.done_tail = &td->shared.done_head;
 	pthread_mutex_init(&td->shared.lock, NULL);
