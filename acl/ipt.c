@@ -3587,11 +3587,14 @@ static int ipt_check(struct weft_acl_backend *b)
 	 * check (our restores included) means nothing to compare. Legacy
 	 * iptables has no such generation. */
 	if (ib->nft_tools < 0) {
-		char *argv[] = {ib->save[0], (char *)"--version", NULL};
-		_cleanup_free_ char *out = NULL, *err = NULL;
+		ib->nft_tools = 1; /* both families' tools must say nf_tables */
+		for (int fi = 0; fi < 2; fi++) {
+			char *argv[] = {ib->save[fi], (char *)"--version", NULL};
+			_cleanup_free_ char *out = NULL, *err = NULL;
 
-		if (run(argv, NULL, 0, &out, &err) == 0)
-			ib->nft_tools = out && strstr(out, "nf_tables") ? 1 : 0;
+			if (run(argv, NULL, 0, &out, &err) != 0 || !out || !strstr(out, "nf_tables"))
+				ib->nft_tools = 0;
+		}
 	}
 	if (ib->nft_tools == 1) {
 		have_gen = weft_acl_nft_gen(&gen) == 0;

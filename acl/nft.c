@@ -3535,8 +3535,8 @@ static int ask(struct nft_backend *nb, struct nlmsghdr *nlh, mnl_cb_t cb, void *
 					return -EIO;
 				return e->error; /* 0: the ACK */
 			}
-			if (m->nlmsg_type == NLMSG_DONE)
-				return 0;
+			if (m->nlmsg_type == NLMSG_DONE) /* carries the dump's error, if any */
+				return mnl_nlmsg_get_payload_len(m) >= sizeof(int) ? *(int *)mnl_nlmsg_get_payload(m) : 0;
 			if (cb && cb(m, data) == MNL_CB_STOP)
 				return 0;
 		}
@@ -3684,15 +3684,22 @@ struct elem_dump {
 static void elem_fold(const struct nlattr *el, struct elem_dump *d)
 {
 	const struct nlattr *a, *v;
+	bool key = false;
 
 	mnl_attr_for_each_nested(a, el) {
 		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_KEY)
 			continue;
 		mnl_attr_for_each_nested(v, a)
-			if (mnl_attr_get_type(v) == NFTA_DATA_VALUE)
+			if (mnl_attr_get_type(v) == NFTA_DATA_VALUE) {
 				census_fold(&d->c, elem_mix(mnl_attr_get_payload(v), mnl_attr_get_payload_len(v)),
 					    true);
+				key = true;
+			}
 	}
+	/* An element without a key (a catch-all, matching anything) is
+	 * never one of ours: it must still count. */
+	if (!key)
+		census_fold(&d->c, 1, true);
 }
 
 static int dump_elem_cb(const struct nlmsghdr *nlh, void *data)
@@ -3847,7 +3854,7 @@ static int nft_check(struct weft_acl_backend *base)
 		goto gone;
 	}
 	r = sets_differ(nb);
-	if (r > 0)
+	if (r > 0 || r == -ENOENT) /* a set of ours gone counts as drift too */
 		goto gone;
 	if (r < 0)
 		return r == -EAGAIN ? 0 : r;
