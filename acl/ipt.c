@@ -1764,14 +1764,45 @@ static const struct ipset_type *ips_type(struct ips *c, int family, char **errms
 }
 
 /* The fields every create sets. */
-static void ips_create_head(struct ips *c, const char *name, const char *typename, uint8_t family,
-			    const struct ipset_type *t)
+/* Create set name of type t with two more options (e.g. maxelem and
+ * hashsize, or the port range). */
+static int ips_create_set(struct ips *c, const char *name, const char *typename, uint8_t family,
+			  const struct ipset_type *t, enum ipset_opt o1, const void *v1, enum ipset_opt o2,
+			  const void *v2, char **errmsg)
 {
 	ips_exist(c, false);
 	ipset_session_data_set(c->s, IPSET_SETNAME, name);
 	ipset_session_data_set(c->s, IPSET_OPT_TYPENAME, typename);
 	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &family);
 	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ipset_session_data_set(c->s, o1, v1);
+	ipset_session_data_set(c->s, o2, v2);
+	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
+		return ips_fail(c, "create", name, errmsg);
+	return 0;
+}
+
+/* One element added to or deleted from set name (batched: sent by
+ * ips_elems_commit()), given by two options (address and prefix length,
+ * or the first and last port). */
+static int ips_elem(struct ips *c, enum ipset_cmd cmd, const char *name, const struct ipset_type *t, uint8_t family,
+		    enum ipset_opt o1, const void *v1, enum ipset_opt o2, const void *v2, char **errmsg)
+{
+	ipset_session_data_set(c->s, IPSET_SETNAME, name);
+	ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
+	ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &family);
+	ipset_session_data_set(c->s, o1, v1);
+	ipset_session_data_set(c->s, o2, v2);
+	if (ipset_cmd(c->s, cmd, ++c->lineno) < 0)
+		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	return 0;
+}
+
+static int ips_elems_commit(struct ips *c, enum ipset_cmd cmd, const char *name, char **errmsg)
+{
+	if (ipset_commit(c->s) < 0)
+		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+	return 0;
 }
 
 static uint32_t pow2_at_least(uint64_t n)
@@ -1796,12 +1827,8 @@ static int ips_create(struct ips *c, const char *name, int family, uint32_t maxe
 
 	if (!t)
 		return -EIO;
-	ips_create_head(c, name, IPT_SET_TYPE, f, t);
-	ipset_session_data_set(c->s, IPSET_OPT_MAXELEM, &maxelem);
-	ipset_session_data_set(c->s, IPSET_OPT_HASHSIZE, &hashsize);
-	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
-		return ips_fail(c, "create", name, errmsg);
-	return 0;
+	return ips_create_set(c, name, IPT_SET_TYPE, f, t, IPSET_OPT_MAXELEM, &maxelem, IPSET_OPT_HASHSIZE, &hashsize,
+			      errmsg);
 }
 
 /* Destroy a set; a set just unreferenced by iptables-nft may stay busy
@@ -1840,18 +1867,12 @@ static int ips_elems(struct ips *c, enum ipset_cmd cmd, const char *name, int fa
 		return -EIO;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t cidr = (uint8_t)e[i].prefixlen;
+		int r = ips_elem(c, cmd, name, t, f, IPSET_OPT_IP, e[i].ip.bytes, IPSET_OPT_CIDR, &cidr, errmsg);
 
-		ipset_session_data_set(c->s, IPSET_SETNAME, name);
-		ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
-		ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-		ipset_session_data_set(c->s, IPSET_OPT_IP, e[i].ip.bytes);
-		ipset_session_data_set(c->s, IPSET_OPT_CIDR, &cidr);
-		if (ipset_cmd(c->s, cmd, ++c->lineno) < 0)
-			return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+		if (r < 0)
+			return r;
 	}
-	if (ipset_commit(c->s) < 0)
-		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
-	return 0;
+	return ips_elems_commit(c, cmd, name, errmsg);
 }
 
 /* Port sets: bitmap:port over every port (8 KiB each), no family (one
@@ -1870,12 +1891,8 @@ static int ips_create_ports(struct ips *c, const char *name, char **errmsg)
 
 	if (!t)
 		return -EIO;
-	ips_create_head(c, name, IPT_PSET_TYPE, NFPROTO_UNSPEC, t);
-	ipset_session_data_set(c->s, IPSET_OPT_PORT_FROM, &from);
-	ipset_session_data_set(c->s, IPSET_OPT_PORT_TO, &to);
-	if (ipset_cmd(c->s, IPSET_CMD_CREATE, 0) < 0)
-		return ips_fail(c, "create", name, errmsg);
-	return 0;
+	return ips_create_set(c, name, IPT_PSET_TYPE, NFPROTO_UNSPEC, t, IPSET_OPT_PORT_FROM, &from, IPSET_OPT_PORT_TO,
+			      &to, errmsg);
 }
 
 /* Add or delete port ranges. */
@@ -1889,18 +1906,12 @@ static int ips_ports(struct ips *c, enum ipset_cmd cmd, const char *name, const 
 		return -EIO;
 	for (size_t i = 0; i < n; i++) {
 		uint16_t lo = pr[i].lo, hi = pr[i].hi;
+		int r = ips_elem(c, cmd, name, t, f, IPSET_OPT_PORT, &lo, IPSET_OPT_PORT_TO, &hi, errmsg);
 
-		ipset_session_data_set(c->s, IPSET_SETNAME, name);
-		ipset_session_data_set(c->s, IPSET_OPT_TYPE, t);
-		ipset_session_data_set(c->s, IPSET_OPT_FAMILY, &f);
-		ipset_session_data_set(c->s, IPSET_OPT_PORT, &lo);
-		ipset_session_data_set(c->s, IPSET_OPT_PORT_TO, &hi);
-		if (ipset_cmd(c->s, cmd, ++c->lineno) < 0)
-			return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
+		if (r < 0)
+			return r;
 	}
-	if (ipset_commit(c->s) < 0)
-		return ips_fail(c, cmd == IPSET_CMD_ADD ? "add" : "del", name, errmsg);
-	return 0;
+	return ips_elems_commit(c, cmd, name, errmsg);
 }
 
 /* The ports of a not in b (both sorted, disjoint), as ranges. */
