@@ -102,8 +102,8 @@
  *
  * Drift (nft_check()): every rule weft adds or deletes is echoed by the
  * kernel, and a census of the table's rules (struct census) follows the
- * echoes; a check compares it, and the program's hash sets' members, with
- * a dump, unless the ruleset's generation shows no commit since the last
+ * echoes; a check compares it, and every named set's and map's elements
+ * (sets_wanted()), with a dump, unless the ruleset's generation shows no commit since the last
  * good check. A difference makes the next apply a full one.
  *
  * Costs measured on the lab kernel (6.18), 100,000 members and 10,000
@@ -1035,14 +1035,20 @@ static void put_set(struct batch *b, uint16_t type, const struct set_spec *sp)
 	msg_end(b, nlh);
 }
 
-/* Set elements, collected into messages of at most NFT_ELEMS_PER_MSG. */
+/* Set elements, collected into messages of at most NFT_ELEMS_PER_MSG;
+ * with cen, only counted into that census (what a set should hold, for
+ * the drift check: the same code says what is sent and what is there). */
 struct elems {
 	struct batch *b;
 	const struct set_spec *sp;
 	uint16_t type; /* NEWSETELEM or DELSETELEM */
 	struct nftnl_set *cur;
 	size_t n;
+	struct census *cen;
 };
+
+static void census_fold(struct census *c, uint64_t mix, bool add);
+static uint64_t elem_mix(const void *key, size_t len, bool end, const char *jump);
 
 static void elems_flush(struct elems *e)
 {
@@ -1060,8 +1066,13 @@ static void elems_flush(struct elems *e)
 
 static void elems_add(struct elems *e, const void *key, size_t len, bool end, const char *jump)
 {
-	struct nftnl_set_elem *el = nftnl_set_elem_alloc();
+	struct nftnl_set_elem *el;
 
+	if (e->cen) {
+		census_fold(e->cen, elem_mix(key, len, end, jump), true);
+		return;
+	}
+	el = nftnl_set_elem_alloc();
 	if (!el)
 		abort();
 	if (!e->cur)
@@ -1385,19 +1396,24 @@ static struct set_spec pset_spec(const char *name, uint32_t id)
 }
 
 /* Port ranges (merged, sorted) as interval set elements. */
+static void port_elems(struct elems *e, const struct weft_acl_portrange *rg, size_t m)
+{
+	for (size_t i = 0; i < m; i++) {
+		uint16_t lo = htons(rg[i].lo), end = htons((uint16_t)(rg[i].hi + 1));
+
+		elems_add(e, &lo, 2, false, NULL);
+		if (rg[i].hi != 0xffff)
+			elems_add(e, &end, 2, true, NULL);
+	}
+	elems_flush(e);
+}
+
 static void put_port_elems(struct batch *b, const struct set_spec *sp, const struct weft_acl_portrange *rg, size_t m,
 			   uint16_t type)
 {
 	struct elems e = {.b = b, .sp = sp, .type = type};
 
-	for (size_t i = 0; i < m; i++) {
-		uint16_t lo = htons(rg[i].lo), end = htons((uint16_t)(rg[i].hi + 1));
-
-		elems_add(&e, &lo, 2, false, NULL);
-		if (rg[i].hi != 0xffff)
-			elems_add(&e, &end, 2, true, NULL);
-	}
-	elems_flush(&e);
+	port_elems(&e, rg, m);
 }
 
 /* New kernel rule z takes over old kernel rule o (equal keys): its
@@ -1994,19 +2010,27 @@ static const struct set_spec spec_fs_tcp = {.name = SET_FS_TCP, .key_type = DT_I
 static const struct set_spec spec_fs_udp = {.name = SET_FS_UDP, .key_type = DT_INET_SERVICE, .key_len = 2};
 
 /* The map entries of one endpoint (add or delete). */
-static void put_ep_map(struct batch *b, const struct weft_acl_endpoint *e, uint16_t type)
+/* Endpoint e's entries in the dispatch maps (with their jumps, or
+ * without: the keys alone, to delete them). */
+static void ep_map_elems(struct elems *ef, struct elems *et, const struct weft_acl_endpoint *e, bool jumps)
 {
 	char key[IFNAMSIZ], from[32], to[32];
-	struct elems ef = {.b = b, .sp = &spec_from, .type = type};
-	struct elems et = {.b = b, .sp = &spec_to, .type = type};
 
 	ifname_key(e->ifname, key);
 	ep_chain_name(from, sizeof(from), EP_FROM, e->ifname);
 	ep_chain_name(to, sizeof(to), EP_TO, e->ifname);
-	elems_add(&ef, key, IFNAMSIZ, false, type == NFT_MSG_NEWSETELEM ? from : NULL);
-	elems_flush(&ef);
-	elems_add(&et, key, IFNAMSIZ, false, type == NFT_MSG_NEWSETELEM ? to : NULL);
-	elems_flush(&et);
+	elems_add(ef, key, IFNAMSIZ, false, jumps ? from : NULL);
+	elems_flush(ef);
+	elems_add(et, key, IFNAMSIZ, false, jumps ? to : NULL);
+	elems_flush(et);
+}
+
+static void put_ep_map(struct batch *b, const struct weft_acl_endpoint *e, uint16_t type)
+{
+	struct elems ef = {.b = b, .sp = &spec_from, .type = type};
+	struct elems et = {.b = b, .sp = &spec_to, .type = type};
+
+	ep_map_elems(&ef, &et, e, type == NFT_MSG_NEWSETELEM);
 }
 
 static void put_ep_new(struct batch *b, const struct weft_acl_endpoint *e, bool ingress, bool create)
@@ -2019,18 +2043,23 @@ static void put_ep_new(struct batch *b, const struct weft_acl_endpoint *e, bool 
 	put_ep_rules(b, e, ingress, name);
 }
 
+static void failsafe_elems(struct elems *et, struct elems *eu, const struct weft_acl_failsafe *fs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint16_t port = htons(fs[i].port);
+
+		elems_add(fs[i].proto == IPPROTO_TCP ? et : eu, &port, 2, false, NULL);
+	}
+	elems_flush(et);
+	elems_flush(eu);
+}
+
 static void put_failsafe(struct batch *b, const struct weft_acl_failsafe *fs, size_t n, uint16_t type)
 {
 	struct elems et = {.b = b, .sp = &spec_fs_tcp, .type = type};
 	struct elems eu = {.b = b, .sp = &spec_fs_udp, .type = type};
 
-	for (size_t i = 0; i < n; i++) {
-		uint16_t port = htons(fs[i].port);
-
-		elems_add(fs[i].proto == IPPROTO_TCP ? &et : &eu, &port, 2, false, NULL);
-	}
-	elems_flush(&et);
-	elems_flush(&eu);
+	failsafe_elems(&et, &eu, fs, n);
 }
 
 static void put_base(struct batch *b)
@@ -3652,33 +3681,103 @@ static int dump_census(struct nft_backend *nb, struct census *c, struct cen_ent 
 	return -EAGAIN;
 }
 
-/* A set member's mix (never 0): its key bytes. */
-static uint64_t elem_mix(const void *key, size_t len)
+/* A set element's mix (never 0): its key's bytes, whether it ends an
+ * interval, and its verdict (of a map: code, and chain for a jump). */
+static uint64_t elem_mix_v(const void *key, size_t len, bool end, bool has_v, int32_t code, const char *chain)
 {
 	uint64_t m = weft_fnv1a(key, len, 0xcbf29ce484222325ULL);
 
+	if (end)
+		m = weft_fnv1a("end", 3, m);
+	if (has_v) {
+		m = weft_fnv1a(&code, sizeof(code), m);
+		if (chain)
+			m = weft_fnv1a(chain, strlen(chain) + 1, m);
+	}
 	m = (m ^ (m >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	m = (m ^ (m >> 27)) * 0x94d049bb133111ebULL;
 	m ^= m >> 31;
 	return m ? m : 1;
 }
 
-/* The census of program set i's members as the state has them (a hash
- * set: one element per member, its address as the key): the elements,
- * less the pending removals, plus the pending additions (struct ovl). */
-static void set_census_state(const struct state *st, size_t i, struct census *c)
+static uint64_t elem_mix(const void *key, size_t len, bool end, const char *jump)
 {
-	const struct weft_acl_set *s = &st->prog->sets[i];
-	const struct ovl *ov = st->ov ? &st->ov[i] : NULL;
-	size_t len = s->family == AF_INET ? 4 : 16;
+	return elem_mix_v(key, len, end, jump != NULL, NFT_JUMP, jump);
+}
 
-	*c = (struct census){0};
-	for (size_t k = 0; k < s->n_elems; k++)
-		census_fold(c, elem_mix(s->elems[k].ip.bytes, len), true);
-	for (size_t k = 0; ov && k < ov->n_del; k++)
-		census_fold(c, elem_mix(ov->del[k].ip.bytes, len), false);
-	for (size_t k = 0; ov && k < ov->n_add; k++)
-		census_fold(c, elem_mix(ov->add[k].ip.bytes, len), true);
+/* What a set of ours should hold, as a census of its elements. */
+struct set_want {
+	char name[64];
+	struct census c;
+};
+
+static struct set_want *want_push(struct set_want **v, size_t *n, const char *name)
+{
+	struct set_want *w;
+
+	*v = wrealloc(*v, (*n + 1) * sizeof(**v));
+	w = &(*v)[(*n)++];
+	weft_strlcpy(w->name, name, sizeof(w->name));
+	w->c = (struct census){0};
+	return w;
+}
+
+/* Every named set and map of the table as the state has them, through
+ * the same element code the batches use: the program's sets (their
+ * elements, less the pending removals, plus the pending additions:
+ * struct ovl), the merged runs' port sets, the failsafe port sets and
+ * the endpoint dispatch maps (key and jump). */
+static struct set_want *sets_wanted(const struct state *st, size_t *n)
+{
+	const struct weft_acl_program *p = st->prog;
+	struct set_want *v = NULL, *wt, *wu;
+	char name[32];
+
+	*n = 0;
+	for (size_t i = 0; i < p->n_sets; i++) {
+		const struct weft_acl_set *s = &p->sets[i];
+		const struct ovl *ov = st->ov ? &st->ov[i] : NULL;
+		struct set_spec sp = prog_set_spec(s, st->iv[i]);
+		struct census gone = {0};
+		struct elems e = {.sp = &sp}, d = {.sp = &sp, .cen = &gone};
+
+		wt = want_push(&v, n, s->name);
+		e.cen = &wt->c;
+		for (size_t k = 0; k < s->n_elems; k++)
+			elems_cidr(&e, &s->elems[k]);
+		for (size_t k = 0; ov && k < ov->n_add; k++)
+			elems_cidr(&e, &ov->add[k]);
+		for (size_t k = 0; ov && k < ov->n_del; k++)
+			elems_cidr(&d, &ov->del[k]);
+		wt->c.n -= gone.n;
+		wt->c.sum -= gone.sum;
+		wt->c.x ^= gone.x;
+	}
+	for (size_t i = 0; i < p->n_chains; i++)
+		for (size_t k = 0; k < st->kc[i].n; k++) {
+			const struct krule *kr = &st->kc[i].r[k];
+			struct set_spec sp;
+			struct elems e = {.sp = &sp};
+
+			if (!kr->pset)
+				continue;
+			pset_name(kr->pset, name);
+			sp = pset_spec(name, 0);
+			e.cen = &want_push(&v, n, name)->c;
+			port_elems(&e, kr->pr, kr->npr);
+		}
+	want_push(&v, n, SET_FS_TCP);
+	wu = want_push(&v, n, SET_FS_UDP);
+	wt = wu - 1; /* (pushing moves the array) */
+	failsafe_elems(&(struct elems){.sp = &spec_fs_tcp, .cen = &wt->c}, &(struct elems){.sp = &spec_fs_udp, .cen = &wu->c},
+		       p->failsafe, p->n_failsafe);
+	want_push(&v, n, MAP_FROM);
+	wu = want_push(&v, n, MAP_TO);
+	wt = wu - 1;
+	for (size_t i = 0; i < p->n_endpoints; i++)
+		ep_map_elems(&(struct elems){.sp = &spec_from, .cen = &wt->c},
+			     &(struct elems){.sp = &spec_to, .cen = &wu->c}, &p->endpoints[i], true);
+	return v;
 }
 
 struct elem_dump {
@@ -3686,26 +3785,67 @@ struct elem_dump {
 	bool intr;
 };
 
-/* One NFTA_LIST_ELEM of a GETSETELEM answer: its key's bytes. */
-static void elem_fold(const struct nlattr *el, struct elem_dump *d)
+/* The verdict of an element's NFTA_SET_ELEM_DATA, if it holds one. */
+static bool elem_verdict(const struct nlattr *data, int32_t *code, const char **chain)
 {
 	const struct nlattr *a, *v;
-	bool key = false;
+
+	mnl_attr_for_each_nested(a, data) {
+		if (mnl_attr_get_type(a) != NFTA_DATA_VERDICT)
+			continue;
+		*code = 0;
+		*chain = NULL;
+		mnl_attr_for_each_nested(v, a) {
+			if (mnl_attr_get_type(v) == NFTA_VERDICT_CODE && mnl_attr_get_payload_len(v) >= 4)
+				*code = (int32_t)ntohl(mnl_attr_get_u32(v));
+			else if (mnl_attr_get_type(v) == NFTA_VERDICT_CHAIN &&
+				 mnl_attr_validate(v, MNL_TYPE_NUL_STRING) == 0)
+				*chain = mnl_attr_get_str(v);
+		}
+		return true;
+	}
+	return false;
+}
+
+/* One NFTA_LIST_ELEM of a GETSETELEM answer: its key's bytes, whether it
+ * ends an interval, its verdict. */
+static void elem_fold(const struct nlattr *el, struct elem_dump *d)
+{
+	const struct nlattr *a, *v, *key = NULL;
+	const char *chain = NULL;
+	bool end = false, has_v = false, other = false;
+	int32_t code = 0;
 
 	mnl_attr_for_each_nested(a, el) {
-		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_KEY)
-			continue;
-		mnl_attr_for_each_nested(v, a)
-			if (mnl_attr_get_type(v) == NFTA_DATA_VALUE) {
-				census_fold(&d->c, elem_mix(mnl_attr_get_payload(v), mnl_attr_get_payload_len(v)),
-					    true);
-				key = true;
-			}
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_KEY:
+			mnl_attr_for_each_nested(v, a)
+				if (mnl_attr_get_type(v) == NFTA_DATA_VALUE)
+					key = v;
+			break;
+		case NFTA_SET_ELEM_FLAGS:
+			if (mnl_attr_get_payload_len(a) >= 4)
+				end = ntohl(mnl_attr_get_u32(a)) & NFT_SET_ELEM_INTERVAL_END;
+			break;
+		case NFTA_SET_ELEM_DATA:
+			has_v = elem_verdict(a, &code, &chain);
+			other |= !has_v; /* data but no verdict: never ours */
+			break;
+		case NFTA_SET_ELEM_KEY_END: /* an interval in one element: never ours */
+			other = true;
+			break;
+		default:
+			break;
+		}
 	}
-	/* An element without a key (a catch-all, matching anything) is
-	 * never one of ours: it must still count. */
-	if (!key)
+	/* An element without a key (a catch-all, matching anything) or with
+	 * what ours never have is never one of ours: it must still count. */
+	if (!key || other)
 		census_fold(&d->c, 1, true);
+	else
+		census_fold(&d->c,
+			    elem_mix_v(mnl_attr_get_payload(key), mnl_attr_get_payload_len(key), end, has_v, code, chain),
+			    true);
 }
 
 static int dump_elem_cb(const struct nlmsghdr *nlh, void *data)
@@ -3755,20 +3895,17 @@ static int dump_set_census(struct nft_backend *nb, const char *set, struct censu
 	return -EAGAIN;
 }
 
-/* Have the program's hash sets (tags, selectors: host addresses) the
- * members we left in them? 0, 1 when one differs, or a negative errno.
- * Interval sets (prefix members) and port sets are not compared. */
+/* Have our sets and maps the elements we left in them (sets_wanted())?
+ * 0, 1 when one differs, or a negative errno. */
 static int sets_differ(struct nft_backend *nb)
 {
-	const struct state *st = nb->last;
+	size_t n = 0;
+	_cleanup_free_ struct set_want *want = sets_wanted(nb->last, &n);
 
-	for (size_t i = 0; i < st->prog->n_sets; i++) {
-		struct census want, got;
+	for (size_t i = 0; i < n; i++) {
+		struct census got;
 		int r;
 
-		if (st->iv[i])
-			continue;
-		set_census_state(st, i, &want);
 		/* A hash set's dump walks its hash table, which the kernel may
 		 * be resizing after many members came or went: the walk can
 		 * then see a member twice and miss another. A difference
@@ -3776,18 +3913,18 @@ static int sets_differ(struct nft_backend *nb)
 		for (int attempt = 0; attempt < 4; attempt++) {
 			if (attempt)
 				nanosleep(&(struct timespec){.tv_nsec = 25 * 1000 * 1000}, NULL);
-			r = dump_set_census(nb, st->prog->sets[i].name, &got);
+			r = dump_set_census(nb, want[i].name, &got);
 			if (r < 0)
 				return r;
-			if (census_eq(&got, &want))
+			if (census_eq(&got, &want[i].c))
 				break;
-			log_debug("nftables table %s: set %s: dump %d differs (%" PRIu64 " members, %" PRIu64 " left)",
-				  T_NAME, st->prog->sets[i].name, attempt + 1, got.n, want.n);
+			log_debug("nftables table %s: set %s: dump %d differs (%" PRIu64 " elements, %" PRIu64 " left)",
+				  T_NAME, want[i].name, attempt + 1, got.n, want[i].c.n);
 		}
-		if (!census_eq(&got, &want)) {
-			log_info("nftables table %s: set %s has other members than weft left there (%" PRIu64
+		if (!census_eq(&got, &want[i].c)) {
+			log_info("nftables table %s: set %s has other elements than weft left there (%" PRIu64
 				 ", %" PRIu64 " left)",
-				 T_NAME, st->prog->sets[i].name, got.n, want.n);
+				 T_NAME, want[i].name, got.n, want[i].c.n);
 			return 1;
 		}
 	}
@@ -3796,10 +3933,10 @@ static int sets_differ(struct nft_backend *nb)
 
 /* Is what we programmed still in the kernel? The table must be there,
  * its rules those our batches left (their census, against a dump) and
- * the program's hash sets the members we left: someone running `nft
- * flush ruleset`, deleting the table, adding, deleting, replacing or
- * flushing rules in it, or adding or deleting a tag's member makes the
- * next apply a full one (one transaction: the table is replaced, never
+ * its sets and maps the elements we left: someone running `nft flush
+ * ruleset`, deleting the table, adding, deleting, replacing or flushing
+ * rules in it, or adding or deleting an element of a set or map of ours
+ * makes the next apply a full one (one transaction: the table is replaced, never
  * missing). Returns 0, -ENOENT (then the next apply is a full one) or
  * another negative errno (nothing known). */
 static int nft_check(struct weft_acl_backend *base)

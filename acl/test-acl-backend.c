@@ -1700,6 +1700,74 @@ static void test_drift(void)
 				CHECK(!fails("nft list set inet weft wt4-web | grep -q 10.65.0.2"));
 			}
 		}
+		/* Every other set and map of weft's: a prefix set's interval
+		 * added, a port added to a merged run's port set and to the
+		 * failsafe ports, an endpoint's dispatch entry deleted and one
+		 * pointed at another endpoint's chain. Each is found, and the
+		 * reload puts back what weft had. */
+		{
+			struct weft_acl_program *q = classic();
+			struct weft_acl_rule *r;
+			char cmd[512];
+
+			add_set(q, "wt4-net", AF_INET, "10.99.0.0/16");
+			r = add_rule(q, "wpi-db", WEFT_ACL_ALLOW);
+			r->proto = IPPROTO_TCP;
+			ports(&r->dports, &r->n_dports, "6000");
+			rule_addr(q, r, true, false, "wt4-net");
+			for (int k = 0; k < 3; k++) { /* alike but for their ports: one kernel rule, a port set */
+				r = add_rule(q, "wpi-db", WEFT_ACL_ALLOW);
+				r->proto = IPPROTO_UDP;
+				ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004:7005");
+			}
+			CHECK_EQ_INT(apply(q, &st), 0);
+			CHECK(!fails("nft list table inet weft | grep -q 'weft-p\\.'"));
+			for (int k = 0; k < 6; k++) {
+				switch (k) {
+				case 0:
+					snprintf(cmd, sizeof(cmd), "nft add element inet weft wt4-net { 10.98.0.0/16 }");
+					break;
+				case 1:
+					snprintf(cmd, sizeof(cmd),
+						 "nft add element inet weft $(nft list table inet weft | "
+						 "grep -o -m1 'weft-p\\.[0-9a-f]*') { 7001 }");
+					break;
+				case 2:
+					snprintf(cmd, sizeof(cmd), "nft add element inet weft failsafe-tcp { 8022 }");
+					break;
+				case 3:
+					snprintf(cmd, sizeof(cmd), "nft delete element inet weft failsafe-udp { 68 }");
+					break;
+				case 4:
+					snprintf(cmd, sizeof(cmd), "nft delete element inet weft from-endpoint-map { \"%s\" }",
+						 pod_a.host_if);
+					break;
+				default:
+					snprintf(cmd, sizeof(cmd),
+						 "nft 'delete element inet weft to-endpoint-map { \"%s\" }; "
+						 "add element inet weft to-endpoint-map { \"%s\" : jump to-%s }'",
+						 pod_c.host_if, pod_c.host_if, pod_b.host_if);
+					break;
+				}
+				CHECK(sh("%s", cmd) == 0);
+				CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+				CHECK_EQ_INT(apply(q, &st), 0);
+				CHECK(st.full);
+			}
+			CHECK(fails("nft list set inet weft wt4-net | grep -q 10.98.0.0"));
+			CHECK(fails("nft list ruleset | grep -q 8022"));
+			CHECK(!fails("nft list set inet weft failsafe-udp | grep -q 68"));
+			CHECK(fails("nft list table inet weft | grep -q 7001"));
+			CHECK(!fails("nft list map inet weft from-endpoint-map | grep -q '\"%s\" : jump from-%s'", pod_a.host_if,
+				     pod_a.host_if));
+			CHECK(!fails("nft list map inet weft to-endpoint-map | grep -q '\"%s\" : jump to-%s'", pod_c.host_if,
+				     pod_c.host_if));
+			EXPECT(false, tcp(&pod_a, &pod_c, false, 5433), "A->C tcp 5433 after the reloads");
+			EXPECT(true, tcp(&pod_a, &pod_c, false, 5432), "A->C tcp 5432 after the reloads");
+			CHECK_EQ_INT(weft_acl_check(B), 0);
+			CHECK_EQ_INT(apply(p, &st), 0);
+			weft_acl_program_free(q);
+		}
 		/* Another table's rules are not ours to watch. */
 		sh("nft add table inet weft-test-other && nft add chain inet weft-test-other c && "
 		   "nft add rule inet weft-test-other c accept");
