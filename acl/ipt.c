@@ -60,6 +60,7 @@
 #include "lib/log.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <libipset/data.h>
 #include <libipset/session.h>
 #include <libipset/types.h>
@@ -3578,19 +3579,145 @@ static bool chains_as_left(const struct ipt_table *ours, const struct ipt_table 
 	return true;
 }
 
+/* The members of our ipsets, as a count and the sum and xor of a mix of
+ * each (a member added, deleted or swapped for another changes them). */
+struct mcensus {
+	uint64_t n, sum, x;
+};
+
+static void mcensus_fold(struct mcensus *c, uint64_t m)
+{
+	m = (m ^ (m >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	m = (m ^ (m >> 27)) * 0x94d049bb133111ebULL;
+	m ^= m >> 31;
+	c->n++;
+	c->sum += m;
+	c->x ^= m;
+}
+
+static uint64_t member_mix(const struct weft_cidr *e)
+{
+	uint8_t v[18] = {(uint8_t)e->ip.family, (uint8_t)e->prefixlen};
+
+	memcpy(v + 2, e->ip.bytes, e->ip.family == AF_INET ? 4 : 16);
+	return weft_fnv1a(v, e->ip.family == AF_INET ? 6 : 18, 0xcbf29ce484222325ULL);
+}
+
+static uint64_t port_mix(unsigned port)
+{
+	return weft_fnv1a(&port, sizeof(port), 0x84222325cbf29ce4ULL);
+}
+
+/* What set s should hold: its members (a port set's ranges port by
+ * port, as the kernel's bitmap lists them). */
+static void set_census_want(const struct ipt_set *s, struct mcensus *c)
+{
+	*c = (struct mcensus){0};
+	if (s->ports) {
+		for (size_t i = 0; i < s->npr; i++)
+			for (unsigned p = s->pr[i].lo; p <= s->pr[i].hi; p++)
+				mcensus_fold(c, port_mix(p));
+		return;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		mcensus_fold(c, member_mix(&s->elems[i]));
+}
+
+/* What set s holds: `ipset save` output of it ("add NAME MEMBER"
+ * lines). A member with options (nomatch, a timeout...) or one that does
+ * not parse is never one of ours: it counts as a member of its own. */
+static void set_census_got(const struct ipt_set *s, const char *out, struct mcensus *c)
+{
+	*c = (struct mcensus){0};
+	for (const char *l = out; *l;) {
+		size_t len = strcspn(l, "\n");
+		char line[128], *f[4], *save = NULL;
+		int nf = 0;
+
+		if (len > 4 && len < sizeof(line) && strncmp(l, "add ", 4) == 0) {
+			memcpy(line, l, len);
+			line[len] = 0;
+			for (char *t = strtok_r(line, " ", &save); t && nf < 4; t = strtok_r(NULL, " ", &save))
+				f[nf++] = t;
+			if (nf != 3) {
+				mcensus_fold(c, 1);
+			} else if (s->ports) {
+				char *end;
+				unsigned long p = strtoul(f[2], &end, 10);
+
+				mcensus_fold(c, *end || p > 65535 ? 1 : port_mix((unsigned)p));
+			} else {
+				struct weft_cidr e;
+
+				mcensus_fold(c, weft_cidr_parse_host(f[2], &e) < 0 ? 1 : member_mix(&e));
+			}
+		} else if (len > 4 && strncmp(l, "add ", 4) == 0) {
+			mcensus_fold(c, 1);
+		}
+		l += len + (l[len] ? 1 : 0);
+	}
+}
+
+/* Have our ipsets the members we left in them? 0, 1 when one differs or
+ * is gone, or a negative errno. ipsets have no generation: every check
+ * lists them all. Sets found in the kernel whose content weft does not
+ * know (it replaces them at the next apply) are not compared. */
+static int sets_as_left(const struct ipt_state *st)
+{
+	struct ips c;
+	int r = 0;
+
+	if (ips_open(&c, NULL) < 0)
+		return -ENOMEM;
+	ipset_session_output(c.s, IPSET_LIST_SAVE);
+	for (size_t i = 0; i < st->n_sets && r == 0; i++) {
+		const struct ipt_set *s = &st->sets[i];
+		struct mcensus want, got;
+
+		if (s->unknown)
+			continue;
+		set_census_want(s, &want);
+		weft_buf_free(&c.out);
+		weft_buf_append(&c.out, "", 0);
+		ipset_session_data_set(c.s, IPSET_SETNAME, s->name);
+		if (ipset_cmd(c.s, IPSET_CMD_LIST, 0) < 0) {
+			const char *m = ipset_session_report_msg(c.s);
+
+			if (m && strstr(m, "does not exist")) {
+				log_info("acl ipt: ipset %s is gone", s->name);
+				r = 1;
+			} else {
+				r = ips_fail(&c, "list", s->name, NULL);
+			}
+			break;
+		}
+		set_census_got(s, c.out.data, &got);
+		if (got.n != want.n || got.sum != want.sum || got.x != want.x) {
+			log_info("acl ipt: ipset %s has other members than weft left there (%" PRIu64 ", %" PRIu64
+				 " left)",
+				 s->name, got.n, want.n);
+			r = 1;
+		}
+	}
+	ips_close(&c);
+	return r;
+}
+
 /* Are our hooks and chains still in the kernel as we left them? Both
  * families' filter tables must jump from FORWARD, INPUT and OUTPUT to
  * weft's chains (someone running `iptables -F` or a firewall reload
  * removes them), and each chain of ours must be there with as many
  * rules as we left in it (a rule added or deleted by hand). When not,
- * the next apply reloads everything. Rule texts are not compared
+ * the next apply reloads everything; so does an ipset of ours with other
+ * members than we left (sets_as_left()). Rule texts are not compared
  * (iptables-save prints a rule differently from how we wrote it), so a
- * rule replaced in place by hand is not noticed; nor are ipset members. */
+ * rule replaced in place by hand is not noticed. */
 static int ipt_check(struct weft_acl_backend *b)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
 	uint32_t gen = 0;
 	bool have_gen = false;
+	int r;
 
 	if (!ib->have_state)
 		return 0;
@@ -3607,6 +3734,15 @@ static int ipt_check(struct weft_acl_backend *b)
 				ib->nft_tools = 0;
 		}
 	}
+	/* ipsets first: they have no generation to skip them by. */
+	r = sets_as_left(&ib->st);
+	if (r != 0) {
+		if (r < 0)
+			return r;
+		ib->have_state = false;
+		state_clear(&ib->st);
+		return -ENOENT;
+	}
 	if (ib->nft_tools == 1) {
 		have_gen = weft_acl_nft_gen(&gen) == 0;
 		if (have_gen && ib->gen_ok && gen == ib->gen)
@@ -3615,8 +3751,8 @@ static int ipt_check(struct weft_acl_backend *b)
 	for (int fi = 0; fi < 2; fi++) {
 		char *argv[] = {ib->save[fi], (char *)"-t", (char *)"filter", NULL};
 		_cleanup_free_ char *out = NULL, *err = NULL;
-		int r = run(argv, NULL, 0, &out, &err);
 
+		r = run(argv, NULL, 0, &out, &err);
 		if (r != 0)
 			return r < 0 ? r : -EIO;
 		for (size_t i = 0; i < ARRAY_SIZE(our_hooks); i++) {

@@ -1773,6 +1773,52 @@ static void test_drift(void)
 		   "nft add rule inet weft-test-other c accept");
 		CHECK_EQ_INT(weft_acl_check(B), 0);
 		sh("nft delete table inet weft-test-other");
+	} else {
+		/* ipsets changed by hand: the tag's (found by a member it
+		 * holds) gets a member, loses one, gets a nomatch entry; a
+		 * merged run's port set (bitmap:port) gets a port. Each is
+		 * found, and the reload puts back what weft had. */
+		struct weft_acl_program *q = classic();
+		struct weft_acl_rule *r;
+		static const char *const tag = "$(for s in $(ipset list -n | grep ^weft); do ipset test $s 10.65.0.2 "
+					       ">/dev/null 2>&1 && echo $s; done | head -1)";
+		static const char *const pset = "$(for s in $(ipset list -n | grep ^weft); do ipset list -t $s | "
+						"grep -q bitmap:port && echo $s; done | head -1)";
+
+		for (int k = 0; k < 3; k++) {
+			r = add_rule(q, "wpi-db", WEFT_ACL_ALLOW);
+			r->proto = IPPROTO_UDP;
+			ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004:7005");
+		}
+		CHECK_EQ_INT(apply(q, &st), 0);
+		for (int k = 0; k < 4; k++) {
+			switch (k) {
+			case 0:
+				CHECK(sh("ipset add %s 10.65.0.3", tag) == 0);
+				break;
+			case 1:
+				CHECK(sh("ipset del %s 10.65.0.2", tag) == 0);
+				break;
+			case 2:
+				CHECK(sh("ipset add %s 10.65.0.0/24 nomatch", tag) == 0);
+				break;
+			default:
+				CHECK(sh("ipset add %s 7001", pset) == 0);
+				break;
+			}
+			if (k == 1)
+				EXPECT(false, tcp(&pod_b, &pod_a, false, 22), "B->A tcp 22 with B taken out of WEB by hand");
+			CHECK_EQ_INT(weft_acl_check(B), -ENOENT);
+			CHECK_EQ_INT(apply(q, &st), 0);
+			CHECK(st.full);
+		}
+		EXPECT(true, tcp(&pod_b, &pod_a, false, 22), "B->A tcp 22 after the reloads");
+		EXPECT(false, tcp(&pod_c, &pod_a, false, 22), "C->A tcp 22 after the reloads");
+		CHECK(fails("ipset list %s | grep -q 7001", pset));
+		CHECK(fails("ipset list %s | grep -q nomatch", tag));
+		CHECK_EQ_INT(weft_acl_check(B), 0);
+		CHECK_EQ_INT(apply(p, &st), 0);
+		weft_acl_program_free(q);
 	}
 	weft_acl_program_free(p);
 }
