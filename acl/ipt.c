@@ -3687,7 +3687,10 @@ static int sets_as_left(const struct ipt_state *st)
 				log_info("acl ipt: ipset %s is gone", s->name);
 				r = 1;
 			} else {
-				r = ips_fail(&c, "list", s->name, NULL);
+				_cleanup_free_ char *err = NULL;
+
+				r = ips_fail(&c, "list", s->name, &err);
+				log_warn("acl ipt: drift check: %s", err);
 			}
 			break;
 		}
@@ -3717,7 +3720,7 @@ static int ipt_check(struct weft_acl_backend *b)
 	struct ipt_backend *ib = (struct ipt_backend *)b;
 	uint32_t gen = 0;
 	bool have_gen = false;
-	int r;
+	int r, set_err;
 
 	if (!ib->have_state)
 		return 0;
@@ -3734,11 +3737,11 @@ static int ipt_check(struct weft_acl_backend *b)
 				ib->nft_tools = 0;
 		}
 	}
-	/* ipsets first: they have no generation to skip them by. */
-	r = sets_as_left(&ib->st);
-	if (r != 0) {
-		if (r < 0)
-			return r;
+	/* ipsets first: they have no generation to skip them by. A set
+	 * that cannot be listed does not keep the rules from being checked:
+	 * its error is returned when nothing else is found. */
+	set_err = sets_as_left(&ib->st);
+	if (set_err > 0) {
 		ib->have_state = false;
 		state_clear(&ib->st);
 		return -ENOENT;
@@ -3746,7 +3749,7 @@ static int ipt_check(struct weft_acl_backend *b)
 	if (ib->nft_tools == 1) {
 		have_gen = weft_acl_nft_gen(&gen) == 0;
 		if (have_gen && ib->gen_ok && gen == ib->gen)
-			return 0;
+			return set_err;
 	}
 	for (int fi = 0; fi < 2; fi++) {
 		char *argv[] = {ib->save[fi], (char *)"-t", (char *)"filter", NULL};
@@ -3787,7 +3790,7 @@ static int ipt_check(struct weft_acl_backend *b)
 	}
 	ib->gen = gen;
 	ib->gen_ok = have_gen;
-	return 0;
+	return set_err;
 }
 
 static const struct weft_acl_backend_ops ipt_ops = {

@@ -1729,8 +1729,9 @@ static void test_drift(void)
 					break;
 				case 1:
 					snprintf(cmd, sizeof(cmd),
-						 "nft add element inet weft $(nft list table inet weft | "
-						 "grep -o -m1 'weft-p\\.[0-9a-f]*') { 7001 }");
+						 "nft add element inet weft $(for s in $(nft list table inet weft | "
+						 "grep -o 'weft-p\\.[0-9a-f]*' | sort -u); do nft list set inet weft $s | "
+						 "grep -q 7000 && echo $s; done | head -1) { 7001 }");
 					break;
 				case 2:
 					snprintf(cmd, sizeof(cmd), "nft add element inet weft failsafe-tcp { 8022 }");
