@@ -64,6 +64,7 @@
 #include <libipset/data.h>
 #include <libipset/session.h>
 #include <libipset/types.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -363,6 +364,19 @@ static const char *proto_name(int proto, char *buf, size_t size)
 	case IPPROTO_DCCP:
 		return "dccp";
 	}
+	/* iptables-save names a protocol as /etc/protocols does (the drift
+	 * check compares rule texts with its output): the same lookup. */
+	{
+		struct protoent pe, *res = NULL;
+		char tmp[1024];
+
+		if (getprotobynumber_r(proto, &pe, tmp, sizeof(tmp), &res) == 0 && res && res->p_name &&
+		    strlen(res->p_name) < size && strspn(res->p_name, "abcdefghijklmnopqrstuvwxyz0123456789-._") ==
+							      strlen(res->p_name)) {
+			snprintf(buf, size, "%s", res->p_name);
+			return buf;
+		}
+	}
 	snprintf(buf, size, "%d", proto);
 	return buf;
 }
@@ -404,11 +418,19 @@ static size_t port_chunks(const struct weft_acl_portrange *r, size_t n, char ***
 }
 
 /* The port conditions of one direction (dir "sport" or "dport"): pos, a
- * chunk that must match (or NULL), and neg[], chunks that must not. */
-static void port_opt(struct weft_buf *b, int proto, const char *pos, char **neg, size_t n_neg, const char *dir)
+ * chunk that must match (or NULL), and neg[], chunks that must not. One
+ * port or range goes through the tcp or udp match, named once per rule
+ * (*loaded) where iptables-save names the implicit one. */
+static void port_opt(struct weft_buf *b, int proto, const char *pos, char **neg, size_t n_neg, const char *dir,
+		     bool *loaded)
 {
-	bool native = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && (pos ? 1 : 0) + n_neg == 1;
+	bool native = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && (pos ? 1 : 0) + n_neg == 1 &&
+		      !strchr(pos ? pos : neg[0], ',');
 
+	if (native && !*loaded) {
+		weft_buf_printf(b, " -m %s", proto == IPPROTO_TCP ? "tcp" : "udp");
+		*loaded = true;
+	}
 	if (native && pos && !strchr(pos, ','))
 		weft_buf_printf(b, " --%s %s", dir, pos);
 	else if (native && !pos && !strchr(neg[0], ','))
@@ -486,6 +508,8 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		return 0;
 	if (icmp && proto != icmp_proto)
 		return 0; /* an ICMP type of the other family never matches */
+	if (proto == 0 && fam == AF_INET6)
+		return 0; /* see below */
 	if (r->action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY) {
 		*R->errmsg = wasprintf("%s: pass is for policy chains only", r->origin ? r->origin : c->name);
 		return -EINVAL;
@@ -521,10 +545,20 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 	 * difference between ~150 and several thousand new connections/s). */
 	setmatch = weft_buf_steal(&m);
 
-	if (proto >= 0)
+	/* Protocol 0 is "every protocol" to iptables (-p 0 matches all, ! -p 0
+	 * is refused): the IPv4 header's protocol byte is compared instead
+	 * (u32, as iptables-save prints it). An IPv6 packet's transport
+	 * protocol is never 0 (hop-by-hop options are an extension header):
+	 * such a rule never matches there (left out above), its negation
+	 * always. */
+	if (proto > 0)
 		weft_buf_printf(&m, " -p %s", proto_name(proto, pb, sizeof(pb)));
-	if (r->not_proto >= 0)
+	else if (proto == 0)
+		weft_buf_printf(&m, " -m u32 --u32 \"0x6&0xff=0x0\"");
+	if (r->not_proto > 0)
 		weft_buf_printf(&m, " ! -p %s", proto_name(r->not_proto, pb, sizeof(pb)));
+	else if (r->not_proto == 0 && fam == AF_INET)
+		weft_buf_printf(&m, " -m u32 ! --u32 \"0x6&0xff=0x0\"");
 	if (r->icmp_type >= 0)
 		icmp_match(&m, fam, false, r->icmp_type, r->icmp_code);
 	if (r->not_icmp_type >= 0)
@@ -545,8 +579,10 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 			 * match (--dport), which iptables-nft turns into a native
 			 * payload compare; multiport stays an xtables match there,
 			 * several times slower per rule. */
-			port_opt(b, proto, sp_n ? sp[i] : NULL, nsp, nsp_n, "sport");
-			port_opt(b, proto, dp_n ? dp[j] : NULL, ndp, ndp_n, "dport");
+			bool loaded = false;
+
+			port_opt(b, proto, sp_n ? sp[i] : NULL, nsp, nsp_n, "sport", &loaded);
+			port_opt(b, proto, dp_n ? dp[j] : NULL, ndp, ndp_n, "dport", &loaded);
 			if (pset) /* a bitmap: cheaper than the address sets */
 				weft_buf_printf(b, " -m set --match-set %s dst", pset);
 			weft_buf_printf(b, "%s", setmatch);
@@ -1520,6 +1556,11 @@ struct ipt_backend {
 	int nft_tools;
 	uint32_t gen;
 	bool gen_ok;
+	/* Rule texts compared (weft writes them as iptables-save prints
+	 * them) unless these tools print one otherwise even right after a
+	 * reload (texts_off); text_reload: the last check found a text that
+	 * differed. */
+	bool texts_off, text_reload;
 };
 
 static int restore(struct ipt_backend *ib, int fi, const char *input, char **errmsg)
@@ -3563,9 +3604,14 @@ static size_t count_lines(const char *s)
 	return n;
 }
 
-/* Has every chain of ours in t the number of rules we left in it? */
-static bool chains_as_left(const struct ipt_table *ours, const struct ipt_table *t, const char *tool)
+/* Has every chain of ours in t the rules we left in it? 0 yes; 1 a chain
+ * is missing or has another number of rules; 2 (with texts) a rule's text
+ * differs from what we wrote (weft writes rules as iptables-save prints
+ * them). */
+static int chains_as_left(const struct ipt_table *ours, const struct ipt_table *t, const char *tool, bool texts)
 {
+	int r = 0;
+
 	for (size_t i = 0; i < ours->n; i++) {
 		const struct ipt_chain *k = table_find(t, ours->chains[i].name);
 		size_t want = count_lines(ours->chains[i].text);
@@ -3573,10 +3619,24 @@ static bool chains_as_left(const struct ipt_table *ours, const struct ipt_table 
 		if (!k || count_lines(k->text) != want) {
 			log_info("acl ipt: %s: chain %s has %zu rules, weft left %zu", tool, ours->chains[i].name,
 				 k ? count_lines(k->text) : 0, want);
-			return false;
+			return 1;
+		}
+		if (texts && r == 0 && !streq(k->text, ours->chains[i].text)) {
+			const char *a = ours->chains[i].text, *b = k->text;
+			size_t la, lb;
+
+			for (;; a += la + 1, b += lb + 1) {
+				la = strcspn(a, "\n");
+				lb = strcspn(b, "\n");
+				if (la != lb || memcmp(a, b, la) != 0)
+					break;
+			}
+			log_info("acl ipt: %s: chain %s: a rule is \"%.*s\", weft left \"%.*s\"", tool,
+				 ours->chains[i].name, (int)(lb < 300 ? lb : 300), b, (int)(la < 300 ? la : 300), a);
+			r = 2;
 		}
 	}
-	return true;
+	return r;
 }
 
 /* The members of our ipsets, as a count and the sum and xor of a mix of
@@ -3711,10 +3771,11 @@ static int sets_as_left(const struct ipt_state *st)
  * weft's chains (someone running `iptables -F` or a firewall reload
  * removes them), and each chain of ours must be there with as many
  * rules as we left in it (a rule added or deleted by hand). When not,
- * the next apply reloads everything; so does an ipset of ours with other
- * members than we left (sets_as_left()). Rule texts are not compared
- * (iptables-save prints a rule differently from how we wrote it), so a
- * rule replaced in place by hand is not noticed. */
+ * the next apply reloads everything; so does a rule whose text differs
+ * from what we wrote (replaced in place: weft writes rules as
+ * iptables-save prints them; tools that print one otherwise even right
+ * after a reload turn the text compare off) or an ipset of ours with
+ * other members than we left (sets_as_left()). */
 static int ipt_check(struct weft_acl_backend *b)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
@@ -3776,12 +3837,22 @@ static int ipt_check(struct weft_acl_backend *b)
 		}
 		{
 			struct ipt_table t = {0};
-			bool ok;
+			int d;
 
 			parse_save(out, &t);
-			ok = chains_as_left(&ib->st.tab[fi], &t, ib->save[fi]);
+			d = chains_as_left(&ib->st.tab[fi], &t, ib->save[fi], !ib->texts_off);
 			table_clear(&t);
-			if (!ok) {
+			if (d == 2 && ib->text_reload) {
+				/* Right after a reload for a text that differed: these
+				 * tools print some rule otherwise than weft writes it. */
+				log_warn("acl ipt: %s prints a rule of weft's differently from how weft writes it, even right "
+					 "after a reload: comparing rule counts only from now on",
+					 ib->save[fi]);
+				ib->texts_off = true;
+				d = 0;
+			}
+			if (d) {
+				ib->text_reload = d == 2;
 				ib->have_state = false;
 				state_clear(&ib->st);
 				return -ENOENT;
@@ -3790,6 +3861,7 @@ static int ipt_check(struct weft_acl_backend *b)
 	}
 	ib->gen = gen;
 	ib->gen_ok = have_gen;
+	ib->text_reload = false;
 	return set_err;
 }
 
