@@ -364,19 +364,6 @@ static const char *proto_name(int proto, char *buf, size_t size)
 	case IPPROTO_DCCP:
 		return "dccp";
 	}
-	/* iptables-save names a protocol as /etc/protocols does (the drift
-	 * check compares rule texts with its output): the same lookup. */
-	{
-		struct protoent pe, *res = NULL;
-		char tmp[1024];
-
-		if (getprotobynumber_r(proto, &pe, tmp, sizeof(tmp), &res) == 0 && res && res->p_name &&
-		    strlen(res->p_name) < size && strspn(res->p_name, "abcdefghijklmnopqrstuvwxyz0123456789-._") ==
-							      strlen(res->p_name)) {
-			snprintf(buf, size, "%s", res->p_name);
-			return buf;
-		}
-	}
 	snprintf(buf, size, "%d", proto);
 	return buf;
 }
@@ -422,18 +409,18 @@ static size_t port_chunks(const struct weft_acl_portrange *r, size_t n, char ***
  * port or range goes through the tcp or udp match, named once per rule
  * (*loaded) where iptables-save names the implicit one. */
 static void port_opt(struct weft_buf *b, int proto, const char *pos, char **neg, size_t n_neg, const char *dir,
-		     bool *loaded)
+		     bool *loaded, bool force_mp)
 {
-	bool native = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && (pos ? 1 : 0) + n_neg == 1 &&
+	bool native = !force_mp && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && (pos ? 1 : 0) + n_neg == 1 &&
 		      !strchr(pos ? pos : neg[0], ',');
 
 	if (native && !*loaded) {
 		weft_buf_printf(b, " -m %s", proto == IPPROTO_TCP ? "tcp" : "udp");
 		*loaded = true;
 	}
-	if (native && pos && !strchr(pos, ','))
+	if (native && pos)
 		weft_buf_printf(b, " --%s %s", dir, pos);
-	else if (native && !pos && !strchr(neg[0], ','))
+	else if (native)
 		weft_buf_printf(b, " ! --%s %s", dir, neg[0]);
 	else {
 		if (pos)
@@ -445,6 +432,17 @@ static void port_opt(struct weft_buf *b, int proto, const char *pos, char **neg,
 
 static void icmp_match(struct weft_buf *m, int fam, bool negate, int type, int code)
 {
+	/* The kernel's icmp match takes type 255 for "any type": the type
+	 * (and code) bytes are compared instead (u32, as iptables-save
+	 * prints it: at the offset the IPv4 header length gives). */
+	if (fam == AF_INET && type == 255) {
+		if (code >= 0)
+			weft_buf_printf(m, " -m u32 %s--u32 \"0x0>>0x16&0x3c@0x0>>0x10=0x%x\"", negate ? "! " : "",
+					0xff00u | (unsigned)code);
+		else
+			weft_buf_printf(m, " -m u32 %s--u32 \"0x0>>0x16&0x3c@0x0>>0x18=0xff\"", negate ? "! " : "");
+		return;
+	}
 	if (fam == AF_INET)
 		weft_buf_printf(m, " -m icmp %s--icmp-type %d", negate ? "! " : "", type);
 	else
@@ -474,6 +472,19 @@ static void log_target(struct weft_buf *b, const char *prefix)
 	weft_buf_printf(b, "\"");
 }
 
+struct port_list {
+	const struct weft_acl_portrange *r;
+	size_t n;
+};
+
+/* Do ranges r[n] cover every port? */
+static bool ports_all(const struct weft_acl_portrange *r, size_t n)
+{
+	_cleanup_free_ struct weft_acl_portrange *m = n ? wcalloc(n, sizeof(*m)) : NULL;
+
+	return n && weft_acl_ports_merge(r, n, m) == 1 && m[0].lo == 0 && m[0].hi == 65535;
+}
+
 static bool ranges_ok(const struct weft_acl_portrange *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -496,7 +507,13 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 	size_t nsp_n = 0, ndp_n = 0, sp_n, dp_n;
 	struct weft_buf m = {0};
 	char pb[16];
-	int proto = r->proto;
+	int proto = r->proto, not_proto = r->not_proto;
+	struct weft_acl_portrange lo_cut[2];
+	struct port_list pl[4] = {{r->sports, r->n_sports},
+				  {r->not_sports, r->n_not_sports},
+				  {r->dports, r->n_dports},
+				  {r->not_dports, r->n_not_dports}};
+	bool mp_sport;
 
 	if (r->family && r->family != fam)
 		return 0;
@@ -510,6 +527,13 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		return 0; /* an ICMP type of the other family never matches */
 	if (proto == 0 && fam == AF_INET6)
 		return 0; /* see below */
+	/* A protocol and another one not: the first says it all (iptables
+	 * takes one -p); the same one both ways never matches. */
+	if (proto >= 0 && not_proto >= 0) {
+		if (proto == not_proto)
+			return 0;
+		not_proto = -1;
+	}
 	if (r->action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY) {
 		*R->errmsg = wasprintf("%s: pass is for policy chains only", r->origin ? r->origin : c->name);
 		return -EINVAL;
@@ -522,6 +546,21 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 	if (has_ports && !proto_has_ports(proto)) {
 		*R->errmsg = wasprintf("%s: port conditions need tcp, udp, sctp, udplite or dccp", r->origin ? r->origin : c->name);
 		return -EINVAL;
+	}
+	/* Port lists as iptables takes them alike in both flavours: every
+	 * port is no condition (iptables-nft drops it: negated, the rule would
+	 * match everything, so it is left out, as it never matches); a port
+	 * list of one range from 0 not to match is the range above it. */
+	for (int d = 0; d < 4; d += 2) {
+		if (ports_all(pl[d + 1].r, pl[d + 1].n))
+			return 0;
+		if (ports_all(pl[d].r, pl[d].n))
+			pl[d].n = 0;
+		if (!pl[d].n && pl[d + 1].n == 1 && pl[d + 1].r[0].lo == 0) {
+			lo_cut[d / 2] = (struct weft_acl_portrange){(uint16_t)(pl[d + 1].r[0].hi + 1), 65535};
+			pl[d] = (struct port_list){&lo_cut[d / 2], 1};
+			pl[d + 1].n = 0;
+		}
 	}
 	for (size_t i = 0; i < r->n_addrs; i++) {
 		const struct name_map *s = map_find(R->sets, R->n_sets, r->addrs[i].set);
@@ -555,23 +594,27 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		weft_buf_printf(&m, " -p %s", proto_name(proto, pb, sizeof(pb)));
 	else if (proto == 0)
 		weft_buf_printf(&m, " -m u32 --u32 \"0x6&0xff=0x0\"");
-	if (r->not_proto > 0)
-		weft_buf_printf(&m, " ! -p %s", proto_name(r->not_proto, pb, sizeof(pb)));
-	else if (r->not_proto == 0 && fam == AF_INET)
+	if (not_proto > 0)
+		weft_buf_printf(&m, " ! -p %s", proto_name(not_proto, pb, sizeof(pb)));
+	else if (not_proto == 0 && fam == AF_INET)
 		weft_buf_printf(&m, " -m u32 ! --u32 \"0x6&0xff=0x0\"");
 	if (r->icmp_type >= 0)
 		icmp_match(&m, fam, false, r->icmp_type, r->icmp_code);
 	if (r->not_icmp_type >= 0)
 		icmp_match(&m, fam, true, r->not_icmp_type, r->not_icmp_code);
 	/* Negated port lists: each chunk must not match (AND of NOTs). */
-	nsp_n = port_chunks(r->not_sports, r->n_not_sports, &nsp);
-	ndp_n = port_chunks(r->not_dports, r->n_not_dports, &ndp);
+	nsp_n = port_chunks(pl[1].r, pl[1].n, &nsp);
+	ndp_n = port_chunks(pl[3].r, pl[3].n, &ndp);
 	match = weft_buf_steal(&m);
 
 	/* Positive port lists: a chunk must match (OR): one rule per chunk
 	 * combination. */
-	sp_n = port_chunks(r->sports, r->n_sports, &sp);
-	dp_n = port_chunks(r->dports, r->n_dports, &dp);
+	sp_n = port_chunks(pl[0].r, pl[0].n, &sp);
+	dp_n = port_chunks(pl[2].r, pl[2].n, &dp);
+	/* iptables-nft (1.8.9) compares "! --sport A ! --dport B" as one
+	 * 4-byte "not equal", true when either differs: one of them goes
+	 * through multiport. */
+	mp_sport = !sp_n && nsp_n == 1 && !dp_n && ndp_n == 1;
 	for (size_t i = 0; i < (sp_n ? sp_n : 1); i++) {
 		for (size_t j = 0; j < (dp_n ? dp_n : 1); j++) {
 			weft_buf_printf(b, "-A %s%s", ch, match);
@@ -581,8 +624,8 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 			 * several times slower per rule. */
 			bool loaded = false;
 
-			port_opt(b, proto, sp_n ? sp[i] : NULL, nsp, nsp_n, "sport", &loaded);
-			port_opt(b, proto, dp_n ? dp[j] : NULL, ndp, ndp_n, "dport", &loaded);
+			port_opt(b, proto, sp_n ? sp[i] : NULL, nsp, nsp_n, "sport", &loaded, mp_sport);
+			port_opt(b, proto, dp_n ? dp[j] : NULL, ndp, ndp_n, "dport", &loaded, false);
 			if (pset) /* a bitmap: cheaper than the address sets */
 				weft_buf_printf(b, " -m set --match-set %s dst", pset);
 			weft_buf_printf(b, "%s", setmatch);
@@ -3604,6 +3647,71 @@ static size_t count_lines(const char *s)
 	return n;
 }
 
+/* A rule line with each protocol (-p X, ! -p X) as its number: weft
+ * writes the numbers of protocols other than the common ones, and
+ * iptables-save names them from its own table or /etc/protocols, or not,
+ * depending on the version and the system. */
+static void norm_proto(const char *l, size_t n, struct weft_buf *out)
+{
+	static const struct {
+		const char *name;
+		int num;
+	} names[] = {{"icmp", 1},     {"tcp", 6},   {"udp", 17},       {"dccp", 33},    {"esp", 50},
+		     {"ah", 51},      {"ipv6-icmp", 58}, {"icmpv6", 58}, {"sctp", 132},   {"mh", 135},
+		     {"ipv6-mh", 135}, {"mobility-header", 135}, {"udplite", 136}};
+	size_t i = 0;
+
+	out->len = 0;
+	while (i < n) {
+		if (i + 4 <= n && memcmp(l + i, " -p ", 4) == 0) {
+			size_t s = i + 4, e = s;
+			char name[64];
+			int num = -1;
+
+			while (e < n && l[e] != ' ')
+				e++;
+			if (e - s < sizeof(name) && strspn(l + s, "0123456789") < e - s) {
+				memcpy(name, l + s, e - s);
+				name[e - s] = 0;
+				for (size_t k = 0; k < ARRAY_SIZE(names) && num < 0; k++)
+					if (streq(names[k].name, name))
+						num = names[k].num;
+				if (num < 0) {
+					struct protoent pe, *res = NULL;
+					char tmp[1024];
+
+					if (getprotobyname_r(name, &pe, tmp, sizeof(tmp), &res) == 0 && res)
+						num = res->p_proto;
+				}
+			}
+			if (num >= 0) {
+				weft_buf_printf(out, " -p %d", num);
+				i = e;
+				continue;
+			}
+		}
+		weft_buf_append(out, l + i, 1);
+		i++;
+	}
+	weft_buf_append(out, "", 0);
+}
+
+/* Two rule lines alike (as norm_proto() has them)? */
+static bool save_line_eq(const char *a, size_t la, const char *b, size_t lb)
+{
+	struct weft_buf x = {0}, y = {0};
+	bool eq;
+
+	if (la == lb && memcmp(a, b, la) == 0)
+		return true;
+	norm_proto(a, la, &x);
+	norm_proto(b, lb, &y);
+	eq = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+	weft_buf_free(&x);
+	weft_buf_free(&y);
+	return eq;
+}
+
 /* Has every chain of ours in t the rules we left in it? 0 yes; 1 a chain
  * is missing or has another number of rules; 2 (with texts) a rule's text
  * differs from what we wrote (weft writes rules as iptables-save prints
@@ -3625,15 +3733,17 @@ static int chains_as_left(const struct ipt_table *ours, const struct ipt_table *
 			const char *a = ours->chains[i].text, *b = k->text;
 			size_t la, lb;
 
-			for (;; a += la + 1, b += lb + 1) {
+			for (; *a && *b; a += la + 1, b += lb + 1) {
 				la = strcspn(a, "\n");
 				lb = strcspn(b, "\n");
-				if (la != lb || memcmp(a, b, la) != 0)
+				if (!save_line_eq(a, la, b, lb)) {
+					log_info("acl ipt: %s: chain %s: a rule is \"%.*s\", weft left \"%.*s\"", tool,
+						 ours->chains[i].name, (int)(lb < 300 ? lb : 300), b,
+						 (int)(la < 300 ? la : 300), a);
+					r = 2;
 					break;
+				}
 			}
-			log_info("acl ipt: %s: chain %s: a rule is \"%.*s\", weft left \"%.*s\"", tool,
-				 ours->chains[i].name, (int)(lb < 300 ? lb : 300), b, (int)(la < 300 ? la : 300), a);
-			r = 2;
 		}
 	}
 	return r;
@@ -3730,7 +3840,7 @@ static int sets_as_left(const struct ipt_state *st)
 	if (ips_open(&c, NULL) < 0)
 		return -ENOMEM;
 	ipset_session_output(c.s, IPSET_LIST_SAVE);
-	for (size_t i = 0; i < st->n_sets && r == 0; i++) {
+	for (size_t i = 0; i < st->n_sets && r <= 0; i++) {
 		const struct ipt_set *s = &st->sets[i];
 		struct mcensus want, got;
 
@@ -3748,11 +3858,13 @@ static int sets_as_left(const struct ipt_state *st)
 				r = 1;
 			} else {
 				_cleanup_free_ char *err = NULL;
+				int e = ips_fail(&c, "list", s->name, &err);
 
-				r = ips_fail(&c, "list", s->name, &err);
 				log_warn("acl ipt: drift check: %s", err);
+				if (r == 0)
+					r = e; /* the first error, once the other sets are checked */
 			}
-			break;
+			continue;
 		}
 		set_census_got(s, c.out.data, &got);
 		if (got.n != want.n || got.sum != want.sum || got.x != want.x) {

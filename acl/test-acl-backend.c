@@ -571,6 +571,73 @@ static void test_proto_zero(void)
 	}
 }
 
+/* Port and protocol forms iptables takes otherwise than they read: both
+ * ports negated (iptables-nft 1.8.9 compared them as one), every port
+ * (negated: never matches), a negated range from 0, ICMP type 255 (the
+ * kernel's icmp match reads it as any type), a protocol and another one
+ * not. The same on both backends. */
+static void test_port_edges(void)
+{
+	for (int k = 0; k < 6; k++) {
+		struct weft_acl_program *p = prog_new();
+		struct weft_acl_rule *r;
+
+		add_chain(p, "wpi-e", WEFT_ACL_CHAIN_PROFILE, true);
+		add_chain(p, "wpo-all", WEFT_ACL_CHAIN_PROFILE, false);
+		add_rule(p, "wpo-all", WEFT_ACL_ALLOW);
+		r = add_rule(p, "wpi-e", k == 0 ? WEFT_ACL_DENY : WEFT_ACL_ALLOW);
+		r->proto = k == 4 ? IPPROTO_ICMP : IPPROTO_TCP;
+		switch (k) {
+		case 0:
+			ports(&r->not_sports, &r->n_not_sports, "1000");
+			ports(&r->not_dports, &r->n_not_dports, "22");
+			add_rule(p, "wpi-e", WEFT_ACL_ALLOW);
+			break;
+		case 1:
+			ports(&r->not_dports, &r->n_not_dports, "0-65535");
+			break;
+		case 2:
+			ports(&r->not_dports, &r->n_not_dports, "0-1023");
+			break;
+		case 3:
+			ports(&r->dports, &r->n_dports, "0-65535");
+			break;
+		case 4:
+			r->icmp_type = 255;
+			break;
+		default:
+			r->not_proto = IPPROTO_UDP;
+			break;
+		}
+		add_ep(p, &pod_a, "", "wpi-e", "", "wpo-all");
+		add_ep(p, &pod_b, "", "wpi-e", "", "wpo-all");
+		CHECK_EQ_INT(apply(p, NULL), 0);
+		switch (k) {
+		case 0:
+			EXPECT(true, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: deny not sport 1000 and not dport 22");
+			EXPECT(false, tcp(&pod_a, &pod_b, false, 23), "A->B tcp 23: deny not sport 1000 and not dport 22");
+			break;
+		case 1:
+			EXPECT(false, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow not ports 0:65535");
+			break;
+		case 2:
+			EXPECT(false, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow not ports 0:1023");
+			EXPECT(true, tcp(&pod_a, &pod_b, false, 5001), "A->B tcp 5001: allow not ports 0:1023");
+			break;
+		case 3:
+			EXPECT(true, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow ports 0:65535");
+			break;
+		case 4:
+			EXPECT(false, ping(&pod_a, &pod_b, false), "A->B ping: allow icmp type 255");
+			break;
+		default:
+			EXPECT(true, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow tcp, not udp");
+			break;
+		}
+		weft_acl_program_free(p);
+	}
+}
+
 static void test_matches(void)
 {
 	struct weft_acl_program *p = prog_new();
@@ -1754,7 +1821,7 @@ static void test_drift(void)
 			for (int k = 0; k < 3; k++) { /* alike but for their ports: one kernel rule, a port set */
 				r = add_rule(q, "wpi-db", WEFT_ACL_ALLOW);
 				r->proto = IPPROTO_UDP;
-				ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004:7005");
+				ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004-7005");
 			}
 			CHECK_EQ_INT(apply(q, &st), 0);
 			CHECK(!fails("nft list table inet weft | grep -q 'weft-p\\.'"));
@@ -1825,7 +1892,7 @@ static void test_drift(void)
 		for (int k = 0; k < 3; k++) {
 			r = add_rule(q, "wpi-db", WEFT_ACL_ALLOW);
 			r->proto = IPPROTO_UDP;
-			ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004:7005");
+			ports(&r->dports, &r->n_dports, k == 0 ? "7000" : k == 1 ? "7002" : "7004-7005");
 		}
 		CHECK_EQ_INT(apply(q, &st), 0);
 		for (int k = 0; k < 4; k++) {
@@ -1966,7 +2033,7 @@ static void test_remove(void)
 }
 
 static const struct test_case cases[] = {
-	TEST(test_classic),	TEST(test_matches),	TEST(test_proto_zero),	TEST(test_policies), TEST(test_mixed_egress), TEST(test_both_ways),
+	TEST(test_classic),	TEST(test_matches),	TEST(test_proto_zero),	TEST(test_port_edges),	TEST(test_policies), TEST(test_mixed_egress), TEST(test_both_ways),
 	TEST(test_fail_closed), TEST(test_antispoof),	TEST(test_host),     TEST(test_incremental),
 	TEST(test_rule_diff),	TEST(test_update),	TEST(test_failure),	TEST(test_drift),	TEST(test_scale),	TEST(test_remove),
 };
