@@ -1599,12 +1599,18 @@ struct ipt_backend {
 	int nft_tools;
 	uint32_t gen;
 	bool gen_ok;
-	/* Rule texts compared (weft writes them as iptables-save prints
-	 * them) unless these tools print one otherwise even right after a
-	 * reload (texts_off); text_reload: the last check found a text that
-	 * differed. */
-	bool texts_off, text_reload;
+	/* Rule texts are compared (weft writes them as iptables-save prints
+	 * them), but for chains whose text differed again right after the
+	 * reload a difference caused (these tools print one of their rules
+	 * otherwise): text_off, "<family>:<chain>", at most TEXT_OFF_MAX
+	 * (then no text is compared). text_diff: the chain whose text
+	 * differed at the last check. */
+	char **text_off;
+	size_t n_text_off;
+	char *text_diff;
 };
+
+#define TEXT_OFF_MAX 64
 
 static int restore(struct ipt_backend *ib, int fi, const char *input, char **errmsg)
 {
@@ -3635,6 +3641,8 @@ static void ipt_free(struct weft_acl_backend *b)
 		free(ib->restore[fi]);
 		free(ib->save[fi]);
 	}
+	strv_free(ib->text_off, ib->n_text_off);
+	free(ib->text_diff);
 	free(ib);
 }
 
@@ -3716,8 +3724,20 @@ static bool save_line_eq(const char *a, size_t la, const char *b, size_t lb)
  * is missing or has another number of rules; 2 (with texts) a rule's text
  * differs from what we wrote (weft writes rules as iptables-save prints
  * them). */
-static int chains_as_left(const struct ipt_table *ours, const struct ipt_table *t, const char *tool, bool texts)
+static bool text_off(const struct ipt_backend *ib, int fi, const char *chain)
 {
+	if (ib->n_text_off >= TEXT_OFF_MAX)
+		return true;
+	for (size_t i = 0; i < ib->n_text_off; i++)
+		if (ib->text_off[i][0] == '4' + 2 * fi && streq(ib->text_off[i] + 2, chain))
+			return true;
+	return false;
+}
+
+static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt_table *t, const char **diff)
+{
+	const struct ipt_table *ours = &ib->st.tab[fi];
+	const char *tool = ib->save[fi];
 	int r = 0;
 
 	for (size_t i = 0; i < ours->n; i++) {
@@ -3729,7 +3749,7 @@ static int chains_as_left(const struct ipt_table *ours, const struct ipt_table *
 				 k ? count_lines(k->text) : 0, want);
 			return 1;
 		}
-		if (texts && r == 0 && !streq(k->text, ours->chains[i].text)) {
+		if (r == 0 && !streq(k->text, ours->chains[i].text) && !text_off(ib, fi, ours->chains[i].name)) {
 			const char *a = ours->chains[i].text, *b = k->text;
 			size_t la, lb;
 
@@ -3741,6 +3761,7 @@ static int chains_as_left(const struct ipt_table *ours, const struct ipt_table *
 						 ours->chains[i].name, (int)(lb < 300 ? lb : 300), b,
 						 (int)(la < 300 ? la : 300), a);
 					r = 2;
+					*diff = ours->chains[i].name;
 					break;
 				}
 			}
@@ -3951,20 +3972,30 @@ static int ipt_check(struct weft_acl_backend *b)
 			struct ipt_table t = {0};
 			int d;
 
+			const char *diff = NULL;
+			_cleanup_free_ char *key = NULL;
+
 			parse_save(out, &t);
-			d = chains_as_left(&ib->st.tab[fi], &t, ib->save[fi], !ib->texts_off);
+			d = chains_as_left(ib, fi, &t, &diff);
+			if (d == 2)
+				key = wasprintf("%c:%s", '4' + 2 * fi, diff);
 			table_clear(&t);
-			if (d == 2 && ib->text_reload) {
-				/* Right after a reload for a text that differed: these
-				 * tools print some rule otherwise than weft writes it. */
-				log_warn("acl ipt: %s prints a rule of weft's differently from how weft writes it, even right "
-					 "after a reload: comparing rule counts only from now on",
-					 ib->save[fi]);
-				ib->texts_off = true;
+			if (d == 2 && ib->text_diff && streq(ib->text_diff, key)) {
+				/* The same chain right after the reload its text
+				 * caused: these tools print one of its rules otherwise
+				 * than weft writes it. */
+				log_warn("acl ipt: %s prints a rule of chain %s differently from how weft writes it, even "
+					 "right after a reload: comparing its rule count only from now on",
+					 ib->save[fi], key + 2);
+				ib->text_off = wrealloc(ib->text_off, (ib->n_text_off + 1) * sizeof(char *));
+				ib->text_off[ib->n_text_off++] = key;
+				key = NULL;
 				d = 0;
 			}
 			if (d) {
-				ib->text_reload = d == 2;
+				free(ib->text_diff);
+				ib->text_diff = key;
+				key = NULL;
 				ib->have_state = false;
 				state_clear(&ib->st);
 				return -ENOENT;
@@ -3973,7 +4004,8 @@ static int ipt_check(struct weft_acl_backend *b)
 	}
 	ib->gen = gen;
 	ib->gen_ok = have_gen;
-	ib->text_reload = false;
+	free(ib->text_diff);
+	ib->text_diff = NULL;
 	return set_err;
 }
 
