@@ -3720,10 +3720,7 @@ static bool save_line_eq(const char *a, size_t la, const char *b, size_t lb)
 	return eq;
 }
 
-/* Has every chain of ours in t the rules we left in it? 0 yes; 1 a chain
- * is missing or has another number of rules; 2 (with texts) a rule's text
- * differs from what we wrote (weft writes rules as iptables-save prints
- * them). */
+/* Is chain's text compare (family fi) turned off? */
 static bool text_off(const struct ipt_backend *ib, int fi, const char *chain)
 {
 	if (ib->n_text_off >= TEXT_OFF_MAX)
@@ -3734,6 +3731,10 @@ static bool text_off(const struct ipt_backend *ib, int fi, const char *chain)
 	return false;
 }
 
+/* Has every chain of ours (family fi) in t the rules we left in it? 0
+ * yes; 1 a chain is missing or has another number of rules; 2 a rule's
+ * text differs from what we wrote (weft writes rules as iptables-save
+ * prints them; chains with text_off() not compared), *diff its chain. */
 static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt_table *t, const char **diff)
 {
 	const struct ipt_table *ours = &ib->st.tab[fi];
@@ -3753,7 +3754,7 @@ static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt
 			const char *a = ours->chains[i].text, *b = k->text;
 			size_t la, lb;
 
-			for (; *a && *b; a += la + 1, b += lb + 1) {
+			for (; *a && *b; a += la + (a[la] ? 1 : 0), b += lb + (b[lb] ? 1 : 0)) {
 				la = strcspn(a, "\n");
 				lb = strcspn(b, "\n");
 				if (!save_line_eq(a, la, b, lb)) {
@@ -3906,9 +3907,9 @@ static int sets_as_left(const struct ipt_state *st)
  * rules as we left in it (a rule added or deleted by hand). When not,
  * the next apply reloads everything; so does a rule whose text differs
  * from what we wrote (replaced in place: weft writes rules as
- * iptables-save prints them; tools that print one otherwise even right
- * after a reload turn the text compare off) or an ipset of ours with
- * other members than we left (sets_as_left()). */
+ * iptables-save prints them; a chain whose text differs again right
+ * after the reload it caused has its text compare turned off) or an
+ * ipset of ours with other members than we left (sets_as_left()). */
 static int ipt_check(struct weft_acl_backend *b)
 {
 	struct ipt_backend *ib = (struct ipt_backend *)b;
@@ -3970,10 +3971,9 @@ static int ipt_check(struct weft_acl_backend *b)
 		}
 		{
 			struct ipt_table t = {0};
-			int d;
-
 			const char *diff = NULL;
 			_cleanup_free_ char *key = NULL;
+			int d;
 
 			parse_save(out, &t);
 			d = chains_as_left(ib, fi, &t, &diff);

@@ -103,8 +103,9 @@
  * Drift (nft_check()): every rule weft adds or deletes is echoed by the
  * kernel, and a census of the table's rules (struct census) follows the
  * echoes; a check compares it, and every named set's and map's elements
- * (sets_wanted()), with a dump, unless the ruleset's generation shows no commit since the last
- * good check. A difference makes the next apply a full one.
+ * (sets_wanted()), with a dump, unless the ruleset's generation shows no
+ * commit since the last good check. A difference makes the next apply a
+ * full one.
  *
  * Costs measured on the lab kernel (6.18), 100,000 members and 10,000
  * rules (bench/run-acl-bench, docs/benchmarks.md): a full load ~0.15 s;

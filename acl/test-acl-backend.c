@@ -534,8 +534,20 @@ static void test_classic(void)
 	weft_acl_program_free(p);
 }
 
-/* Deny before allow, port lists and ranges, UDP, ICMP types and codes,
- * negations, log. Everything on B's ingress; A and C send. */
+/* A and B with ingress profile chain `in` (rules to be added) and an
+ * egress profile that allows everything. */
+static struct weft_acl_program *ingress_prog(const char *in)
+{
+	struct weft_acl_program *p = prog_new();
+
+	add_chain(p, in, WEFT_ACL_CHAIN_PROFILE, true);
+	add_chain(p, "wpo-all", WEFT_ACL_CHAIN_PROFILE, false);
+	add_rule(p, "wpo-all", WEFT_ACL_ALLOW);
+	add_ep(p, &pod_a, "", in, "", "wpo-all");
+	add_ep(p, &pod_b, "", in, "", "wpo-all");
+	return p;
+}
+
 /* Protocol 0 is a protocol number like any other (no transport protocol
  * of real traffic), not "every protocol", which is what -p 0 means to
  * iptables: allowing it lets nothing through, denying everything else
@@ -543,12 +555,9 @@ static void test_classic(void)
 static void test_proto_zero(void)
 {
 	for (int k = 0; k < 3; k++) {
-		struct weft_acl_program *p = prog_new();
+		struct weft_acl_program *p = ingress_prog("wpi-z");
 		struct weft_acl_rule *r;
 
-		add_chain(p, "wpi-z", WEFT_ACL_CHAIN_PROFILE, true);
-		add_chain(p, "wpo-all", WEFT_ACL_CHAIN_PROFILE, false);
-		add_rule(p, "wpo-all", WEFT_ACL_ALLOW);
 		if (k == 0) {
 			add_rule(p, "wpi-z", WEFT_ACL_ALLOW)->proto = 0;
 		} else if (k == 1) {
@@ -558,8 +567,6 @@ static void test_proto_zero(void)
 			r = add_rule(p, "wpi-z", WEFT_ACL_ALLOW);
 			r->not_proto = 0;
 		}
-		add_ep(p, &pod_a, "", "wpi-z", "", "wpo-all");
-		add_ep(p, &pod_b, "", "wpi-z", "", "wpo-all");
 		CHECK_EQ_INT(apply(p, NULL), 0);
 		EXPECT(k == 2, tcp(&pod_a, &pod_b, false, 22), k == 0   ? "A->B tcp 22, allow protocol 0 only"
 							     : k == 1 ? "A->B tcp 22, deny all but protocol 0"
@@ -579,13 +586,9 @@ static void test_proto_zero(void)
 static void test_port_edges(void)
 {
 	for (int k = 0; k < 6; k++) {
-		struct weft_acl_program *p = prog_new();
-		struct weft_acl_rule *r;
+		struct weft_acl_program *p = ingress_prog("wpi-e");
+		struct weft_acl_rule *r = add_rule(p, "wpi-e", k == 0 ? WEFT_ACL_DENY : WEFT_ACL_ALLOW);
 
-		add_chain(p, "wpi-e", WEFT_ACL_CHAIN_PROFILE, true);
-		add_chain(p, "wpo-all", WEFT_ACL_CHAIN_PROFILE, false);
-		add_rule(p, "wpo-all", WEFT_ACL_ALLOW);
-		r = add_rule(p, "wpi-e", k == 0 ? WEFT_ACL_DENY : WEFT_ACL_ALLOW);
 		r->proto = k == 4 ? IPPROTO_ICMP : IPPROTO_TCP;
 		switch (k) {
 		case 0:
@@ -609,8 +612,6 @@ static void test_port_edges(void)
 			r->not_proto = IPPROTO_UDP;
 			break;
 		}
-		add_ep(p, &pod_a, "", "wpi-e", "", "wpo-all");
-		add_ep(p, &pod_b, "", "wpi-e", "", "wpo-all");
 		CHECK_EQ_INT(apply(p, NULL), 0);
 		switch (k) {
 		case 0:
@@ -638,6 +639,8 @@ static void test_port_edges(void)
 	}
 }
 
+/* Deny before allow, port lists and ranges, UDP, ICMP types and codes,
+ * negations, log. Everything on B's ingress; A and C send. */
 static void test_matches(void)
 {
 	struct weft_acl_program *p = prog_new();
