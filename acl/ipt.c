@@ -513,7 +513,7 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 				  {r->not_sports, r->n_not_sports},
 				  {r->dports, r->n_dports},
 				  {r->not_dports, r->n_not_dports}};
-	bool mp_sport;
+	bool mp_sport, never;
 
 	if (r->family && r->family != fam)
 		return 0;
@@ -525,15 +525,6 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		return 0;
 	if (icmp && proto != icmp_proto)
 		return 0; /* an ICMP type of the other family never matches */
-	if (proto == 0 && fam == AF_INET6)
-		return 0; /* see below */
-	/* A protocol and another one not: the first says it all (iptables
-	 * takes one -p); the same one both ways never matches. */
-	if (proto >= 0 && not_proto >= 0) {
-		if (proto == not_proto)
-			return 0;
-		not_proto = -1;
-	}
 	if (r->action == WEFT_ACL_PASS && c->kind != WEFT_ACL_CHAIN_POLICY) {
 		*R->errmsg = wasprintf("%s: pass is for policy chains only", r->origin ? r->origin : c->name);
 		return -EINVAL;
@@ -547,13 +538,21 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		*R->errmsg = wasprintf("%s: port conditions need tcp, udp, sctp, udplite or dccp", r->origin ? r->origin : c->name);
 		return -EINVAL;
 	}
+	/* Checked as the nft backend checks a rule; from here on, what a
+	 * rule that never matches in this family (never) needs no more. */
+	never = proto == 0 && fam == AF_INET6; /* see below */
+	/* A protocol and another one not: the first says it all (iptables
+	 * takes one -p); the same one both ways never matches. */
+	if (proto >= 0 && not_proto >= 0) {
+		never |= proto == not_proto;
+		not_proto = -1;
+	}
 	/* Port lists as iptables takes them alike in both flavours: every
 	 * port is no condition (iptables-nft drops it: negated, the rule would
 	 * match everything, so it is left out, as it never matches); a port
 	 * list of one range from 0 not to match is the range above it. */
 	for (int d = 0; d < 4; d += 2) {
-		if (ports_all(pl[d + 1].r, pl[d + 1].n))
-			return 0;
+		never |= ports_all(pl[d + 1].r, pl[d + 1].n);
 		if (ports_all(pl[d].r, pl[d].n))
 			pl[d].n = 0;
 		if (!pl[d].n && pl[d + 1].n == 1 && pl[d + 1].r[0].lo == 0) {
@@ -577,6 +576,10 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 		}
 		weft_buf_printf(&m, " -m set %s--match-set %s %s", r->addrs[i].negate ? "! " : "", s->kern,
 				r->addrs[i].src ? "src" : "dst");
+	}
+	if (never) {
+		weft_buf_free(&m);
+		return 0;
 	}
 	/* The set lookups go last: iptables evaluates matches in order, so a
 	 * first packet that fails the cheap protocol, ICMP or port test never
@@ -611,10 +614,11 @@ static int render_rule(struct render *R, struct weft_buf *b, const char *ch, con
 	 * combination. */
 	sp_n = port_chunks(pl[0].r, pl[0].n, &sp);
 	dp_n = port_chunks(pl[2].r, pl[2].n, &dp);
-	/* iptables-nft (1.8.9) compares "! --sport A ! --dport B" as one
-	 * 4-byte "not equal", true when either differs: one of them goes
-	 * through multiport. */
-	mp_sport = !sp_n && nsp_n == 1 && !dp_n && ndp_n == 1;
+	/* iptables-nft (1.8.9) compares "! --sport A ! --dport B" (single
+	 * ports, not 0) as one 4-byte "not equal", true when either differs:
+	 * the source port goes through multiport. */
+	mp_sport = !sp_n && !dp_n && pl[1].n == 1 && pl[3].n == 1 && pl[1].r[0].lo == pl[1].r[0].hi &&
+		   pl[1].r[0].lo && pl[3].r[0].lo == pl[3].r[0].hi && pl[3].r[0].lo;
 	for (size_t i = 0; i < (sp_n ? sp_n : 1); i++) {
 		for (size_t j = 0; j < (dp_n ? dp_n : 1); j++) {
 			weft_buf_printf(b, "-A %s%s", ch, match);
@@ -3720,22 +3724,62 @@ static bool save_line_eq(const char *a, size_t la, const char *b, size_t lb)
 	return eq;
 }
 
-/* Is chain's text compare (family fi) turned off? */
-static bool text_off(const struct ipt_backend *ib, int fi, const char *chain)
+/* What names a chain's text in text_off: family, name, a hash of the
+ * text weft wrote (a chain written otherwise is compared again). */
+static char *text_key(int fi, const struct ipt_chain *k)
 {
+	return wasprintf("%c:%s:%016" PRIx64, '4' + 2 * fi, k->name,
+			 weft_fnv1a(k->text, strlen(k->text), 0xcbf29ce484222325ULL));
+}
+
+/* Is chain k's text compare (family fi) turned off? */
+static bool text_off(const struct ipt_backend *ib, int fi, const struct ipt_chain *k)
+{
+	_cleanup_free_ char *key = NULL;
+
 	if (ib->n_text_off >= TEXT_OFF_MAX)
 		return true;
+	if (!ib->n_text_off)
+		return false;
+	key = text_key(fi, k);
 	for (size_t i = 0; i < ib->n_text_off; i++)
-		if (ib->text_off[i][0] == '4' + 2 * fi && streq(ib->text_off[i] + 2, chain))
+		if (streq(ib->text_off[i], key))
 			return true;
 	return false;
+}
+
+/* Turn the text compare of the chain key names off, keeping only the
+ * entries that still name a chain of ours as weft writes it now. */
+static void text_off_add(struct ipt_backend *ib, char *key)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < ib->n_text_off; i++) {
+		const char *e = ib->text_off[i];
+		_cleanup_free_ char *name = wstrndup(e + 2, strlen(e + 2) - 17);
+		const struct ipt_chain *k = table_find(&ib->st.tab[e[0] == '6'], name);
+		_cleanup_free_ char *now = k ? text_key(e[0] == '6', k) : NULL;
+
+		if (now && streq(now, e))
+			ib->text_off[m++] = ib->text_off[i];
+		else
+			free(ib->text_off[i]);
+	}
+	ib->n_text_off = m;
+	ib->text_off = wrealloc(ib->text_off, (m + 1) * sizeof(char *));
+	ib->text_off[ib->n_text_off++] = key;
+	if (ib->n_text_off == TEXT_OFF_MAX)
+		log_warn("acl ipt: %d chains' rules print otherwise than weft writes them: no rule text is compared "
+			 "from now on",
+			 TEXT_OFF_MAX);
 }
 
 /* Has every chain of ours (family fi) in t the rules we left in it? 0
  * yes; 1 a chain is missing or has another number of rules; 2 a rule's
  * text differs from what we wrote (weft writes rules as iptables-save
  * prints them; chains with text_off() not compared), *diff its chain. */
-static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt_table *t, const char **diff)
+static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt_table *t,
+			  const struct ipt_chain **diff)
 {
 	const struct ipt_table *ours = &ib->st.tab[fi];
 	const char *tool = ib->save[fi];
@@ -3750,7 +3794,7 @@ static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt
 				 k ? count_lines(k->text) : 0, want);
 			return 1;
 		}
-		if (r == 0 && !streq(k->text, ours->chains[i].text) && !text_off(ib, fi, ours->chains[i].name)) {
+		if (r == 0 && !streq(k->text, ours->chains[i].text) && !text_off(ib, fi, &ours->chains[i])) {
 			const char *a = ours->chains[i].text, *b = k->text;
 			size_t la, lb;
 
@@ -3762,7 +3806,7 @@ static int chains_as_left(const struct ipt_backend *ib, int fi, const struct ipt
 						 ours->chains[i].name, (int)(lb < 300 ? lb : 300), b,
 						 (int)(la < 300 ? la : 300), a);
 					r = 2;
-					*diff = ours->chains[i].name;
+					*diff = &ours->chains[i];
 					break;
 				}
 			}
@@ -3916,9 +3960,14 @@ static int ipt_check(struct weft_acl_backend *b)
 	uint32_t gen = 0;
 	bool have_gen = false;
 	int r, set_err;
+	_cleanup_free_ char *prev = NULL;
 
 	if (!ib->have_state)
 		return 0;
+	/* The chain whose text differed at the last check, if that check
+	 * found nothing else (any other reload in between clears it). */
+	prev = ib->text_diff;
+	ib->text_diff = NULL;
 	/* iptables-nft: nothing committed by anyone since the last good
 	 * check (our restores included) means nothing to compare. Legacy
 	 * iptables has no such generation. */
@@ -3971,27 +4020,33 @@ static int ipt_check(struct weft_acl_backend *b)
 		}
 		{
 			struct ipt_table t = {0};
-			const char *diff = NULL;
+			const struct ipt_chain *diff = NULL;
 			_cleanup_free_ char *key = NULL;
 			int d;
 
 			parse_save(out, &t);
-			d = chains_as_left(ib, fi, &t, &diff);
-			if (d == 2)
-				key = wasprintf("%c:%s", '4' + 2 * fi, diff);
-			table_clear(&t);
-			if (d == 2 && ib->text_diff && streq(ib->text_diff, key)) {
-				/* The same chain right after the reload its text
-				 * caused: these tools print one of its rules otherwise
-				 * than weft writes it. */
+			for (;;) {
+				d = chains_as_left(ib, fi, &t, &diff);
+				if (d != 2)
+					break;
+				free(key);
+				key = text_key(fi, diff);
+				if (!prev || !streq(prev, key))
+					break;
+				/* The same chain as weft writes it right after the
+				 * reload its text caused: these tools print one of its
+				 * rules otherwise than weft writes it. The chains after
+				 * it are compared now. */
 				log_warn("acl ipt: %s prints a rule of chain %s differently from how weft writes it, even "
-					 "right after a reload: comparing its rule count only from now on",
-					 ib->save[fi], key + 2);
-				ib->text_off = wrealloc(ib->text_off, (ib->n_text_off + 1) * sizeof(char *));
-				ib->text_off[ib->n_text_off++] = key;
+					 "right after a reload: comparing its rule count only from now on (while weft "
+					 "writes it so)",
+					 ib->save[fi], diff->name);
+				text_off_add(ib, key);
 				key = NULL;
-				d = 0;
+				free(prev);
+				prev = NULL;
 			}
+			table_clear(&t);
 			if (d) {
 				free(ib->text_diff);
 				ib->text_diff = key;

@@ -585,11 +585,11 @@ static void test_proto_zero(void)
  * not. The same on both backends. */
 static void test_port_edges(void)
 {
-	for (int k = 0; k < 6; k++) {
+	for (int k = 0; k < 10; k++) {
 		struct weft_acl_program *p = ingress_prog("wpi-e");
 		struct weft_acl_rule *r = add_rule(p, "wpi-e", k == 0 ? WEFT_ACL_DENY : WEFT_ACL_ALLOW);
 
-		r->proto = k == 4 ? IPPROTO_ICMP : IPPROTO_TCP;
+		r->proto = k == 4 || k == 7 || k == 8 ? IPPROTO_ICMP : k == 9 ? IPPROTO_ICMPV6 : IPPROTO_TCP;
 		switch (k) {
 		case 0:
 			ports(&r->not_sports, &r->n_not_sports, "1000");
@@ -606,10 +606,21 @@ static void test_port_edges(void)
 			ports(&r->dports, &r->n_dports, "0-65535");
 			break;
 		case 4:
+		case 9:
 			r->icmp_type = 255;
 			break;
-		default:
+		case 5:
 			r->not_proto = IPPROTO_UDP;
+			break;
+		case 6:
+			r->not_proto = IPPROTO_TCP;
+			break;
+		case 7:
+			r->icmp_type = 255;
+			r->icmp_code = 0;
+			break;
+		default:
+			r->not_icmp_type = 255;
 			break;
 		}
 		CHECK_EQ_INT(apply(p, NULL), 0);
@@ -631,8 +642,20 @@ static void test_port_edges(void)
 		case 4:
 			EXPECT(false, ping(&pod_a, &pod_b, false), "A->B ping: allow icmp type 255");
 			break;
-		default:
+		case 5:
 			EXPECT(true, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow tcp, not udp");
+			break;
+		case 6:
+			EXPECT(false, tcp(&pod_a, &pod_b, false, 22), "A->B tcp 22: allow tcp, not tcp");
+			break;
+		case 7:
+			EXPECT(false, ping(&pod_a, &pod_b, false), "A->B ping: allow icmp type 255 code 0");
+			break;
+		case 8:
+			EXPECT(true, ping(&pod_a, &pod_b, false), "A->B ping: allow icmp, not type 255");
+			break;
+		default:
+			EXPECT(false, ping(&pod_a, &pod_b, true), "A->B ping6: allow icmpv6 type 255");
 			break;
 		}
 		weft_acl_program_free(p);
