@@ -428,9 +428,12 @@ void weft_acl_endpoint_copy(struct weft_acl_endpoint *d, const struct weft_acl_e
  * process left). Returns 0 or a negative errno. */
 int weft_acl_remove(struct weft_acl_backend *b, char **errmsg);
 
-/* Is what the last apply programmed still in the kernel (nft: the table
- * exists; backends without a check answer 0)? Returns 0, -ENOENT when it
- * is gone (the next apply then reloads everything), or a negative errno. */
+/* Is what the last apply and updates programmed still in the kernel as
+ * they left it (nft: the table's rules, sets and maps; ipt: the hooks,
+ * each chain's rules, the ipsets' members; docs/acl.md "Drift"; backends
+ * without a check answer 0)? Returns 0, -ENOENT when it is gone or was
+ * changed by someone else (the next apply then reloads everything), or a
+ * negative errno. */
 int weft_acl_check(struct weft_acl_backend *b);
 
 /* Free the handle; the kernel keeps the ruleset. Accepts NULL. */
