@@ -746,6 +746,11 @@ static int parse_attachments(const cJSON *list, const char *path, struct weft_cn
 	const cJSON *c;
 	size_t i = 0;
 
+	/* libcni marshals a nil list (no attachment left) as null. */
+	if (cJSON_IsNull(list)) {
+		cfg->has_valid_attachments = true;
+		return 0;
+	}
 	if (want_list(list, path, err) < 0)
 		return -EINVAL;
 	cfg->valid_attachments = wcalloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*cfg->valid_attachments));

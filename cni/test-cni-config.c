@@ -154,6 +154,20 @@ static void test_routed_full(void)
 	weft_cni_config_free(c);
 }
 
+/* GC: libcni writes a nil list of valid attachments (none left) as null. */
+static void test_gc_null_attachments(void)
+{
+	struct weft_cni_error err = {0};
+	struct weft_cni_config *c = parse(R(",\"cni.dev/valid-attachments\":null"), 0, &err);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK(c->has_valid_attachments);
+	CHECK_EQ_INT(c->n_valid_attachments, 0);
+	weft_cni_config_free(c);
+}
+
 static void test_macvlan_range(void)
 {
 	struct weft_cni_error err = {0};
@@ -651,6 +665,6 @@ static void test_corpus(void)
 	}
 }
 
-TEST_MAIN(TEST(test_corpus), TEST(test_routed_defaults), TEST(test_routed_full), TEST(test_macvlan_range), TEST(test_versions),
+TEST_MAIN(TEST(test_corpus), TEST(test_routed_defaults), TEST(test_routed_full), TEST(test_gc_null_attachments), TEST(test_macvlan_range), TEST(test_versions),
 	  TEST(test_multus_delegate), TEST(test_ipam_only), TEST(test_prev_result), TEST(test_bad_configs),
 	  TEST(test_error_version))

@@ -86,6 +86,7 @@ static void fill_attrs(struct cni_ctx *c, struct weft_ipam_attrs *a)
 		.node = (char *)c->d->node,
 		.container_id = c->env.container_id,
 		.ifname = c->env.ifname,
+		.network = c->cfg->name,
 	};
 }
 
@@ -742,11 +743,16 @@ static int cmd_check(struct cni_ctx *c, char **output)
 			.ifname = c->env.ifname,
 			.mtu = c->cfg->mtu,
 		};
+		struct weft_cni_bandwidth bw;
+
 		for (size_t i = 0; i < ep.n_ip_networks && rt.naddrs < WEFT_DP_MAX_ADDRS; i++) {
 			struct weft_cidr cc;
 			if (weft_cidr_parse_host(ep.ip_networks[i], &cc) == 0)
 				rt.addrs[rt.naddrs++] = cc.ip;
 		}
+		/* The shaping ADD set up is part of what CHECK compares. */
+		weft_cni_effective_bandwidth(c->cfg, &c->env, &bw);
+		rt.bw = (struct weft_dp_bandwidth){bw.ingress_rate, bw.ingress_burst, bw.egress_rate, bw.egress_burst};
 		r = weft_dp_routed_check(&rt, &dperr);
 	}
 	weftd_endpoint_clear(&ep);
@@ -801,9 +807,12 @@ static int cmd_gc(struct cni_ctx *c, char **output)
 			removed++;
 		}
 	}
-	/* 2. Addresses of this node without an endpoint and not valid: leaks
-	 * of a crash between IPAM and the record, or of weft-ipam users. Only
-	 * the ones this network can own: its range, or (pool IPAM) blocks. */
+	/* 2. Addresses of this node and this network without an endpoint and
+	 * not valid: leaks of a crash between IPAM and the record, or of
+	 * weft-ipam users. An address is this network's when it was recorded
+	 * with the network's name, or (written before weft recorded it) lies
+	 * in the network's range; a pool address without a name is left alone
+	 * (it may be another network's: weftctl ipam check/release decide). */
 	r = weft_ipam_list_allocations(c->d->ipam, &al, &nal);
 	if (r < 0) {
 		weftd_endpoints_free(eps, neps);
@@ -812,26 +821,24 @@ static int cmd_gc(struct cni_ctx *c, char **output)
 	range_prefix = wasprintf("%s%s/", WEFT_IPAM_RANGES_PREFIX, c->cfg->name);
 	for (size_t i = 0; i < nal; i++) {
 		struct weft_ipam_allocation *x = &al[i];
-		bool in_range = x->holder && startswith(x->holder, WEFT_IPAM_RANGES_PREFIX);
 		bool mine;
 		bool has_ep = false;
 
 		if (!x->attrs.node || !streq(x->attrs.node, c->d->node) || !x->handle ||
 		    is_valid(c->cfg, x->attrs.container_id, x->attrs.ifname))
 			continue;
-		if (c->cfg->ipam.mode == WEFT_CNI_IPAM_RANGE)
-			mine = in_range && startswith(x->holder, range_prefix);
-		else if (c->cfg->ipam.mode == WEFT_CNI_IPAM_POOL)
-			mine = !in_range;
+		if (x->attrs.network)
+			mine = streq(x->attrs.network, c->cfg->name);
 		else
-			mine = false;
+			mine = x->holder && startswith(x->holder, range_prefix);
 		if (!mine)
 			continue;
-		/* An endpoint of another network holding it keeps it. */
+		/* An endpoint record holding it keeps it: another network's, or
+		 * this network's whose teardown in step 1 failed (its record and
+		 * route are still there: the address is not free). */
 		for (size_t k = 0; k < neps; k++)
 			if (eps[k].container_id && eps[k].ifname && x->attrs.container_id && x->attrs.ifname &&
-			    streq(eps[k].container_id, x->attrs.container_id) && streq(eps[k].ifname, x->attrs.ifname) &&
-			    (!eps[k].network || !streq(eps[k].network, c->cfg->name)))
+			    streq(eps[k].container_id, x->attrs.container_id) && streq(eps[k].ifname, x->attrs.ifname))
 				has_ep = true;
 		if (has_ep)
 			continue;

@@ -81,6 +81,7 @@ struct weft_ipam_attrs {
 	char *node;         /* the node that asked */
 	char *container_id; /* CNI_CONTAINERID */
 	char *ifname;       /* CNI_IFNAME */
+	char *network;      /* the CNI network's name (CNI GC collects by it) */
 };
 void weft_ipam_attrs_clear(struct weft_ipam_attrs *a);
 

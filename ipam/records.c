@@ -106,6 +106,7 @@ void weft_ipam_attrs_clear(struct weft_ipam_attrs *a)
 	free(a->node);
 	free(a->container_id);
 	free(a->ifname);
+	free(a->network);
 	*a = (struct weft_ipam_attrs){0};
 }
 
@@ -164,6 +165,7 @@ static void attrs_copy(struct weft_ipam_attrs *dst, const struct weft_ipam_attrs
 	dst->node = dup_or_null(src->node);
 	dst->container_id = dup_or_null(src->container_id);
 	dst->ifname = dup_or_null(src->ifname);
+	dst->network = dup_or_null(src->network);
 }
 
 /* Binary search: the index of ip, or -(insertion point) - 1. */
@@ -289,6 +291,7 @@ static const struct {
 	{"node", offsetof(struct weft_ipam_attrs, node)},
 	{"containerId", offsetof(struct weft_ipam_attrs, container_id)},
 	{"ifname", offsetof(struct weft_ipam_attrs, ifname)},
+	{"network", offsetof(struct weft_ipam_attrs, network)},
 };
 
 static char **attr_slot(struct weft_ipam_attrs *a, size_t i)

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
 . "$here/lib/cni.sh" "$@"
 
-make_ns n1 && make_ns p1 && make_ns p2 || { fail "namespaces"; finish; }
+make_ns n1 && make_ns p1 && make_ns p2 && make_ns p3 || { fail "namespaces"; finish; }
 apply_pool pool1 10.65.0.0/16 || { fail "apply pool"; finish; }
 start_weftd n1 || { fail "weftd start"; finish; }
 SOCK=$T/run-n1/weftd.sock
@@ -60,6 +60,19 @@ cni "$WEFT" CHECK n1 p1 cid-one eth0 "$T/check1.json"
 check "CHECK pod1 ok (exit 0, no output)" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
 cni "$WEFT" CHECK n1 p1 cid-nope eth0 "$T/check1.json"
 check "CHECK unknown container: code 3" sh -c "test $CNI_RC != 0 && jq -e '.code == 3' '$T/cni.out' >/dev/null"
+
+# --- CHECK of a pod with bandwidth limits (tbf, ifb): what ADD set up passes ------
+jq '. + {ingress_bandwidth: "10M", egress_bandwidth: "20M"}' "$T/conf.json" >"$T/conf-bw.json"
+cni "$WEFT" ADD n1 p3 cid-bw eth0 "$T/conf-bw.json"
+cp "$T/cni.out" "$T/rbw.json"
+check "ADD shaped pod exit 0" test "$CNI_RC" = 0
+HBW=$(jq -r '.interfaces[0].name' "$T/rbw.json")
+check "shaped pod: tbf on its host veth" sh -c "tc -n ${WC}n1 qdisc show dev '$HBW' | grep -q tbf"
+jq --slurpfile r "$T/rbw.json" '. + {prevResult: $r[0]}' "$T/conf-bw.json" >"$T/checkbw.json"
+cni "$WEFT" CHECK n1 p3 cid-bw eth0 "$T/checkbw.json"
+check "CHECK shaped pod ok" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
+cni "$WEFT" DEL n1 p3 cid-bw eth0 "$T/conf-bw.json"
+check "DEL shaped pod" test "$CNI_RC" = 0
 
 # --- ADD pod 2 with a 0.3.1 config ---------------------------------------------
 cni "$WEFT" ADD n1 p2 cid-two eth0 "$T/conf-031.json"

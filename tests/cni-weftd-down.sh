@@ -81,9 +81,21 @@ jq '. + {ipam: {type: "weft-ipam"}}' "$T/conf.json" >"$T/ipam.json"
 cni "$WEFT_IPAM" ADD n1 p3 cid-leak eth0 "$T/ipam.json"
 IPL=$(jq -r '.ips[0].address' "$T/cni.out" | cut -d/ -f1)
 check "weft-ipam ADD (no endpoint)" sh -c "test $CNI_RC = 0 && test -n '$IPL'"
+# Another network's weft-ipam address (a Multus secondary network with its
+# own main plugin): this network's GC must not take it.
+jq '. + {name: "lan2", ipam: {type: "weft-ipam"}}' "$T/conf.json" >"$T/lan2.json"
+cni "$WEFT_IPAM" ADD n1 p2 cid-two net1 "$T/lan2.json"
+IPB=$(jq -r '.ips[0].address' "$T/cni.out" | cut -d/ -f1)
+check "weft-ipam ADD on network lan2" sh -c "test $CNI_RC = 0 && test -n '$IPB'"
 jq '. + {"cni.dev/valid-attachments": [{"containerID": "cid-two", "ifname": "eth0"}]}' "$T/conf.json" >"$T/gc.json"
 cni "$WEFT" GC n1 "" "" "" "$T/gc.json"
 check "GC exit 0" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
+check "GC kept network lan2's address" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IPB | grep -q cid-two"
+# libcni writes a nil list (nothing valid) as null.
+jq '. + {name: "lan3", "cni.dev/valid-attachments": null}' "$T/conf.json" >"$T/gc-null.json"
+cni "$WEFT" GC n1 "" "" "" "$T/gc-null.json"
+check "GC with valid-attachments null: exit 0" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
+check "GC of lan3 kept lan2's address" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IPB | grep -q cid-two"
 check "GC removed pod3 (veth, record, address)" sh -c "
 	! ip -n ${WC}n1 link show '$H3' 2>/dev/null && ! '$WEFTCTL' --store '$S' get endpoint n1.cid-three.eth0 >/dev/null 2>&1 &&
 	'$WEFTCTL' --store '$S' ipam show --ip $IP3 | grep -qi 'not allocated'"
@@ -92,6 +104,8 @@ check "GC kept pod2" sh -c "ip -n ${WC}n1 link show '$H2' >/dev/null && '$WEFTCT
 
 cni "$WEFT" DEL n1 p2 cid-two eth0 "$T/conf.json"
 check "DEL pod2" test "$CNI_RC" = 0
+cni "$WEFT_IPAM" DEL n1 p2 cid-two net1 "$T/lan2.json"
+check "weft-ipam DEL on lan2" test "$CNI_RC" = 0
 check "nothing left: links (within 3 s)" within 3 no_weft_links n1
 check "nothing left: routes" no_weft_routes n1
 check "nothing left: addresses" test "$(ipam_used)" = 0
