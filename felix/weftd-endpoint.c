@@ -21,7 +21,11 @@ char *weftd_endpoint_name(const char *node, const char *container_id, const char
 	uint64_t h;
 	size_t room;
 
-	if (strlen(name) <= ENDPOINT_NAME_MAX)
+	/* Dots join the parts, and container ids and interface names may
+	 * hold dots too: (a.b, c) and (a, b.c) would share a name (and one
+	 * ADD would replace the other's record). Such pairs get the hashed
+	 * form, as overlong ones do. */
+	if (strlen(name) <= ENDPOINT_NAME_MAX && !strchr(container_id, '.') && !strchr(ifname, '.'))
 		return name;
 	free(name);
 	/* Container ids may be long; a hash keeps the name unique and within

@@ -74,6 +74,19 @@ check "CHECK shaped pod ok" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
 cni "$WEFT" DEL n1 p3 cid-bw eth0 "$T/conf-bw.json"
 check "DEL shaped pod" test "$CNI_RC" = 0
 
+# --- dots in container ids and interface names: (x.y, z) and (x, y.z) are two
+# attachments with two Endpoint records (the plain names would be the same) ---
+cni "$WEFT" ADD n1 p3 x.y z "$T/conf.json"
+check "ADD (x.y, z)" test "$CNI_RC" = 0
+cni "$WEFT" ADD n1 p3 x y.z "$T/conf.json"
+check "ADD (x, y.z)" test "$CNI_RC" = 0
+check "two Endpoint records for them" sh -c "'$WEFTCTL' --store '$S' get endpoints -o json | jq -e '[.items[] | select(.spec.containerID == \"x.y\" or .spec.containerID == \"x\")] | length == 2' >/dev/null"
+cni "$WEFT" DEL n1 p3 x.y z "$T/conf.json"
+check "DEL (x.y, z)" test "$CNI_RC" = 0
+check "(x, y.z) keeps its record and interface" sh -c "'$WEFTCTL' --store '$S' get endpoints -o json | jq -e '[.items[] | select(.spec.containerID == \"x\")] | length == 1' >/dev/null && ip -n ${WC}p3 link show y.z >/dev/null"
+cni "$WEFT" DEL n1 p3 x y.z "$T/conf.json"
+check "DEL (x, y.z)" test "$CNI_RC" = 0
+
 # --- ADD pod 2 with a 0.3.1 config ---------------------------------------------
 cni "$WEFT" ADD n1 p2 cid-two eth0 "$T/conf-031.json"
 cp "$T/cni.out" "$T/r2.json"
