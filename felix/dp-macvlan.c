@@ -183,6 +183,10 @@ int weft_dp_macvlan_del(const char *netns_path, const char *ifname, char **errms
 	if (nsfd < 0)
 		return dp_fail(errmsg, nsfd, NULL, "open netns %s", netns_path);
 	r = dp_nl_open_in(nsfd, &pnl);
+	/* setns() refuses a file that is no namespace (any more: a file left
+	 * where the namespace was mounted): nothing of ours can be in it. */
+	if (r == -EINVAL)
+		return 0;
 	if (r < 0)
 		return dp_fail(errmsg, r, NULL, "open netlink socket in netns %s", netns_path);
 	r = dp_link_delete_name(pnl, ifname, "macvlan");

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
 . "$here/lib/cni.sh" "$@"
 
-for n in fabric ext n1 n2 p1 p2 p3 p4; do make_ns $n || { fail "namespace $n"; finish; }; done
+for n in fabric ext n1 n2 p1 p2 p3 p4 p5; do make_ns $n || { fail "namespace $n"; finish; }; done
 F=${WC}fabric
 ip -n "$F" link add br0 type bridge && ip -n "$F" link set br0 up
 for n in n1 n2 ext; do
@@ -58,6 +58,19 @@ check "DEL pod1" sh -c "test $CNI_RC = 0 && ! ip -n ${WC}p1 link show net1 2>/de
 check "DEL pod1: record gone" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-1.net1 >/dev/null 2>&1"
 cni "$WEFT" ADD n2 p4 cid-4 net1 "$T/lan-n2.json"
 check "released .100 is reused (lowest free first)" sh -c "test $CNI_RC = 0 && jq -e '.ips[0].address == \"192.168.91.100/24\"' '$T/cni.out' >/dev/null"
+
+# DEL whose CNI_NETNS is no namespace any more (a file left behind): the
+# macvlan cannot be in it; the address and the record still go.
+cni "$WEFT" ADD n1 p5 cid-5 net1 "$T/lan-n1.json"
+IP5=$(jq -r '.ips[0].address' "$T/cni.out" | cut -d/ -f1)
+check "ADD pod5" test "$CNI_RC" = 0
+: >"$T/not-a-netns"
+ip netns exec "${WC}n1" env CNI_COMMAND=DEL CNI_CONTAINERID=cid-5 CNI_NETNS="$T/not-a-netns" CNI_IFNAME=net1 \
+	CNI_PATH="$CNI_DIR" "$WEFT" <"$T/lan-n1.json" >"$T/cni.out" 2>"$T/cni.err"
+check "DEL with CNI_NETNS not a namespace: exit 0" test $? = 0
+check "its address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP5 | grep -qi 'not allocated'"
+check "its record gone" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-5.net1 >/dev/null 2>&1"
+ip -n "${WC}p5" link del net1 2>/dev/null
 
 # A tiny range on another network: two addresses, the third ADD is 101.
 mkconf n1 "$T/tiny.json" tiny 192.168.91.200-192.168.91.201/24
