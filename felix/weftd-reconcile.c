@@ -1,9 +1,12 @@
-/* weftd-reconcile.c - start-up reconciliation of the store with the kernel.
+/* weftd-reconcile.c - reconciliation of the store with the kernel.
  *
- * While weftd was down, the plugins may have torn attachments down on
- * their own (DEL does best-effort local cleanup then), and a crash may
- * have left kernel objects without records. At start-up, before serving
- * requests:
+ * While weftd was down (or up but not answering: a full API socket, a
+ * timeout), the plugins may have torn attachments down on their own (DEL
+ * does best-effort local cleanup then), and a crash may have left kernel
+ * objects without records. At start-up, before serving requests, both
+ * steps run; every WEFTD_RECONCILE_MS after it step 1 alone (a veth
+ * without a record may be an ADD's in progress only at start-up, when
+ * nothing is in progress; the periodic run leaves devices alone):
  *
  *  1. every Endpoint of this node whose kernel side is gone (routed: the
  *     host veth; macvlan: the pod's network namespace) has its addresses
@@ -23,7 +26,7 @@
 #include <linux/netlink.h>
 #include <sys/stat.h>
 
-int weftd_reconcile(struct weftd *d)
+int weftd_reconcile(struct weftd *d, bool sweep)
 {
 	struct weftd_endpoint *eps = NULL;
 	const char **keep = NULL;
@@ -74,12 +77,15 @@ int weftd_reconcile(struct weftd *d)
 		reclaimed++;
 	}
 	weft_nl_close(nl);
-	r = weft_dp_sweep(keep, nkeep, &swerr);
-	if (r < 0)
-		log_warn("reconcile: sweep: %s", swerr ? swerr : strerror(-r));
-	else if (r > 0)
-		log_info("reconcile: swept %d weft-owned kernel object(s) without an endpoint", r);
-	log_info("reconcile: %zu endpoint(s) of node %s kept, %zu reclaimed", nkeep, d->node, reclaimed);
+	if (sweep) {
+		r = weft_dp_sweep(keep, nkeep, &swerr);
+		if (r < 0)
+			log_warn("reconcile: sweep: %s", swerr ? swerr : strerror(-r));
+		else if (r > 0)
+			log_info("reconcile: swept %d weft-owned kernel object(s) without an endpoint", r);
+	}
+	if (sweep || reclaimed)
+		log_info("reconcile: %zu endpoint(s) of node %s kept, %zu reclaimed", nkeep, d->node, reclaimed);
 	free(keep);
 	weftd_endpoints_free(eps, n);
 	return 0;

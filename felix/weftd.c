@@ -121,6 +121,28 @@ static void on_teardowns_done(void *userdata)
 	weftd_api_resume(d->api);
 }
 
+/* Endpoints whose kernel side went while weftd was not asked (a DEL that
+ * found weftd busy and cleaned up locally): addresses and record back. */
+static int on_reconcile_timer(struct weft_source *s, int64_t now_ns, void *userdata)
+{
+	(void)s;
+	(void)now_ns;
+	(void)weftd_reconcile(userdata, false);
+	return 0;
+}
+
+static int64_t reconcile_period_ms(void)
+{
+	const char *env = getenv("WEFT_RECONCILE_MS");
+	int64_t ms = WEFTD_RECONCILE_MS;
+
+	if (env && weft_parse_int64(env, 100, 24LL * 3600 * 1000, &ms) < 0) {
+		log_warn("WEFT_RECONCILE_MS=\"%s\" is not 100..86400000: using %d", env, WEFTD_RECONCILE_MS);
+		ms = WEFTD_RECONCILE_MS;
+	}
+	return ms;
+}
+
 static int on_signal(struct weft_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	log_info("signal %u: exiting", si->ssi_signo);
@@ -283,7 +305,7 @@ int main(int argc, char **argv)
 		log_error_errno(r, "node set-up: %s", err ? err : strerror(-r));
 		goto out;
 	}
-	(void)weftd_reconcile(&d);
+	(void)weftd_reconcile(&d, true);
 
 	if (!no_bgp) {
 		char abuf[WEFT_CIDR_STRLEN];
@@ -349,6 +371,16 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		log_error_errno(r, "%s", err ? err : "api");
 		goto out;
+	}
+	{
+		int64_t ns = reconcile_period_ms() * 1000000;
+		struct weft_source *rt = NULL;
+
+		r = weft_loop_add_timer(loop, ns, ns, on_reconcile_timer, &d, &rt);
+		if (r < 0)
+			log_warn_errno(r, "reconcile timer: %m; gone endpoints are reclaimed at start-up only");
+		else
+			weft_source_set_description(rt, "reconcile");
 	}
 	if (!no_bgp) {
 		r = weftd_bgp_start(&d, loop, bird, &d.bgp);

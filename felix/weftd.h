@@ -149,11 +149,15 @@ int weftd_endpoint_get(struct weftd *d, const char *key, struct weftd_endpoint *
  * warning). Returns the count, *out an array. */
 int weftd_endpoint_list_node(struct weftd *d, struct weftd_endpoint **out, size_t *n);
 
-/* Start-up reconciliation (weftd-reconcile.c): Endpoints of this node whose
+/* Reconciliation (weftd-reconcile.c): Endpoints of this node whose
  * kernel objects are gone are released and deleted, weft-owned kernel
  * objects without an Endpoint are swept. Logs what it reclaims. Returns 0
- * or a negative errno (the daemon goes on either way). */
-int weftd_reconcile(struct weftd *d);
+ * or a negative errno (the daemon goes on either way).
+ * sweep: also remove weft-owned kernel objects no Endpoint claims (at
+ * start-up only); the periodic run (every WEFTD_RECONCILE_MS,
+ * WEFT_RECONCILE_MS in the environment) reclaims gone endpoints alone. */
+int weftd_reconcile(struct weftd *d, bool sweep);
+#define WEFTD_RECONCILE_MS 60000
 
 /* Release the IPAM handle of an attachment, delete its kernel objects and
  * its Endpoint record (all idempotent). Used by DEL, GC and

@@ -58,6 +58,7 @@ ip -n "${WC}n1" link add wft0123456789a type veth peer name wcorphan0
 ip -n "${WC}n1" link set wft0123456789a up
 ip -n "${WC}n1" route add 10.65.200.1/32 dev wft0123456789a proto 81 scope link
 
+export WEFT_RECONCILE_MS=500
 start_weftd n1 || { fail "weftd restart"; finish; }
 check "restart: record of the deleted pod reclaimed" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-one.eth0 >/dev/null 2>&1"
 check "restart: its address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP1 | grep -qi 'not allocated'"
@@ -101,6 +102,17 @@ check "GC removed pod3 (veth, record, address)" sh -c "
 	'$WEFTCTL' --store '$S' ipam show --ip $IP3 | grep -qi 'not allocated'"
 check "GC released the leaked allocation" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IPL | grep -qi 'not allocated'"
 check "GC kept pod2" sh -c "ip -n ${WC}n1 link show '$H2' >/dev/null && '$WEFTCTL' --store '$S' ipam show --ip $IP2 | grep -q cid-two"
+
+# An attachment whose veth goes while weftd runs (a DEL that found weftd
+# busy cleans up locally): the periodic reconciliation takes the rest.
+cni "$WEFT" ADD n1 p3 cid-four eth0 "$T/conf.json"
+check "ADD pod4" test "$CNI_RC" = 0
+IP4=$(jq -r '.ips[0].address' "$T/cni.out" | cut -d/ -f1)
+H4=$(jq -r '.interfaces[0].name' "$T/cni.out")
+ip -n "${WC}n1" link del "$H4"
+check "periodic reconcile: record of the gone veth reclaimed (within 3 s)" within 3 sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-four.eth0 >/dev/null 2>&1"
+check "periodic reconcile: its address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP4 | grep -qi 'not allocated'"
+check "periodic reconcile: pod2 kept" sh -c "'$WEFTCTL' --store '$S' get endpoint n1.cid-two.eth0 >/dev/null && ip -n ${WC}n1 link show '$H2' >/dev/null"
 
 cni "$WEFT" DEL n1 p2 cid-two eth0 "$T/conf.json"
 check "DEL pod2" test "$CNI_RC" = 0
