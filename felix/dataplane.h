@@ -25,6 +25,7 @@
 #define WEFT_DP_IFBPREFIX "wfb"
 #define WEFT_DP_RTPROTO 81 /* Calico's felix uses 80, BIRD 12 */
 #define WEFT_DP_GATEWAY "169.254.1.1"
+#define WEFT_DP_GATEWAY6 "fe80::ecee:eeff:feee:eeee" /* link-local of ee:ee:ee:ee:ee:ee */
 #define WEFT_DP_HOST_MAC "ee:ee:ee:ee:ee:ee"
 #define WEFT_DP_MAX_ADDRS 8
 #define WEFT_DP_MAX_ROUTES 16

@@ -17,7 +17,7 @@
 #include <linux/if_addr.h>
 
 static const uint8_t host_mac[6] = {0xee, 0xee, 0xee, 0xee, 0xee, 0xee};
-#define DP_GATEWAY6 "fe80::ecee:eeff:feee:eeee"
+#define DP_GATEWAY6 WEFT_DP_GATEWAY6
 
 void weft_dp_host_ifname(const char *container_id, const char *ifname, char out[IFNAMSIZ])
 {

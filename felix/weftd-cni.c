@@ -415,7 +415,7 @@ static int add_routed(struct cni_ctx *c, char **output)
 	struct weft_dp_result dr = {0};
 	_cleanup_free_ char *dperr = NULL;
 	_cleanup_cni_result_ struct weft_cni_result *res = NULL;
-	struct weft_ip gw;
+	struct weft_ip gw, gw6;
 	struct alloc a;
 	char hmac[18], pmac[18];
 	int r, hi, pi;
@@ -465,19 +465,28 @@ static int add_routed(struct cni_ctx *c, char **output)
 	pi = weft_cni_result_add_interface(res, c->env.ifname, pmac, c->env.netns);
 	(void)hi;
 	(void)weft_ip_parse(WEFT_DP_GATEWAY, &gw);
+	(void)weft_ip_parse(WEFT_DP_GATEWAY6, &gw6);
 	for (size_t i = 0; i < a.n; i++) {
 		struct weft_cidr h = {.ip = a.addrs[i].ip, .prefixlen = weft_ip_bits(&a.addrs[i].ip)};
-		(void)weft_cni_result_add_ip(res, &h, h.ip.family == AF_INET ? &gw : NULL, pi);
+		(void)weft_cni_result_add_ip(res, &h, h.ip.family == AF_INET ? &gw : &gw6, pi);
 	}
-	{
+	/* The routes the pod has: a default route per family it has an
+	 * address of (ipam.routes are not installed in routed mode: the
+	 * default routes send everything to the node already). */
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
 		struct weft_cni_route def = WEFT_CNI_ROUTE_INIT;
-		def.dst.ip.family = AF_INET;
+		bool have = false;
+
+		for (size_t i = 0; i < a.n; i++)
+			have |= a.addrs[i].ip.family == family;
+		if (!have)
+			continue;
+		def.dst.ip.family = family;
 		def.dst.prefixlen = 0;
 		def.has_gw = true;
-		def.gw = gw;
+		def.gw = family == AF_INET ? gw : gw6;
 		(void)weft_cni_result_add_route(res, &def);
 	}
-	add_config_routes(c, res);
 	*output = result_text(c, res);
 	log_info("ADD %s:%s -> %s on %s", c->env.container_id, c->env.ifname,
 		 a.n ? weft_ip_str(&a.addrs[0].ip, (char[WEFT_IP_STRLEN]){0}, WEFT_IP_STRLEN) : "-", dr.host_ifname);
@@ -517,6 +526,10 @@ static int add_macvlan(struct cni_ctx *c, char **output)
 	char pmac[18];
 	int r, pi;
 
+	if (c->cfg->ipam.n_routes > WEFT_DP_MAX_ROUTES)
+		return weft_cni_error_set(&c->err, WEFT_CNI_ERR_INVALID_CONFIG, NULL,
+					  "ipam.routes: %zu routes; a macvlan attachment takes at most %d",
+					  c->cfg->ipam.n_routes, WEFT_DP_MAX_ROUTES);
 	r = reset_existing(c);
 	if (r < 0)
 		return r;

@@ -72,6 +72,13 @@ check "its address released" sh -c "'$WEFTCTL' --store '$S' ipam show --ip $IP5 
 check "its record gone" sh -c "! '$WEFTCTL' --store '$S' get endpoint n1.cid-5.net1 >/dev/null 2>&1"
 ip -n "${WC}p5" link del net1 2>/dev/null
 
+# More routes than a macvlan attachment installs: code 7 naming ipam.routes, nothing made.
+jq '.ipam.routes = [range(17) | {dst: "10.\(.).0.0/16"}]' "$T/lan-n1.json" >"$T/many-routes.json"
+before=$(store_rev)
+cni "$WEFT" ADD n1 p5 cid-6 net1 "$T/many-routes.json"
+check "17 routes: code 7 naming ipam.routes" sh -c "test $CNI_RC != 0 && jq -e '.code == 7 and (.msg | contains(\"ipam.routes\"))' '$T/cni.out' >/dev/null"
+check "17 routes: nothing written to the store" test "$(store_rev)" = "$before"
+
 # A tiny range on another network: two addresses, the third ADD is 101.
 mkconf n1 "$T/tiny.json" tiny 192.168.91.200-192.168.91.201/24
 cni "$WEFT" ADD n1 p1 cid-t1 net2 "$T/tiny.json"; r1=$CNI_RC

@@ -62,11 +62,12 @@ cni "$WEFT" CHECK n1 p1 cid-nope eth0 "$T/check1.json"
 check "CHECK unknown container: code 3" sh -c "test $CNI_RC != 0 && jq -e '.code == 3' '$T/cni.out' >/dev/null"
 
 # --- CHECK of a pod with bandwidth limits (tbf, ifb): what ADD set up passes ------
-jq '. + {ingress_bandwidth: "10M", egress_bandwidth: "20M"}' "$T/conf.json" >"$T/conf-bw.json"
+jq '. + {ingress_bandwidth: "10M", egress_bandwidth: "20M"} | .ipam.routes = [{"dst": "10.20.0.0/16"}]' "$T/conf.json" >"$T/conf-bw.json"
 cni "$WEFT" ADD n1 p3 cid-bw eth0 "$T/conf-bw.json"
 cp "$T/cni.out" "$T/rbw.json"
 check "ADD shaped pod exit 0" test "$CNI_RC" = 0
 HBW=$(jq -r '.interfaces[0].name' "$T/rbw.json")
+check "routed result lists the routes the pod has (ipam.routes are not installed)" jq -e '.routes == [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]' "$T/rbw.json"
 check "shaped pod: tbf on its host veth" sh -c "tc -n ${WC}n1 qdisc show dev '$HBW' | grep -q tbf"
 jq --slurpfile r "$T/rbw.json" '. + {prevResult: $r[0]}' "$T/conf-bw.json" >"$T/checkbw.json"
 cni "$WEFT" CHECK n1 p3 cid-bw eth0 "$T/checkbw.json"
@@ -86,6 +87,18 @@ check "DEL (x.y, z)" test "$CNI_RC" = 0
 check "(x, y.z) keeps its record and interface" sh -c "'$WEFTCTL' --store '$S' get endpoints -o json | jq -e '[.items[] | select(.spec.containerID == \"x\")] | length == 1' >/dev/null && ip -n ${WC}p3 link show y.z >/dev/null"
 cni "$WEFT" DEL n1 p3 x y.z "$T/conf.json"
 check "DEL (x, y.z)" test "$CNI_RC" = 0
+
+# --- an IPv6-only pod (a static address from an IPv6 pool): its result has
+# the IPv6 default route it got, no IPv4 one ---------------------------------
+apply_pool pool6 fd00:65::/64 122 || fail "apply pool6"
+jq '. + {runtimeConfig: {ips: ["fd00:65::5/128"]}}' "$T/conf.json" >"$T/conf-v6.json"
+cni "$WEFT" ADD n1 p3 cid-v6 eth1 "$T/conf-v6.json"
+cp "$T/cni.out" "$T/rv6.json"
+check "ADD IPv6-only pod" test "$CNI_RC" = 0
+check "IPv6-only result: ::/0 via fe80::ecee:eeff:feee:eeee only" jq -e '.routes == [{"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}] and .ips[0].address == "fd00:65::5/128"' "$T/rv6.json"
+check "the pod has that route" sh -c "ip -n ${WC}p3 -6 route show default | grep -q 'via fe80::ecee:eeff:feee:eeee dev eth1'"
+cni "$WEFT" DEL n1 p3 cid-v6 eth1 "$T/conf-v6.json"
+check "DEL IPv6-only pod" test "$CNI_RC" = 0
 
 # --- ADD pod 2 with a 0.3.1 config ---------------------------------------------
 cni "$WEFT" ADD n1 p2 cid-two eth0 "$T/conf-031.json"
