@@ -620,8 +620,10 @@ static int parse_runtime_bandwidth(const cJSON *obj, struct weft_cni_bandwidth *
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, names[i]);
 		_cleanup_free_ char *p = wasprintf("runtimeConfig.bandwidth.%s", names[i]);
-		/* Bursts are bits; tc keeps them in bytes in 32 bits. */
-		int64_t max = i % 2 ? (int64_t)UINT32_MAX * 8 : (int64_t)WEFT_CNI_BANDWIDTH_MAX;
+		/* Bursts are bits; tc keeps them in bytes in 32 bits, and the
+		 * dataplane keeps them below 2^31 bytes (tbf's bucket time
+		 * must not overflow either): refuse more than it can set up. */
+		int64_t max = i % 2 ? (int64_t)(UINT32_MAX / 2) * 8 : (int64_t)WEFT_CNI_BANDWIDTH_MAX;
 		int64_t v;
 
 		if (!c || cJSON_IsNull(c))
