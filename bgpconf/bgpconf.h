@@ -115,8 +115,10 @@ struct weft_birdc;
 
 /* Connect to BIRD's control socket at path and read its greeting ("0001
  * BIRD 2.0.12 ready."). timeout_ms bounds each wait for BIRD (connect,
- * every read; <= 0 = 5000). -ENOENT / -ECONNREFUSED when BIRD is not
- * there, -ETIMEDOUT, -EBADMSG when the other side does not talk like BIRD. */
+ * every read; <= 0 = 5000): a BIRD that is alive but does not accept
+ * (stopped, busy: its listen backlog full) is -ETIMEDOUT, never a hang.
+ * -ENOENT / -ECONNREFUSED when BIRD is not there, -EBADMSG when the other
+ * side does not talk like BIRD. */
 int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out);
 void weft_birdc_close(struct weft_birdc *c);
 

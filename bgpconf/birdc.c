@@ -140,13 +140,48 @@ static int read_reply(struct weft_birdc *c, struct weft_birdc_reply *reply)
 		if (r < 0)
 			return r;
 		n = read(c->fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue; /* the socket is non-blocking */
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO; /* BIRD went away mid-reply */
 		weft_buf_append(&c->in, chunk, (size_t)n);
+	}
+}
+
+/* Connect the non-blocking fd to sa within timeout_ms. A blocking connect
+ * to a unix stream socket whose listen backlog is full waits until the
+ * listener accepts: a BIRD that is alive but stopped (SIGSTOP) or busy would
+ * freeze the caller's loop for good. Non-blocking, Linux answers EAGAIN
+ * while the backlog is full (retried every 20 ms until the deadline), and
+ * may answer EINPROGRESS (wait for POLLOUT, then read SO_ERROR). */
+static int connect_unix(int fd, const struct sockaddr_un *sa, int timeout_ms)
+{
+	int64_t deadline = weft_now_ms() + timeout_ms;
+
+	for (;;) {
+		int left = (int)(deadline - weft_now_ms()), r, e = 0;
+		socklen_t elen = sizeof(e);
+
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EINPROGRESS) {
+			r = wait_fd(fd, POLLOUT, left > 0 ? left : 0);
+			if (r < 0)
+				return r;
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
+				return -errno;
+			return e ? -e : 0;
+		}
+		if (errno != EAGAIN)
+			return -errno;
+		/* The backlog is full: no event says when it drains. */
+		if (left <= 0)
+			return -ETIMEDOUT;
+		poll(NULL, 0, left < 20 ? left : 20);
 	}
 }
 
@@ -161,19 +196,19 @@ int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out
 		return -EINVAL;
 	if (weft_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) < 0)
 		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (timeout_ms <= 0)
+		timeout_ms = 5000;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* A unix socket connect does not block for long: BIRD accepts or the
-	 * kernel refuses at once. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
+	r = connect_unix(fd, &sa, timeout_ms);
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	c = wcalloc(1, sizeof(*c));
 	c->fd = fd;
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	c->timeout_ms = timeout_ms;
 	r = read_reply(c, &greet);
 	if (r == 0 && greet.code != 1)
 		r = -EBADMSG;

@@ -1,7 +1,8 @@
 /* test-birdc.c - BIRD's control socket client against a scripted fake
  * BIRD (a child process on a unix socket): the reply parser (fed whole
  * and byte by byte), `configure` replies, `show protocols` parsing, and
- * failures (no greeting, BIRD gone mid-reply, silence). The real BIRD is
+ * failures (no greeting, BIRD gone mid-reply, silence, a listener that
+ * never accepts). The real BIRD is
  * exercised by tests/bgp.sh. */
 #include "bgpconf/bgpconf.h"
 
@@ -228,9 +229,56 @@ static void test_errors(void)
 	unlink(g_sock);
 }
 
+/* A BIRD that is alive but never accepts (stopped with SIGSTOP, or busy):
+ * once its listen backlog is full, a blocking connect() would wait for
+ * good. Each connect must give up with -ETIMEDOUT within its timeout. Run
+ * in a child under alarm(), so that a hang fails the test instead of
+ * hanging it. */
+static void test_backlog_full(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0), st = 0;
+	pid_t pid;
+
+	unlink(g_sock);
+	weft_strlcpy(sa.sun_path, g_sock, sizeof(sa.sun_path));
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0)
+		abort();
+	pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		int bad = 0;
+
+		alarm(10);
+		/* The first connects fill the backlog (Linux queues backlog + 1
+		 * and then answers EAGAIN); each waits for a greeting that never
+		 * comes. The later ones find the backlog full. */
+		for (int i = 0; i < 5; i++) {
+			struct weft_birdc *c = NULL;
+			int64_t t0 = weft_now_ms();
+			int r = weft_birdc_connect(g_sock, 200, &c);
+			int64_t took = weft_now_ms() - t0;
+
+			if (r != -ETIMEDOUT || c || took > 1500) {
+				fprintf(stderr, "connect %d: %d (%s) after %lld ms\n", i, r, strerror(-r), (long long)took);
+				bad = 1;
+			}
+		}
+		_exit(bad);
+	}
+	waitpid(pid, &st, 0);
+	if (WIFSIGNALED(st))
+		fprintf(stderr, "the connecting child died of signal %d (SIGALRM: a connect hung)\n", WTERMSIG(st));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ls);
+	unlink(g_sock);
+}
+
 int main(void)
 {
-	static const struct test_case cases[] = {TEST(test_feed), TEST(test_conversation), TEST(test_errors)};
+	static const struct test_case cases[] = {TEST(test_feed), TEST(test_conversation), TEST(test_errors),
+						 TEST(test_backlog_full)};
 
 	snprintf(g_sock, sizeof(g_sock), "/tmp/weft-test-birdc.%ld.sock", (long)getpid());
 	signal(SIGPIPE, SIG_IGN);
