@@ -492,6 +492,10 @@ static void print_plan(struct weft_buf *b, const struct plan *p)
 	weft_buf_printf(b, "# This node's affine blocks.\n");
 	print_prefix_fn(b, "weft_own_block", p->blocks, p->nblocks, false);
 
+	weft_buf_printf(b, "# Routes that came from another weft node (not from an external peer).\n"
+			   "function weft_from_node()\n{\n"
+			   "\treturn proto ~ \"Client_*\" || proto ~ \"Reflector_*\";\n}\n\n");
+
 	weft_buf_printf(b, "# To the kernel: routes learned over BGP, never one of our own blocks\n"
 			   "# (their blackholes stay in BIRD; weftd programs its own).\n"
 			   "filter weft_kernel_export\n{\n"
@@ -500,10 +504,11 @@ static void print_plan(struct weft_buf *b, const struct plan *p)
 			   "filter weft_export\n{\n"
 			   "\tif proto = \"" PROTO_BLOCKS "\" && weft_in_pools() then accept;\n\treject;\n}\n\n");
 	weft_buf_printf(b, "# From a route reflector to its clients and fellow reflectors: its own blocks\n"
-			   "# and the pool routes it reflects.\n"
+			   "# and the pool routes it reflects: those of other nodes only, never an\n"
+			   "# external peer's.\n"
 			   "filter weft_export_reflect\n{\n"
 			   "\tif proto = \"" PROTO_BLOCKS "\" && weft_in_pools() then accept;\n"
-			   "\tif source = RTS_BGP && weft_in_pools() then accept;\n\treject;\n}\n\n");
+			   "\tif source = RTS_BGP && weft_from_node() && weft_in_pools() then accept;\n\treject;\n}\n\n");
 	weft_buf_printf(b, "# From other nodes: pool routes, never our own blocks back.\n"
 			   "filter weft_import\n{\n"
 			   "\tif weft_in_pools() && !weft_own_block() then accept;\n\treject;\n}\n\n");

@@ -206,7 +206,7 @@ static void test_route_reflector(void)
 	CHECK(strstr(c1, "protocol bgp Reflector_198_18_0_10 from weft_peer") != NULL);
 	CHECK(strstr(c1, "rr client") == NULL);
 	CHECK(strstr(c1, "passive on") == NULL);
-	CHECK(strstr(c1, "Mesh_") == NULL && strstr(c1, "Client_") == NULL);
+	CHECK(strstr(c1, "bgp Mesh_") == NULL && strstr(c1, "bgp Client_") == NULL);
 	CHECK_EQ_INT(count(c3, "protocol bgp "), 1);
 
 	/* A second reflector: plain iBGP between the two, and a client peers
@@ -224,6 +224,42 @@ static void test_route_reflector(void)
 	CHECK_EQ_INT(count(c1_b, "protocol bgp Reflector_"), 2);
 	weft_bgp_snapshot_clear(&s);
 	weft_bgp_snapshot_clear(&s2);
+}
+
+/* The text of BIRD block `head` ("filter weft_export_reflect"): from head to
+ * the first line that is "}". Malloc'ed; "" when head is not there. */
+static char *block_text(const char *conf, const char *head)
+{
+	const char *p = strstr(conf, head), *e;
+
+	if (!p)
+		return wstrdup("");
+	e = strstr(p, "\n}\n");
+	return e ? wstrndup(p, (size_t)(e - p) + 3) : wstrdup(p);
+}
+
+/* A reflector with an external peer of its own: what it learns from that
+ * peer goes into its kernel but is not reflected to its clients
+ * (docs/bgp.md: routes from external peers are not passed on). */
+static void test_reflect_external(void)
+{
+	struct weft_bgp_snapshot s = {0};
+	_cleanup_free_ char *yaml = wasprintf("%s---\nkind: BGPPeer\nmetadata: {name: rr-tor}\n"
+					      "spec: {node: rr, peerIP: 198.18.0.1, asNumber: 65001}\n", rr4);
+
+	snap_from(&s, yaml);
+	block(&s, "10.65.0.0/26", "c1");
+	_cleanup_free_ char *rr = render_ok(&s, "rr");
+	_cleanup_free_ char *f = block_text(rr, "filter weft_export_reflect\n"), *fn = block_text(rr, "function weft_from_node()\n");
+	check_bird("reflect-external", rr);
+	CHECK(strstr(rr, "protocol bgp Node_198_18_0_1 from weft_peer") != NULL);
+	CHECK_EQ_INT(count(rr, "export filter weft_export_reflect;"), 3);
+	/* Every BGP route it reflects must come from a weft node's session. */
+	CHECK_EQ_INT(count(f, "source = RTS_BGP"), 1);
+	CHECK(strstr(f, "\tif source = RTS_BGP && weft_from_node() && weft_in_pools() then accept;\n") != NULL);
+	CHECK(strstr(fn, "return proto ~ \"Client_*\" || proto ~ \"Reflector_*\";") != NULL);
+	CHECK(strstr(fn, "Node_") == NULL && strstr(fn, "Global_") == NULL);
+	weft_bgp_snapshot_clear(&s);
 }
 
 static const char peers[] =
@@ -485,7 +521,7 @@ static void cleanup(void)
 int main(void)
 {
 	static const struct test_case cases[] = {
-		TEST(test_mesh),	 TEST(test_mesh_disabled), TEST(test_route_reflector), TEST(test_peers),
+		TEST(test_mesh),	 TEST(test_mesh_disabled), TEST(test_route_reflector), TEST(test_reflect_external), TEST(test_peers),
 		TEST(test_as_override), TEST(test_deterministic), TEST(test_errors),	      TEST(test_proto_names),
 		TEST(test_install),	 TEST(test_load),
 	};
