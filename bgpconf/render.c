@@ -9,6 +9,7 @@
  */
 #include "bgpconf/bgpconf.h"
 
+#include "felix/dataplane.h"
 #include "ipam/ipam.h"
 #include "lib/json.h"
 
@@ -17,6 +18,12 @@
 /* The fixed names of the non-BGP protocols, and what the filters call
  * them. */
 #define PROTO_BLOCKS "weft_blocks"
+#define PROTO_KERNEL "weft_kernel"
+
+/* The preference of this node's endpoint /32s learned from the kernel:
+ * above BGP's (100), so that a peer's route for the same address never
+ * wins, below direct routes' (240). */
+#define WEFT_BGP_ENDPOINT_PREF 200
 
 /* How long a BIRD recovering from a crash (-R) waits for its peers before it
  * synchronises the kernel table anyway. */
@@ -491,23 +498,48 @@ static void print_plan(struct weft_buf *b, const struct plan *p)
 	print_prefix_fn(b, "weft_in_pools", p->pools, p->npools, true);
 	weft_buf_printf(b, "# This node's affine blocks.\n");
 	print_prefix_fn(b, "weft_own_block", p->blocks, p->nblocks, false);
+	weft_buf_printf(b, "# Inside one of this node's affine blocks.\n");
+	print_prefix_fn(b, "weft_in_own_blocks", p->blocks, p->nblocks, true);
 
+	/* IPAM borrows an address from another node's block when no block is
+	 * left to claim: the block's owner announces the block (and
+	 * blackholes it), so the address needs its own /32 from the node
+	 * that has the workload, as Calico does. weft_kernel learns weftd's
+	 * endpoint routes (protocol WEFT_DP_RTPROTO, a /32 on the host-side
+	 * veth). */
+	weft_buf_printf(b, "# A workload of this node with an address borrowed from another node's block:\n"
+			   "# the /32 weftd routes to its interface (protocol %d), learned from the kernel.\n"
+			   "function weft_borrowed()\n{\n"
+			   "\tif proto != \"" PROTO_KERNEL "\" then return false;\n"
+			   "\tif krt_source != %d || net.len != 32 || !(ifname ~ \"" WEFT_DP_IFPREFIX "*\") then return false;\n"
+			   "\treturn weft_in_pools() && !weft_in_own_blocks();\n}\n\n",
+			WEFT_DP_RTPROTO, WEFT_DP_RTPROTO);
 	weft_buf_printf(b, "# Routes that came from another weft node (not from an external peer).\n"
 			   "function weft_from_node()\n{\n"
 			   "\treturn proto ~ \"Client_*\" || proto ~ \"Reflector_*\";\n}\n\n");
 
+	weft_buf_printf(b, "# From the kernel: everything (learn), this node's endpoint /32s preferred over\n"
+			   "# any BGP route for the same address, so that none is installed over them.\n"
+			   "filter weft_kernel_import\n{\n"
+			   "\tif krt_source = %d && net.len = 32 && ifname ~ \"" WEFT_DP_IFPREFIX "*\" then preference = %d;\n"
+			   "\taccept;\n}\n\n",
+			WEFT_DP_RTPROTO, WEFT_BGP_ENDPOINT_PREF);
 	weft_buf_printf(b, "# To the kernel: routes learned over BGP, never one of our own blocks\n"
-			   "# (their blackholes stay in BIRD; weftd programs its own).\n"
+			   "# (their blackholes stay in BIRD; weftd programs its own). A peer's /32 inside\n"
+			   "# one of our blocks (an address it borrowed) goes in: it beats our blackhole.\n"
 			   "filter weft_kernel_export\n{\n"
 			   "\tif source = RTS_BGP && !weft_own_block() then accept;\n\treject;\n}\n\n");
-	weft_buf_printf(b, "# To peers: this node's blocks, inside the pools.\n"
+	weft_buf_printf(b, "# To peers: this node's blocks inside the pools, and the /32s of its workloads\n"
+			   "# with borrowed addresses.\n"
 			   "filter weft_export\n{\n"
-			   "\tif proto = \"" PROTO_BLOCKS "\" && weft_in_pools() then accept;\n\treject;\n}\n\n");
+			   "\tif proto = \"" PROTO_BLOCKS "\" && weft_in_pools() then accept;\n"
+			   "\tif weft_borrowed() then accept;\n\treject;\n}\n\n");
 	weft_buf_printf(b, "# From a route reflector to its clients and fellow reflectors: its own blocks\n"
-			   "# and the pool routes it reflects: those of other nodes only, never an\n"
-			   "# external peer's.\n"
+			   "# and borrowed /32s, and the pool routes it reflects: those of other nodes only,\n"
+			   "# never an external peer's.\n"
 			   "filter weft_export_reflect\n{\n"
 			   "\tif proto = \"" PROTO_BLOCKS "\" && weft_in_pools() then accept;\n"
+			   "\tif weft_borrowed() then accept;\n"
 			   "\tif source = RTS_BGP && weft_from_node() && weft_in_pools() then accept;\n\treject;\n}\n\n");
 	weft_buf_printf(b, "# From other nodes: pool routes, never our own blocks back.\n"
 			   "filter weft_import\n{\n"
@@ -520,8 +552,8 @@ static void print_plan(struct weft_buf *b, const struct plan *p)
 	weft_buf_printf(b, "# Connected routes (the underlay subnet resolves BGP next hops), not the\n"
 			   "# workloads' host-side interfaces.\n"
 			   "protocol direct weft_direct\n{\n\tipv4;\n\tinterface -\"wft*\", -\"wfb*\", \"*\";\n}\n\n");
-	weft_buf_printf(b, "protocol kernel weft_kernel\n{\n"
-			   "\tipv4 {\n\t\timport all;\n\t\texport filter weft_kernel_export;\n\t};\n"
+	weft_buf_printf(b, "protocol kernel " PROTO_KERNEL "\n{\n"
+			   "\tipv4 {\n\t\timport filter weft_kernel_import;\n\t\texport filter weft_kernel_export;\n\t};\n"
 			   "\tlearn;\n\tpersist;\n\tscan time 2;\n\tgraceful restart;\n\tmerge paths on;\n}\n\n");
 	weft_buf_printf(b, "# One blackhole per affine block: the aggregate this node announces.\n");
 	weft_buf_printf(b, "protocol static " PROTO_BLOCKS "\n{\n\tipv4;\n");

@@ -262,6 +262,52 @@ static void test_reflect_external(void)
 	weft_bgp_snapshot_clear(&s);
 }
 
+/* Addresses IPAM borrowed from another node's block: this node exports the
+ * /32 of each of its workloads that lies in a pool but in none of its own
+ * blocks (learned by weft_kernel from weftd's endpoint route, protocol 81
+ * on a wft* interface), to mesh peers, external peers and, from a
+ * reflector, to clients; a peer's /32 inside one of our blocks goes into
+ * the kernel (it beats our blackhole), never over our own endpoints. */
+static void test_borrowed(void)
+{
+	struct weft_bgp_snapshot s = {0}, r = {0};
+	_cleanup_free_ char *yaml = wasprintf("%s---\nkind: BGPPeer\nmetadata: {name: tor}\n"
+					      "spec: {peerIP: 198.18.0.1, asNumber: 65001}\n", mesh3);
+
+	snap_from(&s, yaml);
+	add_mesh_blocks(&s);
+	_cleanup_free_ char *n2 = render_ok(&s, "node-2");
+	_cleanup_free_ char *fb = block_text(n2, "function weft_borrowed()\n"), *fo = block_text(n2, "function weft_in_own_blocks()\n");
+	_cleanup_free_ char *fe = block_text(n2, "filter weft_export\n"), *fi = block_text(n2, "filter weft_kernel_import\n");
+	_cleanup_free_ char *fk = block_text(n2, "filter weft_kernel_export\n");
+	check_bird("borrowed-node-2", n2);
+	CHECK(strstr(fo, "return net ~ [ 10.65.0.64/26+, 10.65.0.128/26+ ];") != NULL);
+	CHECK(strstr(fb, "\tif proto != \"weft_kernel\" then return false;\n") != NULL);
+	CHECK(strstr(fb, "krt_source != 81 || net.len != 32 || !(ifname ~ \"wft*\")") != NULL);
+	CHECK(strstr(fb, "\treturn weft_in_pools() && !weft_in_own_blocks();\n") != NULL);
+	/* weft_export is every session's (the template's): mesh and external. */
+	CHECK(strstr(fe, "\tif weft_borrowed() then accept;\n") != NULL);
+	CHECK(strstr(n2, "\t\timport filter weft_import;\n\t\texport filter weft_export;\n") != NULL);
+	CHECK(strstr(n2, "protocol bgp Global_198_18_0_1 ") != NULL);
+	/* The kernel: our endpoints' /32s win over any BGP route for them;
+	 * a BGP /32 inside our block is not our block: it goes in. */
+	CHECK(strstr(n2, "\t\timport filter weft_kernel_import;\n\t\texport filter weft_kernel_export;\n") != NULL);
+	CHECK(strstr(fi, "\tif krt_source = 81 && net.len = 32 && ifname ~ \"wft*\" then preference = 200;\n") != NULL);
+	CHECK(strstr(fk, "\tif source = RTS_BGP && !weft_own_block() then accept;\n") != NULL);
+	CHECK(strstr(n2, "\tlearn;\n") != NULL);
+
+	/* A reflector exports its own borrowed /32s and reflects others'. */
+	snap_from(&r, rr4);
+	block(&r, "10.65.0.0/26", "c1");
+	_cleanup_free_ char *rr = render_ok(&r, "rr");
+	_cleanup_free_ char *fr = block_text(rr, "filter weft_export_reflect\n"), *fro = block_text(rr, "function weft_in_own_blocks()\n");
+	check_bird("borrowed-rr", rr);
+	CHECK(strstr(fr, "\tif weft_borrowed() then accept;\n") != NULL);
+	CHECK(strstr(fro, "\treturn false;\n") != NULL); /* no blocks of its own */
+	weft_bgp_snapshot_clear(&s);
+	weft_bgp_snapshot_clear(&r);
+}
+
 static const char peers[] =
 	"kind: IPPool\nmetadata: {name: pool1}\nspec: {cidr: 10.65.0.0/16}\n"
 	"---\nkind: IPPool\nmetadata: {name: pool2}\nspec: {cidr: 10.66.0.0/16}\n"
@@ -521,7 +567,7 @@ static void cleanup(void)
 int main(void)
 {
 	static const struct test_case cases[] = {
-		TEST(test_mesh),	 TEST(test_mesh_disabled), TEST(test_route_reflector), TEST(test_reflect_external), TEST(test_peers),
+		TEST(test_mesh),	 TEST(test_mesh_disabled), TEST(test_route_reflector), TEST(test_reflect_external), TEST(test_borrowed), TEST(test_peers),
 		TEST(test_as_override), TEST(test_deterministic), TEST(test_errors),	      TEST(test_proto_names),
 		TEST(test_install),	 TEST(test_load),
 	};

@@ -14,7 +14,7 @@ if(TARGET weftd AND TARGET weft AND TARGET weftctl AND TARGET test-bgp-driver)
   # bgp-gr-wait: a restart with -R while a peer is down for good; the
   # recovery must give up on it (graceful restart wait) and update the
   # kernel.
-  foreach(t fabric rr frr restart gr-wait)
+  foreach(t fabric rr frr restart gr-wait borrow)
     add_test(NAME bgp-${t} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bgp-${t}.sh ${weft_fabric_args})
     set_tests_properties(bgp-${t} PROPERTIES LABELS "integration;root" TIMEOUT 150 SKIP_RETURN_CODE 77)
   endforeach()
@@ -25,5 +25,5 @@ if(TARGET weftd AND TARGET weft AND TARGET weftctl AND TARGET test-bgp-driver)
   # Several of these at once would compete for the two cores (iperf3) and
   # each makes its own namespaces: they are independent, but keep them
   # from skewing each other's timings.
-  set_tests_properties(bgp-fabric bgp-rr bgp-frr bgp-restart bgp-gr-wait bgp-restart-crash PROPERTIES RESOURCE_LOCK weft-bgp-fabric)
+  set_tests_properties(bgp-fabric bgp-rr bgp-frr bgp-restart bgp-gr-wait bgp-borrow bgp-restart-crash PROPERTIES RESOURCE_LOCK weft-bgp-fabric)
 endif()

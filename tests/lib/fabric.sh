@@ -17,8 +17,9 @@
 #                             weftd and are reused by restart_weftd)
 #   start_weftd I / stop_weftd I / kill_weftd I [SIG]
 #   node_ns I, node_name I, node_ip I, node_dir I, weftd_pid I, bird_pid I
-#   pod_add NODE POD          a pod (namespace ${FP}p-POD) on node NODE through
-#                             the weft plugin; prints its IP
+#   pod_add NODE POD [IP]     a pod (namespace ${FP}p-POD) on node NODE through
+#                             the weft plugin (IP: a static address, CNI_ARGS
+#                             IP=); prints its IP
 #   pod_del POD               CNI DEL and the namespace goes
 #   pod_ns POD, pod_ip POD
 #   ctl ARGS, drv ARGS        weftctl / test-bgp-driver on the store
@@ -241,13 +242,15 @@ kill_weftd() {
 	return 0
 }
 
-# cni_pod CMD NODE POD: the weft plugin as a runtime calls it, from the
-# node's namespace; the result on stdout.
+# cni_pod CMD NODE POD [IP]: the weft plugin as a runtime calls it, from the
+# node's namespace; the result on stdout. IP: a static address request
+# (CNI_ARGS IP=).
 cni_pod() {
-	local cmd=$1 i=$2 pod=$3
+	local cmd=$1 i=$2 pod=$3 args="K8S_POD_NAMESPACE=fabric;K8S_POD_NAME=$3"
+	[ -n "${4:-}" ] && args="$args;IP=$4"
 	ip netns exec "$(node_ns "$i")" env CNI_COMMAND="$cmd" CNI_CONTAINERID="${FP}$pod" \
 		CNI_NETNS="/run/netns/$(pod_ns "$pod")" CNI_IFNAME=eth0 CNI_PATH="$CNI_DIR" \
-		CNI_ARGS="K8S_POD_NAMESPACE=fabric;K8S_POD_NAME=$pod" \
+		CNI_ARGS="$args" \
 		"$WEFT" <"$(node_dir "$i")/cni.conf"
 }
 
@@ -255,7 +258,7 @@ pod_add() {
 	local i=$1 pod=$2 out ip
 	ip netns add "$(pod_ns "$pod")" || return 1
 	ip -n "$(pod_ns "$pod")" link set lo up
-	out=$(cni_pod ADD "$i" "$pod" 2>&1) || { echo "CNI ADD $pod on $(node_name "$i"): $out" >&2; return 1; }
+	out=$(cni_pod ADD "$i" "$pod" "${3:-}" 2>&1) || { echo "CNI ADD $pod on $(node_name "$i"): $out" >&2; return 1; }
 	ip=$(echo "$out" | jq -r '.ips[0].address' 2>/dev/null)
 	ip=${ip%/*}
 	[ -n "$ip" ] && [ "$ip" != null ] || { echo "no address in the CNI result: $out" >&2; return 1; }
