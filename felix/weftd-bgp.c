@@ -559,6 +559,17 @@ static int bird_configure(struct weftd_bgp *b)
 	return 0;
 }
 
+/* A config installed earlier that BIRD has not taken yet (its configure
+ * failed or timed out) is applied even when this sync cannot install a new
+ * one: the file holds the last config BIRD accepted, and waiting for a
+ * render that installs would leave BIRD on an older one for as long as the
+ * store keeps what makes it fail. */
+static void bird_configure_pending(struct weftd_bgp *b)
+{
+	if (b->need_configure && b->bird_pid && bird_configure(b) == 0)
+		b->need_configure = false;
+}
+
 static int bgp_sync(struct weftd_bgp *b)
 {
 	struct weft_bgp_snapshot snap = {0};
@@ -568,12 +579,14 @@ static int bgp_sync(struct weftd_bgp *b)
 	r = weft_bgp_snapshot_load(b->d->store, &snap, &err);
 	if (r < 0) {
 		log_warn_errno(r, "bgp: reading the store: %s", err ? err : strerror(-r));
+		bird_configure_pending(b);
 		goto retry;
 	}
 	r = weft_bgpconf_render(&snap, b->d->node, &text, &err);
 	weft_bgp_snapshot_clear(&snap);
 	if (r < 0) {
 		log_warn_errno(r, "bgp: rendering the config of %s: %s", b->d->node, err ? err : strerror(-r));
+		bird_configure_pending(b);
 		return r;
 	}
 	free(err);
@@ -581,6 +594,7 @@ static int bgp_sync(struct weftd_bgp *b)
 	r = weft_bgpconf_install(b->conf, text, b->bird, &err);
 	if (r < 0) {
 		log_error_errno(r, "bgp: installing %s: %s", b->conf, err ? err : strerror(-r));
+		bird_configure_pending(b);
 		goto retry;
 	}
 	if (r == 1) {
