@@ -15,6 +15,8 @@
  *                                             line: name|proto|state|since|info|type|peer
  *   test-bgp-driver wait SOCK PROTO SECONDS   wait until PROTO is Established;
  *                                             prints its since
+ *   test-bgp-driver put STORE KEY VALUE       write a raw record (to break
+ *                                             things weftctl would refuse)
  *
  * Exit 0, or 1 with a message on stderr.
  */
@@ -193,6 +195,18 @@ static int cmd_wait(const char *sock, const char *proto, const char *secs)
 	return die(proto, last, -ETIMEDOUT);
 }
 
+static int cmd_put(const char *url, const char *key, const char *value)
+{
+	struct weft_store *s = NULL;
+	int r;
+
+	if (open_store(url, &s))
+		return 1;
+	r = weft_store_put(s, key, value, strlen(value), NULL);
+	weft_store_close(s);
+	return r < 0 ? die("put", NULL, r) : 0;
+}
+
 int main(int argc, char **argv)
 {
 	weft_json_init();
@@ -206,6 +220,8 @@ int main(int argc, char **argv)
 		return cmd_protocols(argv[2]);
 	if (argc == 5 && streq(argv[1], "wait"))
 		return cmd_wait(argv[2], argv[3], argv[4]);
+	if (argc == 5 && streq(argv[1], "put"))
+		return cmd_put(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: see the comment at the top of test-bgp-driver.c\n");
 	return 2;
 }

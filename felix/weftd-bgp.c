@@ -570,6 +570,26 @@ static void bird_configure_pending(struct weftd_bgp *b)
 		b->need_configure = false;
 }
 
+/* A weftd started while no config can be made (a record weftctl would
+ * refuse, written by other means; a store that cannot be read) would
+ * leave its node without BGP until that is mended. A running BIRD keeps
+ * its config in that case (fail static); a starting one gets the config
+ * the last weftd installed, when it is still there and BIRD takes it. */
+static void bird_start_last_good(struct weftd_bgp *b)
+{
+	_cleanup_free_ char *err = NULL;
+
+	if (b->have_config || b->bird_pid || b->restart_pending || access(b->conf, R_OK) < 0)
+		return;
+	if (weft_bgpconf_check(b->bird, b->conf, &err) < 0) {
+		log_warn("bgp: %s, left by the last weftd, is refused too: %s", b->conf, err ? err : "bird -p failed");
+		return;
+	}
+	log_warn("bgp: no new config can be made now: starting BIRD with %s as the last weftd installed it", b->conf);
+	b->have_config = true;
+	(void)bird_start(b);
+}
+
 static int bgp_sync(struct weftd_bgp *b)
 {
 	struct weft_bgp_snapshot snap = {0};
@@ -580,6 +600,7 @@ static int bgp_sync(struct weftd_bgp *b)
 	if (r < 0) {
 		log_warn_errno(r, "bgp: reading the store: %s", err ? err : strerror(-r));
 		bird_configure_pending(b);
+		bird_start_last_good(b);
 		goto retry;
 	}
 	r = weft_bgpconf_render(&snap, b->d->node, &text, &err);
@@ -587,6 +608,7 @@ static int bgp_sync(struct weftd_bgp *b)
 	if (r < 0) {
 		log_warn_errno(r, "bgp: rendering the config of %s: %s", b->d->node, err ? err : strerror(-r));
 		bird_configure_pending(b);
+		bird_start_last_good(b);
 		return r;
 	}
 	free(err);
@@ -595,6 +617,7 @@ static int bgp_sync(struct weftd_bgp *b)
 	if (r < 0) {
 		log_error_errno(r, "bgp: installing %s: %s", b->conf, err ? err : strerror(-r));
 		bird_configure_pending(b);
+		bird_start_last_good(b);
 		goto retry;
 	}
 	if (r == 1) {
