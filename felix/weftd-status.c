@@ -730,6 +730,29 @@ static int conn_io(struct weft_source *src, int fd, uint32_t revents, void *user
 	}
 }
 
+/* Room for a new connection when every slot is taken: the oldest
+ * connection that is not being answered (lingering after its answer, or
+ * still sending its request) goes. Clients that connect and say nothing
+ * would otherwise keep a probe like kubelet's out of /healthz for as long
+ * as they re-connect. Connections are kept newest first. */
+static bool conn_evict(struct weftd_status *s)
+{
+	struct http_conn *victim = NULL;
+
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		if (c->phase == CONN_LINGER)
+			victim = c;
+	if (!victim)
+		for (struct http_conn *c = s->conns; c; c = c->next)
+			if (c->phase == CONN_READ)
+				victim = c;
+	if (!victim)
+		return false;
+	log_debug("http: %u connections open; closing the oldest idle one (fd %d)", s->nconns, victim->fd);
+	conn_free(victim);
+	return true;
+}
+
 static int http_accept(struct weft_source *src, int fd, uint32_t revents, void *userdata)
 {
 	struct weftd_status *s = userdata;
@@ -746,8 +769,8 @@ static int http_accept(struct weft_source *src, int fd, uint32_t revents, void *
 				log_warn_errno(-errno, "http: accept: %m");
 			return 0;
 		}
-		if (s->nconns >= HTTP_MAX_CONNECTIONS) {
-			log_debug("http: %u connections open; refusing a new one", s->nconns);
+		if (s->nconns >= HTTP_MAX_CONNECTIONS && !conn_evict(s)) {
+			log_debug("http: %u connections open, all answering; refusing a new one", s->nconns);
 			close(cfd);
 			continue;
 		}

@@ -160,6 +160,16 @@ case "$code" in 400 | 413) pass "100 KB request: $code" ;; *) fail "100 KB reque
 in_ns n1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9099; sleep 7' &
 idle=$!
 check "weftd still healthy after the bad requests (and with an idle client)" healthy n1
+# More silent clients than weftd keeps connections (64): the oldest idle
+# one makes room, so a probe still gets its answer.
+in_ns n1 python3 -c '
+import socket, time
+s = [socket.create_connection(("127.0.0.1", 9099)) for _ in range(80)]
+time.sleep(4)' &
+flood=$!
+sleep 1
+check "/healthz answers with 80 silent connections open" healthy n1
+wait $flood 2>/dev/null
 check "weftd node-1 still runs" kill -0 "$(cat "$R/n1/weftd.pid")"
 
 # --- the Node's status in the store ------------------------------------------------
