@@ -530,8 +530,15 @@ static int alloc_in(struct weft_ipam *m, struct ipam_rec *b, struct ipam_handle_
 	ipam_rec_add(b, &ip, req->handle, &req->attrs);
 	ipam_handle_add(h, &ip, key);
 	r = commit(m, b, h, aff_node);
-	if (r == 0)
+	if (r == 0) {
 		*out = ip;
+		return 0;
+	}
+	/* Nothing was written: take the address out of b and h again, so that
+	 * the caller's next try (another block, after -ENOSPC for a record
+	 * grown past its cap) does not write a handle record listing it. */
+	(void)ipam_handle_remove(h, &ip, key);
+	ipam_rec_remove_at(b, (size_t)ipam_rec_find(b, &ip));
 	return r;
 }
 

@@ -452,6 +452,63 @@ static void test_corrupt_records(void)
 	teardown();
 }
 
+/* A failed commit (a block record past its size cap: -ENOSPC) must not
+ * leave the address in the handle record that a later commit of the same
+ * attempt writes: that record listed the never-allocated address, twice
+ * when the same block was tried again when borrowing, and then did not
+ * decode ("listed twice"), so the handle could never be released. */
+static void test_record_cap_handle(void)
+{
+	char l[WEFT_IPAM_NAME_MAX + 1];
+	struct weft_ipam_attrs big;
+	struct ipam_rec b = {.type = IPAM_REC_BLOCK, .affinity = "n1"};
+	struct weft_ipam_request req = {.handle = "big:eth0", .node = "n1"};
+	struct weft_ip ip, cand;
+	char **probs = NULL;
+	size_t n = 0;
+
+	setup();
+	memset(l, 'x', WEFT_IPAM_NAME_MAX);
+	l[WEFT_IPAM_NAME_MAX] = 0;
+	big = (struct weft_ipam_attrs){.namespace = l, .pod = l, .node = l, .container_id = l, .ifname = l};
+	/* Two /22 blocks: n1's, filled past the cap with long attributes, and n2's. */
+	add_pool("p1", "10.77.0.0/21", 22, false, NULL);
+	CHECK_STREQ(alloc1("n2:eth0", "n2", NULL), "10.77.0.0");
+	CHECK_EQ_INT(weft_cidr_parse("10.77.4.0/22", false, &b.cidr), 0);
+	cand = b.cidr.ip;
+	for (int i = 0; i < 640; i++) {
+		CHECK_EQ_INT(ipam_rec_add(&b, &cand, "fill", &big), 0);
+		CHECK_EQ_INT(weft_ip_add(&cand, 1, &cand), 0);
+	}
+	b.affinity = NULL; /* a string literal: not for ipam_rec_clear() */
+	{
+		_cleanup_free_ char *v = ipam_rec_encode(&(struct ipam_rec){.type = IPAM_REC_BLOCK, .cidr = b.cidr,
+									   .affinity = "n1", .allocs = b.allocs,
+									   .n = b.n});
+		_cleanup_free_ char *a = ipam_affinity_encode("n1", &b.cidr);
+		CHECK(strlen(v) > 768 * 1024);
+		CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/blocks/10.77.4.0-22", v, strlen(v), NULL), 0);
+		CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/affinities/n1/10.77.4.0-22", a, strlen(a), NULL), 0);
+	}
+	ipam_rec_clear(&b);
+	/* n1's own block fails (-ENOSPC: too big), no block is left to claim,
+	 * borrowing tries n1's block again, then n2's. */
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.77.0.1");
+	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), (int)n);
+	for (size_t i = 0; i < n; i++) {
+		if (strstr(probs[i], "big:eth0")) {
+			fprintf(stderr, "problem: %s\n", probs[i]);
+			CHECK(false);
+		}
+		free(probs[i]);
+	}
+	free(probs);
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "big:eth0"), 1);
+	CHECK(!key_exists("/weft/v1/ipam/handles/big:eth0"));
+	teardown();
+}
+
 /* --- ranges --------------------------------------------------------------- */
 
 static const char *ralloc(const struct weft_ipam_range *r, const char *handle, int *rp)
@@ -741,7 +798,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
 		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_pool_choice),
-		TEST(test_corrupt_records), TEST(test_range),          TEST(test_parallel_pool),
+		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_range),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
 	};
 
