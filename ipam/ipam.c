@@ -1343,11 +1343,20 @@ int weft_ipam_check(struct weft_ipam *m, char ***problems_out, size_t *n)
 			problem(&p, "%s: unknown IPAM key", kv->key);
 		}
 	}
+	/* In start order, each block against the one before it that reaches
+	 * farthest: a small block between a big one and a third one inside the
+	 * big one does not hide the overlap of the outer two. */
 	qsort(blocks, nb, sizeof(*blocks), cmp_rec_ip);
-	for (size_t i = 1; i < nb; i++)
-		if (weft_cidr_overlaps(&blocks[i - 1].cidr, &blocks[i].cidr))
-			problem(&p, "blocks %s and %s overlap", weft_cidr_str(&blocks[i - 1].cidr, cs, sizeof(cs)),
+	for (size_t i = 1, far = 0; i < nb; i++) {
+		struct weft_ip end_i, end_far;
+		if (weft_cidr_overlaps(&blocks[far].cidr, &blocks[i].cidr))
+			problem(&p, "blocks %s and %s overlap", weft_cidr_str(&blocks[far].cidr, cs, sizeof(cs)),
 				weft_cidr_str(&blocks[i].cidr, cs2, sizeof(cs2)));
+		weft_cidr_last(&blocks[i].cidr, &end_i);
+		weft_cidr_last(&blocks[far].cidr, &end_far);
+		if (weft_ip_cmp(&end_i, &end_far) > 0)
+			far = i;
+	}
 	recs_free(blocks, nb);
 	weft_kv_list_clear(&all);
 	*problems_out = p.v;

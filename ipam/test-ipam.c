@@ -509,6 +509,33 @@ static void test_record_cap_handle(void)
 	teardown();
 }
 
+/* Overlapping blocks are found whatever lies between them in start order:
+ * 10.78.0.0/24 and 10.78.0.64/26 with 10.78.0.0/28 in between. */
+static void test_check_overlap(void)
+{
+	static const char *const cidrs[] = {"10.78.0.0/24", "10.78.0.0/28", "10.78.0.64/26"};
+	char **probs = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	setup();
+	for (size_t i = 0; i < ARRAY_SIZE(cidrs); i++) {
+		struct ipam_rec b = {.type = IPAM_REC_BLOCK};
+		CHECK_EQ_INT(weft_cidr_parse(cidrs[i], false, &b.cidr), 0);
+		_cleanup_free_ char *key = ipam_block_key(&b.cidr), *v = ipam_rec_encode(&b);
+		CHECK_EQ_INT(weft_store_put(g_s, key, v, strlen(v), NULL), 0);
+	}
+	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), 2);
+	for (size_t i = 0; i < n; i++) {
+		found += streq(probs[i], "blocks 10.78.0.0/24 and 10.78.0.0/28 overlap");
+		found += streq(probs[i], "blocks 10.78.0.0/24 and 10.78.0.64/26 overlap");
+		free(probs[i]);
+	}
+	free(probs);
+	CHECK_EQ_INT(found, 2);
+	teardown();
+}
+
 /* --- ranges --------------------------------------------------------------- */
 
 static const char *ralloc(const struct weft_ipam_range *r, const char *handle, int *rp)
@@ -798,7 +825,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
 		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_pool_choice),
-		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_range),          TEST(test_parallel_pool),
+		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_range),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
 	};
 
