@@ -775,7 +775,7 @@ static int cmd_release(struct ctl *ctl, int argc, char **argv)
 		else
 			printf("released %d empty block%s%s%s\n", r, r == 1 ? "" : "s", node ? " of node " : "",
 			       node ? node : "");
-		weft_ipam_free(m);
+		close_ipam(ctl, m);
 		return ret;
 	}
 	if (addr && weft_ip_parse(addr, &ip) < 0)
