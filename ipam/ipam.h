@@ -143,9 +143,9 @@ int weft_ipam_release_ip(struct weft_ipam *m, const struct weft_ip *ip);
  * each empty block and its affinity are deleted in one transaction that
  * compares both, so a block that gains an address meanwhile is kept.
  * Releasing is explicit rather than done on every release so that a node
- * does not churn blocks (and BGP routes) as pods come and go; weftd calls
- * this periodically and when a node is drained. Returns the number of
- * blocks released. */
+ * does not churn blocks (and BGP routes) as pods come and go; weftd never
+ * calls this, `weftctl ipam release --empty-blocks` does. Returns the
+ * number of blocks released. */
 int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node);
 
 /* --- queries -------------------------------------------------------------- */
