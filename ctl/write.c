@@ -6,6 +6,8 @@
  * whole transaction, and the error names the first such document.
  */
 #include "ctl/ctl.h"
+#include "lib/ipaddr.h"
+#include "lib/json.h"
 
 #include <getopt.h>
 
@@ -37,6 +39,68 @@ static const char *res_label(const struct weft_resource *r)
 	return weft_kind_info(r->kind)->name;
 }
 
+/* The spec.cidr of an IPPool document, or false. */
+static bool pool_cidr_of(const cJSON *doc, struct weft_cidr *c)
+{
+	const char *s;
+
+	return weft_json_get_string(cJSON_GetObjectItemCaseSensitive(doc, "spec"), "cidr", &s) == 0 &&
+	       weft_cidr_parse(s, true, c) == 0;
+}
+
+/* IPPools must not overlap (as in Calico): IPAM claims no block from
+ * overlapping pools, since blocks of different sizes could overlap. Each
+ * IPPool of the manifest is checked against the others of the manifest
+ * and against the stored pools it does not replace. This is the only
+ * check across records: two writers at once could still each add one of
+ * two overlapping pools; IPAM then claims no block from either, and its
+ * error names both. Returns 0, or 1 after a message. */
+static int check_pool_overlaps(struct ctl *ctl, const struct weft_resource *rs, size_t n)
+{
+	struct weft_kv_list l = {0};
+	bool listed = false;
+	int r, ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct weft_cidr a, b;
+		char as[WEFT_CIDR_STRLEN], bs[WEFT_CIDR_STRLEN];
+
+		if (rs[i].kind != WEFT_KIND_IPPOOL || !pool_cidr_of(rs[i].doc, &a))
+			continue;
+		for (size_t j = 0; j < n; j++)
+			if (j != i && rs[j].kind == WEFT_KIND_IPPOOL && pool_cidr_of(rs[j].doc, &b) &&
+			    weft_cidr_overlaps(&a, &b))
+				return ctl_fail("%s: spec.cidr: %s overlaps IPPool %s (%s) of the manifest; nothing written",
+						rs[i].name, weft_cidr_str(&a, as, sizeof(as)), rs[j].name,
+						weft_cidr_str(&b, bs, sizeof(bs)));
+		if (!listed) {
+			r = weft_store_list(ctl->store, weft_kind_prefix(WEFT_KIND_IPPOOL), &l);
+			if (r < 0)
+				return ctl_fail("list %s: %s", weft_kind_prefix(WEFT_KIND_IPPOOL),
+						weft_store_errmsg(ctl->store));
+			listed = true;
+		}
+		for (size_t k = 0; k < l.n && !ret; k++) {
+			struct weft_resource cur = {0};
+			bool replaced = false;
+
+			if (weft_resource_decode(l.items[k].value, l.items[k].value_len, &cur, NULL) < 0)
+				continue; /* weftctl store check reports it */
+			for (size_t j = 0; j < n && !replaced; j++)
+				replaced = rs[j].kind == WEFT_KIND_IPPOOL && streq(rs[j].name, cur.name);
+			if (!replaced && pool_cidr_of(cur.doc, &b) && weft_cidr_overlaps(&a, &b))
+				ret = ctl_fail("%s: spec.cidr: %s overlaps IPPool %s (%s); nothing written", rs[i].name,
+					       weft_cidr_str(&a, as, sizeof(as)), cur.name,
+					       weft_cidr_str(&b, bs, sizeof(bs)));
+			weft_resource_clear(&cur);
+		}
+		if (ret)
+			break;
+	}
+	weft_kv_list_clear(&l);
+	return ret;
+}
+
 /* Write (or delete) the resources in one transaction. For create the
  * compare is "absent"; for replace and delete it is "present with the
  * mod_rev just read"; apply has no compare. A compare that fails because
@@ -57,6 +121,8 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 		if (mode != MODE_DELETE)
 			values[i] = weft_resource_encode(&rs[i], false);
 	}
+	if (mode != MODE_DELETE && check_pool_overlaps(ctl, rs, n))
+		goto out;
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		ncmps = 0;

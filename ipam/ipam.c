@@ -136,6 +136,12 @@ struct ipam_pool {
 	unsigned block_size;
 	bool disabled;
 	char *selector;
+	/* Another pool whose cidr overlaps this one's (the first in name
+	 * order), or NULL. No block is claimed from either: two nodes claiming
+	 * at once could take overlapping blocks of different blockSizes, whose
+	 * keys differ, so no compare would catch it. Every node reads the same
+	 * list, so every node refuses the same pools. */
+	const char *overlaps;
 };
 
 static void pools_free(struct ipam_pool *p, size_t n)
@@ -193,6 +199,10 @@ static int load_pools(struct weft_ipam *m, struct ipam_pool **out, size_t *n)
 		weft_resource_clear(&res);
 	}
 	weft_kv_list_clear(&l);
+	for (size_t i = 0; i < np; i++)
+		for (size_t j = 0; j < np && !p[i].overlaps; j++)
+			if (j != i && weft_cidr_overlaps(&p[i].cidr, &p[j].cidr))
+				p[i].overlaps = p[j].name;
 	*out = p;
 	*n = np;
 	return 0;
@@ -556,6 +566,7 @@ static int assign_one_once(struct weft_ipam *m, const struct weft_ipam_request *
 	struct ipam_handle_rec h = {0};
 	struct weft_kv_list aff = {0};
 	struct ipam_rec *blocks = NULL;
+	const struct ipam_pool *overlapping = NULL;
 	size_t nb = 0;
 	_cleanup_free_ char *aprefix = wasprintf("%s%s/", WEFT_IPAM_AFFINITIES_PREFIX, req->node);
 	int r;
@@ -609,6 +620,11 @@ static int assign_one_once(struct weft_ipam *m, const struct weft_ipam_request *
 		struct weft_cidr cand = {.ip = pools[p]->cidr.ip, .prefixlen = pools[p]->block_size};
 		size_t j = 0;
 
+		if (pools[p]->overlaps) {
+			if (!overlapping)
+				overlapping = pools[p];
+			continue;
+		}
 		for (;;) {
 			struct weft_ip cend, next;
 			bool overlap = false;
@@ -646,8 +662,15 @@ static int assign_one_once(struct weft_ipam *m, const struct weft_ipam_request *
 		if (r != -ENOSPC)
 			goto out;
 	}
-	r = fail(m, -ENOSPC, "no free address in the pool%s %s%s", np > 1 ? "s" : "", pools[0]->name,
-		 np > 1 ? ", ..." : "");
+	if (overlapping)
+		r = fail(m, -ENOSPC,
+			 "no free address in the pool%s %s%s: pool %s's spec.cidr overlaps pool %s's, so no new block "
+			 "is claimed from either (delete or change one of them)",
+			 np > 1 ? "s" : "", pools[0]->name, np > 1 ? ", ..." : "", overlapping->name,
+			 overlapping->overlaps);
+	else
+		r = fail(m, -ENOSPC, "no free address in the pool%s %s%s", np > 1 ? "s" : "", pools[0]->name,
+			 np > 1 ? ", ..." : "");
 out:
 	recs_free(blocks, nb);
 	weft_kv_list_clear(&aff);
@@ -711,7 +734,7 @@ out:
 /* --- static assignment ------------------------------------------------------- */
 
 static int assign_ip_once(struct weft_ipam *m, const char *handle, const struct weft_ip *ip, const char *node,
-			  const struct weft_ipam_attrs *attrs, const struct weft_cidr *bc)
+			  const struct weft_ipam_attrs *attrs, const struct ipam_pool *pool, const struct weft_cidr *bc)
 {
 	_cleanup_free_ char *bkey = ipam_block_key(bc);
 	struct ipam_handle_rec h = {0};
@@ -722,6 +745,11 @@ static int assign_ip_once(struct weft_ipam *m, const char *handle, const struct 
 	int r;
 
 	r = rec_get(m, IPAM_REC_BLOCK, bkey, &b);
+	if (r == -ENOENT && pool->overlaps)
+		return fail(m, -EINVAL,
+			    "%s: pool %s's spec.cidr overlaps pool %s's, so no new block is claimed from either "
+			    "(delete or change one of them)",
+			    weft_ip_str(ip, ips, sizeof(ips)), pool->name, pool->overlaps);
 	if (r == -ENOENT) {
 		struct ipam_rec *all = NULL;
 		size_t na = 0;
@@ -795,7 +823,7 @@ int weft_ipam_assign_ip(struct weft_ipam *m, const char *handle, const struct we
 	}
 	bc = (struct weft_cidr){.ip = *ip, .prefixlen = pool->block_size};
 	weft_cidr_mask(&bc);
-	r = RETRY(m, "assign", assign_ip_once(m, handle, ip, node, attrs, &bc));
+	r = RETRY(m, "assign", assign_ip_once(m, handle, ip, node, attrs, pool, &bc));
 out:
 	pools_free(pools, np);
 	return r;

@@ -536,6 +536,39 @@ static void test_check_overlap(void)
 	teardown();
 }
 
+/* Overlapping pools (of different blockSizes here): no block is claimed
+ * from either, on any node, and the error names both pools; a pool that
+ * overlaps nothing is still used. */
+static void test_overlapping_pools(void)
+{
+	struct weft_ip ip = IP("10.79.0.5");
+	struct weft_kv_list l = {0};
+	int r;
+
+	setup();
+	add_pool("a", "10.79.0.0/16", 26, false, NULL);
+	add_pool("b", "10.79.0.0/24", 28, false, NULL);
+	CHECK_STREQ(alloc1("x:eth0", "n1", &r), "");
+	CHECK_EQ_INT(r, -ENOSPC);
+	CHECK(strstr(weft_ipam_errmsg(g_m), "pool a's spec.cidr overlaps pool b's") != NULL);
+	CHECK_STREQ(alloc1("y:eth0", "n2", &r), "");
+	CHECK_EQ_INT(r, -ENOSPC);
+	CHECK_EQ_INT(weft_ipam_assign_ip(g_m, "s:eth0", &ip, "n1", NULL), -EINVAL);
+	CHECK(strstr(weft_ipam_errmsg(g_m), "overlaps pool b's") != NULL);
+	CHECK_EQ_INT(weft_store_list(g_s, WEFT_IPAM_PREFIX, &l), 0);
+	CHECK_EQ_INT(l.n, 0);
+	weft_kv_list_clear(&l);
+	add_pool("c", "10.80.0.0/24", 28, false, NULL);
+	CHECK_STREQ(alloc1("z:eth0", "n1", NULL), "10.80.0.0");
+	/* With b gone, a is used again. */
+	CHECK_EQ_INT(weft_store_delete(g_s, "/weft/v1/ippools/b", 0, NULL), 0);
+	const char *only_a[] = {"a"};
+	struct weft_ipam_request req = {.handle = "x:eth0", .node = "n1", .pools = only_a, .npools = 1};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.79.0.0");
+	teardown();
+}
+
 /* --- ranges --------------------------------------------------------------- */
 
 static const char *ralloc(const struct weft_ipam_range *r, const char *handle, int *rp)
@@ -825,7 +858,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
 		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_pool_choice),
-		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_range),          TEST(test_parallel_pool),
+		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_overlapping_pools), TEST(test_range),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
 	};
 

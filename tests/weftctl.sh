@@ -56,6 +56,42 @@ expect_fail "unknown field" "pool9: spec.colour: unknown field" ctl apply -f "$M
 expect_fail "bad cidr" 'pool9: spec.cidr: "10.65.0.0/33" is not a CIDR' ctl apply -f "$M/bad-cidr.yaml"
 expect_fail "blockSize out of range" "pool9: spec.blockSize: .*19.*20" ctl apply -f "$M/bad-blocksize.yaml"
 expect_fail "duplicate names" "ok1.*duplicate|duplicate.*ok1" ctl apply -f "$M/bad-duplicate.yaml"
+# IPPools must not overlap (IPAM claims no block from overlapping pools).
+cat >"$T/overlap.yaml" <<EOT
+kind: IPPool
+metadata: {name: pool9}
+spec: {cidr: 10.65.4.0/24, blockSize: 28}
+EOT
+expect_fail "apply of a pool overlapping a stored one" \
+	"^weftctl: pool9: spec.cidr: 10.65.4.0/24 overlaps IPPool pool1 \(10.65.0.0/16\); nothing written" \
+	ctl apply -f "$T/overlap.yaml"
+expect_fail "create of a pool overlapping a stored one" "pool9: spec.cidr: .*overlaps IPPool pool1" \
+	ctl create -f "$T/overlap.yaml"
+cat >"$T/overlap2.yaml" <<EOT
+kind: IPPool
+metadata: {name: ok1}
+spec: {cidr: 10.98.0.0/16}
+---
+kind: IPPool
+metadata: {name: ok2}
+spec: {cidr: 10.98.128.0/17}
+EOT
+expect_fail "two overlapping pools in one manifest" "ok1: spec.cidr: 10.98.0.0/16 overlaps IPPool ok2" \
+	ctl apply -f "$T/overlap2.yaml"
+cat >"$T/move.yaml" <<EOT
+kind: IPPool
+metadata: {name: pool2}
+spec: {cidr: 10.67.0.0/16}
+---
+kind: IPPool
+metadata: {name: pool8}
+spec: {cidr: 10.66.0.0/16}
+EOT
+check "a pool may take the cidr another pool of the manifest leaves" ctl apply -f "$T/move.yaml"
+expect_fail "moving it back while pool8 holds it" "pool2: spec.cidr: 10.66.0.0/16 overlaps IPPool pool8" \
+	ctl apply -f "$M/good.json"
+check "pool8 gone again" ctl delete ippool pool8
+check "pool2 back" ctl apply -f "$M/good.json"
 check "ok1 from the bad manifests was never written" sh -c "! \"$W\" --store '$S' get pool ok1 2>/dev/null"
 
 expect_fail "delete missing fails, nothing deleted" "nosuch.*not found" ctl delete ippool pool1 nosuch
