@@ -446,13 +446,15 @@ static char *rec_key(const struct ipam_rec *r)
 
 /* Write rec and the handle record h (and, claiming a block, its affinity
  * record) in one transaction that compares rec and h at the revisions they
- * were read at. h with no entries is deleted. -ECANCELED when either
- * changed meanwhile. */
-static int commit(struct weft_ipam *m, const struct ipam_rec *rec, const struct ipam_handle_rec *h, const char *aff_node)
+ * were read at, and the nextra records of extra (read only) too. h with no
+ * entries is deleted. -ECANCELED when any of them changed meanwhile. */
+static int commit_cmp(struct weft_ipam *m, const struct ipam_rec *rec, const struct ipam_handle_rec *h,
+		      const char *aff_node, const struct ipam_rec *extra, size_t nextra)
 {
 	_cleanup_free_ char *rkey = rec_key(rec), *rval = ipam_rec_encode(rec);
 	_cleanup_free_ char *hkey = NULL, *hval = NULL, *akey = NULL, *aval = NULL;
-	struct weft_txn_cmp cmps[3];
+	_cleanup_free_ struct weft_txn_cmp *cmps = wcalloc(nextra + 2, sizeof(*cmps));
+	char **xkeys;
 	struct weft_txn_op ops[3];
 	size_t nc = 0, no = 0;
 	int r;
@@ -480,12 +482,25 @@ static int commit(struct weft_ipam *m, const struct ipam_rec *rec, const struct 
 		aval = ipam_affinity_encode(aff_node, &rec->cidr);
 		ops[no++] = (struct weft_txn_op){WEFT_OP_PUT, akey, aval, strlen(aval)};
 	}
+	xkeys = wcalloc(nextra + 1, sizeof(*xkeys));
+	for (size_t i = 0; i < nextra; i++) {
+		xkeys[i] = rec_key(&extra[i]);
+		cmps[nc++] = (struct weft_txn_cmp){xkeys[i], extra[i].mod_rev};
+	}
 	r = weft_store_txn(m->s, cmps, nc, ops, no, NULL);
+	for (size_t i = 0; i < nextra; i++)
+		free(xkeys[i]);
+	free(xkeys);
 	if (r == -ECANCELED)
 		return r;
 	if (r < 0)
 		return store_fail(m, r, "txn on", rkey);
 	return 0;
+}
+
+static int commit(struct weft_ipam *m, const struct ipam_rec *rec, const struct ipam_handle_rec *h, const char *aff_node)
+{
+	return commit_cmp(m, rec, h, aff_node, NULL, 0);
 }
 
 /* Run step until it does not report a conflict, with jittered backoff;
@@ -1487,9 +1502,11 @@ static bool range_reserved(const struct weft_ipam_range *r, const struct weft_ci
 	return sub->prefixlen <= 126 && weft_ip_eq(&sub->ip, ip);
 }
 
-/* The lowest free address of the range: 0 and *out, or -ENOSPC. */
+/* The lowest free address of the range, held neither in rec nor in the
+ * nothers records of the same network whose subnets overlap it: 0 and
+ * *out, or -ENOSPC. */
 static int range_free_ip(const struct weft_ipam_range *r, const struct weft_cidr *sub, const struct ipam_rec *rec,
-			 struct weft_ip *out)
+			 const struct ipam_rec *others, size_t nothers, struct weft_ip *out)
 {
 	struct weft_ip cand = r->start.family ? r->start : sub->ip, end;
 
@@ -1511,7 +1528,10 @@ static int range_free_ip(const struct weft_ipam_range *r, const struct weft_cidr
 				break;
 			}
 		if (!skip_to) {
-			if (!range_reserved(r, sub, &cand) && ipam_rec_find(rec, &cand) < 0) {
+			bool taken = range_reserved(r, sub, &cand) || ipam_rec_find(rec, &cand) >= 0;
+			for (size_t i = 0; i < nothers && !taken; i++)
+				taken = ipam_rec_find(&others[i], &cand) >= 0;
+			if (!taken) {
 				*out = cand;
 				return 0;
 			}
@@ -1522,21 +1542,69 @@ static int range_free_ip(const struct weft_ipam_range *r, const struct weft_cidr
 	}
 }
 
+/* Parse the subnet a range key names ("<prefix>192.168.91.0-24", prefix
+ * being the network's): 0 or -EINVAL. */
+static int range_key_cidr(const char *key, const char *prefix, struct weft_cidr *out)
+{
+	char buf[WEFT_CIDR_STRLEN];
+	char *dash;
+
+	if (!startswith(key, prefix) || weft_strlcpy(buf, key + strlen(prefix), sizeof(buf)) < 0)
+		return -EINVAL;
+	dash = strrchr(buf, '-');
+	if (!dash)
+		return -EINVAL;
+	*dash = '/';
+	return weft_cidr_parse(buf, true, out);
+}
+
 static int range_assign_once(struct weft_ipam *m, const struct weft_ipam_range *r, const struct weft_cidr *sub,
 			     const char *key, const char *handle, const struct weft_ipam_attrs *attrs,
 			     struct weft_ip *out)
 {
+	_cleanup_free_ char *nprefix = wasprintf("%s%s/", WEFT_IPAM_RANGES_PREFIX, r->network);
 	struct ipam_handle_rec h = {0};
 	struct ipam_rec rec = {0};
+	struct ipam_rec *others = NULL;
+	struct weft_kv_list l = {0};
+	size_t nothers = 0;
 	struct weft_ip ip;
 	char cs[WEFT_CIDR_STRLEN];
 	int rv;
 
-	rv = rec_get(m, IPAM_REC_RANGE, key, &rec);
-	if (rv == -ENOENT)
-		rec = (struct ipam_rec){.type = IPAM_REC_RANGE, .cidr = *sub, .network = wstrdup(r->network)};
-	else if (rv < 0)
-		return rv;
+	/* The network's range records, this one and those of other subnets
+	 * that overlap it (its config changed, say from a /24 to a /23): their
+	 * addresses are in use too, and they are compared in the commit so
+	 * that an allocation there meanwhile conflicts. */
+	rv = weft_store_list(m->s, nprefix, &l);
+	if (rv < 0)
+		return store_fail(m, rv, "list", nprefix);
+	others = wcalloc(l.n + 1, sizeof(*others));
+	rec = (struct ipam_rec){.type = IPAM_REC_RANGE, .cidr = *sub, .network = wstrdup(r->network)};
+	for (size_t i = 0; i < l.n; i++) {
+		_cleanup_free_ char *err = NULL;
+		struct ipam_rec x = {0};
+		struct weft_cidr c;
+
+		/* The key names the subnet: decode only the records that matter. */
+		if (!streq(l.items[i].key, key) && range_key_cidr(l.items[i].key, nprefix, &c) == 0 &&
+		    !weft_cidr_overlaps(&c, sub))
+			continue;
+		rv = ipam_rec_decode(IPAM_REC_RANGE, l.items[i].key, l.items[i].value, l.items[i].value_len, &x, &err);
+		if (rv < 0) {
+			rv = fail(m, rv, "%s", err);
+			goto out;
+		}
+		x.mod_rev = l.items[i].mod_rev;
+		if (streq(l.items[i].key, key)) {
+			ipam_rec_clear(&rec);
+			rec = x;
+		} else if (weft_cidr_overlaps(&x.cidr, sub)) {
+			others[nothers++] = x;
+		} else {
+			ipam_rec_clear(&x);
+		}
+	}
 	rv = handle_get(m, handle, &h);
 	if (rv < 0)
 		goto out;
@@ -1552,16 +1620,18 @@ static int range_assign_once(struct weft_ipam *m, const struct weft_ipam_range *
 			goto out;
 		}
 	}
-	if (range_free_ip(r, sub, &rec, &ip) < 0) {
+	if (range_free_ip(r, sub, &rec, others, nothers, &ip) < 0) {
 		rv = fail(m, -ENOSPC, "range %s of network %s is full", weft_cidr_str(sub, cs, sizeof(cs)), r->network);
 		goto out;
 	}
 	ipam_rec_add(&rec, &ip, handle, attrs);
 	ipam_handle_add(&h, &ip, key);
-	rv = commit(m, &rec, &h, NULL);
+	rv = commit_cmp(m, &rec, &h, NULL, others, nothers);
 	if (rv == 0)
 		*out = ip;
 out:
+	recs_free(others, nothers);
+	weft_kv_list_clear(&l);
 	ipam_handle_rec_clear(&h);
 	ipam_rec_clear(&rec);
 	return rv;

@@ -665,6 +665,40 @@ static void test_range(void)
 	teardown();
 }
 
+/* A network whose range config changes (a /24 grown to a /23, or cut to
+ * a /25) gets a record per subnet; the addresses of the network's other
+ * records whose subnets overlap are in use too. Another network's are not. */
+static void test_range_resized(void)
+{
+	struct weft_ipam_range r24 = {.network = "grow"}, r23 = {.network = "grow"}, r25 = {.network = "grow"};
+	struct weft_ipam_range other = {.network = "other"};
+	char **probs = NULL;
+	size_t n = 0;
+
+	setup();
+	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/24", &r24), 0);
+	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/23", &r23), 0);
+	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/25", &r25), 0);
+	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/24", &other), 0);
+	CHECK_STREQ(ralloc(&r24, "a:net1", NULL), "192.168.92.1");
+	CHECK_STREQ(ralloc(&r24, "b:net1", NULL), "192.168.92.2");
+	CHECK_STREQ(ralloc(&r23, "c:net1", NULL), "192.168.92.3");
+	CHECK_STREQ(ralloc(&r25, "d:net1", NULL), "192.168.92.4");
+	CHECK_STREQ(ralloc(&r24, "e:net1", NULL), "192.168.92.5");
+	CHECK(key_exists("/weft/v1/ipam/ranges/grow/192.168.92.0-23"));
+	CHECK(key_exists("/weft/v1/ipam/ranges/grow/192.168.92.0-25"));
+	CHECK_STREQ(ralloc(&other, "f:net1", NULL), "192.168.92.1");
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "a:net1"), 1);
+	CHECK_STREQ(ralloc(&r23, "g:net1", NULL), "192.168.92.1");
+	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(stderr, "problem: %s\n", probs[i]);
+		free(probs[i]);
+	}
+	free(probs);
+	teardown();
+}
+
 /* --- concurrency ----------------------------------------------------------------- */
 
 #define NPROC 8
@@ -858,7 +892,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
 		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_pool_choice),
-		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_overlapping_pools), TEST(test_range),          TEST(test_parallel_pool),
+		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_overlapping_pools), TEST(test_range), TEST(test_range_resized),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
 	};
 
