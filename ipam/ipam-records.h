@@ -24,6 +24,7 @@ struct ipam_rec {
 	struct weft_ipam_allocation *allocs; /* .holder is NULL here */
 	size_t n, cap;
 	int64_t mod_rev; /* 0 = not in the store (yet) */
+	bool corrupt;    /* a block record that does not decode: only its key's cidr is known */
 };
 
 struct ipam_handle_entry {

@@ -402,12 +402,22 @@ static int handle_get(struct weft_ipam *m, const char *handle, struct ipam_handl
 	return 0;
 }
 
-/* List and decode every block (or range) record. */
+static int block_key_cidr(const char *key, struct weft_cidr *out);
+
+/* List and decode every block (or range) record. A record that does not
+ * decode does not stop the others (one corrupt record would stop every
+ * claim, query and check): it is logged and left out, except that a
+ * corrupt block whose key names a CIDR stays in the list as a placeholder
+ * (corrupt, no allocations), so that no block is claimed over it; callers
+ * never write or borrow from a corrupt one. weft_ipam_check() reports
+ * them. Logging here, against the module's rule of leaving it to the
+ * caller, because the callers would otherwise never learn of them. */
 static int recs_list(struct weft_ipam *m, enum ipam_rec_type type, struct ipam_rec **out, size_t *n)
 {
 	const char *prefix = type == IPAM_REC_BLOCK ? WEFT_IPAM_BLOCKS_PREFIX : WEFT_IPAM_RANGES_PREFIX;
 	struct weft_kv_list l = {0};
 	struct ipam_rec *recs;
+	size_t k = 0;
 	int r;
 
 	r = weft_store_list(m->s, prefix, &l);
@@ -416,17 +426,19 @@ static int recs_list(struct weft_ipam *m, enum ipam_rec_type type, struct ipam_r
 	recs = wcalloc(l.n ? l.n : 1, sizeof(*recs));
 	for (size_t i = 0; i < l.n; i++) {
 		_cleanup_free_ char *err = NULL;
-		r = ipam_rec_decode(type, l.items[i].key, l.items[i].value, l.items[i].value_len, &recs[i], &err);
+		r = ipam_rec_decode(type, l.items[i].key, l.items[i].value, l.items[i].value_len, &recs[k], &err);
 		if (r < 0) {
-			for (size_t j = 0; j < i; j++)
-				ipam_rec_clear(&recs[j]);
-			free(recs);
-			weft_kv_list_clear(&l);
-			return fail(m, r, "%s", err);
+			log_warn("ipam: corrupt record left out (weftctl ipam check reports it): %s", err);
+			if (type == IPAM_REC_BLOCK && block_key_cidr(l.items[i].key, &recs[k].cidr) == 0) {
+				recs[k].type = IPAM_REC_BLOCK;
+				recs[k].corrupt = true;
+				recs[k++].mod_rev = l.items[i].mod_rev;
+			}
+			continue;
 		}
-		recs[i].mod_rev = l.items[i].mod_rev;
+		recs[k++].mod_rev = l.items[i].mod_rev;
 	}
-	*n = l.n;
+	*n = k;
 	weft_kv_list_clear(&l);
 	*out = recs;
 	return 0;
@@ -612,6 +624,11 @@ static int assign_one_once(struct weft_ipam *m, const struct weft_ipam_request *
 		r = rec_get(m, IPAM_REC_BLOCK, bkey, &b);
 		if (r == -ENOENT)
 			continue; /* released meanwhile; ipam check reports a stale affinity */
+		if (r == -EBADMSG) {
+			/* Not this one, but the node's other blocks or a new one. */
+			log_warn("ipam: corrupt record left out (weftctl ipam check reports it): %s", m->errmsg);
+			continue;
+		}
 		if (r < 0)
 			goto out;
 		if (b.affinity && streq(b.affinity, req->node)) {
@@ -671,7 +688,7 @@ static int assign_one_once(struct weft_ipam *m, const struct weft_ipam_request *
 
 	/* 3. No block left to claim: borrow from any block of the pools. */
 	for (size_t i = 0; i < nb; i++) {
-		if (!in_pools(pools, np, &blocks[i].cidr))
+		if (blocks[i].corrupt || !in_pools(pools, np, &blocks[i].cidr))
 			continue;
 		r = alloc_in(m, &blocks[i], &h, req, NULL, out);
 		if (r != -ENOSPC)
@@ -1074,6 +1091,11 @@ int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node)
 		}
 		bkey = ipam_block_key(&c);
 		r = rec_get(m, IPAM_REC_BLOCK, bkey, &b);
+		if (r == -EBADMSG) {
+			/* A corrupt block is kept, with its affinity. */
+			log_warn("ipam: corrupt record left out (weftctl ipam check reports it): %s", m->errmsg);
+			continue;
+		}
 		bool mine = r == 0 && b.affinity && streq(b.affinity, anode);
 		if (r == -ENOENT || (r == 0 && !mine) || (mine && b.n == 0)) {
 			/* An empty block goes with its affinity, in one txn comparing
@@ -1103,7 +1125,7 @@ int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node)
 		if (r < 0)
 			goto out;
 		for (size_t i = 0; i < nb; i++) {
-			if (blocks[i].affinity || blocks[i].n)
+			if (blocks[i].affinity || blocks[i].n || blocks[i].corrupt)
 				continue;
 			_cleanup_free_ char *bkey = ipam_block_key(&blocks[i].cidr);
 			struct weft_txn_cmp cmp = {bkey, blocks[i].mod_rev};
@@ -1167,11 +1189,14 @@ int weft_ipam_usage(struct weft_ipam *m, struct weft_ipam_usage **out, size_t *n
 			if (weft_cidr_covers(&pools[i].cidr, &blocks[j].cidr))
 				u[k].used = sat_add(u[k].used, blocks[j].n);
 	}
-	for (size_t j = 0; j < nb; j++, k++)
-		u[k] = (struct weft_ipam_usage){.kind = WEFT_IPAM_USAGE_BLOCK, .name = rec_key(&blocks[j]),
+	for (size_t j = 0; j < nb; j++) {
+		if (blocks[j].corrupt)
+			continue; /* logged by recs_list(); weft_ipam_check() reports it */
+		u[k++] = (struct weft_ipam_usage){.kind = WEFT_IPAM_USAGE_BLOCK, .name = rec_key(&blocks[j]),
 						.cidr = blocks[j].cidr,
 						.affinity = blocks[j].affinity ? wstrdup(blocks[j].affinity) : NULL,
 						.total = ipam_cidr_size(&blocks[j].cidr), .used = blocks[j].n};
+	}
 	for (size_t j = 0; j < nr; j++, k++)
 		u[k] = (struct weft_ipam_usage){.kind = WEFT_IPAM_USAGE_RANGE, .name = rec_key(&ranges[j]),
 						.cidr = ranges[j].cidr, .affinity = wstrdup(ranges[j].network),

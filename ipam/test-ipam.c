@@ -426,15 +426,30 @@ static void test_corrupt_records(void)
 
 	setup();
 	add_pool("p1", "10.75.0.0/24", 28, false, NULL);
+	static const char aff[] = "{\"node\":\"n1\",\"cidr\":\"10.75.0.0/28\"}";
 	CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/blocks/10.75.0.0-28", bad, strlen(bad), NULL), 0);
-	CHECK_EQ_INT(weft_ipam_usage(g_m, &u, &n), -EBADMSG);
-	CHECK(strstr(weft_ipam_errmsg(g_m), "/weft/v1/ipam/blocks/10.75.0.0-28: allocations[0].ip") != NULL);
+	CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/affinities/n1/10.75.0.0-28", aff, strlen(aff), NULL), 0);
+	/* One corrupt block stops neither allocation (n1's own block is
+	 * skipped, and no block is claimed over it), nor the queries. */
+	CHECK_STREQ(alloc1("n2:eth0", "n2", NULL), "10.75.0.16");
+	CHECK_STREQ(alloc1("n1:eth0", "n1", NULL), "10.75.0.32");
+	CHECK_EQ_INT(weft_ipam_usage(g_m, &u, &n), 3); /* the pool and the two good blocks */
+	weft_ipam_usage_free(u, n);
+	struct weft_ipam_allocation *all = NULL;
+	CHECK_EQ_INT(weft_ipam_list_allocations(g_m, &all, &n), 2);
+	weft_ipam_allocations_free(all, n);
 	int r = weft_ipam_check(g_m, &probs, &n);
-	CHECK(r >= 1);
-	CHECK(n >= 1 && strstr(probs[0], "corrupt record") != NULL);
+	CHECK_EQ_INT(r, 1);
+	CHECK(n == 1 && strstr(probs[0], "corrupt record: /weft/v1/ipam/blocks/10.75.0.0-28: allocations[0].ip") != NULL);
 	for (size_t i = 0; i < n; i++)
 		free(probs[i]);
 	free(probs);
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "n1:eth0"), 1);
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "n2:eth0"), 1);
+	/* The corrupt block is neither released as empty nor overwritten. */
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(g_m, NULL), 2);
+	CHECK(key_exists("/weft/v1/ipam/blocks/10.75.0.0-28"));
+	CHECK_EQ_INT(weft_store_delete(g_s, "/weft/v1/ipam/affinities/n1/10.75.0.0-28", 0, NULL), 0);
 	/* A handle record pointing to nothing is reported too. */
 	static const char h[] = "{\"handle\":\"lost:eth0\",\"allocations\":[{\"ip\":\"10.75.0.33\",\"key\":\"/weft/v1/ipam/blocks/10.75.0.32-28\"}]}";
 	CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/handles/lost:eth0", h, strlen(h), NULL), 0);

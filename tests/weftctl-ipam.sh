@@ -164,4 +164,17 @@ expect_rc "release --empty-blocks keeps blocks with addresses" 0 "^released [0-9
 	ctl ipam release --empty-blocks
 expect_rc "check still clean after releasing empty blocks" 0 "0 leaked, 0 unchecked; 0 inconsistent" ctl ipam check
 
+# A corrupt block record: show and check go on, check reports it.
+check "corrupt a block record" setup put /weft/v1/ipam/blocks/10.65.0.224-28 \
+	'{"cidr":"10.65.0.224/28","affinity":null,"allocations":[{"ip":"10.99.0.1","handle":"x"}]}'
+expect_rc "show with a corrupt block" 0 "^pool1 +10\.65\.0\.0/24 " ctl ipam show
+expect_rc "check reports the corrupt block" 1 \
+	"^inconsistent +corrupt record: /weft/v1/ipam/blocks/10\.65\.0\.224-28: allocations\[0\]\.ip" ctl ipam check --grace 0
+expect_rc "allocation goes on beside a corrupt block" 0 "^10\.65\.0\.[0-9]+$" setup auto c9 eth0 node3
+check "repair the block record" setup put /weft/v1/ipam/blocks/10.65.0.224-28 \
+	'{"cidr":"10.65.0.224/28","affinity":null,"allocations":[]}'
+check "release c9" ctl ipam release --handle c9:eth0
+expect_rc "the repaired empty block is released" 0 "^released [1-9][0-9]* empty blocks?$" ctl ipam release --empty-blocks
+expect_rc "check clean again" 0 "0 leaked, 0 unchecked; 0 inconsistent" ctl ipam check
+
 finish
