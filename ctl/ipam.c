@@ -58,6 +58,10 @@ static const char *const check_usage =
 	"(\"CONTAINERID:IFNAME\") and that record no container id are not judged;\n"
 	"they are listed as \"unchecked\".\n"
 	"\n"
+	"Allocations of the weft-ipam plugin (used with another main plugin, such\n"
+	"as bridge) have no Endpoint record: they are listed as \"ipam-only\", not\n"
+	"counted as leaks; CNI GC of their network releases the stale ones.\n"
+	"\n"
 	"Options:\n"
 	"      --grace SECONDS   how long to watch candidates (default 60, 0 = not\n"
 	"                        at all: every allocation without an Endpoint now\n"
@@ -505,7 +509,7 @@ static bool alloc_owner(const struct weft_ipam_allocation *a, char **cid, char *
 	return true;
 }
 
-enum verdict { V_LIVE, V_ORPHAN, V_UNCHECKED };
+enum verdict { V_LIVE, V_ORPHAN, V_UNCHECKED, V_IPAM_ONLY };
 
 /* Judge one allocation against the endpoints; *why gets the reason for an
  * orphan (malloc'ed). */
@@ -517,6 +521,10 @@ static enum verdict judge(const struct weft_ipam_allocation *a, const struct ep 
 		return V_UNCHECKED;
 	struct ep key = {.container_id = cid, .ifname = ifname};
 	const struct ep *e = bsearch(&key, eps, neps, sizeof(*eps), ep_cmp);
+	/* weft-ipam writes no Endpoint (another plugin owns the interface):
+	 * nothing here can tell a live one from a leak. */
+	if (!e && a->attrs.plugin && streq(a->attrs.plugin, "weft-ipam"))
+		return V_IPAM_ONLY;
 	if (!e) {
 		*why = wasprintf("no Endpoint for container %s, interface %s", cid, ifname);
 		return V_ORPHAN;
@@ -614,7 +622,7 @@ static int cmd_check(struct ctl *ctl, int argc, char **argv)
 	struct ep *eps = NULL;
 	struct cand *cs = NULL;
 	char **problems = NULL;
-	size_t na = 0, neps = 0, nc = 0, nproblems = 0, live = 0, unchecked = 0;
+	size_t na = 0, neps = 0, nc = 0, nproblems = 0, live = 0, unchecked = 0, ipam_only = 0;
 	int64_t grace = 60;
 	int c, r, ret = 1;
 
@@ -655,6 +663,11 @@ static int cmd_check(struct ctl *ctl, int argc, char **argv)
 		case V_UNCHECKED:
 			unchecked++;
 			print_alloc_line("unchecked", &as[i], "the handle names no CNI attachment");
+			break;
+		case V_IPAM_ONLY:
+			ipam_only++;
+			print_alloc_line("ipam-only", &as[i],
+					 "weft-ipam allocation, no Endpoint record to check; CNI GC of its network decides");
 			break;
 		case V_ORPHAN:
 			cs[nc].a = as[i];
@@ -698,8 +711,10 @@ static int cmd_check(struct ctl *ctl, int argc, char **argv)
 				 cs[i].resolved ? cs[i].how : cs[i].why);
 	for (size_t i = 0; i < nproblems; i++)
 		printf("%-12s %s\n", "inconsistent", problems[i]);
-	printf("%zu allocation%s: %zu live, %zu pending, %zu leaked, %zu unchecked; %zu inconsistent record%s\n",
-	       na, na == 1 ? "" : "s", live, nc - open, open, unchecked, nproblems, nproblems == 1 ? "" : "s");
+	printf("%zu allocation%s: %zu live, %zu pending, %zu leaked, %zu unchecked, %zu ipam-only; %zu inconsistent "
+	       "record%s\n",
+	       na, na == 1 ? "" : "s", live, nc - open, open, unchecked, ipam_only, nproblems,
+	       nproblems == 1 ? "" : "s");
 	if (open > 0 || nproblems > 0)
 		ctl_fail("ipam check: %zu leaked allocation%s, %zu inconsistent record%s", open,
 			 open == 1 ? "" : "s", nproblems, nproblems == 1 ? "" : "s");

@@ -2,6 +2,7 @@
  * tests/weftctl-ipam.sh, through weft_ipam like the CNI plugin does.
  *
  *   test-ipam-cli-setup STORE auto CONTAINERID IFNAME NODE [NAMESPACE POD]
+ *   test-ipam-cli-setup STORE ipam-only CONTAINERID IFNAME NODE   (as weft-ipam)
  *   test-ipam-cli-setup STORE static IP HANDLE [NODE]
  *   test-ipam-cli-setup STORE range NETWORK RANGE CONTAINERID IFNAME
  *   test-ipam-cli-setup STORE put KEY VALUE     (a raw record, to break things)
@@ -43,11 +44,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	const char *cmd = argv[2];
-	if (streq(cmd, "auto") && (argc == 6 || argc == 8)) {
+	if ((streq(cmd, "auto") && (argc == 6 || argc == 8)) || (streq(cmd, "ipam-only") && argc == 6)) {
 		struct weft_ipam_request req = {
 			.node = argv[5],
 			.attrs = {.node = argv[5], .container_id = argv[3], .ifname = argv[4],
-				  .namespace = argc == 8 ? argv[6] : NULL, .pod = argc == 8 ? argv[7] : NULL},
+				  .namespace = argc == 8 ? argv[6] : NULL, .pod = argc == 8 ? argv[7] : NULL,
+				  .plugin = streq(cmd, "ipam-only") ? "weft-ipam" : NULL},
 		};
 		r = weft_ipam_handle_id(argv[3], argv[4], &handle);
 		if (r < 0) {

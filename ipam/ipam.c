@@ -122,7 +122,8 @@ static int check_attrs(struct weft_ipam *m, const struct weft_ipam_attrs *a)
 	if (!a)
 		return 0;
 	if (!ipam_attr_ok(a->namespace) || !ipam_attr_ok(a->pod) || !ipam_attr_ok(a->node) ||
-	    !ipam_attr_ok(a->container_id) || !ipam_attr_ok(a->ifname) || !ipam_attr_ok(a->network))
+	    !ipam_attr_ok(a->container_id) || !ipam_attr_ok(a->ifname) || !ipam_attr_ok(a->network) ||
+	    !ipam_attr_ok(a->plugin))
 		return fail(m, -EINVAL, "an attribute is longer than %d bytes or has control characters",
 			    WEFT_IPAM_NAME_MAX);
 	return 0;
@@ -1220,6 +1221,7 @@ static void alloc_copy(struct weft_ipam_allocation *dst, const struct weft_ipam_
 	dst->attrs.container_id = src->attrs.container_id ? wstrdup(src->attrs.container_id) : NULL;
 	dst->attrs.ifname = src->attrs.ifname ? wstrdup(src->attrs.ifname) : NULL;
 	dst->attrs.network = src->attrs.network ? wstrdup(src->attrs.network) : NULL;
+	dst->attrs.plugin = src->attrs.plugin ? wstrdup(src->attrs.plugin) : NULL;
 }
 
 int weft_ipam_lookup_ip(struct weft_ipam *m, const struct weft_ip *ip, struct weft_ipam_allocation *out)

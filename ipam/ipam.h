@@ -82,6 +82,10 @@ struct weft_ipam_attrs {
 	char *container_id; /* CNI_CONTAINERID */
 	char *ifname;       /* CNI_IFNAME */
 	char *network;      /* the CNI network's name (CNI GC collects by it) */
+	/* "weft-ipam" when the IPAM-only plugin asked (another main plugin
+	 * owns the interface and no Endpoint record is written), else NULL.
+	 * weftctl ipam check does not judge such allocations by Endpoints. */
+	char *plugin;
 };
 void weft_ipam_attrs_clear(struct weft_ipam_attrs *a);
 

@@ -107,6 +107,7 @@ void weft_ipam_attrs_clear(struct weft_ipam_attrs *a)
 	free(a->container_id);
 	free(a->ifname);
 	free(a->network);
+	free(a->plugin);
 	*a = (struct weft_ipam_attrs){0};
 }
 
@@ -166,6 +167,7 @@ static void attrs_copy(struct weft_ipam_attrs *dst, const struct weft_ipam_attrs
 	dst->container_id = dup_or_null(src->container_id);
 	dst->ifname = dup_or_null(src->ifname);
 	dst->network = dup_or_null(src->network);
+	dst->plugin = dup_or_null(src->plugin);
 }
 
 /* Binary search: the index of ip, or -(insertion point) - 1. */
@@ -292,6 +294,7 @@ static const struct {
 	{"containerId", offsetof(struct weft_ipam_attrs, container_id)},
 	{"ifname", offsetof(struct weft_ipam_attrs, ifname)},
 	{"network", offsetof(struct weft_ipam_attrs, network)},
+	{"plugin", offsetof(struct weft_ipam_attrs, plugin)},
 };
 
 static char **attr_slot(struct weft_ipam_attrs *a, size_t i)

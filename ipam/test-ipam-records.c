@@ -23,7 +23,8 @@ static void expect_bad_block(const char *json, const char *want)
 static void test_block_roundtrip(void)
 {
 	struct ipam_rec r = {.type = IPAM_REC_BLOCK}, d = {0};
-	struct weft_ipam_attrs at = {.namespace = "ns", .pod = "p", .node = "n1", .container_id = "c", .ifname = "eth0"};
+	struct weft_ipam_attrs at = {.namespace = "ns", .pod = "p", .node = "n1", .container_id = "c", .ifname = "eth0",
+				     .plugin = "weft-ipam"};
 	struct weft_ip a, b;
 	char *err = NULL;
 
@@ -38,12 +39,13 @@ static void test_block_roundtrip(void)
 	CHECK_STREQ(json, "{\"cidr\":\"10.65.0.64/26\",\"affinity\":\"n1\",\"allocations\":["
 			  "{\"ip\":\"10.65.0.65\",\"handle\":\"d:eth0\"},"
 			  "{\"ip\":\"10.65.0.70\",\"handle\":\"c:eth0\",\"attrs\":{\"namespace\":\"ns\",\"pod\":\"p\","
-			  "\"node\":\"n1\",\"containerId\":\"c\",\"ifname\":\"eth0\"}}]}");
+			  "\"node\":\"n1\",\"containerId\":\"c\",\"ifname\":\"eth0\",\"plugin\":\"weft-ipam\"}}]}");
 	CHECK_EQ_INT(ipam_rec_decode(IPAM_REC_BLOCK, BKEY, json, strlen(json), &d, &err), 0);
 	CHECK_EQ_INT(d.n, 2);
 	CHECK_STREQ(d.affinity, "n1");
 	if (d.n == 2) {
 		CHECK_STREQ(d.allocs[1].attrs.container_id, "c");
+		CHECK_STREQ(d.allocs[1].attrs.plugin, "weft-ipam");
 		CHECK(d.allocs[0].attrs.pod == NULL);
 	}
 	CHECK_EQ_INT(ipam_rec_find(&d, &a), 1);

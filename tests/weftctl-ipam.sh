@@ -153,7 +153,7 @@ expect_rc "release --handle again: idempotent" 0 "^handle tunnel-node1 holds no 
 	ctl ipam release --handle tunnel-node1
 expect_rc "release --handle drops the stale handle record" 0 "nothing released" ctl ipam release --handle ghost:eth0
 expect_rc "show --ip after release" 0 "^10\.65\.0\.17: not allocated$" ctl ipam show --ip 10.65.0.17
-expect_rc "check is clean now" 0 "^3 allocations: 3 live, 0 pending, 0 leaked, 0 unchecked; 0 inconsistent" \
+expect_rc "check is clean now" 0 "^3 allocations: 3 live, 0 pending, 0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" \
 	ctl ipam check
 expect_rc "show after release" 0 "^pool1 +10\.65\.0\.0/24 +256 +2 +254 +3 +false$" ctl ipam show
 expect_rc "release --empty-blocks with --ip: usage" 2 "exactly one of" ctl ipam release --empty-blocks --ip 10.65.0.1
@@ -162,7 +162,7 @@ expect_rc "release --empty-blocks --node node9: none" 0 "^released 0 empty block
 	ctl ipam release --empty-blocks --node node9
 expect_rc "release --empty-blocks keeps blocks with addresses" 0 "^released [0-9]+ empty blocks?$" \
 	ctl ipam release --empty-blocks
-expect_rc "check still clean after releasing empty blocks" 0 "0 leaked, 0 unchecked; 0 inconsistent" ctl ipam check
+expect_rc "check still clean after releasing empty blocks" 0 "0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" ctl ipam check
 
 # A corrupt block record: show and check go on, check reports it.
 check "corrupt a block record" setup put /weft/v1/ipam/blocks/10.65.0.224-28 \
@@ -175,6 +175,15 @@ check "repair the block record" setup put /weft/v1/ipam/blocks/10.65.0.224-28 \
 	'{"cidr":"10.65.0.224/28","affinity":null,"allocations":[]}'
 check "release c9" ctl ipam release --handle c9:eth0
 expect_rc "the repaired empty block is released" 0 "^released [1-9][0-9]* empty blocks?$" ctl ipam release --empty-blocks
-expect_rc "check clean again" 0 "0 leaked, 0 unchecked; 0 inconsistent" ctl ipam check
+expect_rc "check clean again" 0 "0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" ctl ipam check
+
+# weft-ipam allocations (another main plugin, no Endpoint record) are
+# listed as ipam-only, not as leaks, and do not fail the check.
+check "weft-ipam allocation (no Endpoint)" sh -c "'$SETUP' '$S' ipam-only c10 eth0 node1 | grep -qx '10\.65\.0\.[0-9]*'"
+expect_rc "check: weft-ipam allocation is ipam-only, exit 0" 0 \
+	"^ipam-only +10\.65\.0\.[0-9]+ handle c10:eth0 node node1: weft-ipam allocation, no Endpoint record" \
+	ctl ipam check --grace 0
+expect_rc "check: ipam-only counted apart" 0 "0 leaked, 0 unchecked, 1 ipam-only; 0 inconsistent" ctl ipam check --grace 0
+expect_rc "release the weft-ipam allocation" 0 "^released 1 address of handle c10:eth0" ctl ipam release --handle c10:eth0
 
 finish
