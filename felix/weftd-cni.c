@@ -87,6 +87,8 @@ static void fill_attrs(struct cni_ctx *c, struct weft_ipam_attrs *a)
 		.container_id = c->env.container_id,
 		.ifname = c->env.ifname,
 		.network = c->cfg->name,
+		/* weftctl ipam check cannot judge these by Endpoint records. */
+		.plugin = c->ipam_only ? "weft-ipam" : NULL,
 	};
 }
 

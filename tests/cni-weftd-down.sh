@@ -88,6 +88,7 @@ jq '. + {name: "lan2", ipam: {type: "weft-ipam"}}' "$T/conf.json" >"$T/lan2.json
 cni "$WEFT_IPAM" ADD n1 p2 cid-two net1 "$T/lan2.json"
 IPB=$(jq -r '.ips[0].address' "$T/cni.out" | cut -d/ -f1)
 check "weft-ipam ADD on network lan2" sh -c "test $CNI_RC = 0 && test -n '$IPB'"
+check "ipam check: lan2's weft-ipam address is ipam-only, not a leak" sh -c "'$WEFTCTL' --store '$S' ipam check --grace 0 | grep -q 'ipam-only.*$IPB'"
 jq '. + {"cni.dev/valid-attachments": [{"containerID": "cid-two", "ifname": "eth0"}]}' "$T/conf.json" >"$T/gc.json"
 cni "$WEFT" GC n1 "" "" "" "$T/gc.json"
 check "GC exit 0" sh -c "test $CNI_RC = 0 && test ! -s '$T/cni.out'"
