@@ -404,6 +404,59 @@ static void test_vxlan_always(void)
 	CHECK(metric(1, "weft_drift_repairs_total{kind=\"vxlan\"}") == 1);
 }
 
+/* A pod on node1 whose address node1 borrowed from node2's block: a /32
+ * via node1's VTEP on node3 and on node2 (over its blackhole), none on
+ * node1 (its endpoint route does it), and gone with the address. */
+static void test_vxlan_borrowed(void)
+{
+	struct weft_ipam_attrs attrs = {.node = "node1"};
+	struct weft_dp_routed ep = {.container_id = "borrower", .ifname = "eth0", .naddrs = 1};
+	struct weft_dp_result res;
+	struct weft_ip a = ip("10.80.0.70");
+	struct ns bpod = {0};
+	char *err = NULL;
+
+	CHECK_EQ_INT(ns_new(&bpod), 0);
+	/* 10.80.0.64/26 is node2's (pod2): the address is borrowed from it. */
+	CHECK_EQ_INT(weft_ipam_assign_ip(ipam, "borrower", &a, "node1", &attrs), 0);
+	ep.netns_path = bpod.path;
+	ep.addrs[0] = a;
+	enter(&node[1]);
+	CHECK_EQ_INT(weft_dp_routed_add(&ep, &res, &err), 0);
+	if (err)
+		fprintf(stderr, "  %s\n", err);
+	free(err);
+	err = NULL;
+	enter(NULL);
+	CHECK(within(3, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.0.70 via 198.18.0.1 proto 81 onlink'"));
+	CHECK(within(2, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.0.70 via 198.18.0.1 proto 81 onlink'"));
+	CHECK(within(2, 100, "ip route show type blackhole proto 81 | grep -q '^blackhole 10.80.0.64/26 '"));
+	CHECK(within(1, 100, "! ip route show dev weft.vxlan | grep -q '^10.80.0.70'"));
+	CHECK(within(3, 100, "ip route show dev weft.vxlan | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	enter(&pod[3]);
+	CHECK_EQ_INT(sh("ping -c1 -W2 10.80.0.70 >/dev/null"), 0);
+	enter(&pod[2]);
+	CHECK_EQ_INT(sh("ping -c1 -W2 10.80.0.70 >/dev/null"), 0);
+	enter(NULL);
+	usleep(100 * 1000);
+	CHECK(metric(3, "weft_routes_programmed{kind=\"vxlan\"}") == 3);
+
+	/* Released: the /32s go, the block routes stay. */
+	enter(&node[1]);
+	CHECK_EQ_INT(weft_dp_routed_del("borrower", "eth0", &err), 0);
+	free(err);
+	enter(NULL);
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "borrower"), 1);
+	CHECK(within(3, 3000, "! ip route show dev weft.vxlan | grep -q '^10.80.0.70'"));
+	CHECK(within(2, 3000, "! ip route show dev weft.vxlan | grep -q '^10.80.0.70'"));
+	CHECK(within(3, 100, "ip route show dev weft.vxlan | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	ns_free(&bpod);
+	usleep(100 * 1000);
+	CHECK(metric(3, "weft_routes_programmed{kind=\"vxlan\"}") == 2);
+	CHECK(metric(2, "weft_drift_repairs_total{kind=\"vxlan\"}") == 0);
+	CHECK(metric(3, "weft_drift_repairs_total{kind=\"vxlan\"}") == 0);
+}
+
 static void test_vxlan_cross_subnet(void)
 {
 	unsigned long long tx1, tx2;
@@ -494,6 +547,7 @@ static const struct test_case cases[] = {
 	TEST(test_drift),
 	TEST(test_nat),
 	TEST(test_vxlan_always),
+	TEST(test_vxlan_borrowed),
 	TEST(test_vxlan_cross_subnet),
 	TEST(test_vxlan_never),
 	TEST(test_restart),

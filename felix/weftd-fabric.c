@@ -1,6 +1,8 @@
 /* weftd-fabric.c - the node's routes and encapsulation: a kernel blackhole
  * route per IPAM block affine to this node, the VXLAN device and its
- * per-peer entries for VXLAN pools, and the natOutgoing nftables table.
+ * per-peer entries for VXLAN pools (the peers' blocks, and a /32 for each
+ * address a peer borrowed from a block that is not its own), and the
+ * natOutgoing nftables table.
  *
  * Like the BGP half (weftd-bgp.c), one watch on /weft/v1/ arms a deferred
  * "sync" source for every relevant change (nodes, pools, IPAM blocks and
@@ -36,6 +38,7 @@
 #include "felix/dataplane.h"
 #include "felix/metrics.h"
 #include "felix/weftd.h"
+#include "ipam/ipam.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/netlink.h"
@@ -82,10 +85,18 @@ struct desired {
 	char *nat_text;                /* canonical text of the NAT input */
 };
 
+/* A block's borrowed addresses as the watch last saw them. */
+struct borrow_seen {
+	char *key, *text;
+};
+
 struct weftd_fabric {
 	struct weftd *d;
 	struct weft_loop *loop;
 	struct weftd_watch *watch;
+	struct weft_ipam *ipam; /* reads the blocks' allocations */
+	struct borrow_seen *borrows; /* sorted by key; blocks with borrowed addresses */
+	size_t nborrows;
 	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	int64_t resync_ns;
 	/* What the last sync programmed (valid once synced). */
@@ -196,7 +207,17 @@ static int peer_cmp(const void *a, const void *b)
 	return weft_ip_cmp(&x->underlay, &y->underlay);
 }
 
-static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot *s, struct desired *w)
+/* The block of s holding ip, or NULL. */
+static const struct weft_bgp_block *block_of(const struct weft_bgp_snapshot *s, const struct weft_ip *ip)
+{
+	for (size_t b = 0; b < s->nblocks; b++)
+		if (s->blocks[b].cidr.ip.family == ip->family && weft_cidr_contains(&s->blocks[b].cidr, ip))
+			return &s->blocks[b];
+	return NULL;
+}
+
+static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot *s,
+			  const struct weft_ipam_allocation *allocs, size_t nallocs, struct desired *w)
 {
 	const struct weftd *d = f->d;
 	_cleanup_free_ struct fpool *pools = NULL;
@@ -310,6 +331,26 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 				       (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet));
 			if (via)
 				cidr_push(&w->peer_blocks, &w->nroutes, &blk->cidr);
+		}
+		/* Addresses it borrowed from another node's block (or from a
+		 * block affine to nobody): a /32 each, more specific than the
+		 * block's route or, on the block's owner, its blackhole. */
+		for (size_t a = 0; a < nallocs; a++) {
+			const struct weft_ipam_allocation *al = &allocs[a];
+			const struct weft_bgp_block *blk;
+			bool via = false;
+
+			if (!al->holder || !startswith(al->holder, WEFT_IPAM_BLOCKS_PREFIX) || !al->attrs.node ||
+			    !streq(al->attrs.node, n->name) || al->ip.family != AF_INET ||
+			    !(blk = block_of(s, &al->ip)) || (blk->affinity && streq(blk->affinity, n->name)))
+				continue;
+			for (size_t i = 0; i < npools && !via; i++)
+				via = block_in_pool(&blk->cidr, &pools[i]) &&
+				      (pools[i].vxlan == VXLAN_ALWAYS ||
+				       (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet));
+			if (via)
+				cidr_push(&w->peer_blocks, &w->nroutes,
+					  &(struct weft_cidr){.ip = al->ip, .prefixlen = 32});
 		}
 		p->nblocks = w->nroutes - first[w->npeers];
 		w->npeers++;
@@ -686,6 +727,8 @@ static int fabric_sync(struct weftd_fabric *f)
 {
 	struct weftd_metrics *m = f->d->metrics;
 	struct weft_bgp_snapshot snap = {0};
+	struct weft_ipam_allocation *allocs = NULL;
+	size_t nallocs = 0;
 	struct desired w = {0};
 	_cleanup_free_ char *err = NULL;
 	int64_t start = weft_now_ns();
@@ -699,7 +742,17 @@ static int fabric_sync(struct weftd_fabric *f)
 		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
 		return r;
 	}
-	desired_build(f, &snap, &w);
+	/* The allocations for the borrowed addresses (a second read: what
+	 * changed in between is the next sync's). */
+	r = weft_ipam_list_allocations(f->ipam, &allocs, &nallocs);
+	if (r < 0) {
+		log_warn_errno(r, "fabric: reading the IPAM allocations: %s", weft_ipam_errmsg(f->ipam));
+		weft_bgp_snapshot_clear(&snap);
+		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		return r;
+	}
+	desired_build(f, &snap, allocs, nallocs, &w);
+	weft_ipam_allocations_free(allocs, nallocs);
 
 	r = sync_blackholes(f, &w);
 	if (r < 0)
@@ -773,14 +826,86 @@ static bool relevant_key(const char *key)
 	return false;
 }
 
+/* The borrowed addresses of an IPAM block record, as a canonical text:
+ * "ip node;" for every allocation whose node attribute is not the block's
+ * affinity (the allocations are sorted by address). "" when there are
+ * none; NULL when the record cannot be read. malloc'ed. */
+static char *borrow_text(const char *json, size_t len)
+{
+	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(json, len);
+	const cJSON *allocs = cJSON_GetObjectItemCaseSensitive(doc, "allocations"), *a;
+	const char *aff = str_field(doc, "affinity");
+	struct weft_buf t = {0};
+
+	if (!cJSON_IsObject(doc))
+		return NULL;
+	cJSON_ArrayForEach(a, allocs) {
+		const char *ip = str_field(a, "ip");
+		const char *node = str_field(cJSON_GetObjectItemCaseSensitive(a, "attrs"), "node");
+
+		if (ip && node && (!aff || !streq(aff, node)))
+			weft_buf_printf(&t, "%s %s;", ip, node);
+	}
+	return weft_buf_steal(&t);
+}
+
+/* Did the borrowed addresses of the block an event names change since the
+ * watch last saw it? Only blocks that hold some are remembered. */
+static bool borrows_changed(struct weftd_fabric *f, const struct weft_event *ev)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t i = 0;
+	bool changed;
+
+	if (!startswith(ev->kv.key, WEFT_IPAM_BLOCKS_PREFIX))
+		return false;
+	if (ev->type == WEFT_EV_PUT && !(text = borrow_text(ev->kv.value, ev->kv.value_len)))
+		return true;
+	while (i < f->nborrows && strcmp(f->borrows[i].key, ev->kv.key) < 0)
+		i++;
+	if (i < f->nborrows && streq(f->borrows[i].key, ev->kv.key)) {
+		changed = !text || !streq(text, f->borrows[i].text);
+		free(f->borrows[i].key);
+		free(f->borrows[i].text);
+		memmove(&f->borrows[i], &f->borrows[i + 1], (f->nborrows - i - 1) * sizeof(*f->borrows));
+		f->nborrows--;
+	} else {
+		changed = text && *text;
+	}
+	if (text && *text) {
+		f->borrows = wrealloc(f->borrows, (f->nborrows + 1) * sizeof(*f->borrows));
+		memmove(&f->borrows[i + 1], &f->borrows[i], (f->nborrows - i) * sizeof(*f->borrows));
+		f->borrows[i] = (struct borrow_seen){.key = wstrdup(ev->kv.key), .text = TAKE_PTR(text)};
+		f->nborrows++;
+	}
+	return changed;
+}
+
+static void borrows_clear(struct weftd_fabric *f)
+{
+	for (size_t i = 0; i < f->nborrows; i++) {
+		free(f->borrows[i].key);
+		free(f->borrows[i].text);
+	}
+	free(f->borrows);
+	f->borrows = NULL;
+	f->nborrows = 0;
+}
+
 static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_fabric *f = userdata;
 
 	if (relevant_key(ev->kv.key)) {
+		bool moved, borrowed;
+
 		weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
-		/* A block's allocations are not the fabric's business. */
-		if (weftd_watch_block_moved(f->watch, ev))
+		/* A block's allocations are the fabric's business only when
+		 * they borrow (VXLAN routes them one by one). Both are asked:
+		 * each remembers what it saw. */
+		moved = weftd_watch_block_moved(f->watch, ev);
+		borrowed = borrows_changed(f, ev);
+		if (moved || borrowed)
 			(void)weft_source_defer_arm(f->sync_src);
 	}
 }
@@ -790,6 +915,8 @@ static void on_watch_reset(void *userdata)
 {
 	struct weftd_fabric *f = userdata;
 
+	/* Events may have been lost: a block seen again counts if it borrows. */
+	borrows_clear(f);
 	(void)weft_source_defer_arm(f->sync_src);
 }
 
@@ -819,6 +946,9 @@ int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fab
 	}
 	f->resync_ns = ms * 1000000;
 	fabric_metrics_declare(d->metrics);
+	r = weft_ipam_new(d->store, &f->ipam);
+	if (r < 0)
+		goto fail;
 
 	if ((r = weft_loop_add_defer(loop, on_sync, f, &f->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, f->resync_ns, f->resync_ns, on_timer_sync, f, &f->resync_timer)) < 0 ||
@@ -852,6 +982,8 @@ void weftd_fabric_stop(struct weftd_fabric *f)
 	weft_source_free(f->resync_timer);
 	weftd_watch_close(f->watch);
 	weft_source_free(f->sync_src);
+	weft_ipam_free(f->ipam);
+	borrows_clear(f);
 	free(f->prev_bh);
 	free(f->prev_peers);
 	free(f->prev_nat);
