@@ -51,8 +51,12 @@ int dp_ifb_create(struct weft_nl *nl, const char *name, unsigned mtu);
  * another kind is left alone (returns 0). */
 int dp_link_delete_name(struct weft_nl *nl, const char *name, const char *kind);
 /* Add or replace a route with RTNH_F_ONLINK (the gateway need not be on
- * a connected subnet). */
+ * a connected subnet). An IPv4 replace takes the place of the first route
+ * with the same prefix, tos and metric, whatever its protocol. */
 int dp_route_replace_onlink(struct weft_nl *nl, const struct weft_route *route);
+/* The same, added only (NLM_F_EXCL): -EEXIST when a route with the same
+ * key is there, which is left alone. */
+int dp_route_add_onlink(struct weft_nl *nl, const struct weft_route *route);
 /* Does the neighbour table of ifindex hold a permanent entry ip -> mac?
  * Returns 1, 0, or a negative errno. */
 int dp_neigh_has_permanent(struct weft_nl *nl, int ifindex, const struct weft_ip *ip, const uint8_t mac[6]);

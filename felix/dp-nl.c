@@ -301,7 +301,7 @@ int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_rout
 	return 0;
 }
 
-int dp_route_replace_onlink(struct weft_nl *nl, const struct weft_route *route)
+static int route_onlink(struct weft_nl *nl, const struct weft_route *route, uint16_t flags)
 {
 	uint64_t buf[DP_REQ_WORDS];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -311,7 +311,7 @@ int dp_route_replace_onlink(struct weft_nl *nl, const struct weft_route *route)
 	if ((family != AF_INET && family != AF_INET6) || route->gateway.family != family || route->oif <= 0)
 		return -EINVAL;
 	nlh->nlmsg_type = RTM_NEWROUTE;
-	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	nlh->nlmsg_flags = flags;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = (uint8_t)family;
 	rtm->rtm_dst_len = (uint8_t)route->dst.prefixlen;
@@ -325,6 +325,16 @@ int dp_route_replace_onlink(struct weft_nl *nl, const struct weft_route *route)
 	weft_nl_attr_put_ip(nlh, RTA_GATEWAY, &route->gateway);
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)route->oif);
 	return weft_nl_transact(nl, nlh, NULL, NULL);
+}
+
+int dp_route_replace_onlink(struct weft_nl *nl, const struct weft_route *route)
+{
+	return route_onlink(nl, route, NLM_F_CREATE | NLM_F_REPLACE);
+}
+
+int dp_route_add_onlink(struct weft_nl *nl, const struct weft_route *route)
+{
+	return route_onlink(nl, route, NLM_F_CREATE | NLM_F_EXCL);
 }
 
 /* ---- neighbours ---- */

@@ -539,8 +539,7 @@ static bool first_owner(const struct weft_dp_vxlan_peer *peers, size_t pi, size_
 static int sync_routes(struct weft_nl *nl, int ifindex, const struct weft_dp_vxlan_peer *peers, size_t n,
 		       char **errmsg)
 {
-	_cleanup_free_ struct weft_route *all = NULL;
-	struct weft_route *have = NULL;
+	_cleanup_free_ struct weft_route *all = NULL, *have = NULL;
 	size_t nall = 0, nhave = 0;
 	char s[WEFT_CIDR_STRLEN], g[WEFT_IP_STRLEN];
 	int changes = 0, r;
@@ -548,8 +547,8 @@ static int sync_routes(struct weft_nl *nl, int ifindex, const struct weft_dp_vxl
 	r = dp_route_list(nl, AF_INET, WEFT_DP_RTPROTO, &all, &nall);
 	if (r < 0)
 		return dp_fail(errmsg, r, nl, "list routes");
-	/* Only ours on the device: filter in place. */
-	have = all;
+	/* Only ours on the device (all of ours stay in all). */
+	have = wcalloc(nall + 1, sizeof(*have));
 	for (size_t k = 0; k < nall; k++)
 		if (all[k].oif == ifindex && all[k].protocol == WEFT_DP_RTPROTO)
 			have[nhave++] = all[k];
@@ -562,7 +561,7 @@ static int sync_routes(struct weft_nl *nl, int ifindex, const struct weft_dp_vxl
 				.oif = ifindex,
 				.protocol = WEFT_DP_RTPROTO,
 			};
-			bool ok = false;
+			bool ok = false, ours = false;
 
 			if (!first_owner(peers, i, b)) {
 				log_debug("VXLAN block %s listed twice; the first peer keeps it",
@@ -575,7 +574,23 @@ static int sync_routes(struct weft_nl *nl, int ifindex, const struct weft_dp_vxl
 				     (!have[k].type || have[k].type == RTN_UNICAST);
 			if (ok)
 				continue;
-			r = dp_route_replace_onlink(nl, &rt);
+			/* Replace only a route of ours with the same key (metric 0,
+			 * main table: on the device, or a blackhole of a block that
+			 * moved away); any other is added with NLM_F_EXCL, so that a
+			 * route of another protocol is never taken over (an IPv4
+			 * replace would swap it whatever its protocol). */
+			for (size_t k = 0; k < nall && !ours; k++)
+				ours = all[k].protocol == WEFT_DP_RTPROTO && all[k].priority == 0 &&
+				       all[k].dst.prefixlen == rt.dst.prefixlen && weft_ip_eq(&all[k].dst.ip, &rt.dst.ip);
+			r = ours ? dp_route_replace_onlink(nl, &rt) : dp_route_add_onlink(nl, &rt);
+			if (r == -EEXIST) {
+				/* Logged here: set_peers only returns a count. The next
+				 * call tries again. */
+				log_warn("VXLAN route %s via %s: another route with the same prefix and metric is in the "
+					 "way; left alone",
+					 weft_cidr_str(&rt.dst, s, sizeof(s)), weft_ip_str(&rt.gateway, g, sizeof(g)));
+				continue;
+			}
 			if (r < 0)
 				return dp_fail(errmsg, r, nl, "route %s via %s dev %s", weft_cidr_str(&rt.dst, s, sizeof(s)),
 					       weft_ip_str(&rt.gateway, g, sizeof(g)),

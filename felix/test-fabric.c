@@ -495,9 +495,21 @@ static void test_vxlan_cross_subnet(void)
 	enter(NULL);
 	CHECK(vxlan_tx(1) == tx1);
 	CHECK(vxlan_tx(2) == tx2);
-	/* The fabric leaves routes of other protocols alone. */
+	/* The fabric leaves routes of other protocols alone, also when the
+	 * pool goes Always (a VXLAN route for the block is wanted then, the
+	 * static one with the same key is in the way) and back. */
 	usleep(700 * 1000);
 	CHECK(within(1, 100, "ip route show proto static | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	pool("pv", "10.80.0.0/16", false, "Always");
+	CHECK(within(1, 3000, "bridge fdb show dev weft.vxlan | grep -q 198.18.0.2"));
+	usleep(700 * 1000);
+	CHECK(within(1, 100, "ip route show proto static | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	CHECK(within(1, 100, "! ip route show proto 81 | grep -q '^10.80.0.64/26'"));
+	pool("pv", "10.80.0.0/16", false, "CrossSubnet");
+	CHECK(within(1, 3000, "! bridge fdb show dev weft.vxlan | grep -q 198.18.0.2"));
+	usleep(700 * 1000);
+	CHECK(within(1, 100, "ip route show proto static | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	CHECK(metric(1, "weft_drift_repairs_total{kind=\"vxlan\"}") == 1);
 }
 
 static void test_vxlan_never(void)
