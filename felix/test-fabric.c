@@ -457,6 +457,31 @@ static void test_vxlan_borrowed(void)
 	CHECK(metric(3, "weft_drift_repairs_total{kind=\"vxlan\"}") == 0);
 }
 
+/* A block that moved from node2 to node3 while node3's fabric did not
+ * see it: its stale VXLAN route gives way to the blackhole in one sync,
+ * with nothing counted as drift. */
+static void test_vxlan_block_moved_in(void)
+{
+	assign("mv2", "10.80.1.5", 2);
+	CHECK(within(3, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.1.0/26 via 198.18.0.2 proto 81 onlink'"));
+	agent_stop(3);
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "mv2"), 1);
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(ipam, "node2"), 1);
+	assign("mv3", "10.80.1.6", 3);
+	/* The first sync is done when the agent is ready. */
+	agent_start(3);
+	CHECK(within(3, 100, "ip route show type blackhole proto 81 | grep -q '^blackhole 10.80.1.0/26 '"));
+	CHECK(within(3, 100, "! ip route show dev weft.vxlan | grep -q '^10.80.1.0/26'"));
+	usleep(700 * 1000);
+	CHECK(metric(3, "weft_drift_repairs_total{kind=\"blackhole\"}") == 0);
+	CHECK(metric(3, "weft_drift_repairs_total{kind=\"vxlan\"}") == 0);
+
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "mv3"), 1);
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(ipam, "node3"), 1);
+	CHECK(within(3, 3000, "! ip route show proto 81 | grep -q '^blackhole 10.80.1.0/26'"));
+	CHECK(within(1, 3000, "! ip route show proto 81 | grep -q '^10.80.1.0/26'"));
+}
+
 static void test_vxlan_cross_subnet(void)
 {
 	unsigned long long tx1, tx2;
@@ -560,6 +585,7 @@ static const struct test_case cases[] = {
 	TEST(test_nat),
 	TEST(test_vxlan_always),
 	TEST(test_vxlan_borrowed),
+	TEST(test_vxlan_block_moved_in),
 	TEST(test_vxlan_cross_subnet),
 	TEST(test_vxlan_never),
 	TEST(test_restart),

@@ -754,16 +754,20 @@ static int fabric_sync(struct weftd_fabric *f)
 	desired_build(f, &snap, allocs, nallocs, &w);
 	weft_ipam_allocations_free(allocs, nallocs);
 
-	r = sync_blackholes(f, &w);
-	if (r < 0)
-		failed = true;
-	else
-		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"blackhole\"", r);
+	/* VXLAN first: a block that moved here may still have its VXLAN
+	 * route, which would keep the blackhole (NLM_F_EXCL) out; one that
+	 * moved away has its blackhole replaced by the VXLAN route (both are
+	 * ours), so neither direction leaves the block without a route. */
 	r = sync_vxlan(f, &w);
 	if (r < 0)
 		failed = true;
 	else
 		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"vxlan\"", r);
+	r = sync_blackholes(f, &w);
+	if (r < 0)
+		failed = true;
+	else
+		weftd_metric_add(m, "weft_drift_repairs_total", "kind=\"blackhole\"", r);
 	r = sync_nat(f, &w);
 	if (r < 0)
 		failed = true;
