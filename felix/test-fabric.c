@@ -21,7 +21,10 @@
 #include "lib/loop.h"
 #include "lib/test.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -579,6 +582,95 @@ static void test_restart(void)
 	CHECK(metric(1, "weft_routes_programmed{kind=\"blackhole\"}") == 2);
 }
 
+/* Fault injection for test_reconcile: while set, a RTM_GETLINK request
+ * for this interface name fails with ENOBUFS, as a netlink socket short
+ * of buffer space does. This definition takes the place of libmnl's for
+ * the whole test program (the real one through RTLD_NEXT). */
+static const char *fail_getlink;
+
+ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz)
+{
+	static ssize_t (*real)(const struct mnl_socket *, const void *, size_t);
+	const struct nlmsghdr *nlh = req;
+
+	if (fail_getlink && siz >= sizeof(*nlh) && nlh->nlmsg_type == RTM_GETLINK) {
+		const struct nlattr *a;
+
+		mnl_attr_for_each(a, nlh, sizeof(struct ifinfomsg))
+			if (mnl_attr_get_type(a) == IFLA_IFNAME && streq(mnl_attr_get_str(a), fail_getlink)) {
+				errno = ENOBUFS;
+				return -1;
+			}
+	}
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "mnl_socket_sendto");
+	return real(nl, req, siz);
+}
+
+static void endpoint_put(const char *cid, const char *host_ifname, const char *addr)
+{
+	_cleanup_free_ char *name = weftd_endpoint_name("node9", cid, "eth0");
+	_cleanup_free_ char *key = weftd_endpoint_key("node9", cid, "eth0");
+	_cleanup_free_ char *doc = wasprintf("{\"kind\":\"Endpoint\",\"metadata\":{\"name\":\"%s\"},\"spec\":{"
+					     "\"node\":\"%s\",\"containerID\":\"%s\",\"ifname\":\"eth0\","
+					     "\"hostIfname\":\"%s\",\"mac\":\"02:00:00:00:00:01\","
+					     "\"ipNetworks\":[\"%s/32\"]}}",
+					     name, "node9", cid, host_ifname, addr);
+	put(key, doc);
+}
+
+static bool endpoint_exists(const char *cid)
+{
+	_cleanup_free_ char *key = weftd_endpoint_key("node9", cid, "eth0");
+	struct weft_kv kv = {0};
+	int r = weft_store_get(store, key, &kv);
+
+	weft_kv_clear(&kv);
+	return r == 0;
+}
+
+/* Start-up reconciliation (weftd-reconcile.c) releases an endpoint only
+ * when its host veth is gone (-ENODEV), not when the look-up fails for
+ * another reason (here -ENOBUFS, injected). Run in a namespace of its
+ * own: the sweep must not see the test's pods. (A hostIfname too long for
+ * an interface does not get this far: the record is undecodable and
+ * skipped.) */
+static void test_reconcile(void)
+{
+	struct weftd d = {.node = "node9", .store = store, .ipam = ipam};
+	struct weft_ipam_allocation al = {0};
+	struct weft_ip a;
+	struct ns rns = {0};
+
+	CHECK_EQ_INT(ns_new(&rns), 0);
+	assign("cidbufs:eth0", "10.70.3.5", 9);
+	endpoint_put("cidbufs", "weftnobufs", "10.70.3.5");
+	assign("cidgone:eth0", "10.70.3.6", 9);
+	endpoint_put("cidgone", "weft0123456789a", "10.70.3.6");
+	enter(&rns);
+	fail_getlink = "weftnobufs";
+	CHECK_EQ_INT(weftd_reconcile(&d, true), 0);
+	fail_getlink = NULL;
+	enter(NULL);
+	/* The look-up that failed: kept, and its address. */
+	CHECK(endpoint_exists("cidbufs"));
+	a = ip("10.70.3.5");
+	CHECK_EQ_INT(weft_ipam_lookup_ip(ipam, &a, &al), 0);
+	weft_ipam_allocation_clear(&al);
+	/* A veth that does not exist: released. */
+	CHECK(!endpoint_exists("cidgone"));
+	a = ip("10.70.3.6");
+	CHECK_EQ_INT(weft_ipam_lookup_ip(ipam, &a, &al), -ENOENT);
+
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "cidbufs:eth0"), 1);
+	{
+		_cleanup_free_ char *key = weftd_endpoint_key("node9", "cidbufs", "eth0");
+		CHECK_EQ_INT(weft_store_delete(store, key, 0, NULL), 0);
+	}
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(ipam, "node9"), 1);
+	ns_free(&rns);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_blackhole),
 	TEST(test_drift),
@@ -589,6 +681,7 @@ static const struct test_case cases[] = {
 	TEST(test_vxlan_cross_subnet),
 	TEST(test_vxlan_never),
 	TEST(test_restart),
+	TEST(test_reconcile),
 };
 
 int main(void)

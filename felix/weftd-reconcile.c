@@ -9,8 +9,9 @@
  * nothing is in progress; the periodic run leaves devices alone):
  *
  *  1. every Endpoint of this node whose kernel side is gone (routed: the
- *     host veth; macvlan: the pod's network namespace) has its addresses
- *     released and its record deleted;
+ *     host veth, -ENODEV; macvlan: the pod's network namespace, ENOENT)
+ *     has its addresses released and its record deleted; a look-up that
+ *     fails otherwise keeps the Endpoint (logged);
  *  2. every weft-owned host veth, ifb and route in the node namespace that
  *     no remaining Endpoint claims is swept (weft_dp_sweep()).
  *
@@ -55,8 +56,19 @@ int weftd_reconcile(struct weftd *d, bool sweep)
 		if (macvlan) {
 			struct stat st;
 			gone = e->netns && stat(e->netns, &st) < 0 && errno == ENOENT;
+		} else if (!e->host_ifname) {
+			gone = true;
 		} else {
-			gone = !e->host_ifname || weft_nl_link_index(nl, e->host_ifname, &idx) < 0;
+			/* Only "no such device" means gone: any other error
+			 * (-ENOBUFS, -ENOMEM, ...) says nothing about the veth,
+			 * and releasing a live pod's addresses is worse than
+			 * keeping a dead one's until the next start or CNI GC. */
+			int q = weft_nl_link_index(nl, e->host_ifname, &idx);
+
+			gone = q == -ENODEV;
+			if (q < 0 && !gone)
+				log_warn_errno(q, "reconcile: endpoint %s: looking up its host veth %s: %m; kept", e->name,
+					       e->host_ifname);
 		}
 		if (!gone) {
 			if (e->host_ifname)
