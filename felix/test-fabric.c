@@ -47,6 +47,45 @@ static void enter(const struct ns *ns)
 		abort();
 }
 
+/* Fault injection, through this definition of libmnl's
+ * mnl_socket_sendto() (it takes the place of libmnl's for the whole test
+ * program, agents included; the real one through RTLD_NEXT). While set:
+ * a RTM_GETLINK request for the interface fail_getlink fails with ENOBUFS,
+ * as a netlink socket short of buffer space does (test_reconcile); a
+ * RTM_NEWROUTE for the IPv4 prefix fail_route fails with EACCES
+ * (test_blackhole_refused, in an agent forked while it is set). */
+static const char *fail_getlink;
+static const char *fail_route;
+
+ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz)
+{
+	static ssize_t (*real)(const struct mnl_socket *, const void *, size_t);
+	const struct nlmsghdr *nlh = req;
+	const struct nlattr *a;
+
+	if (fail_getlink && siz >= sizeof(*nlh) && nlh->nlmsg_type == RTM_GETLINK)
+		mnl_attr_for_each(a, nlh, sizeof(struct ifinfomsg))
+			if (mnl_attr_get_type(a) == IFLA_IFNAME && streq(mnl_attr_get_str(a), fail_getlink)) {
+				errno = ENOBUFS;
+				return -1;
+			}
+	if (fail_route && siz >= sizeof(*nlh) && nlh->nlmsg_type == RTM_NEWROUTE) {
+		struct weft_cidr c = cidr(fail_route);
+		const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+
+		if (rtm->rtm_family == AF_INET && rtm->rtm_dst_len == c.prefixlen)
+			mnl_attr_for_each(a, nlh, sizeof(struct rtmsg))
+				if (mnl_attr_get_type(a) == RTA_DST && mnl_attr_get_payload_len(a) == 4 &&
+				    memcmp(mnl_attr_get_payload(a), &c.ip.v4, 4) == 0) {
+					errno = EACCES;
+					return -1;
+				}
+	}
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "mnl_socket_sendto");
+	return real(nl, req, siz);
+}
+
 /* --- the agent: weftd's fabric for one node, in a child ----------------------- */
 
 struct agent_ctx {
@@ -582,29 +621,28 @@ static void test_restart(void)
 	CHECK(metric(1, "weft_routes_programmed{kind=\"blackhole\"}") == 2);
 }
 
-/* Fault injection for test_reconcile: while set, a RTM_GETLINK request
- * for this interface name fails with ENOBUFS, as a netlink socket short
- * of buffer space does. This definition takes the place of libmnl's for
- * the whole test program (the real one through RTLD_NEXT). */
-static const char *fail_getlink;
-
-ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz)
+/* A blackhole the kernel refuses (injected in node2's agent) does not keep
+ * the others out. */
+static void test_blackhole_refused(void)
 {
-	static ssize_t (*real)(const struct mnl_socket *, const void *, size_t);
-	const struct nlmsghdr *nlh = req;
+	agent_stop(2);
+	fail_route = "10.70.2.0/26";
+	agent_start(2);
+	fail_route = NULL;
+	assign("rf1", "10.70.2.5", 2);
+	usleep(300 * 1000);
+	assign("rf2", "10.70.2.70", 2);
+	CHECK(within(2, 3000, "ip route show proto 81 type blackhole | grep -q '^blackhole 10.70.2.64/26 '"));
+	CHECK(within(2, 100, "! ip route show proto 81 type blackhole | grep -q '^blackhole 10.70.2.0/26 '"));
 
-	if (fail_getlink && siz >= sizeof(*nlh) && nlh->nlmsg_type == RTM_GETLINK) {
-		const struct nlattr *a;
-
-		mnl_attr_for_each(a, nlh, sizeof(struct ifinfomsg))
-			if (mnl_attr_get_type(a) == IFLA_IFNAME && streq(mnl_attr_get_str(a), fail_getlink)) {
-				errno = ENOBUFS;
-				return -1;
-			}
-	}
-	if (!real)
-		*(void **)&real = dlsym(RTLD_NEXT, "mnl_socket_sendto");
-	return real(nl, req, siz);
+	/* Without the fault: there at once. */
+	agent_stop(2);
+	agent_start(2);
+	CHECK(within(2, 100, "ip route show proto 81 type blackhole | grep -q '^blackhole 10.70.2.0/26 '"));
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "rf1"), 1);
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "rf2"), 1);
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(ipam, "node2"), 2);
+	CHECK(within(2, 3000, "! ip route show proto 81 | grep -q '^blackhole 10.70.2'"));
 }
 
 static void endpoint_put(const char *cid, const char *host_ifname, const char *addr)
@@ -681,6 +719,7 @@ static const struct test_case cases[] = {
 	TEST(test_vxlan_cross_subnet),
 	TEST(test_vxlan_never),
 	TEST(test_restart),
+	TEST(test_blackhole_refused),
 	TEST(test_reconcile),
 };
 

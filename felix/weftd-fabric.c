@@ -99,6 +99,7 @@ struct weftd_fabric {
 	size_t nborrows;
 	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	int64_t resync_ns;
+	int64_t retry_ns; /* the next retry's delay: doubles while syncs fail */
 	/* What the last sync programmed (valid once synced). */
 	bool synced;
 	struct weft_cidr *prev_bh;
@@ -397,21 +398,32 @@ static int route_vec_cb(const struct weft_route *rt, void *data)
 	return 0;
 }
 
-/* Bring the proto-WEFT_DP_RTPROTO blackholes in line with w. Returns the
- * number of drift repairs, or a negative errno. */
+/* Bring the proto-WEFT_DP_RTPROTO blackholes in line with w. A blackhole
+ * the kernel refuses to add or delete is logged and the others are done
+ * all the same. Returns the number of drift repairs, or a negative errno
+ * (the first failure's, after all the others were tried). */
 static int sync_blackholes(struct weftd_fabric *f, const struct desired *w)
 {
 	_cleanup_nl_ struct weft_nl *nl = NULL;
 	struct route_vec have = {0};
 	char cs[WEFT_CIDR_STRLEN];
-	int drift = 0, r;
+	int drift = 0, failed = 0, r;
 
 	r = weft_nl_open(NETLINK_ROUTE, 0, &nl);
 	if (r < 0)
 		return r;
-	r = weft_nl_route_dump(nl, AF_UNSPEC, WEFT_DP_RTPROTO, route_vec_cb, &have);
-	if (r < 0)
+	/* A dump that raced with a change is taken again (as dp_route_list). */
+	for (int i = 0; i < 5; i++) {
+		free(have.v);
+		have = (struct route_vec){0};
+		r = weft_nl_route_dump(nl, AF_UNSPEC, WEFT_DP_RTPROTO, route_vec_cb, &have);
+		if (r != -EAGAIN && r != -EINTR)
+			break;
+	}
+	if (r < 0) {
+		log_warn_errno(r, "fabric: listing the blackholes: %m");
 		goto out;
+	}
 	for (size_t k = 0; k < have.n; k++) {
 		const struct weft_route *rt = &have.v[k];
 		bool was = cidr_in(&rt->dst, f->prev_bh, f->nprev_bh);
@@ -421,7 +433,8 @@ static int sync_blackholes(struct weftd_fabric *f, const struct desired *w)
 		r = weft_nl_route_del(nl, rt);
 		if (r < 0 && r != -ESRCH) {
 			log_warn_errno(r, "fabric: deleting blackhole %s: %m", weft_cidr_str(&rt->dst, cs, sizeof(cs)));
-			goto out;
+			failed = failed ? failed : r;
+			continue;
 		}
 		if (f->synced && !was) {
 			drift++;
@@ -455,7 +468,8 @@ static int sync_blackholes(struct weftd_fabric *f, const struct desired *w)
 		}
 		if (r < 0) {
 			log_warn_errno(r, "fabric: adding blackhole %s: %m", weft_cidr_str(&rt.dst, cs, sizeof(cs)));
-			goto out;
+			failed = failed ? failed : r;
+			continue;
 		}
 		if (f->synced && was) {
 			drift++;
@@ -465,7 +479,7 @@ static int sync_blackholes(struct weftd_fabric *f, const struct desired *w)
 				 weft_cidr_str(&rt.dst, cs, sizeof(cs)));
 		}
 	}
-	r = drift;
+	r = failed ? failed : drift;
 out:
 	free(have.v);
 	return r;
@@ -700,6 +714,15 @@ static int sync_nat(struct weftd_fabric *f, const struct desired *w)
 
 /* --- the sync ------------------------------------------------------------------------------ */
 
+/* A sync failed: try again after 1 s, doubling up to the resync interval
+ * while it goes on failing (a failure that lasts, such as a route the
+ * kernel refuses, does not cost a full sync every second). */
+static void retry_later(struct weftd_fabric *f)
+{
+	(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + f->retry_ns, 0);
+	f->retry_ns = f->retry_ns * 2 > f->resync_ns ? f->resync_ns : f->retry_ns * 2;
+}
+
 static void fabric_metrics_declare(struct weftd_metrics *m)
 {
 	weftd_metric_declare(m, "weft_drift_repairs_total", "counter",
@@ -739,7 +762,7 @@ static int fabric_sync(struct weftd_fabric *f)
 	r = weft_bgp_snapshot_load(f->d->store, &snap, &err);
 	if (r < 0) {
 		log_warn_errno(r, "fabric: reading the store: %s", err ? err : strerror(-r));
-		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		retry_later(f);
 		return r;
 	}
 	/* The allocations for the borrowed addresses (a second read: what
@@ -748,7 +771,7 @@ static int fabric_sync(struct weftd_fabric *f)
 	if (r < 0) {
 		log_warn_errno(r, "fabric: reading the IPAM allocations: %s", weft_ipam_errmsg(f->ipam));
 		weft_bgp_snapshot_clear(&snap);
-		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		retry_later(f);
 		return r;
 	}
 	desired_build(f, &snap, allocs, nallocs, &w);
@@ -793,9 +816,10 @@ static int fabric_sync(struct weftd_fabric *f)
 	desired_clear(&w);
 	weft_bgp_snapshot_clear(&snap);
 	if (failed) {
-		(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + FABRIC_RETRY_NS, 0);
+		retry_later(f);
 		return -EAGAIN;
 	}
+	f->retry_ns = FABRIC_RETRY_NS;
 	return 0;
 }
 
@@ -949,6 +973,7 @@ int weftd_fabric_start(struct weftd *d, struct weft_loop *loop, struct weftd_fab
 		ms = WEFTD_FABRIC_RESYNC_MS;
 	}
 	f->resync_ns = ms * 1000000;
+	f->retry_ns = FABRIC_RETRY_NS;
 	fabric_metrics_declare(d->metrics);
 	r = weft_ipam_new(d->store, &f->ipam);
 	if (r < 0)
