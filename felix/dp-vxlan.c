@@ -472,7 +472,11 @@ out:
 	return r;
 }
 
-static int sync_neigh(struct weft_nl *nl, int ifindex, const struct weft_dp_vxlan_peer *peers, size_t n,
+/* Add the peers' neighbour entries (stale false) or delete the permanent
+ * ones no peer has (stale true): set_peers deletes only after the routes
+ * moved, so that no route is left pointing at a tunnel address without an
+ * entry. */
+static int sync_neigh(struct weft_nl *nl, int ifindex, const struct weft_dp_vxlan_peer *peers, size_t n, bool stale,
 		      char **errmsg)
 {
 	struct nd_list l = {0};
@@ -482,7 +486,7 @@ static int sync_neigh(struct weft_nl *nl, int ifindex, const struct weft_dp_vxla
 	r = nd_dump(nl, AF_INET, ifindex, &l);
 	if (r < 0)
 		return dp_fail(errmsg, r, nl, "dump neighbours of %s", WEFT_DP_VXLAN_IFNAME);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !stale; i++) {
 		bool ok = false;
 
 		for (size_t k = 0; k < l.n && !ok; k++)
@@ -499,7 +503,7 @@ static int sync_neigh(struct weft_nl *nl, int ifindex, const struct weft_dp_vxla
 		changes++;
 	}
 	/* Only permanent entries are weft's; the kernel ages out the rest. */
-	for (size_t k = 0; k < l.n; k++) {
+	for (size_t k = 0; k < l.n && stale; k++) {
 		bool want = false;
 
 		if (!(l.v[k].state & NUD_PERMANENT) || !l.v[k].ip.family)
@@ -641,11 +645,16 @@ int weft_dp_vxlan_set_peers(const struct weft_dp_vxlan_peer *peers, size_t n, ch
 	if (r < 0)
 		return r;
 	changes += r;
-	r = sync_neigh(nl, ifindex, peers, n, errmsg);
+	r = sync_neigh(nl, ifindex, peers, n, false, errmsg);
 	if (r < 0)
 		return r;
 	changes += r;
 	r = sync_routes(nl, ifindex, peers, n, errmsg);
+	if (r < 0)
+		return r;
+	changes += r;
+	/* Stale neighbours last: the routes no longer use them. */
+	r = sync_neigh(nl, ifindex, peers, n, true, errmsg);
 	if (r < 0)
 		return r;
 	changes += r;

@@ -349,10 +349,53 @@ static void test_peer_changes(void)
 	enter(NULL);
 }
 
+/* A peer's tunnel address moves: its routes follow before the old
+ * neighbour entry goes (ip monitor sees the order), so no route points at
+ * an address without an entry in between. */
+static void test_tunnel_moves(void)
+{
+	struct weft_dp_vxlan_peer p = peer_of(2);
+	_cleanup_free_ char *path = wasprintf("/tmp/weft-test-dp-vxlan-mon.%d", (int)getpid()), *mon = NULL;
+	const char *route, *del;
+	pid_t pid;
+
+	enter(&node[1]);
+	CHECK(weft_dp_vxlan_set_peers(&p, 1, NULL) >= 0);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || dup2(fd, 1) < 0)
+			_exit(1);
+		execlp("ip", "ip", "-o", "monitor", "route", "neigh", (char *)NULL);
+		_exit(127);
+	}
+	usleep(200 * 1000);
+	p.tunnel = ip("10.244.2.1");
+	CHECK_EQ_INT(weft_dp_vxlan_set_peers(&p, 1, NULL), 3);
+	usleep(200 * 1000);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	mon = out("cat %s", path);
+	unlink(path);
+	route = strstr(mon, "10.244.2.0/26 via 10.244.2.1 dev weft.vxlan");
+	del = strstr(mon, "Deleted 10.244.2.0 dev weft.vxlan");
+	CHECK(route && del && route < del);
+	if (!(route && del && route < del))
+		fprintf(stderr, "  monitor:\n%s", mon);
+	p = peer_of(2);
+	CHECK_EQ_INT(weft_dp_vxlan_set_peers(&p, 1, NULL), 3);
+	CHECK_EQ_INT(sh("nsenter --net=%s ping -c 1 -W 2 -q 10.244.2.5 >/dev/null", pod[1].path), 0);
+	enter(NULL);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_mac),
 	TEST(test_device),
 	TEST(test_pod_to_pod),
+	TEST(test_tunnel_moves),
 	TEST(test_peer_changes),
 };
 
