@@ -136,6 +136,7 @@ struct weft_dp_vxlan_dev {
 	uint16_t port;              /* UDP port; 0 = WEFT_DP_VXLAN_PORT */
 	struct weft_ip local;       /* the node's underlay IPv4 address */
 	const char *parent;         /* underlay device; NULL = none */
+	bool keep_parent;           /* parent unknown (NULL): an existing device keeps its parent and MTU */
 	unsigned mtu;               /* 0 = parent's MTU - 50 (1450 without parent) */
 	struct weft_ip tunnel_addr; /* the node's tunnel address, put on the device as /32; family 0 = none */
 };

@@ -215,6 +215,13 @@ int weft_dp_vxlan_ensure(const struct weft_dp_vxlan_dev *dev, char **errmsg)
 	r = vxlan_get(nl, &v);
 	if (r < 0 && r != -ENODEV)
 		return dp_fail(errmsg, r, nl, "look up %s", WEFT_DP_VXLAN_IFNAME);
+	/* The caller could not tell the parent this time: what the device
+	 * has stays (deleting it for that would cut every peer off). */
+	if (r == 0 && v.is_vxlan && dev->keep_parent && !(dev->parent && *dev->parent)) {
+		parent.ifindex = v.parent;
+		if (!dev->mtu)
+			mtu = v.link.mtu;
+	}
 	if (r == 0 && (!v.is_vxlan || v.vni != vni || v.port != port || !weft_ip_eq(&v.local, &dev->local) ||
 		       v.parent != parent.ifindex || v.learning)) {
 		/* These cannot be changed on a live device portably: start over. */

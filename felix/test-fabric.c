@@ -23,6 +23,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 #include <sched.h>
@@ -56,6 +57,22 @@ static void enter(const struct ns *ns)
  * (test_blackhole_refused, in an agent forked while it is set). */
 static const char *fail_getlink;
 static const char *fail_route;
+/* While set, getifaddrs() fails with ENOMEM (test_vxlan_block_moved_in, in
+ * an agent forked while it is set). */
+static bool fail_getifaddrs;
+
+int getifaddrs(struct ifaddrs **ifap)
+{
+	static int (*real)(struct ifaddrs **);
+
+	if (fail_getifaddrs) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "getifaddrs");
+	return real(ifap);
+}
 
 ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz)
 {
@@ -504,6 +521,8 @@ static void test_vxlan_borrowed(void)
  * with nothing counted as drift. */
 static void test_vxlan_block_moved_in(void)
 {
+	_cleanup_free_ char *ifx = NULL, *ifx2 = NULL;
+
 	assign("mv2", "10.80.1.5", 2);
 	CHECK(within(3, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.1.0/26 via 198.18.0.2 proto 81 onlink'"));
 	agent_stop(3);
@@ -517,6 +536,29 @@ static void test_vxlan_block_moved_in(void)
 	usleep(700 * 1000);
 	CHECK(metric(3, "weft_drift_repairs_total{kind=\"blackhole\"}") == 0);
 	CHECK(metric(3, "weft_drift_repairs_total{kind=\"vxlan\"}") == 0);
+
+	/* The device deleted by hand: recreated with all its entries, which
+	 * is one repair. */
+	enter(&node[3]);
+	sh("ip link del weft.vxlan");
+	enter(NULL);
+	CHECK(within(3, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.0.64/26 via 198.18.0.2'"));
+	usleep(700 * 1000);
+	CHECK(metric(3, "weft_drift_repairs_total{kind=\"vxlan\"}") == 1);
+
+	/* The underlay interface cannot be read (getifaddrs fails) when the
+	 * agent starts: the device keeps its parent, it is not recreated. */
+	ifx = out_in(3, "ip -o link show weft.vxlan | cut -d: -f1");
+	agent_stop(3);
+	fail_getifaddrs = true;
+	agent_start(3);
+	fail_getifaddrs = false;
+	usleep(700 * 1000);
+	ifx2 = out_in(3, "ip -o link show weft.vxlan | cut -d: -f1");
+	CHECK_STREQ(ifx, ifx2);
+	CHECK(within(3, 100, "ip -d link show weft.vxlan | grep -q 'dev uplink'"));
+	agent_stop(3);
+	agent_start(3);
 
 	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "mv3"), 1);
 	CHECK_EQ_INT(weft_ipam_release_empty_blocks(ipam, "node3"), 1);

@@ -182,14 +182,17 @@ static void desired_clear(struct desired *w)
 }
 
 /* The interface holding the underlay address: the VXLAN device's parent
- * (its MTU sets the device's). "" when none does. */
+ * (its MTU sets the device's). "" when none does or the interfaces cannot
+ * be read (then the device keeps the parent it has). */
 static void underlay_ifname(const struct weft_ip *addr, char out[IFNAMSIZ])
 {
 	struct ifaddrs *ifa = NULL;
 
 	out[0] = 0;
-	if (getifaddrs(&ifa) < 0)
+	if (getifaddrs(&ifa) < 0) {
+		log_debug("fabric: getifaddrs: %s", strerror(errno));
 		return;
+	}
 	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
 		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
 		    ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == addr->v4.s_addr) {
@@ -492,6 +495,7 @@ static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
 {
 	_cleanup_free_ char *err = NULL;
 	char parent[IFNAMSIZ];
+	bool recreated = false;
 	int drift = 0, r;
 
 	if (!w->vxlan) {
@@ -513,6 +517,9 @@ static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
 		.node_name = f->d->node,
 		.local = f->d->underlay.ip,
 		.parent = parent[0] ? parent : NULL,
+		/* Nothing found, perhaps for a moment: no reason to recreate
+		 * the device without a parent. */
+		.keep_parent = !parent[0],
 	};
 	r = weft_dp_vxlan_ensure(&dev, &err);
 	if (r < 0)
@@ -520,6 +527,7 @@ static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
 	if (r == 1) {
 		if (f->synced && f->prev_peers) {
 			drift++;
+			recreated = true;
 			log_info("fabric: drift: %s was missing or changed: recreated", WEFT_DP_VXLAN_IFNAME);
 		} else {
 			char is[WEFT_IP_STRLEN];
@@ -534,7 +542,12 @@ static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
 	if (r < 0)
 		return log_warn_errno(r, "fabric: VXLAN peers: %s", err ? err : "failed");
 	if (r > 0) {
-		if (f->synced && f->prev_peers && streq(f->prev_peers, w->peers_text)) {
+		/* A device recreated by the repair above gets all its entries
+		 * back: that is one repair, counted already. */
+		if (recreated) {
+			log_info("fabric: %d VXLAN FDB/neighbour/route entr%s restored on the recreated %s", r,
+				 r == 1 ? "y" : "ies", WEFT_DP_VXLAN_IFNAME);
+		} else if (f->synced && f->prev_peers && streq(f->prev_peers, w->peers_text)) {
 			drift += r;
 			log_info("fabric: drift: %d VXLAN FDB/neighbour/route entr%s repaired on %s", r, r == 1 ? "y" : "ies",
 				 WEFT_DP_VXLAN_IFNAME);
