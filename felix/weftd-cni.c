@@ -381,6 +381,30 @@ static char *result_text(struct cni_ctx *c, struct weft_cni_result *res)
 /* An ADD for an attachment that exists already (a runtime retrying) first
  * removes the old one completely, so that a failing ADD never leaves the
  * old attachment half-released behind. */
+/* The attachment's Endpoint record: under its key, or under the key a
+ * weft before 2026-11-27 gave it (a dot in its container id or interface
+ * name) when that record names this very attachment. */
+static int endpoint_get_own(struct cni_ctx *c, struct weftd_endpoint *ep)
+{
+	_cleanup_free_ char *legacy = NULL;
+	int r = weftd_endpoint_get(c->d, c->ep_key, ep);
+
+	if (r != -ENOENT)
+		return r;
+	legacy = weftd_endpoint_legacy_key(c->d->node, c->env.container_id, c->env.ifname);
+	if (!legacy)
+		return r;
+	r = weftd_endpoint_get(c->d, legacy, ep);
+	if (r == -EBADMSG)
+		return -ENOENT; /* not known to be ours: left alone */
+	if (r == 0 && !(ep->container_id && streq(ep->container_id, c->env.container_id) && ep->ifname &&
+			streq(ep->ifname, c->env.ifname) && ep->node && streq(ep->node, c->d->node))) {
+		weftd_endpoint_clear(ep);
+		return -ENOENT;
+	}
+	return r;
+}
+
 static int reset_existing(struct cni_ctx *c)
 {
 	struct weftd_endpoint ep = {0};
@@ -388,7 +412,7 @@ static int reset_existing(struct cni_ctx *c)
 	bool macvlan;
 	int r;
 
-	r = weftd_endpoint_get(c->d, c->ep_key, &ep);
+	r = endpoint_get_own(c, &ep);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0 && r != -EBADMSG)
@@ -640,7 +664,7 @@ static int cmd_del(struct cni_ctx *c, char **output)
 		*output = wstrdup("");
 		return 0;
 	}
-	r = weftd_endpoint_get(c->d, c->ep_key, &ep);
+	r = endpoint_get_own(c, &ep);
 	have = r == 0;
 	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return weft_cni_error_set(&c->err, WEFT_CNI_ERR_TRY_AGAIN_LATER, NULL, "store: %s",
@@ -725,7 +749,7 @@ static int cmd_check(struct cni_ctx *c, char **output)
 		*output = wstrdup("");
 		return 0;
 	}
-	r = weftd_endpoint_get(c->d, c->ep_key, &ep);
+	r = endpoint_get_own(c, &ep);
 	if (r == -ENOENT)
 		return weft_cni_error_set(&c->err, WEFT_CNI_ERR_UNKNOWN_CONTAINER, NULL,
 					  "no endpoint for container %s interface %s on node %s", c->env.container_id,

@@ -5,6 +5,8 @@
 #include "lib/log.h"
 #include "model/resource.h"
 
+#include <net/if.h>
+
 #define ENDPOINT_NAME_MAX 253
 
 static uint64_t fnv1a64(const char *a, const char *b)
@@ -34,6 +36,18 @@ char *weftd_endpoint_name(const char *node, const char *container_id, const char
 	h = fnv1a64(container_id, ifname);
 	room = ENDPOINT_NAME_MAX - 16 - 2 - strlen(ifname);
 	return wasprintf("%.*s.%016llx.%s", (int)room, node, (unsigned long long)h, ifname);
+}
+
+char *weftd_endpoint_legacy_key(const char *node, const char *container_id, const char *ifname)
+{
+	_cleanup_free_ char *name = NULL;
+
+	if (!strchr(container_id, '.') && !strchr(ifname, '.'))
+		return NULL;
+	name = wasprintf("%s.%s.%s", node, container_id, ifname);
+	if (strlen(name) > ENDPOINT_NAME_MAX)
+		return NULL;
+	return wasprintf("%s%s", weft_kind_prefix(WEFT_KIND_ENDPOINT), name);
 }
 
 char *weftd_endpoint_key(const char *node, const char *container_id, const char *ifname)
@@ -144,7 +158,14 @@ int weftd_endpoint_list_node(struct weftd *d, struct weftd_endpoint **out, size_
 	size_t k = 0;
 	int r;
 
-	r = weft_store_list(d->store, weft_kind_prefix(WEFT_KIND_ENDPOINT), &l);
+	/* Names start with the node and a dot unless the node part had to be
+	 * cut (names over 253 characters): list this node's records alone,
+	 * not the cluster's, when it cannot have been. */
+	if (strlen(d->node) + 1 + 16 + 1 + IFNAMSIZ <= ENDPOINT_NAME_MAX) {
+		_cleanup_free_ char *prefix = wasprintf("%s%s.", weft_kind_prefix(WEFT_KIND_ENDPOINT), d->node);
+		r = weft_store_list(d->store, prefix, &l);
+	} else
+		r = weft_store_list(d->store, weft_kind_prefix(WEFT_KIND_ENDPOINT), &l);
 	if (r < 0)
 		return r;
 	v = wcalloc(l.n + 1, sizeof(*v));

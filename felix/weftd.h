@@ -125,11 +125,17 @@ int weftd_td_stop(struct weftd_td *td, int timeout_ms);
 
 /* The deterministic Endpoint name for (node, container id, ifname):
  * "<node>.<containerid>.<ifname>", or, when that exceeds the 253
- * characters a name may have, "<node>.<16 hex of a hash>.<ifname>"
- * (shortened further if the node name is very long). malloc'ed. */
+ * characters a name may have or the id or ifname holds a dot,
+ * "<node>.<16 hex of a hash>.<ifname>" (shortened further if the node
+ * name is very long). malloc'ed. */
 char *weftd_endpoint_name(const char *node, const char *container_id, const char *ifname);
 /* The store key of that Endpoint. malloc'ed. */
 char *weftd_endpoint_key(const char *node, const char *container_id, const char *ifname);
+/* The key a weft before 2026-11-27 used for an attachment whose container
+ * id or interface name holds a dot (node.cid.ifname), or NULL when it is
+ * the key above: DEL, CHECK and ADD look there when the key above holds
+ * nothing, and take the record only if it names the same attachment. */
+char *weftd_endpoint_legacy_key(const char *node, const char *container_id, const char *ifname);
 
 /* A decoded Endpoint of interest to weftd. Strings owned. */
 struct weftd_endpoint {

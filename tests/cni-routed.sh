@@ -87,6 +87,19 @@ check "DEL (x.y, z)" test "$CNI_RC" = 0
 check "(x, y.z) keeps its record and interface" sh -c "'$WEFTCTL' --store '$S' get endpoints -o json | jq -e '[.items[] | select(.spec.containerID == \"x\")] | length == 1' >/dev/null && ip -n ${WC}p3 link show y.z >/dev/null"
 cni "$WEFT" DEL n1 p3 x y.z "$T/conf.json"
 check "DEL (x, y.z)" test "$CNI_RC" = 0
+# A record a weft before 2026-11-27 wrote under the plain name n1.x.y.z:
+# CHECK and DEL find it there.
+cni "$WEFT" ADD n1 p3 x.y z "$T/conf.json"
+cp "$T/cni.out" "$T/rxy.json"
+HN=$("$WEFTCTL" --store "$S" get endpoints -o json 2>/dev/null | jq -r '.items[] | select(.spec.containerID == "x.y") | .metadata.name')
+"$WEFTCTL" --store "$S" get endpoints -o json | jq --arg n "$HN" '.items[] | select(.metadata.name == $n) | .metadata.name = "n1.x.y.z"' >"$T/legacy.json"
+"$WEFTCTL" --store "$S" apply -f "$T/legacy.json" >/dev/null && "$WEFTCTL" --store "$S" delete endpoint "$HN" >/dev/null
+check "the record moved to its old name" ctl get endpoint n1.x.y.z
+jq --slurpfile r "$T/rxy.json" '. + {prevResult: $r[0]}' "$T/conf.json" >"$T/checkxy.json"
+cni "$WEFT" CHECK n1 p3 x.y z "$T/checkxy.json"
+check "CHECK finds the record under its old name" sh -c "test $CNI_RC = 0"
+cni "$WEFT" DEL n1 p3 x.y z "$T/conf.json"
+check "DEL deletes the record under its old name" sh -c "test $CNI_RC = 0 && ! '$WEFTCTL' --store '$S' get endpoint n1.x.y.z >/dev/null 2>&1"
 
 # --- an IPv6-only pod (a static address from an IPv6 pool): its result has
 # the IPv6 default route it got, no IPv4 one ---------------------------------
