@@ -69,10 +69,12 @@ static int check_pool_overlaps(struct ctl *ctl, const struct weft_resource *rs, 
 			continue;
 		for (size_t j = 0; j < n; j++)
 			if (j != i && rs[j].kind == WEFT_KIND_IPPOOL && pool_cidr_of(rs[j].doc, &b) &&
-			    weft_cidr_overlaps(&a, &b))
+			    weft_cidr_overlaps(&a, &b)) {
+				weft_kv_list_clear(&l);
 				return ctl_fail("%s: spec.cidr: %s overlaps IPPool %s (%s) of the manifest; nothing written",
 						rs[i].name, weft_cidr_str(&a, as, sizeof(as)), rs[j].name,
 						weft_cidr_str(&b, bs, sizeof(bs)));
+			}
 		if (!listed) {
 			r = weft_store_list(ctl->store, weft_kind_prefix(WEFT_KIND_IPPOOL), &l);
 			if (r < 0)

@@ -200,9 +200,11 @@ static int load_pools(struct weft_ipam *m, struct ipam_pool **out, size_t *n)
 		weft_resource_clear(&res);
 	}
 	weft_kv_list_clear(&l);
+	/* A disabled pool gets no claims (nor static addresses), so it races
+	 * with nobody: only enabled pools count. */
 	for (size_t i = 0; i < np; i++)
 		for (size_t j = 0; j < np && !p[i].overlaps; j++)
-			if (j != i && weft_cidr_overlaps(&p[i].cidr, &p[j].cidr))
+			if (j != i && !p[i].disabled && !p[j].disabled && weft_cidr_overlaps(&p[i].cidr, &p[j].cidr))
 				p[i].overlaps = p[j].name;
 	*out = p;
 	*n = np;

@@ -581,6 +581,11 @@ static void test_overlapping_pools(void)
 	struct weft_ipam_request req = {.handle = "x:eth0", .node = "n1", .pools = only_a, .npools = 1};
 	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
 	CHECK_STREQ(ipstr(&ip), "10.79.0.0");
+	/* A disabled pool gets no claims: overlapping it stops nothing. */
+	add_pool("d", "10.79.0.0/20", 28, true, NULL);
+	struct weft_ipam_request req2 = {.handle = "w:eth0", .node = "n2", .pools = only_a, .npools = 1};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req2, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.79.0.64"); /* a block of its own, not one borrowed from n1's */
 	teardown();
 }
 
