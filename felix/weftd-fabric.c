@@ -338,13 +338,16 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 		}
 		/* Addresses it borrowed from another node's block (or from a
 		 * block affine to nobody): a /32 each, more specific than the
-		 * block's route or, on the block's owner, its blackhole. */
+		 * block's route or, on the block's owner, its blackhole. Not
+		 * the weft-ipam plugin's addresses: another main plugin's
+		 * interface holds them, which weft does not route (BGP sends
+		 * no /32 for them either). */
 		for (size_t a = 0; a < nallocs; a++) {
 			const struct weft_ipam_allocation *al = &allocs[a];
 			const struct weft_bgp_block *blk;
 			bool via = false;
 
-			if (!al->holder || !startswith(al->holder, WEFT_IPAM_BLOCKS_PREFIX) || !al->attrs.node ||
+			if (al->attrs.plugin || !al->holder || !startswith(al->holder, WEFT_IPAM_BLOCKS_PREFIX) || !al->attrs.node ||
 			    !streq(al->attrs.node, n->name) || al->ip.family != AF_INET ||
 			    !(blk = block_of(s, &al->ip)) || (blk->affinity && streq(blk->affinity, n->name)))
 				continue;
