@@ -469,8 +469,8 @@ static int commit_cmp(struct weft_ipam *m, const struct ipam_rec *rec, const str
 	_cleanup_free_ char *rkey = rec_key(rec), *rval = ipam_rec_encode(rec);
 	_cleanup_free_ char *hkey = NULL, *hval = NULL, *akey = NULL, *aval = NULL;
 	_cleanup_free_ struct weft_txn_cmp *cmps = wcalloc(nextra + 2, sizeof(*cmps));
-	char **xkeys;
-	struct weft_txn_op ops[3];
+	_cleanup_free_ struct weft_txn_op *ops = wcalloc(nextra + 3, sizeof(*ops));
+	char **xkeys, **xvals;
 	size_t nc = 0, no = 0;
 	int r;
 
@@ -497,15 +497,28 @@ static int commit_cmp(struct weft_ipam *m, const struct ipam_rec *rec, const str
 		aval = ipam_affinity_encode(aff_node, &rec->cidr);
 		ops[no++] = (struct weft_txn_op){WEFT_OP_PUT, akey, aval, strlen(aval)};
 	}
+	/* The extra records are compared; when this commit creates its
+	 * record they are also written back unchanged. An allocation in one
+	 * of them that read before this record existed compares only its
+	 * own: the rewrite makes that compare fail, so it reads again and
+	 * sees this record's addresses. */
 	xkeys = wcalloc(nextra + 1, sizeof(*xkeys));
+	xvals = wcalloc(nextra + 1, sizeof(*xvals));
 	for (size_t i = 0; i < nextra; i++) {
 		xkeys[i] = rec_key(&extra[i]);
 		cmps[nc++] = (struct weft_txn_cmp){xkeys[i], extra[i].mod_rev};
+		if (!rec->mod_rev) {
+			xvals[i] = ipam_rec_encode(&extra[i]);
+			ops[no++] = (struct weft_txn_op){WEFT_OP_PUT, xkeys[i], xvals[i], strlen(xvals[i])};
+		}
 	}
 	r = weft_store_txn(m->s, cmps, nc, ops, no, NULL);
-	for (size_t i = 0; i < nextra; i++)
+	for (size_t i = 0; i < nextra; i++) {
 		free(xkeys[i]);
+		free(xvals[i]);
+	}
 	free(xkeys);
+	free(xvals);
 	if (r == -ECANCELED)
 		return r;
 	if (r < 0)

@@ -702,7 +702,21 @@ static void test_range_resized(void)
 	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/24", &other), 0);
 	CHECK_STREQ(ralloc(&r24, "a:net1", NULL), "192.168.92.1");
 	CHECK_STREQ(ralloc(&r24, "b:net1", NULL), "192.168.92.2");
-	CHECK_STREQ(ralloc(&r23, "c:net1", NULL), "192.168.92.3");
+	{
+		/* The /23 record's creation rewrites the /24 one, so that an
+		 * allocation in the /24 that read before the /23 existed
+		 * (comparing the /24 alone) conflicts instead of handing out
+		 * the address again. */
+		struct weft_kv kv = {0};
+		int64_t before;
+		CHECK_EQ_INT(weft_store_get(g_s, "/weft/v1/ipam/ranges/grow/192.168.92.0-24", &kv), 0);
+		before = kv.mod_rev;
+		weft_kv_clear(&kv);
+		CHECK_STREQ(ralloc(&r23, "c:net1", NULL), "192.168.92.3");
+		CHECK_EQ_INT(weft_store_get(g_s, "/weft/v1/ipam/ranges/grow/192.168.92.0-24", &kv), 0);
+		CHECK(kv.mod_rev > before);
+		weft_kv_clear(&kv);
+	}
 	CHECK_STREQ(ralloc(&r25, "d:net1", NULL), "192.168.92.4");
 	CHECK_STREQ(ralloc(&r24, "e:net1", NULL), "192.168.92.5");
 	CHECK(key_exists("/weft/v1/ipam/ranges/grow/192.168.92.0-23"));
