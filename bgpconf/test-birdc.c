@@ -104,16 +104,24 @@ static char g_sock[108];
 
 /* Serve one connection: send greeting, then for each command line read,
  * send the next scripted reply. A NULL reply closes the connection. */
-static pid_t fake_bird(const char *greeting, const char *const *replies, size_t n)
+/* A unix stream socket listening at g_sock with a backlog of 1. */
+static int listen_sock(void)
 {
-	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	pid_t pid;
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	unlink(g_sock);
 	weft_strlcpy(sa.sun_path, g_sock, sizeof(sa.sun_path));
 	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0)
 		abort();
+	return ls;
+}
+
+static pid_t fake_bird(const char *greeting, const char *const *replies, size_t n)
+{
+	int ls = listen_sock();
+	pid_t pid;
+
 	pid = fork();
 	if (pid < 0)
 		abort();
@@ -236,14 +244,9 @@ static void test_errors(void)
  * hanging it. */
 static void test_backlog_full(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int ls = socket(AF_UNIX, SOCK_STREAM, 0), st = 0;
+	int ls = listen_sock(), st = 0;
 	pid_t pid;
 
-	unlink(g_sock);
-	weft_strlcpy(sa.sun_path, g_sock, sizeof(sa.sun_path));
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0)
-		abort();
 	pid = fork();
 	if (pid < 0)
 		abort();

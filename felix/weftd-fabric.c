@@ -169,6 +169,18 @@ static bool block_in_pool(const struct weft_cidr *block, const struct fpool *p)
 	       weft_cidr_contains(&p->cidr, &block->ip);
 }
 
+/* Does traffic to a block (or an address of it) go through VXLAN towards a
+ * peer, off_subnet telling whether the peer's underlay is in another
+ * subnet? */
+static bool via_vxlan(const struct weft_cidr *block, const struct fpool *pools, size_t npools, bool off_subnet)
+{
+	for (size_t i = 0; i < npools; i++)
+		if (block_in_pool(block, &pools[i]) &&
+		    (pools[i].vxlan == VXLAN_ALWAYS || (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet)))
+			return true;
+	return false;
+}
+
 static void desired_clear(struct desired *w)
 {
 	free(w->blackholes);
@@ -325,15 +337,10 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 		first[w->npeers] = w->nroutes;
 		for (size_t b = 0; b < s->nblocks; b++) {
 			const struct weft_bgp_block *blk = &s->blocks[b];
-			bool via = false;
 
 			if (!blk->affinity || !streq(blk->affinity, n->name) || blk->cidr.ip.family != AF_INET)
 				continue;
-			for (size_t i = 0; i < npools && !via; i++)
-				via = block_in_pool(&blk->cidr, &pools[i]) &&
-				      (pools[i].vxlan == VXLAN_ALWAYS ||
-				       (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet));
-			if (via)
+			if (via_vxlan(&blk->cidr, pools, npools, off_subnet))
 				cidr_push(&w->peer_blocks, &w->nroutes, &blk->cidr);
 		}
 		/* Addresses it borrowed from another node's block (or from a
@@ -345,17 +352,12 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 		for (size_t a = 0; a < nallocs; a++) {
 			const struct weft_ipam_allocation *al = &allocs[a];
 			const struct weft_bgp_block *blk;
-			bool via = false;
 
 			if (al->attrs.plugin || !al->holder || !startswith(al->holder, WEFT_IPAM_BLOCKS_PREFIX) || !al->attrs.node ||
 			    !streq(al->attrs.node, n->name) || al->ip.family != AF_INET ||
 			    !(blk = block_of(s, &al->ip)) || (blk->affinity && streq(blk->affinity, n->name)))
 				continue;
-			for (size_t i = 0; i < npools && !via; i++)
-				via = block_in_pool(&blk->cidr, &pools[i]) &&
-				      (pools[i].vxlan == VXLAN_ALWAYS ||
-				       (pools[i].vxlan == VXLAN_CROSS_SUBNET && off_subnet));
-			if (via)
+			if (via_vxlan(&blk->cidr, pools, npools, off_subnet))
 				cidr_push(&w->peer_blocks, &w->nroutes,
 					  &(struct weft_cidr){.ip = al->ip, .prefixlen = 32});
 		}
