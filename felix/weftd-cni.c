@@ -378,9 +378,6 @@ static char *result_text(struct cni_ctx *c, struct weft_cni_result *res)
 
 /* --- ADD ------------------------------------------------------------------- */
 
-/* An ADD for an attachment that exists already (a runtime retrying) first
- * removes the old one completely, so that a failing ADD never leaves the
- * old attachment half-released behind. */
 /* The attachment's Endpoint record: under its key, or under the key a
  * weft before 2026-11-27 gave it (a dot in its container id or interface
  * name) when that record names this very attachment. */
@@ -405,6 +402,9 @@ static int endpoint_get_own(struct cni_ctx *c, struct weftd_endpoint *ep)
 	return r;
 }
 
+/* An ADD for an attachment that exists already (a runtime retrying) first
+ * removes the old one completely, so that a failing ADD never leaves the
+ * old attachment half-released behind. */
 static int reset_existing(struct cni_ctx *c)
 {
 	struct weftd_endpoint ep = {0};
