@@ -670,7 +670,7 @@ static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_bgp *b = userdata;
 
-	if (relevant_key(ev->kv.key) && weftd_watch_block_moved(b->watch, ev))
+	if (relevant_key(ev->kv.key) && (weftd_watch_block_event(b->watch, ev) & WEFTD_BLOCK_MOVED))
 		(void)weft_source_defer_arm(b->sync_src);
 }
 

@@ -85,18 +85,11 @@ struct desired {
 	char *nat_text;                /* canonical text of the NAT input */
 };
 
-/* A block's borrowed addresses as the watch last saw them. */
-struct borrow_seen {
-	char *key, *text;
-};
-
 struct weftd_fabric {
 	struct weftd *d;
 	struct weft_loop *loop;
 	struct weftd_watch *watch;
 	struct weft_ipam *ipam; /* reads the blocks' allocations */
-	struct borrow_seen *borrows; /* sorted by key; blocks with borrowed addresses */
-	size_t nborrows;
 	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	int64_t resync_ns;
 	int64_t retry_ns; /* the next retry's delay: doubles while syncs fail */
@@ -872,86 +865,15 @@ static bool relevant_key(const char *key)
 	return false;
 }
 
-/* The borrowed addresses of an IPAM block record, as a canonical text:
- * "ip node;" for every allocation whose node attribute is not the block's
- * affinity (the allocations are sorted by address). "" when there are
- * none; NULL when the record cannot be read. malloc'ed. */
-static char *borrow_text(const char *json, size_t len)
-{
-	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(json, len);
-	const cJSON *allocs = cJSON_GetObjectItemCaseSensitive(doc, "allocations"), *a;
-	const char *aff = str_field(doc, "affinity");
-	struct weft_buf t = {0};
-
-	if (!cJSON_IsObject(doc))
-		return NULL;
-	cJSON_ArrayForEach(a, allocs) {
-		const char *ip = str_field(a, "ip");
-		const char *node = str_field(cJSON_GetObjectItemCaseSensitive(a, "attrs"), "node");
-
-		if (ip && node && (!aff || !streq(aff, node)))
-			weft_buf_printf(&t, "%s %s;", ip, node);
-	}
-	return weft_buf_steal(&t);
-}
-
-/* Did the borrowed addresses of the block an event names change since the
- * watch last saw it? Only blocks that hold some are remembered. */
-static bool borrows_changed(struct weftd_fabric *f, const struct weft_event *ev)
-{
-	_cleanup_free_ char *text = NULL;
-	size_t i = 0;
-	bool changed;
-
-	if (!startswith(ev->kv.key, WEFT_IPAM_BLOCKS_PREFIX))
-		return false;
-	if (ev->type == WEFT_EV_PUT && !(text = borrow_text(ev->kv.value, ev->kv.value_len)))
-		return true;
-	while (i < f->nborrows && strcmp(f->borrows[i].key, ev->kv.key) < 0)
-		i++;
-	if (i < f->nborrows && streq(f->borrows[i].key, ev->kv.key)) {
-		changed = !text || !streq(text, f->borrows[i].text);
-		free(f->borrows[i].key);
-		free(f->borrows[i].text);
-		memmove(&f->borrows[i], &f->borrows[i + 1], (f->nborrows - i - 1) * sizeof(*f->borrows));
-		f->nborrows--;
-	} else {
-		changed = text && *text;
-	}
-	if (text && *text) {
-		f->borrows = wrealloc(f->borrows, (f->nborrows + 1) * sizeof(*f->borrows));
-		memmove(&f->borrows[i + 1], &f->borrows[i], (f->nborrows - i) * sizeof(*f->borrows));
-		f->borrows[i] = (struct borrow_seen){.key = wstrdup(ev->kv.key), .text = TAKE_PTR(text)};
-		f->nborrows++;
-	}
-	return changed;
-}
-
-static void borrows_clear(struct weftd_fabric *f)
-{
-	for (size_t i = 0; i < f->nborrows; i++) {
-		free(f->borrows[i].key);
-		free(f->borrows[i].text);
-	}
-	free(f->borrows);
-	f->borrows = NULL;
-	f->nborrows = 0;
-}
-
 static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_fabric *f = userdata;
 
 	if (relevant_key(ev->kv.key)) {
-		bool moved, borrowed;
-
 		weftd_metric_add(f->d->metrics, "weft_store_events_total", "subsystem=\"fabric\"", 1);
 		/* A block's allocations are the fabric's business only when
-		 * they borrow (VXLAN routes them one by one). Both are asked:
-		 * each remembers what it saw. */
-		moved = weftd_watch_block_moved(f->watch, ev);
-		borrowed = borrows_changed(f, ev);
-		if (moved || borrowed)
+		 * they borrow (VXLAN routes them one by one). */
+		if (weftd_watch_block_event(f->watch, ev))
 			(void)weft_source_defer_arm(f->sync_src);
 	}
 }
@@ -961,8 +883,6 @@ static void on_watch_reset(void *userdata)
 {
 	struct weftd_fabric *f = userdata;
 
-	/* Events may have been lost: a block seen again counts if it borrows. */
-	borrows_clear(f);
 	(void)weft_source_defer_arm(f->sync_src);
 }
 
@@ -1030,7 +950,6 @@ void weftd_fabric_stop(struct weftd_fabric *f)
 	weftd_watch_close(f->watch);
 	weft_source_free(f->sync_src);
 	weft_ipam_free(f->ipam);
-	borrows_clear(f);
 	free(f->prev_bh);
 	free(f->prev_peers);
 	free(f->prev_nat);

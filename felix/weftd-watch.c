@@ -24,14 +24,14 @@ struct weftd_watch {
 	void *userdata;
 	struct weft_watch *watch;
 	struct weft_source *io, *retry;
-	/* weftd_watch_block_moved(): each IPAM block's affinity as last
-	 * seen, sorted by key ("" = affine to nobody). */
+	/* weftd_watch_block_event(): each IPAM block's affinity and borrowed
+	 * addresses as last seen, sorted by key ("" = affine to nobody). */
 	struct block_seen *blocks;
 	size_t n_blocks;
 };
 
 struct block_seen {
-	char *key, *affinity;
+	char *key, *affinity, *borrowed;
 };
 
 static int on_io(struct weft_source *s, int fd, uint32_t revents, void *userdata);
@@ -41,6 +41,7 @@ static void blocks_clear(struct weftd_watch *w)
 	for (size_t i = 0; i < w->n_blocks; i++) {
 		free(w->blocks[i].key);
 		free(w->blocks[i].affinity);
+		free(w->blocks[i].borrowed);
 	}
 	free(w->blocks);
 	w->blocks = NULL;
@@ -155,28 +156,49 @@ void weftd_watch_close(struct weftd_watch *w)
 	free(w);
 }
 
-/* The affinity an IPAM block record names ("" for none), or NULL when the
- * value cannot be read (then every event counts). */
-static char *block_affinity(const struct weft_event *ev)
+static const char *str_member(const cJSON *obj, const char *key)
 {
-	cJSON *doc = cJSON_ParseWithLength(ev->kv.value, ev->kv.value_len);
-	const cJSON *aff = cJSON_GetObjectItemCaseSensitive(doc, "affinity");
-	char *r = NULL;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-	if (cJSON_IsObject(doc))
-		r = wstrdup(cJSON_IsString(aff) && aff->valuestring ? aff->valuestring : "");
-	cJSON_Delete(doc);
-	return r;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-bool weftd_watch_block_moved(struct weftd_watch *w, const struct weft_event *ev)
+/* What matters of an IPAM block record to the halves that route blocks:
+ * its affinity ("" for none) and its borrowed addresses as a canonical
+ * text, "ip node;" for every allocation whose node is not the affinity
+ * (the allocations are sorted by address). false when the value cannot be
+ * read (then every event counts). */
+static bool block_summary(const struct weft_event *ev, char **affinity, char **borrowed)
+{
+	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(ev->kv.value, ev->kv.value_len);
+	const cJSON *a;
+	const char *aff;
+	struct weft_buf t = {0};
+
+	if (!cJSON_IsObject(doc))
+		return false;
+	aff = str_member(doc, "affinity");
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(doc, "allocations")) {
+		const char *ip = str_member(a, "ip");
+		const char *node = str_member(cJSON_GetObjectItemCaseSensitive(a, "attrs"), "node");
+
+		if (ip && node && (!aff || !streq(aff, node)))
+			weft_buf_printf(&t, "%s %s;", ip, node);
+	}
+	*affinity = wstrdup(aff ? aff : "");
+	*borrowed = t.len ? weft_buf_steal(&t) : wstrdup("");
+	return true;
+}
+
+unsigned weftd_watch_block_event(struct weftd_watch *w, const struct weft_event *ev)
 {
 	size_t lo = 0, hi = w->n_blocks;
-	char *aff;
+	char *aff, *borrowed;
+	unsigned what;
 	int c = 1;
 
 	if (!startswith(ev->kv.key, WEFT_IPAM_BLOCKS_PREFIX))
-		return true;
+		return WEFTD_BLOCK_MOVED | WEFTD_BLOCK_BORROWS;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -190,26 +212,30 @@ bool weftd_watch_block_moved(struct weftd_watch *w, const struct weft_event *ev)
 		else
 			hi = mid;
 	}
-	if (ev->type != WEFT_EV_PUT || !(aff = block_affinity(ev))) {
+	if (ev->type != WEFT_EV_PUT || !block_summary(ev, &aff, &borrowed)) {
 		/* Gone (or unreadable): it counts, and is forgotten. */
 		if (c == 0) {
 			free(w->blocks[lo].key);
 			free(w->blocks[lo].affinity);
+			free(w->blocks[lo].borrowed);
 			memmove(&w->blocks[lo], &w->blocks[lo + 1], (w->n_blocks - lo - 1) * sizeof(*w->blocks));
 			w->n_blocks--;
 		}
-		return true;
+		return WEFTD_BLOCK_MOVED | WEFTD_BLOCK_BORROWS;
 	}
 	if (c == 0) {
-		bool moved = !streq(w->blocks[lo].affinity, aff);
-
+		what = (streq(w->blocks[lo].affinity, aff) ? 0 : WEFTD_BLOCK_MOVED) |
+		       (streq(w->blocks[lo].borrowed, borrowed) ? 0 : WEFTD_BLOCK_BORROWS);
 		free(w->blocks[lo].affinity);
+		free(w->blocks[lo].borrowed);
 		w->blocks[lo].affinity = aff;
-		return moved;
+		w->blocks[lo].borrowed = borrowed;
+		return what;
 	}
+	what = WEFTD_BLOCK_MOVED | (*borrowed ? WEFTD_BLOCK_BORROWS : 0);
 	w->blocks = wrealloc(w->blocks, (w->n_blocks + 1) * sizeof(*w->blocks));
 	memmove(&w->blocks[lo + 1], &w->blocks[lo], (w->n_blocks - lo) * sizeof(*w->blocks));
-	w->blocks[lo] = (struct block_seen){wstrdup(ev->kv.key), aff};
+	w->blocks[lo] = (struct block_seen){wstrdup(ev->kv.key), aff, borrowed};
 	w->n_blocks++;
-	return true;
+	return what;
 }

@@ -256,12 +256,17 @@ void weftd_watch_close(struct weftd_watch *w); /* NULL ok */
  * (e.g. before a decision that should see the latest store). NULL ok. */
 void weftd_watch_poll(struct weftd_watch *w);
 /* For the halves that care about IPAM blocks only as routes (BGP, fabric):
- * false for a block record written with the affinity this watch saw last
- * for it (an address allocated or released: every ADD and DEL writes its
- * block), true for anything else (another key, a new or deleted block, a
- * changed affinity, a value that cannot be read, the first event for a
- * block after a (re)opened watch). */
-bool weftd_watch_block_moved(struct weftd_watch *w, const struct weft_event *ev);
+ * what an event changed, against what this watch saw last for the block.
+ * WEFTD_BLOCK_MOVED: anything but a block record written with the same
+ * affinity (another key, a new or deleted block, a changed affinity, a
+ * value that cannot be read, the first event for a block after a
+ * (re)opened watch); an address allocated or released (every ADD and DEL
+ * writes its block) is not. WEFTD_BLOCK_BORROWS: the addresses held by
+ * nodes other than the block's affinity changed (also for another key, a
+ * deleted or unreadable block, and a new block that has some). 0: neither. */
+#define WEFTD_BLOCK_MOVED 1u
+#define WEFTD_BLOCK_BORROWS 2u
+unsigned weftd_watch_block_event(struct weftd_watch *w, const struct weft_event *ev);
 
 /* --- routes, VXLAN, NAT (weftd-fabric.c) --- */
 
