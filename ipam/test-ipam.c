@@ -23,6 +23,26 @@ static void skip_if_enosys(int r)
 	}
 }
 
+/* weft_ipam_check()'s return, its problems printed and freed; *naming
+ * (when given) gets how many of them contain needle. */
+static int check_problems(const char *needle, size_t *naming)
+{
+	char **probs = NULL;
+	size_t n = 0;
+	int r = weft_ipam_check(g_m, &probs, &n);
+
+	if (naming)
+		*naming = 0;
+	for (size_t i = 0; i < n; i++) {
+		fprintf(stderr, "problem: %s\n", probs[i]);
+		if (needle && naming && strstr(probs[i], needle))
+			(*naming)++;
+		free(probs[i]);
+	}
+	free(probs);
+	return r;
+}
+
 static void setup(void)
 {
 	char *err = NULL;
@@ -179,14 +199,7 @@ static void test_claim_allocate(void)
 	CHECK_STREQ(ipstr(&got[2]), "10.65.0.19");
 	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "multi:eth0"), 3);
 
-	size_t n = 0;
-	char **probs = NULL;
-	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), 0);
-	for (size_t i = 0; i < n; i++) {
-		fprintf(stderr, "problem: %s\n", probs[i]);
-		free(probs[i]);
-	}
-	free(probs);
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
 	teardown();
 }
 
@@ -454,13 +467,8 @@ static void test_corrupt_records(void)
 	static const char h[] = "{\"handle\":\"lost:eth0\",\"allocations\":[{\"ip\":\"10.75.0.33\",\"key\":\"/weft/v1/ipam/blocks/10.75.0.32-28\"}]}";
 	CHECK_EQ_INT(weft_store_put(g_s, "/weft/v1/ipam/handles/lost:eth0", h, strlen(h), NULL), 0);
 	CHECK_EQ_INT(weft_store_delete(g_s, "/weft/v1/ipam/blocks/10.75.0.0-28", 0, NULL), 0);
-	probs = NULL;
-	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), 1);
-	if (n == 1)
-		CHECK(strstr(probs[0], "lost:eth0") != NULL);
-	for (size_t i = 0; i < n; i++)
-		free(probs[i]);
-	free(probs);
+	CHECK_EQ_INT(check_problems("lost:eth0", &n), 1);
+	CHECK_EQ_INT(n, 1);
 	/* Releasing it cleans the dangling handle. */
 	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "lost:eth0"), 0);
 	CHECK(!key_exists("/weft/v1/ipam/handles/lost:eth0"));
@@ -479,7 +487,6 @@ static void test_record_cap_handle(void)
 	struct ipam_rec b = {.type = IPAM_REC_BLOCK, .affinity = "n1"};
 	struct weft_ipam_request req = {.handle = "big:eth0", .node = "n1"};
 	struct weft_ip ip, cand;
-	char **probs = NULL;
 	size_t n = 0;
 
 	setup();
@@ -510,15 +517,8 @@ static void test_record_cap_handle(void)
 	 * borrowing tries n1's block again, then n2's. */
 	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
 	CHECK_STREQ(ipstr(&ip), "10.77.0.1");
-	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), (int)n);
-	for (size_t i = 0; i < n; i++) {
-		if (strstr(probs[i], "big:eth0")) {
-			fprintf(stderr, "problem: %s\n", probs[i]);
-			CHECK(false);
-		}
-		free(probs[i]);
-	}
-	free(probs);
+	CHECK(check_problems("big:eth0", &n) >= 0);
+	CHECK_EQ_INT(n, 0);
 	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "big:eth0"), 1);
 	CHECK(!key_exists("/weft/v1/ipam/handles/big:eth0"));
 	teardown();
@@ -692,8 +692,6 @@ static void test_range_resized(void)
 {
 	struct weft_ipam_range r24 = {.network = "grow"}, r23 = {.network = "grow"}, r25 = {.network = "grow"};
 	struct weft_ipam_range other = {.network = "other"};
-	char **probs = NULL;
-	size_t n = 0;
 
 	setup();
 	CHECK_EQ_INT(weft_ipam_range_parse("192.168.92.0/24", &r24), 0);
@@ -724,12 +722,7 @@ static void test_range_resized(void)
 	CHECK_STREQ(ralloc(&other, "f:net1", NULL), "192.168.92.1");
 	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "a:net1"), 1);
 	CHECK_STREQ(ralloc(&r23, "g:net1", NULL), "192.168.92.1");
-	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &n), 0);
-	for (size_t i = 0; i < n; i++) {
-		fprintf(stderr, "problem: %s\n", probs[i]);
-		free(probs[i]);
-	}
-	free(probs);
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
 	teardown();
 }
 
@@ -868,14 +861,7 @@ static void run_parallel(void (*fn)(int, int))
 	size_t na = 0;
 	CHECK_EQ_INT(weft_ipam_list_allocations(g_m, &all, &na), NPROC * PER_PROC);
 	weft_ipam_allocations_free(all, na);
-	char **probs = NULL;
-	size_t np = 0;
-	CHECK_EQ_INT(weft_ipam_check(g_m, &probs, &np), 0);
-	for (size_t i = 0; i < np; i++) {
-		fprintf(stderr, "problem: %s\n", probs[i]);
-		free(probs[i]);
-	}
-	free(probs);
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
 }
 
 static void release_all_and_check_empty(char prefix, const char *ifname)
