@@ -58,6 +58,9 @@ static const char *const check_usage =
 	"(\"CONTAINERID:IFNAME\") and that record no container id are not judged;\n"
 	"they are listed as \"unchecked\".\n"
 	"\n"
+	"A node's VXLAN tunnel address (handle vxlan-tunnel-addr-NODE) is live\n"
+	"while the Node exists (its weftd keeps or releases it), leaked after.\n"
+	"\n"
 	"Allocations of the weft-ipam plugin (used with another main plugin, such\n"
 	"as bridge) have no Endpoint record: they are listed as \"ipam-only\", not\n"
 	"counted as leaks; CNI GC of their network releases the stale ones.\n"
@@ -509,7 +512,7 @@ static bool alloc_owner(const struct weft_ipam_allocation *a, char **cid, char *
 	return true;
 }
 
-enum verdict { V_LIVE, V_ORPHAN, V_UNCHECKED, V_IPAM_ONLY };
+enum verdict { V_LIVE, V_ORPHAN, V_UNCHECKED, V_IPAM_ONLY, V_TUNNEL };
 
 /* Judge one allocation against the endpoints; *why gets the reason for an
  * orphan (malloc'ed). */
@@ -517,6 +520,8 @@ static enum verdict judge(const struct weft_ipam_allocation *a, const struct ep 
 {
 	_cleanup_free_ char *cid = NULL, *ifname = NULL;
 
+	if (a->handle && startswith(a->handle, WEFT_IPAM_VXLAN_TUNNEL_HANDLE_PREFIX))
+		return V_TUNNEL;
 	if (!alloc_owner(a, &cid, &ifname))
 		return V_UNCHECKED;
 	struct ep key = {.container_id = cid, .ifname = ifname};
@@ -603,6 +608,23 @@ static int recheck(struct ctl *ctl, struct weft_ipam *m, struct cand *cs, size_t
 	return 0;
 }
 
+/* 1 when the Node exists, 0 when not, -1 after a message. */
+static int node_exists(struct ctl *ctl, const char *node)
+{
+	_cleanup_free_ char *key = wasprintf("%s%s", weft_kind_prefix(WEFT_KIND_NODE), node);
+	struct weft_kv kv = {0};
+	int r = weft_store_get(ctl->store, key, &kv);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		ctl_fail("ipam check: read %s: %s", key, weft_store_errmsg(ctl->store));
+		return -1;
+	}
+	weft_kv_clear(&kv);
+	return 1;
+}
+
 static void print_alloc_line(const char *tag, const struct weft_ipam_allocation *a, const char *why)
 {
 	char ips[WEFT_IP_STRLEN];
@@ -669,6 +691,18 @@ static int cmd_check(struct ctl *ctl, int argc, char **argv)
 			print_alloc_line("ipam-only", &as[i],
 					 "weft-ipam allocation, no Endpoint record to check; CNI GC of its network decides");
 			break;
+		case V_TUNNEL:
+			/* Its node's weftd keeps it while the Node exists. */
+			r = node_exists(ctl, as[i].handle + strlen(WEFT_IPAM_VXLAN_TUNNEL_HANDLE_PREFIX));
+			if (r < 0)
+				goto out;
+			if (r) {
+				live++;
+				break;
+			}
+			why = wasprintf("VXLAN tunnel address of node %s, which has no Node resource",
+					as[i].handle + strlen(WEFT_IPAM_VXLAN_TUNNEL_HANDLE_PREFIX));
+			/* fall through */
 		case V_ORPHAN:
 			cs[nc].a = as[i];
 			memset(&as[i], 0, sizeof(as[i]));

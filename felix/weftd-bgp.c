@@ -261,13 +261,10 @@ out:
 
 /* --- the Node resource ------------------------------------------------------- */
 
-int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number,
-			    const char *rr_cluster_id)
+int weftd_node_edit(struct weftd *d, bool create, weftd_node_edit_fn edit, void *data)
 {
 	_cleanup_free_ char *key = wasprintf("%s%s", weft_kind_prefix(WEFT_KIND_NODE), d->node);
-	char abuf[WEFT_CIDR_STRLEN];
 
-	weft_cidr_str(addr, abuf, sizeof(abuf));
 	/* Compare-and-swap, so an operator's concurrent edit of the labels
 	 * (or anything else) is never overwritten: on a conflict read again. */
 	for (int attempt = 0; attempt < 10; attempt++) {
@@ -275,7 +272,7 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 		_cleanup_json_ cJSON *doc = NULL;
 		struct weft_resource res = {0};
 		_cleanup_free_ char *err = NULL, *text = NULL, *old = NULL;
-		cJSON *spec, *bgp;
+		cJSON *spec;
 		int64_t expect = 0;
 		int r;
 
@@ -293,6 +290,8 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 		} else if (r != -ENOENT) {
 			return log_error_errno(r, "node %s: reading %s: %s", d->node, key,
 					       weft_store_errmsg(d->store));
+		} else if (!create) {
+			return 0;
 		}
 		if (!doc) {
 			doc = cJSON_CreateObject();
@@ -305,22 +304,7 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 			cJSON_DeleteItemFromObjectCaseSensitive(doc, "spec");
 			spec = cJSON_AddObjectToObject(doc, "spec");
 		}
-		bgp = cJSON_GetObjectItemCaseSensitive(spec, "bgp");
-		if (!cJSON_IsObject(bgp)) {
-			cJSON_DeleteItemFromObjectCaseSensitive(spec, "bgp");
-			bgp = cJSON_AddObjectToObject(spec, "bgp");
-		}
-		cJSON_DeleteItemFromObjectCaseSensitive(bgp, "ipv4Address");
-		cJSON_AddStringToObject(bgp, "ipv4Address", abuf);
-		if (as_number > 0) {
-			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "asNumber");
-			cJSON_AddNumberToObject(bgp, "asNumber", (double)as_number);
-		}
-		if (rr_cluster_id) {
-			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "routeReflectorClusterID");
-			if (*rr_cluster_id)
-				cJSON_AddStringToObject(bgp, "routeReflectorClusterID", rr_cluster_id);
-		}
+		edit(spec, data);
 		r = weft_resource_from_json(doc, d->node, &res, &err);
 		if (r < 0)
 			return log_error_errno(r, "node %s: %s", d->node, err ? err : "invalid Node");
@@ -334,10 +318,8 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 			if (weft_resource_decode(old, strlen(old), &cur, &cerr) == 0) {
 				ctext = weft_resource_encode(&cur, false);
 				weft_resource_clear(&cur);
-				if (streq(ctext, text)) {
-					log_info("node %s: Node resource up to date (%s)", d->node, abuf);
+				if (streq(ctext, text))
 					return 0;
-				}
 			}
 		}
 		r = weft_store_cas(d->store, key, text, strlen(text), expect, NULL);
@@ -345,12 +327,54 @@ int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64
 			continue;
 		if (r < 0)
 			return log_error_errno(r, "node %s: writing %s: %s", d->node, key, weft_store_errmsg(d->store));
-		log_info("node %s: Node resource %s (ipv4Address %s%s%s%s)", d->node, expect ? "updated" : "created",
-			 abuf, as_number > 0 ? ", asNumber set" : "", rr_cluster_id && *rr_cluster_id ? ", route reflector " : "",
-			 rr_cluster_id && *rr_cluster_id ? rr_cluster_id : "");
-		return 0;
+		return expect ? 1 : 2;
 	}
 	return log_error_errno(-ECANCELED, "node %s: the Node resource kept changing under us", d->node);
+}
+
+struct register_edit {
+	const char *addr;
+	int64_t as_number;
+	const char *rr_cluster_id;
+};
+
+static void register_edit(cJSON *spec, void *data)
+{
+	const struct register_edit *e = data;
+	cJSON *bgp = cJSON_GetObjectItemCaseSensitive(spec, "bgp");
+
+	if (!cJSON_IsObject(bgp)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(spec, "bgp");
+		bgp = cJSON_AddObjectToObject(spec, "bgp");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(bgp, "ipv4Address");
+	cJSON_AddStringToObject(bgp, "ipv4Address", e->addr);
+	if (e->as_number > 0) {
+		cJSON_DeleteItemFromObjectCaseSensitive(bgp, "asNumber");
+		cJSON_AddNumberToObject(bgp, "asNumber", (double)e->as_number);
+	}
+	if (e->rr_cluster_id) {
+		cJSON_DeleteItemFromObjectCaseSensitive(bgp, "routeReflectorClusterID");
+		if (*e->rr_cluster_id)
+			cJSON_AddStringToObject(bgp, "routeReflectorClusterID", e->rr_cluster_id);
+	}
+}
+
+int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number,
+			    const char *rr_cluster_id)
+{
+	char abuf[WEFT_CIDR_STRLEN];
+	struct register_edit e = {.addr = weft_cidr_str(addr, abuf, sizeof(abuf)), .as_number = as_number,
+				  .rr_cluster_id = rr_cluster_id};
+	int r = weftd_node_edit(d, true, register_edit, &e);
+
+	if (r == 0)
+		log_info("node %s: Node resource up to date (%s)", d->node, abuf);
+	else if (r > 0)
+		log_info("node %s: Node resource %s (ipv4Address %s%s%s%s)", d->node, r == 1 ? "updated" : "created",
+			 abuf, as_number > 0 ? ", asNumber set" : "", rr_cluster_id && *rr_cluster_id ? ", route reflector " : "",
+			 rr_cluster_id && *rr_cluster_id ? rr_cluster_id : "");
+	return r < 0 ? r : 0;
 }
 
 /* --- BIRD, the child --------------------------------------------------------- */

@@ -27,9 +27,14 @@
  *    table; they are added with NLM_F_EXCL, never replacing a route of
  *    another protocol; the start-up sweep (dp-sweep.c) leaves blackholes
  *    alone already;
- *  - the next hop of a VXLAN route is the remote node's underlay address
- *    (onlink on weft.vxlan, with a permanent neighbour entry for it): no
- *    per-node tunnel address is taken from the pools;
+ *  - each node takes a tunnel address from a VXLAN pool (IPAM handle
+ *    vxlan-tunnel-addr-<node>, Node spec.ipv4VXLANTunnelAddr, as Calico)
+ *    and puts it on weft.vxlan, so that what the host itself sends to a
+ *    remote pod leaves with a pool address, which the receiver's reverse
+ *    path check (rp_filter) finds behind its own weft.vxlan; the next hop
+ *    of a VXLAN route is the peer's tunnel address (onlink, with a
+ *    permanent neighbour entry), or its underlay address while it has
+ *    none (a pool full, an older weftd);
  *  - VXLAN routes carry metric 0, BIRD installs its routes with metric 32:
  *    for a block that both cover, the kernel uses the VXLAN route and the
  *    BGP route stays as a standby.
@@ -61,13 +66,14 @@ enum vxlan_mode { VXLAN_NEVER, VXLAN_ALWAYS, VXLAN_CROSS_SUBNET };
 
 struct fpool {
 	struct weft_cidr cidr;
-	bool nat;
+	bool nat, disabled;
 	enum vxlan_mode vxlan;
 };
 
 struct fnode {
 	const char *name; /* owned by the snapshot */
 	struct weft_cidr addr;
+	struct weft_ip tunnel; /* spec.ipv4VXLANTunnelAddr; family 0: none */
 };
 
 /* What the kernel should hold, computed from one snapshot. */
@@ -77,6 +83,11 @@ struct desired {
 	struct weft_cidr *nat, *all; /* natOutgoing pools, every pool */
 	size_t nnat, nall;
 	bool vxlan; /* some pool needs the device */
+	struct weft_cidr *vxpools; /* the IPv4 pools with vxlanMode Always or CrossSubnet */
+	bool *vxpool_off;          /* ... and whether each is disabled */
+	size_t nvxpools;
+	struct weft_ip node_tunnel; /* this node's spec.ipv4VXLANTunnelAddr (family 0: none) */
+	struct weft_ip tunnel;      /* the address to put on weft.vxlan (tunnel_sync) */
 	struct weft_dp_vxlan_peer *peers;
 	size_t npeers;
 	struct weft_cidr *peer_blocks; /* the peers' blocks point into it */
@@ -179,6 +190,8 @@ static void desired_clear(struct desired *w)
 	free(w->blackholes);
 	free(w->nat);
 	free(w->all);
+	free(w->vxpools);
+	free(w->vxpool_off);
 	free(w->peers);
 	free(w->peer_blocks);
 	free(w->peers_text);
@@ -208,6 +221,26 @@ static void underlay_ifname(const struct weft_ip *addr, char out[IFNAMSIZ])
 }
 
 /* --- the desired state ----------------------------------------------------------- */
+
+/* Is ip inside one of w's VXLAN pools? */
+static bool in_vxpool(const struct desired *w, const struct weft_ip *ip)
+{
+	for (size_t i = 0; i < w->nvxpools; i++)
+		if (ip->family == w->vxpools[i].ip.family && weft_cidr_contains(&w->vxpools[i], ip))
+			return true;
+	return false;
+}
+
+/* spec.ipv4VXLANTunnelAddr of a Node (family 0: none or not an address). */
+static struct weft_ip node_tunnel(const cJSON *spec)
+{
+	const char *a = str_field(spec, "ipv4VXLANTunnelAddr");
+	struct weft_ip ip = {0};
+
+	if (!a || weft_ip_parse(a, &ip) < 0 || ip.family != AF_INET)
+		return (struct weft_ip){0};
+	return ip;
+}
 
 static int peer_cmp(const void *a, const void *b)
 {
@@ -247,7 +280,7 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 
 		if (r->kind == WEFT_KIND_IPPOOL) {
 			const char *c = str_field(spec, "cidr"), *mode = str_field(spec, "vxlanMode");
-			struct fpool p = {.nat = bool_field(spec, "natOutgoing")};
+			struct fpool p = {.nat = bool_field(spec, "natOutgoing"), .disabled = bool_field(spec, "disabled")};
 
 			if (!c || weft_cidr_parse(c, true, &p.cidr) < 0)
 				continue;
@@ -259,10 +292,17 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 			if (p.cidr.ip.family != AF_INET)
 				p.vxlan = VXLAN_NEVER;
 			any_vxlan |= p.vxlan != VXLAN_NEVER;
+			if (p.vxlan != VXLAN_NEVER) {
+				w->vxpool_off = wrealloc(w->vxpool_off, (w->nvxpools + 1) * sizeof(*w->vxpool_off));
+				w->vxpool_off[w->nvxpools] = p.disabled;
+				cidr_push(&w->vxpools, &w->nvxpools, &p.cidr);
+			}
 			pools[npools++] = p;
-		} else if (r->kind == WEFT_KIND_NODE && !streq(r->name, d->node)) {
+		} else if (r->kind == WEFT_KIND_NODE && streq(r->name, d->node)) {
+			w->node_tunnel = node_tunnel(spec);
+		} else if (r->kind == WEFT_KIND_NODE) {
 			const char *a = str_field(cJSON_GetObjectItemCaseSensitive(spec, "bgp"), "ipv4Address");
-			struct fnode n = {.name = r->name};
+			struct fnode n = {.name = r->name, .tunnel = node_tunnel(spec)};
 
 			/* The address keeps its host bits (bgpconf reads it the
 			 * same way); a bare address is a /32. */
@@ -325,7 +365,22 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 		if (!wanted)
 			continue;
 		p->underlay = n->addr.ip;
+		/* Its tunnel address when it has a usable one: inside a VXLAN
+		 * pool and no other peer's (set_peers refuses duplicates: one
+		 * bad Node must not take VXLAN down for all). Else its underlay
+		 * address, as before it had one. */
 		p->tunnel = n->addr.ip;
+		if (n->tunnel.family && in_vxpool(w, &n->tunnel)) {
+			bool dup = false;
+
+			for (size_t j = 0; j < w->npeers && !dup; j++)
+				dup = weft_ip_eq(&w->peers[j].tunnel, &n->tunnel) || weft_ip_eq(&w->peers[j].underlay, &n->tunnel);
+			for (size_t j = 0; j < nnodes && !dup; j++)
+				dup = weft_ip_eq(&nodes[j].addr.ip, &n->tunnel);
+			dup = dup || weft_ip_eq(&w->node_tunnel, &n->tunnel);
+			if (!dup)
+				p->tunnel = n->tunnel;
+		}
 		weft_dp_vxlan_mac(n->name, p->mac);
 		first[w->npeers] = w->nroutes;
 		for (size_t b = 0; b < s->nblocks; b++) {
@@ -374,10 +429,122 @@ static void desired_build(struct weftd_fabric *f, const struct weft_bgp_snapshot
 
 		weft_buf_printf(&t, "; %s %02x%02x%02x%02x%02x%02x", weft_ip_str(&p->underlay, is, sizeof(is)), p->mac[0],
 				p->mac[1], p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
+		weft_buf_printf(&t, " via %s", weft_ip_str(&p->tunnel, is, sizeof(is)));
 		for (size_t b = 0; b < p->nblocks; b++)
 			weft_buf_printf(&t, " %s", weft_cidr_str(&p->blocks[b], cs, sizeof(cs)));
 	}
 	w->peers_text = weft_buf_steal(&t);
+}
+
+/* --- the node's tunnel address ------------------------------------------------------- */
+
+static void tunnel_edit(cJSON *spec, void *data)
+{
+	const struct weft_ip *ip = data;
+	char is[WEFT_IP_STRLEN];
+
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "ipv4VXLANTunnelAddr");
+	if (ip->family)
+		cJSON_AddStringToObject(spec, "ipv4VXLANTunnelAddr", weft_ip_str(ip, is, sizeof(is)));
+}
+
+/* This node's VXLAN tunnel address, as Calico's: while a VXLAN pool is
+ * there (w->vxlan), one address from the VXLAN pools under the IPAM handle
+ * vxlan-tunnel-addr-<node>, published as the Node's ipv4VXLANTunnelAddr
+ * and put on weft.vxlan (w->tunnel); without one, the address is released
+ * and the field removed. An address the handle holds is kept while it is
+ * inside a VXLAN pool (disabled or not: it is in use), so a restart or a
+ * Node written without the field gets the same one back. allocs: every
+ * allocation, read with the snapshot. Returns 0 or a negative errno (the
+ * node goes on without a tunnel address: peers route to its underlay
+ * address as before). */
+static int tunnel_sync(struct weftd_fabric *f, struct desired *w, const struct weft_ipam_allocation *allocs,
+		       size_t nallocs)
+{
+	const struct weftd *d = f->d;
+	_cleanup_free_ char *handle = wasprintf("%s%s", WEFT_IPAM_VXLAN_TUNNEL_HANDLE_PREFIX, d->node);
+	_cleanup_free_ const char **pools = NULL;
+	_cleanup_free_ char (*names)[WEFT_CIDR_STRLEN] = NULL;
+	struct weft_ip keep = {0};
+	char is[WEFT_IP_STRLEN];
+	size_t npools = 0;
+	int r = 0, failed = 0;
+
+	w->tunnel = (struct weft_ip){0};
+	if (strlen(handle) > WEFT_IPAM_NAME_MAX) {
+		/* A node name of over 235 characters: no handle for it. */
+		if (w->vxlan)
+			log_warn("fabric: the node name is too long for the IPAM handle of a VXLAN tunnel address; "
+				 "peers reach this node's underlay address instead");
+		return 0;
+	}
+	/* What the handle holds: the first address in a VXLAN pool is kept,
+	 * the rest (an address left outside the pools, a second one) goes. */
+	for (size_t i = 0; i < nallocs; i++) {
+		const struct weft_ipam_allocation *a = &allocs[i];
+
+		if (!a->handle || !streq(a->handle, handle))
+			continue;
+		if (w->vxlan && !keep.family && a->ip.family == AF_INET && in_vxpool(w, &a->ip)) {
+			keep = a->ip;
+			continue;
+		}
+		r = weft_ipam_release_ip(f->ipam, &a->ip);
+		if (r < 0) {
+			log_warn_errno(r, "fabric: releasing the tunnel address %s: %s", weft_ip_str(&a->ip, is, sizeof(is)),
+				       weft_ipam_errmsg(f->ipam));
+			failed = failed ? failed : r;
+		} else if (r > 0) {
+			log_info("fabric: VXLAN tunnel address %s released%s", weft_ip_str(&a->ip, is, sizeof(is)),
+				 w->vxlan ? " (outside the VXLAN pools)" : " (no pool uses VXLAN)");
+		}
+	}
+	if (w->vxlan && !keep.family) {
+		/* The enabled VXLAN pools, by CIDR. */
+		names = wcalloc(w->nvxpools + 1, sizeof(*names));
+		pools = wcalloc(w->nvxpools + 1, sizeof(*pools));
+		for (size_t i = 0; i < w->nvxpools; i++)
+			if (!w->vxpool_off[i])
+				pools[npools++] = weft_cidr_str(&w->vxpools[i], names[i], sizeof(names[i]));
+		if (npools) {
+			struct weft_ipam_request rq = {
+				.handle = handle,
+				.node = d->node,
+				.family = AF_INET,
+				.count = 1,
+				.pools = pools,
+				.npools = npools,
+				.attrs = {.node = (char *)d->node},
+			};
+
+			r = weft_ipam_auto_assign(f->ipam, &rq, &keep);
+			if (r < 0) {
+				log_warn_errno(r, "fabric: no VXLAN tunnel address: %s; peers reach this node's underlay "
+						  "address instead",
+					       weft_ipam_errmsg(f->ipam));
+				keep = (struct weft_ip){0};
+				failed = failed ? failed : r;
+			} else {
+				log_info("fabric: VXLAN tunnel address %s allocated", weft_ip_str(&keep, is, sizeof(is)));
+			}
+		}
+	}
+	if (!weft_ip_eq(&keep, &w->node_tunnel)) {
+		r = weftd_node_edit(f->d, false, tunnel_edit, &keep);
+		if (r < 0)
+			failed = failed ? failed : r;
+		else if (r > 0)
+			log_info("fabric: Node %s: ipv4VXLANTunnelAddr %s", d->node,
+				 keep.family ? weft_ip_str(&keep, is, sizeof(is)) : "removed");
+	}
+	w->tunnel = keep;
+	if (w->peers_text && keep.family) {
+		char *t = wasprintf("%s tunnel %s", w->peers_text, weft_ip_str(&keep, is, sizeof(is)));
+
+		free(w->peers_text);
+		w->peers_text = t;
+	}
+	return failed;
 }
 
 /* --- blackholes -------------------------------------------------------------------- */
@@ -518,6 +685,7 @@ static int sync_vxlan(struct weftd_fabric *f, const struct desired *w)
 		/* Nothing found, perhaps for a moment: no reason to recreate
 		 * the device without a parent. */
 		.keep_parent = !parent[0],
+		.tunnel_addr = w->tunnel,
 	};
 	r = weft_dp_vxlan_ensure(&dev, &err);
 	if (r < 0)
@@ -786,6 +954,8 @@ static int fabric_sync(struct weftd_fabric *f)
 		return r;
 	}
 	desired_build(f, &snap, allocs, nallocs, &w);
+	if (tunnel_sync(f, &w, allocs, nallocs) < 0)
+		failed = true;
 	weft_ipam_allocations_free(allocs, nallocs);
 
 	/* VXLAN first: a block that moved here may still have its VXLAN

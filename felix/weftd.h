@@ -200,6 +200,15 @@ int weftd_bgp_underlay_forwarding(const struct weft_cidr *addr);
 int weftd_bgp_register_node(struct weftd *d, const struct weft_cidr *addr, int64_t as_number,
 			    const char *rr_cluster_id);
 
+/* Read-modify-write of this node's Node resource: edit() changes its spec
+ * (an object; a Node missing from the store starts as an empty one when
+ * create is set, else nothing is written). The result is validated and
+ * written with a compare-and-swap, read again on a conflict; an unchanged
+ * Node is not written. Returns 0 (unchanged or, without create, missing),
+ * 1 (updated), 2 (created) or a negative errno (logged). */
+typedef void (*weftd_node_edit_fn)(cJSON *spec, void *data);
+int weftd_node_edit(struct weftd *d, bool create, weftd_node_edit_fn edit, void *data);
+
 /* Start the BGP agent on loop: watch the store, render and install
  * RUN_DIR/bird.conf, start BIRD (bird: binary path or name, NULL =
  * "bird" from PATH) as a supervised child and keep its config current.

@@ -52,6 +52,10 @@ struct weft_ipam;
 #define WEFT_IPAM_HANDLES_PREFIX "/weft/v1/ipam/handles/"
 #define WEFT_IPAM_RANGES_PREFIX "/weft/v1/ipam/ranges/"
 
+/* The handle of a node's VXLAN tunnel address, followed by the node's name
+ * (Calico's "vxlan-tunnel-addr-<node>"); weftd's fabric allocates it. */
+#define WEFT_IPAM_VXLAN_TUNNEL_HANDLE_PREFIX "vxlan-tunnel-addr-"
+
 /* Longest handle, node, network or attribute string accepted, in bytes. */
 #define WEFT_IPAM_NAME_MAX 253
 /* Most addresses one weft_ipam_auto_assign() call hands out. */

@@ -726,6 +726,9 @@ static const struct weft_schema node_status_schema = WEFT_SCHEMA(node_status_fie
 
 static const struct weft_field node_fields[] = {
 	{.name = "bgp", .type = WEFT_T_OBJECT, .sub = &node_bgp_schema},
+	/* Written by the node's weftd (felix/weftd-fabric.c): its address on
+	 * weft.vxlan, from a VXLAN pool (Calico's ipv4VXLANTunnelAddr). */
+	{.name = "ipv4VXLANTunnelAddr", .type = WEFT_T_IP, .flags = WEFT_FIELD_V4},
 	{.name = "status", .type = WEFT_T_OBJECT, .sub = &node_status_schema},
 };
 

@@ -4,11 +4,15 @@
 # namespace: node1 and node2 on 198.18.10.0/24, node3 on 198.18.20.0/24;
 # an "outside host" 203.0.113.10 behind the router, outside every pool.
 # With pool 10.66.0.0/16 `vxlanMode: CrossSubnet, natOutgoing: true`:
+#   - every node has a tunnel address from the pool (its Node's
+#     ipv4VXLANTunnelAddr, on its weft.vxlan);
 #   - node1 reaches node3's block through weft.vxlan (route via node3's
-#     underlay address, onlink; the VTEP's tx counter rises with a ping),
+#     tunnel address, onlink; the VTEP's tx counter rises with a ping),
 #     and node2's block over plain BGP (proto bird via 198.18.10.12, the
 #     VTEP untouched);
 #   - TCP pod1 -> pod3 keeps the pod's source address;
+#   - node1's host -> pod3 leaves with node1's tunnel address, which node3
+#     (strict rp_filter) routes back through weft.vxlan;
 #   - pod1 -> outside host: the host sees node1's underlay address (a TCP
 #     server there prints its peer), pod3 -> outside: node3's;
 #   - natOutgoing cleared: the NAT table goes on every node.
@@ -159,6 +163,18 @@ B2=$(block_of "${pip[2]}")
 B3=$(block_of "${pip[3]}")
 echo "     blocks: node1 $B1, node2 $B2, node3 $B3"
 
+# --- tunnel addresses ---------------------------------------------------------------------
+declare -A tun
+for i in 1 2 3; do
+	tun[$i]=$(ip -n "${P}n$i" -4 -o addr show dev weft.vxlan 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
+	case "${tun[$i]}" in
+	10.66.*) pass "node$i: tunnel address ${tun[$i]} on weft.vxlan" ;;
+	*) fail "node$i: no tunnel address on weft.vxlan ('${tun[$i]}')" ;;
+	esac
+	check "node$i: its Node lists ipv4VXLANTunnelAddr ${tun[$i]}" \
+		sh -c "\"$WEFTCTL\" --store '$S' get node node$i -o json | jq -e '.spec.ipv4VXLANTunnelAddr == \"${tun[$i]}\"' >/dev/null"
+done
+
 # --- routes -----------------------------------------------------------------------------
 vx_route() { ip -n "${P}n$1" route show dev weft.vxlan proto 81 | grep -q "^$2 via $3 onlink"; }
 no_vx_route() { ! ip -n "${P}n$1" route show dev weft.vxlan 2>/dev/null | grep -q "^$2 "; }
@@ -168,10 +184,10 @@ for i in 1 2 3; do
 	B=B$i
 	check "node$i: blackhole for its block ${!B}" within 10 blackhole "$i" "${!B}"
 done
-check "node1: node3's block $B3 via weft.vxlan (other subnet)" within 15 vx_route 1 "$B3" 198.18.20.13
-check "node2: node3's block $B3 via weft.vxlan" within 15 vx_route 2 "$B3" 198.18.20.13
-check "node3: node1's block $B1 via weft.vxlan" within 15 vx_route 3 "$B1" 198.18.10.11
-check "node3: node2's block $B2 via weft.vxlan" within 15 vx_route 3 "$B2" 198.18.10.12
+check "node1: node3's block $B3 via weft.vxlan (other subnet)" within 15 vx_route 1 "$B3" "${tun[3]}"
+check "node2: node3's block $B3 via weft.vxlan" within 15 vx_route 2 "$B3" "${tun[3]}"
+check "node3: node1's block $B1 via weft.vxlan" within 15 vx_route 3 "$B1" "${tun[1]}"
+check "node3: node2's block $B2 via weft.vxlan" within 15 vx_route 3 "$B2" "${tun[2]}"
 check "node1: node2's block $B2 via BGP (same subnet)" within 30 bird_route 1 "$B2" 198.18.10.12
 check "node2: node1's block $B1 via BGP" within 30 bird_route 2 "$B1" 198.18.10.11
 check "node1: no VXLAN route for node2's block" no_vx_route 1 "$B2"
@@ -213,6 +229,11 @@ c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); c.recv
 }
 got=$(peer_seen p3 "${pip[3]}" p1)
 [ "$got" = "${pip[1]}" ] && pass "TCP pod1 -> pod3: pod3 sees pod1's address $got" || fail "TCP pod1 -> pod3: pod3 saw '$got'"
+ip netns exec "${P}n3" sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.weft/vxlan.rp_filter=1
+got=$(peer_seen p3 "${pip[3]}" n1)
+[ "$got" = "${tun[1]}" ] && pass "TCP node1's host -> pod3 (node3 strict rp_filter): pod3 sees node1's tunnel address $got" ||
+	fail "TCP node1's host -> pod3: pod3 saw '$got', not node1's tunnel address ${tun[1]}"
+ip netns exec "${P}n3" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.weft/vxlan.rp_filter=0
 
 # --- natOutgoing --------------------------------------------------------------------------------
 check "node1: NAT table with the pool" sh -c "ip netns exec ${P}n1 nft list table ip weft-nat | grep -q 10.66.0.0/16"
@@ -232,9 +253,9 @@ check "pod1 -> outside host fails without NAT (no route back to the pool)" \
 
 # --- drift is repaired by the periodic resync (2 s here) ---------------------------------------
 ip -n "${P}n1" route del "$B3" dev weft.vxlan
-check "node1: deleted VXLAN route repaired" within 10 vx_route 1 "$B3" 198.18.20.13
+check "node1: deleted VXLAN route repaired" within 10 vx_route 1 "$B3" "${tun[3]}"
 check "node1: weftd logged the drift" within 5 grep -q "drift" "$R/n1/weftd.log"
 
 for i in 1 2 3; do stop_weftd "$i"; done
-check "routes stay after weftd stops" vx_route 1 "$B3" 198.18.20.13
+check "routes stay after weftd stops" vx_route 1 "$B3" "${tun[3]}"
 finish

@@ -186,4 +186,21 @@ expect_rc "check: weft-ipam allocation is ipam-only, exit 0" 0 \
 expect_rc "check: ipam-only counted apart" 0 "0 leaked, 0 unchecked, 1 ipam-only; 0 inconsistent" ctl ipam check --grace 0
 expect_rc "release the weft-ipam allocation" 0 "^released 1 address of handle c10:eth0" ctl ipam release --handle c10:eth0
 
+# A node's VXLAN tunnel address (weftd's fabric allocates it under
+# vxlan-tunnel-addr-NODE): live while the Node exists, leaked after.
+cat >"$T/node.yaml" <<EOT
+kind: Node
+metadata: {name: tnode}
+spec: {bgp: {ipv4Address: 198.18.0.7/24}, ipv4VXLANTunnelAddr: 10.65.0.210}
+EOT
+check "a Node with a tunnel address" ctl apply -f "$T/node.yaml"
+check "its tunnel address" setup static 10.65.0.210 vxlan-tunnel-addr-tnode tnode
+expect_rc "check: the tunnel address of an existing Node is live" 0 "0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" \
+	ctl ipam check --grace 0
+check "delete the Node" ctl delete node tnode
+expect_rc "check: a tunnel address without its Node is leaked" 1 \
+	"^leaked +10\.65\.0\.210 handle vxlan-tunnel-addr-tnode node tnode: VXLAN tunnel address of node tnode, which has no Node" \
+	ctl ipam check --grace 0
+expect_rc "release it" 0 "^released 1 address of handle vxlan-tunnel-addr-tnode" ctl ipam release --handle vxlan-tunnel-addr-tnode
+
 finish
