@@ -90,6 +90,14 @@ int weft_dp_routed_add(const struct weft_dp_routed *ep, struct weft_dp_result *o
 /* Remove it: host veth (and with it the pod side), its routes, shaping.
  * Idempotent: already gone is success. netns_path may be NULL or gone. */
 int weft_dp_routed_del(const char *container_id, const char *ifname, char **errmsg);
+/* Withdraw only its routes to addrs (the /32 or /128 through its host veth,
+ * protocol WEFT_DP_RTPROTO) and leave the veth to weft_dp_routed_del():
+ * weftd's asynchronous DEL does this before it releases the addresses, so
+ * no address that another node may take next is still routed into a veth
+ * waiting for deletion. A route through another device is never touched;
+ * a veth or route already gone is success. */
+int weft_dp_routed_unroute(const char *container_id, const char *ifname, const struct weft_ip *addrs, size_t n,
+			   char **errmsg);
 /* Verify the kernel matches ep (CNI CHECK): -ENOENT/-EINVAL + errmsg. */
 int weft_dp_routed_check(const struct weft_dp_routed *ep, char **errmsg);
 

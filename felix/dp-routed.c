@@ -278,6 +278,43 @@ int weft_dp_routed_del(const char *container_id, const char *ifname, char **errm
 	return 0;
 }
 
+int weft_dp_routed_unroute(const char *container_id, const char *ifname, const struct weft_ip *addrs, size_t n,
+			   char **errmsg)
+{
+	_cleanup_nl_ struct weft_nl *nl = NULL;
+	char host[IFNAMSIZ], s[WEFT_IP_STRLEN];
+	struct weft_link hl;
+	int r;
+
+	if (!container_id || !*container_id || !ifname_ok(ifname))
+		return dp_fail(errmsg, -EINVAL, NULL, "routed endpoint: bad container id or interface name");
+	if (n == 0)
+		return 0;
+	weft_dp_host_ifname(container_id, ifname, host);
+	r = weft_nl_open(NETLINK_ROUTE, 0, &nl);
+	if (r < 0)
+		return dp_fail(errmsg, r, NULL, "open netlink socket");
+	r = weft_nl_link_get(nl, host, &hl);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return dp_fail(errmsg, r, nl, "find %s", host);
+	for (size_t i = 0; i < n; i++) {
+		/* With the oif: only the route into this veth matches. */
+		struct weft_route rt = {
+			.dst = {.ip = addrs[i], .prefixlen = weft_ip_bits(&addrs[i])},
+			.oif = hl.ifindex,
+			.protocol = WEFT_DP_RTPROTO,
+			.scope = RT_SCOPE_LINK,
+		};
+
+		r = weft_nl_route_del(nl, &rt);
+		if (r < 0 && r != -ESRCH && r != -ENODEV)
+			return dp_fail(errmsg, r, nl, "delete route %s dev %s", weft_ip_str(&addrs[i], s, sizeof(s)), host);
+	}
+	return 0;
+}
+
 int weft_dp_node_prepare(bool ipv6, char **errmsg)
 {
 	char v[16];

@@ -650,6 +650,29 @@ int weftd_teardown(struct weftd *d, const char *container_id, const char *ifname
 	return release_state(d, container_id, ifname, ep, errmsg);
 }
 
+/* Before its addresses are released: no route of this node may lead one
+ * of them into the veth that waits for the teardown worker, while another
+ * node may already give it to a new pod. A failure leaves the window
+ * open until the worker runs; it is logged, the DEL goes on. */
+static void unroute(struct cni_ctx *c, const struct weftd_endpoint *ep)
+{
+	_cleanup_free_ struct weft_ip *addrs = wcalloc(ep->n_ip_networks + 1, sizeof(*addrs));
+	_cleanup_free_ char *err = NULL;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < ep->n_ip_networks; i++) {
+		struct weft_cidr cc;
+
+		if (weft_cidr_parse_host(ep->ip_networks[i], &cc) == 0)
+			addrs[n++] = cc.ip;
+	}
+	r = weft_dp_routed_unroute(c->env.container_id, c->env.ifname, addrs, n, &err);
+	if (r < 0)
+		log_warn_errno(r, "DEL %s:%s: withdrawing the routes: %s; the teardown removes them", c->env.container_id,
+			       c->env.ifname, err ? err : "failed");
+}
+
 static int cmd_del(struct cni_ctx *c, char **output)
 {
 	struct weftd_endpoint ep = {0};
@@ -671,12 +694,14 @@ static int cmd_del(struct cni_ctx *c, char **output)
 					  weft_store_errmsg(c->d->store));
 	macvlan = have && ep.mode ? streq(ep.mode, "macvlan") : c->cfg->mode == WEFT_CNI_MODE_MACVLAN;
 	if (!macvlan && c->d->td) {
-		/* Routed: release the durable state and answer; the worker
-		 * deletes the host veth (docs/weftd.md, "Asynchronous
-		 * teardown"). Nothing here talks netlink. */
+		/* Routed: withdraw the routes, release the durable state and
+		 * answer; the worker deletes the host veth (docs/weftd.md,
+		 * "Asynchronous teardown"). */
 		const char *netns = c->env.netns ? c->env.netns : (have ? ep.netns : NULL);
 		char host[IFNAMSIZ];
 
+		if (have)
+			unroute(c, &ep);
 		r = release_state(c->d, c->env.container_id, c->env.ifname, have ? &ep : NULL, &msg);
 		if (r == 0) {
 			weft_dp_host_ifname(c->env.container_id, c->env.ifname, host);

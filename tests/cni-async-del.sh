@@ -4,7 +4,8 @@
 # the host veth afterwards. Checks: DEL then an immediate re-ADD of the same
 # container id + ifname gives a working pod (the ADD waits for the queued
 # teardown, which does not take the new veth); an address reused at once by
-# another pod keeps its new route; 50 DELs back to back leave no veth within
+# another pod keeps its new route; the DEL withdraws the pod's routes before
+# it answers (the veth waits in the queue); 50 DELs back to back leave no veth within
 # a few seconds; SIGTERM with teardowns queued finishes them before exit;
 # after a crash (SIGKILL) the start-up sweep removes what was left.
 # Usage: cni-async-del.sh WEFTD WEFT WEFT_IPAM WEFTCTL
@@ -97,6 +98,25 @@ many_par() { # many_par CMD FROM TO: run CMD for pods FROM..TO all at once
 	done
 	wait "${pids[@]}"
 }
+# --- the routes go with the DEL, before the veth ---------------------------------
+# Teardowns made slow (1 s): the veth waits in the queue, while its address,
+# released, may be given to a pod on another node at once. This node must
+# not route it into the dying veth meanwhile.
+stop_weftd n1
+export WEFT_TEARDOWN_DELAY_MS=1000
+start_weftd n1 || { fail "weftd restart (slow teardowns)"; finish; }
+cni "$WEFT" ADD n1 p1 cid-w eth0 "$T/conf.json"
+cp "$T/cni.out" "$T/w.json"
+check "ADD pod w" test "$CNI_RC" = 0
+IPW=$(ip_of "$T/w.json")
+HW=$(jq -r '.interfaces[0].name' "$T/w.json")
+check "pod w: route to $IPW via $HW" sh -c "ip -n ${WC}n1 route show proto 81 | grep -q '^$IPW dev $HW '"
+cni "$WEFT" DEL n1 p1 cid-w eth0 "$T/conf.json"
+check "DEL pod w" test "$CNI_RC" = 0
+check "right after the DEL: $HW still queued, the route to $IPW gone" \
+	sh -c "ip -n ${WC}n1 link show '$HW' >/dev/null && ! ip -n ${WC}n1 route show proto 81 | grep -q '^$IPW '"
+check "then the veth goes too (within 3 s)" within 3 sh -c "! ip -n ${WC}n1 link show '$HW' 2>/dev/null"
+
 stop_weftd n1
 export WEFT_TEARDOWN_DELAY_MS=100
 start_weftd n1 || { fail "weftd restart (slow teardowns)"; finish; }
