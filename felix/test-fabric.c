@@ -533,6 +533,16 @@ static void test_vxlan_tunnel(void)
 	enter(&node[2]);
 	sh("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.weft/vxlan.rp_filter=0");
 	enter(NULL);
+
+	/* A Node that claims node2's tunnel address (written by hand): it is
+	 * reached via its underlay address, node2 keeps its own, and the
+	 * other peers' entries are still programmed. */
+	put("/weft/v1/nodes/node4", "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node4\"},\"spec\":{\"bgp\":"
+				    "{\"ipv4Address\":\"198.18.0.4/24\"},\"ipv4VXLANTunnelAddr\":\"10.80.0.64\"}}");
+	CHECK(within(1, 3000, "ip neigh show dev weft.vxlan | grep -q '^198.18.0.4 '"));
+	CHECK(within(1, 100, "ip route show dev weft.vxlan | grep -q '^10.80.0.64/26 via 10.80.0.64 '"));
+	CHECK_EQ_INT(weft_store_delete(store, "/weft/v1/nodes/node4", 0, NULL), 0);
+	CHECK(within(1, 3000, "! ip neigh show dev weft.vxlan | grep -q '^198.18.0.4 '"));
 }
 
 /* A pod on node1 whose address node1 borrowed from node2's block: a /32
