@@ -79,6 +79,11 @@ struct weft_dp_result {
 	int pod_ifindex;
 };
 
+/* Is path a network namespace (CNI_NETNS)? 0, -EINVAL when it is
+ * something else (a FIFO, a plain file, another kind of namespace), or
+ * the error of opening it (-ENOENT...). Never blocks. */
+int weft_dp_netns_check(const char *path);
+
 /* Routed endpoint: veth pair created straight into the pod namespace (the
  * pod side named ifname, /32 addresses, default route via 169.254.1.1 with
  * a permanent neighbour entry for it -> host-side MAC), host side up with

@@ -21,8 +21,9 @@
  * `return dp_fail(errmsg, r, nl, "create veth %s", name)`. */
 int dp_fail(char **errmsg, int r, const struct weft_nl *nl, const char *fmt, ...) PRINTF_LIKE(4, 5);
 
-/* Open a network namespace file (O_RDONLY|O_CLOEXEC). Returns an fd or a
- * negative errno. */
+/* Open a network namespace file (nsfs, of type CLONE_NEWNET): the fd, or
+ * -EINVAL for anything else (a FIFO, a plain file, another kind of
+ * namespace), or the open() error. Never blocks. */
 int dp_netns_open(const char *path);
 /* Open a NETLINK_ROUTE socket inside the namespace nsfd; the calling
  * thread is back in its own namespace on return (aborts if it cannot get

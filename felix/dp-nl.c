@@ -3,9 +3,13 @@
 #include "lib/log.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/vfs.h>
 
 /* Requests built here are small; 4 KiB, 8-byte aligned. */
 #define DP_REQ_WORDS 512
@@ -44,12 +48,32 @@ bool dp_is_weft_name(const char *name, const char *prefix)
 
 int dp_netns_open(const char *path)
 {
+	struct statfs sfs;
 	int fd;
 
 	if (!path || !*path)
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	/* The path comes from a client: O_NONBLOCK, or a FIFO there would
+	 * hold weftd's loop until someone opens it for writing; then only a
+	 * namespace file (nsfs) of a network namespace is taken. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC || ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int weft_dp_netns_check(const char *path)
+{
+	int fd = dp_netns_open(path);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 int dp_nl_open_in(int nsfd, struct weft_nl **out)

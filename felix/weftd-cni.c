@@ -993,6 +993,15 @@ int weftd_cni_handle(struct weftd *d, const struct weftd_cni_request *req, char 
 		}
 	}
 
+	/* Before anything is allocated: a CNI_NETNS that is no network
+	 * namespace (a FIFO would even block) is the runtime's mistake. */
+	if ((c.env.command == WEFT_CNI_CMD_ADD || c.env.command == WEFT_CNI_CMD_CHECK) && !c.ipam_only && c.env.netns &&
+	    weft_dp_netns_check(c.env.netns) == -EINVAL) {
+		r = weft_cni_error_set(&c.err, WEFT_CNI_ERR_INVALID_ENV, NULL, "CNI_NETNS: %s is not a network namespace",
+				       c.env.netns);
+		goto fail;
+	}
+
 	switch (c.env.command) {
 	case WEFT_CNI_CMD_ADD:
 		if (c.ipam_only)

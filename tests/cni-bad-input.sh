@@ -63,6 +63,15 @@ expect "cniVersion 0.2.0: code 1" 1 'cniVersion|0\.2\.0' "$WEFT" bad-version
 conf good "{$base}"
 expect "missing CNI_CONTAINERID: code 4" 4 'CNI_CONTAINERID' "$WEFT" good CNI_CONTAINERID=
 expect "missing CNI_NETNS: code 4" 4 'CNI_NETNS' "$WEFT" good CNI_NETNS=
+# A FIFO where the namespace should be: weftd must neither block on it
+# (it opened it for reading, and the whole daemon waited for a writer)
+# nor take it. A plain file and another kind of namespace are no network
+# namespace either.
+mkfifo "$T/fifo"
+: >"$T/plain"
+expect "CNI_NETNS a FIFO: code 4 at once" 4 'CNI_NETNS: .* is not a network namespace' "$WEFT" good CNI_NETNS="$T/fifo"
+expect "CNI_NETNS a plain file: code 4" 4 'CNI_NETNS: .* is not a network namespace' "$WEFT" good CNI_NETNS="$T/plain"
+expect "CNI_NETNS a mount namespace: code 4" 4 'CNI_NETNS: .* is not a network namespace' "$WEFT" good CNI_NETNS=/proc/self/ns/mnt
 expect "missing CNI_IFNAME: code 4" 4 'CNI_IFNAME' "$WEFT" good CNI_IFNAME=
 expect "bad CNI_IFNAME: code 4" 4 'CNI_IFNAME' "$WEFT" good CNI_IFNAME=a/b
 expect "malformed CNI_ARGS: code 4" 4 'CNI_ARGS' "$WEFT" good CNI_ARGS=K8S_POD_NAME
