@@ -62,18 +62,16 @@ static int validate(const struct weft_dp_macvlan *att, uint32_t *mode, char **er
 	return 0;
 }
 
-/* The routes to program in the pod: the default via the gateway, then the
- * extra routes (their gateway, else the attachment's gateway of the same
- * family, else a device route). */
+/* The routes to program in the pod: the listed ones (their gateway, else
+ * the attachment's gateway of the same family, else a device route). The
+ * gateway alone adds no default route, as with the reference macvlan
+ * plugin and whereabouts: a secondary attachment (Multus) must not take
+ * the default route of the pod's main interface; a default route through
+ * the macvlan is asked for by listing 0.0.0.0/0 (::/0). */
 static size_t pod_routes(const struct weft_dp_macvlan *att, int oif, struct weft_route *out)
 {
 	size_t n = 0;
 
-	if (att->gateway.family) {
-		out[n++] = (struct weft_route){.dst = {.ip = {.family = att->gateway.family}},
-					       .gateway = att->gateway,
-					       .oif = oif};
-	}
 	for (size_t i = 0; i < att->nroutes; i++) {
 		const struct weft_dp_route *rt = &att->routes[i];
 		struct weft_route r = {.dst = rt->dst, .oif = oif};
@@ -117,7 +115,13 @@ static int pod_setup(struct weft_nl *pnl, const struct weft_dp_macvlan *att, str
 		return dp_fail(errmsg, r, pnl, "set %s up in pod", att->ifname);
 	nroutes = pod_routes(att, pod->ifindex, routes);
 	for (size_t i = 0; i < nroutes; i++) {
-		r = weft_nl_route_replace(pnl, &routes[i]);
+		/* Added, never replaced: an IPv4 replace takes over whatever
+		 * route has the key, such as the main interface's default. */
+		r = weft_nl_route_add(pnl, &routes[i]);
+		if (r == -EEXIST)
+			return dp_fail(errmsg, r, NULL, "route %s in pod: the pod has a route for it already (another "
+					"interface's?)",
+					weft_cidr_str(&routes[i].dst, s, sizeof(s)));
 		if (r < 0)
 			return dp_fail(errmsg, r, pnl, "add route %s dev %s in pod",
 				       weft_cidr_str(&routes[i].dst, s, sizeof(s)), att->ifname);
@@ -177,8 +181,9 @@ int weft_dp_macvlan_del(const char *netns_path, const char *ifname, char **errms
 	if (!name_ok(ifname))
 		return dp_fail(errmsg, -EINVAL, NULL, "macvlan: bad interface name");
 	nsfd = dp_netns_open(netns_path);
-	/* The namespace is gone, and the macvlan with it. */
-	if (nsfd == -ENOENT)
+	/* The namespace is gone, and the macvlan with it (-EINVAL: a file
+	 * that is no namespace is left where it was mounted). */
+	if (nsfd == -ENOENT || nsfd == -EINVAL)
 		return 0;
 	if (nsfd < 0)
 		return dp_fail(errmsg, nsfd, NULL, "open netns %s", netns_path);

@@ -426,6 +426,13 @@ static void test_macvlan(void)
 			ext.path),
 		     0);
 
+	/* p1 has a main interface with the default route (as the main CNI
+	 * plugin leaves it before Multus adds net1). */
+	CHECK_EQ_INT(sh("nsenter --net=%s sh -c 'ip link add eth0 type veth peer name eth0p && ip link set eth0 up && "
+			"ip addr add 10.65.0.9/32 dev eth0 && ip route add 169.254.1.1 dev eth0 && "
+			"ip route add default via 169.254.1.1 dev eth0'",
+			p1.path),
+		     0);
 	m.netns_path = p1.path;
 	m.addrs[0] = cidr("192.168.91.10/24");
 	m.gateway = ip("192.168.91.254");
@@ -435,19 +442,28 @@ static void test_macvlan(void)
 	if (err)
 		fprintf(stderr, "  %s\n", err);
 	CHECK(r1.pod_ifindex > 0);
+	/* p2 asks for its default route through the macvlan. */
 	m.netns_path = p2.path;
 	m.addrs[0] = cidr("192.168.91.11/24");
+	m.routes[1].dst = cidr("0.0.0.0/0");
+	m.nroutes = 2;
 	CHECK_EQ_INT(weft_dp_macvlan_add(&m, &r2, &err), 0);
+	m.nroutes = 1;
 	CHECK(memcmp(r1.pod_mac, r2.pod_mac, 6) != 0);
 
 	s = out("nsenter --net=%s ip -d link show net1", p1.path);
 	CHECK_HAS(s, "macvlan mode bridge");
 	CHECK_HAS(s, "mtu 1400");
 	free(s);
+	/* The gateway alone takes no default route from the main interface. */
 	s = out("nsenter --net=%s ip route", p1.path);
-	CHECK_HAS(s, "default via 192.168.91.254 dev net1");
+	CHECK_HAS(s, "default via 169.254.1.1 dev eth0");
+	CHECK(!strstr(s, "default via 192.168.91.254"));
 	CHECK_HAS(s, "10.201.0.0/16 via 192.168.91.254 dev net1");
 	CHECK_HAS(s, "192.168.91.0/24 dev net1");
+	free(s);
+	s = out("nsenter --net=%s ip route", p2.path);
+	CHECK_HAS(s, "default via 192.168.91.254 dev net1");
 	free(s);
 	CHECK(fails("ip link show net1 >/dev/null 2>&1")); /* never in the node */
 

@@ -79,8 +79,19 @@ cni "$WEFT" ADD n1 p5 cid-6 net1 "$T/many-routes.json"
 check "17 routes: code 7 naming ipam.routes" sh -c "test $CNI_RC != 0 && jq -e '.code == 7 and (.msg | contains(\"ipam.routes\"))' '$T/cni.out' >/dev/null"
 check "17 routes: nothing written to the store" test "$(store_rev)" = "$before"
 
+# A second attachment in pod3 that lists a route pod3 has already (net1's):
+# refused, as the reference macvlan plugin refuses it, and rolled back;
+# net1 keeps its route (a replace used to move it to the newcomer).
+before=$(ipam_used)
+cni "$WEFT" ADD n1 p3 cid-dup net3 "$T/lan-n1.json"
+check "a route pod3 has already: refused, naming it" sh -c "test $CNI_RC != 0 && jq -e '.msg | contains(\"10.20.0.0/16\")' '$T/cni.out' >/dev/null"
+after=$(ipam_used)
+check "... no net3 left, its address released, no record" sh -c "! ip -n ${WC}p3 link show net3 2>/dev/null && test '$after' = '$before' && ! '$WEFTCTL' --store '$S' get endpoint n1.cid-dup.net3 >/dev/null 2>&1"
+check "... pod3's route still via net1" sh -c "ip -n ${WC}p3 route show 10.20.0.0/16 | grep -q 'dev net1'"
+
 # A tiny range on another network: two addresses, the third ADD is 101.
 mkconf n1 "$T/tiny.json" tiny 192.168.91.200-192.168.91.201/24
+jq 'del(.ipam.routes)' "$T/tiny.json" >"$T/tiny2.json" && mv "$T/tiny2.json" "$T/tiny.json"
 cni "$WEFT" ADD n1 p1 cid-t1 net2 "$T/tiny.json"; r1=$CNI_RC
 cni "$WEFT" ADD n1 p3 cid-t2 net2 "$T/tiny.json"; r2=$CNI_RC
 before=$(store_rev)
