@@ -493,7 +493,8 @@ struct etcd_watch {
 	/* Used by the thread only. */
 	CURL *curl;
 	int64_t next_rev;
-	struct weft_buf line;
+	struct weft_buf line; /* the stream's bytes after the last complete message */
+	size_t scanned;       /* line's first bytes known to hold no newline */
 	bool created;   /* the current stream's watch was created */
 	int stream_err; /* set by the write callback to end the stream */
 	bool terminal;  /* stream_err kills the watch (vs. reconnect) */
@@ -605,10 +606,16 @@ static int watch_message(struct etcd_watch *w, const char *line, size_t len)
 	return 0;
 }
 
+/* Past this, the line buffer is given back after a message: a catch-up
+ * batch can be hundreds of megabytes and should not stay allocated for the
+ * life of the watch. */
+#define WATCH_LINE_KEEP (1024 * 1024)
+
 static size_t watch_write_cb(char *p, size_t size, size_t n, void *userdata)
 {
 	struct etcd_watch *w = userdata;
 	size_t start = 0;
+	char *nl;
 
 	long status = 0;
 
@@ -620,16 +627,29 @@ static size_t watch_write_cb(char *p, size_t size, size_t n, void *userdata)
 			return 0;
 		return n;
 	}
-	for (size_t i = 0; i < w->line.len; i++) {
-		if (w->line.data[i] != '\n')
-			continue;
+	/* Search only the bytes not searched before: a message of megabytes
+	 * arrives in thousands of chunks, and rescanning it from its start
+	 * for each one took quadratic time (minutes for a catch-up batch). */
+	while ((nl = memchr(w->line.data + w->scanned, '\n', w->line.len - w->scanned))) {
+		size_t i = (size_t)(nl - w->line.data);
 		if (watch_message(w, w->line.data + start, i - start) < 0)
 			return 0;
 		start = i + 1;
+		w->scanned = start;
 	}
+	w->scanned = w->line.len;
 	if (start) {
-		memmove(w->line.data, w->line.data + start, w->line.len - start + 1);
+		bool big = w->line.cap > WATCH_LINE_KEEP;
 		w->line.len -= start;
+		w->scanned -= start;
+		if (big && w->line.len < WATCH_LINE_KEEP / 2) {
+			struct weft_buf rest = {0};
+			weft_buf_append(&rest, w->line.data + start, w->line.len);
+			weft_buf_free(&w->line);
+			w->line = rest;
+		} else {
+			memmove(w->line.data, w->line.data + start, w->line.len + 1);
+		}
 	}
 	if (w->line.len > WEFT_ETCD_RESPONSE_MAX) {
 		w->stream_err = -EBADMSG;
@@ -723,6 +743,7 @@ static void *watch_thread(void *arg)
 		_cleanup_free_ char *url = wasprintf("%s/v3/watch", sh->base_urls[idx]);
 
 		w->line.len = 0;
+		w->scanned = 0;
 		w->created = false;
 		w->stream_err = 0;
 		w->terminal = false;

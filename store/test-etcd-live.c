@@ -9,6 +9,9 @@
  *   test-etcd-live URL get KEY            prints the value
  *   test-etcd-live URL watch PREFIX N MS  prints "ready", then N events; fails if they
  *                                         do not arrive within MS or out of order
+ *   test-etcd-live URL catchup N KIB MS   writes N values of KIB KiB, then a watch from
+ *                                         before the first one must deliver all N
+ *                                         (one catch-up message of N x KIB x 4/3) within MS
  * Exit status 0 when every check passed.
  */
 #include "store/store-backend.h" /* WEFT_STORE_KEY_MAX */
@@ -323,14 +326,60 @@ static int run_watch(const char *url, const char *prefix, int n, int ms)
 	return test_failures ? 1 : 0;
 }
 
+/* A watch that starts in the past gets its history as one JSON line per
+ * batch of up to 1000 revisions, megabytes long when the values are large.
+ * The line must be assembled in time linear in its size, whatever the size
+ * of the chunks curl hands over. */
+static int run_catchup(const char *url, int n, size_t kib, int ms)
+{
+	struct weft_store *s = open_store(url);
+	struct weft_watch *w = NULL;
+	struct weft_event ev = {0};
+	size_t len = kib * 1024;
+	_cleanup_free_ char *v = wmalloc(len);
+	int64_t first = 0, rev, t0, took;
+	int got = 0;
+
+	for (int i = 0; i < n; i++) {
+		char key[64];
+		/* Not compressible and different per value, like real data. */
+		for (size_t j = 0; j < len; j++)
+			v[j] = (char)('a' + (j * 7 + (size_t)i * 13 + j / 251) % 26);
+		snprintf(key, sizeof(key), "/catchup/%03d", i);
+		CHECK_OK(s, weft_store_put(s, key, v, len, &rev));
+		if (i == 0)
+			first = rev;
+	}
+	t0 = weft_now_ms();
+	CHECK_OK(s, weft_store_watch(s, "/catchup/", first, &w));
+	while (w && got < n) {
+		int64_t left = t0 + ms - weft_now_ms();
+		int r = left > 0 ? wait_event(w, &ev, (int)left) : 0;
+		if (r <= 0) {
+			fprintf(stderr, "catchup: %s after %d events\n", r == 0 ? "timeout" : strerror(-r), got);
+			break;
+		}
+		CHECK_EQ_INT(ev.kv.mod_rev, first + got);
+		CHECK_EQ_INT(ev.kv.value_len, len);
+		weft_event_clear(&ev);
+		got++;
+	}
+	took = weft_now_ms() - t0;
+	printf("catchup: %d of %d events of %zu KiB in %lld ms (limit %d)\n", got, n, kib, (long long)took, ms);
+	CHECK_EQ_INT(got, n);
+	weft_watch_free(w);
+	weft_store_close(s);
+	return test_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct weft_store *s;
-	int64_t v, rev;
+	int64_t v, rev, ms;
 	int r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s URL basic|isolation URL2|unreachable MS|stale REV|put K V|get K|watch P N MS\n",
+		fprintf(stderr, "usage: %s URL basic|isolation URL2|unreachable MS|stale REV|put K V|get K|watch P N MS|catchup N KIB MS\n",
 			argv[0]);
 		return 2;
 	}
@@ -346,6 +395,9 @@ int main(int argc, char **argv)
 	if (streq(mode, "watch") && argc == 6 && weft_parse_int64(argv[4], 1, INT32_MAX, &v) == 0 &&
 	    weft_parse_int64(argv[5], 1, INT32_MAX, &rev) == 0)
 		return run_watch(url, argv[3], (int)v, (int)rev);
+	if (streq(mode, "catchup") && argc == 6 && weft_parse_int64(argv[3], 1, 1000, &v) == 0 &&
+	    weft_parse_int64(argv[4], 1, 1024, &rev) == 0 && weft_parse_int64(argv[5], 1, INT32_MAX, &ms) == 0)
+		return run_catchup(url, (int)v, (size_t)rev, (int)ms);
 	if (streq(mode, "put") && argc == 5) {
 		s = open_store(url);
 		r = weft_store_put(s, argv[3], argv[4], strlen(argv[4]), &rev);
