@@ -318,6 +318,52 @@ static void test_decode(void)
 	cJSON_Delete(doc);
 }
 
+/* cJSON decodes \u0000 and keeps the string cut at it: a selector
+ * "role == 'db'\u0000 && env == 'prod'" would select every role == 'db'.
+ * A NUL anywhere in a string or a key is refused, as the YAML reader
+ * refuses it, naming the position and the field. */
+static void test_json_nul(void)
+{
+	static const char policy[] = "{\"kind\":\"Policy\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"order\":1,"
+				     "\"selector\":\"role == 'db'\\u0000 && env == 'prod'\"}}";
+	struct weft_resource r = {0};
+	char *err = NULL;
+
+	check_rejected(policy, "line 1:84: spec.selector: NUL characters (\\u0000) are not supported");
+	CHECK_EQ_INT(weft_resource_decode(policy, strlen(policy), &r, &err), -EINVAL);
+	CHECK_STREQ(err, "line 1:84: spec.selector: NUL characters (\\u0000) are not supported");
+	CHECK(r.doc == NULL);
+	free(err);
+	err = NULL;
+
+	check_rejected("{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\\u0000evil\"}}",
+		       "line 1:38: metadata.name: NUL characters (\\u0000) are not supported");
+	check_rejected("[{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}},\n"
+		       " {\"kind\":\"Profile\",\"metadata\":{\"name\":\"p\",\"labels\":{\"a\\u0000b\":\"x\"}}}]",
+		       "line 2:55: [1].metadata.labels: NUL characters (\\u0000) are not supported in field names");
+	check_rejected("{\"kind\":\"List\",\"items\":[{\"kind\":\"Node\\u0000\",\"metadata\":{\"name\":\"n1\"}}]}",
+		       "line 1:38: items[0].kind: NUL characters (\\u0000) are not supported");
+	/* A raw NUL byte inside a string is the same. */
+	static const char raw[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n\0x\"}}";
+	struct weft_resource *rs = (void *)1;
+	size_t n = 99;
+	CHECK_EQ_INT(weft_manifest_parse(raw, sizeof(raw) - 1, &rs, &n, &err), -EINVAL);
+	CHECK_STREQ(err, "line 1:37: metadata.name: NUL characters (\\u0000) are not supported");
+	CHECK(rs == (void *)1 && n == 99);
+	free(err);
+	err = NULL;
+
+	/* Escaped backslashes before a "u0000" are not an escape of NUL. */
+	static const char ok[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"annotations\":{\"a\":\"x\\\\u0000\"}}}";
+	CHECK_EQ_INT(weft_resource_decode(ok, strlen(ok), &r, &err), 0);
+	const cJSON *md = cJSON_GetObjectItem(r.doc, "metadata");
+	CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(md, "annotations"), "a")), "x\\u0000");
+	weft_resource_clear(&r);
+	free(err);
+	/* The YAML reader already refused NUL; it still does. */
+	check_rejected("kind: Node\nmetadata: {name: \"n1\\0\"}\n", "line 2:18: NUL characters are not supported");
+}
+
 static void test_selector(void)
 {
 	static const char *const good[] = {"all()", "role == 'web'", "has(app) && (env in {'a', 'b'})", "a == \")\""};
@@ -335,4 +381,5 @@ static void test_selector(void)
 }
 
 TEST_MAIN(TEST(test_multi_document), TEST(test_json_forms), TEST(test_issue_bad_manifests), TEST(test_empty_and_syntax),
-	  TEST(test_yaml_scalars), TEST(test_yaml_load), TEST(test_emit_documents), TEST(test_kinds), TEST(test_decode), TEST(test_selector))
+	  TEST(test_yaml_scalars), TEST(test_yaml_load), TEST(test_emit_documents), TEST(test_kinds), TEST(test_decode), TEST(test_json_nul),
+	  TEST(test_selector))
