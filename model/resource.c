@@ -72,6 +72,19 @@ static int kind_from(struct weft_vctx *ctx, const cJSON *v, enum weft_kind *out)
 	return weft_vfail_at(ctx, "kind", "unknown kind %s", s);
 }
 
+/* apiVersion, of a resource or a List: absent, null or weft/v1. */
+static int check_api_version(struct weft_vctx *ctx, const cJSON *api)
+{
+	_cleanup_free_ char *s = NULL;
+
+	if (!api || cJSON_IsNull(api))
+		return 0;
+	if (cJSON_IsString(api) && streq(api->valuestring, "weft/v1"))
+		return 0;
+	s = weft_value_str(api);
+	return weft_vfail_at(ctx, "apiVersion", "%s is not supported (use weft/v1 or leave it out)", s);
+}
+
 static int from_json(struct weft_vctx *ctx, const cJSON *doc, struct weft_resource *out)
 {
 	const cJSON *api = NULL, *kind = NULL, *md = NULL, *spec = NULL, *unknown = NULL, *c;
@@ -98,11 +111,8 @@ static int from_json(struct weft_vctx *ctx, const cJSON *doc, struct weft_resour
 			return weft_vfail_at(ctx, c->string, "duplicate field");
 		*slot = c;
 	}
-	if (api && !cJSON_IsNull(api)) {
-		_cleanup_free_ char *s = weft_value_str(api);
-		if (!cJSON_IsString(api) || !streq(api->valuestring, "weft/v1"))
-			return weft_vfail_at(ctx, "apiVersion", "%s is not supported (use weft/v1 or leave it out)", s);
-	}
+	if (check_api_version(ctx, api) < 0)
+		return -EINVAL;
 	if (kind_from(ctx, kind, &k) < 0)
 		return -EINVAL;
 	ctx->kind = k;
@@ -350,18 +360,48 @@ static int add_doc(struct manifest *m, const cJSON *doc)
 	return 0;
 }
 
-/* An error about a List itself, at field seg (quoted as paths are). */
-static int list_fail(struct manifest *m, const char *seg, const char *msg)
+/* Check the fields of a List itself: only kind, items, apiVersion (as a
+ * resource's) and metadata (an object; a List is not stored, so what it
+ * holds does not matter), each once, and items a list. */
+static int check_list(struct manifest *m, const cJSON *v)
 {
+	static const char *const fields[] = {"kind", "items", "apiVersion", "metadata"};
+	const cJSON *seen[ARRAY_SIZE(fields)] = {0}, *c;
 	struct weft_vctx ctx = {0};
 	char label[48];
+	int r = 0;
 
 	snprintf(label, sizeof(label), "document %zu", m->n + 1);
 	ctx.label = label;
-	weft_vfail_at(&ctx, seg, "%s", msg);
-	m->err = TAKE_PTR(ctx.err);
+	cJSON_ArrayForEach(c, v) {
+		size_t i = 0;
+		while (i < ARRAY_SIZE(fields) && !streq(c->string, fields[i]))
+			i++;
+		if (i == ARRAY_SIZE(fields)) {
+			r = weft_vfail_at(&ctx, c->string, "unknown field in a List");
+			goto out;
+		}
+		if (seen[i]) {
+			r = weft_vfail_at(&ctx, c->string, "duplicate field");
+			goto out;
+		}
+		seen[i] = c;
+	}
+	if ((r = check_api_version(&ctx, seen[2])) < 0)
+		goto out;
+	if (seen[3] && !cJSON_IsNull(seen[3]) && !cJSON_IsObject(seen[3])) {
+		_cleanup_free_ char *s = weft_value_str(seen[3]);
+		r = weft_vfail_at(&ctx, "metadata", "expected an object, got %s", s);
+		goto out;
+	}
+	if (!cJSON_IsArray(seen[1]))
+		r = weft_vfail_at(&ctx, "items", "a List needs a list of items");
+out:
+	if (r < 0)
+		m->err = TAKE_PTR(ctx.err);
+	free(ctx.err);
 	weft_buf_free(&ctx.path);
-	return -EINVAL;
+	return r;
 }
 
 /* A top-level value: a resource, a list of them or a List. */
@@ -375,14 +415,9 @@ static int add_value(struct manifest *m, const cJSON *v)
 		items = v;
 	} else if (cJSON_IsObject(v) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "kind")) &&
 		   streq(cJSON_GetObjectItemCaseSensitive(v, "kind")->valuestring, "List")) {
-		cJSON_ArrayForEach(c, v) {
-			if (!streq(c->string, "kind") && !streq(c->string, "items") && !streq(c->string, "apiVersion") &&
-			    !streq(c->string, "metadata"))
-				return list_fail(m, c->string, "unknown field in a List");
-		}
+		if (check_list(m, v) < 0)
+			return -EINVAL;
 		items = cJSON_GetObjectItemCaseSensitive(v, "items");
-		if (!cJSON_IsArray(items))
-			return list_fail(m, "items", "a List needs a list of items");
 	}
 	if (!items)
 		return add_doc(m, v);

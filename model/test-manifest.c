@@ -57,6 +57,10 @@ static void test_json_forms(void)
 		"{\"kind\":\"List\",\"apiVersion\":\"weft/v1\",\"items\":[{\"kind\":\"IPPool\",\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidr\":\"10.1.0.0/16\"}},"
 		" {\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}]}",
 		"kind: List\nitems:\n- kind: IPPool\n  metadata: {name: a}\n  spec: {cidr: 10.1.0.0/16}\n- kind: Node\n  metadata: {name: n1}\n",
+		"apiVersion: weft/v1\nkind: List\nmetadata: {resourceVersion: \"\"}\nitems:\n- kind: IPPool\n  metadata: {name: a}\n"
+		"  spec: {cidr: 10.1.0.0/16}\n- kind: Node\n  metadata: {name: n1}\n",
+		"{\"kind\":\"List\",\"apiVersion\":null,\"metadata\":null,\"items\":[{\"kind\":\"IPPool\",\"metadata\":{\"name\":\"a\"},"
+		"\"spec\":{\"cidr\":\"10.1.0.0/16\"}},{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}]}",
 		"- kind: IPPool\n  metadata: {name: a}\n  spec: {cidr: 10.1.0.0/16}\n- {kind: Node, metadata: {name: n1}}\n",
 		/* YAML flow style starts like JSON. */
 		"{kind: IPPool, metadata: {name: a}, spec: {cidr: 10.1.0.0/16}}\n---\n{kind: Node, metadata: {name: n1}}\n",
@@ -131,6 +135,19 @@ static void test_empty_and_syntax(void)
 	check_rejected("kind: List\nitems: 5\n", "document 1: items: a List needs a list of items");
 	check_rejected("kind: List\nitems: []\nextra: 1\n", "document 1: extra: unknown field in a List");
 	check_rejected("kind: List\nitems: [{kind: List, items: []}]\n", "document 1: kind: a List is only allowed as the whole manifest");
+	/* A List's apiVersion is checked as a resource's, its metadata must
+	 * be an object (its content is not stored, so not checked). */
+	check_rejected("{\"kind\":\"List\",\"apiVersion\":\"v999\",\"items\":[{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}]}",
+		       "document 1: apiVersion: \"v999\" is not supported (use weft/v1 or leave it out)");
+	check_rejected("apiVersion: projectcalico.org/v3\nkind: List\nitems: []\n",
+		       "document 1: apiVersion: \"projectcalico.org/v3\" is not supported (use weft/v1 or leave it out)");
+	check_rejected("{\"kind\":\"List\",\"apiVersion\":1,\"items\":[]}",
+		       "document 1: apiVersion: 1 is not supported (use weft/v1 or leave it out)");
+	check_rejected("{\"kind\":\"List\",\"metadata\":42,\"items\":[{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}]}",
+		       "document 1: metadata: expected an object, got 42");
+	check_rejected("kind: List\nmetadata: [a]\nitems: []\n", "document 1: metadata: expected an object, got a list");
+	check_rejected("{\"kind\":\"List\",\"items\":[],\"items\":[{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}]}",
+		       "document 1: items: duplicate field");
 
 	/* Anchors without aliases are harmless and accepted. */
 	struct weft_resource *rs = NULL;
