@@ -3,6 +3,7 @@
 #include "ipam/ipam.h"
 
 #include <getopt.h>
+#include <math.h>
 
 static const char *const get_usage =
 	"Usage: weftctl get KIND [NAME...] [-o table|json|yaml]\n"
@@ -92,10 +93,20 @@ static void format_scalar(struct weft_buf *b, const cJSON *v)
 	else if (cJSON_IsBool(v))
 		weft_buf_printf(b, "%s", cJSON_IsTrue(v) ? "true" : "false");
 	else if (cJSON_IsNumber(v)) {
-		if (v->valuedouble == (double)(long long)v->valuedouble)
-			weft_buf_printf(b, "%lld", (long long)v->valuedouble);
-		else
-			weft_buf_printf(b, "%g", v->valuedouble);
+		double d = v->valuedouble;
+		char s[32];
+		/* Integers as integers. Others, and integers beyond long long
+		 * (a Policy's order may be 1e300, and converting that is
+		 * undefined), with 15 significant digits, or 17 when 15 do not
+		 * read back as the same number (as -o yaml prints them). */
+		if (fabs(d) < 9.2e18 && d == floor(d)) {
+			weft_buf_printf(b, "%lld", (long long)d);
+		} else {
+			snprintf(s, sizeof(s), "%.15g", d);
+			if (strtod(s, NULL) != d)
+				snprintf(s, sizeof(s), "%.17g", d);
+			weft_buf_printf(b, "%s", s);
+		}
 	}
 }
 

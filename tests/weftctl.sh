@@ -100,6 +100,35 @@ check "deleted pool is gone" sh -c "! \"$W\" --store '$S' get pool pool2 2>/dev/
 check "delete -f" ctl delete -f "$M/good.yaml"
 check "no pools left after delete -f" sh -c "test \"\$(\"$W\" --store '$S' get pools | wc -l)\" = 1"
 
+# A Policy's order is any number: the table prints integers as integers and
+# everything else, 1e300 included, as a number that reads back the same.
+cat >"$T/orders.yaml" <<EOT
+kind: Policy
+metadata: {name: huge}
+spec: {order: 1e300}
+---
+kind: Policy
+metadata: {name: past-int64}
+spec: {order: -9.3e18}
+---
+kind: Policy
+metadata: {name: fine}
+spec: {order: 0.1000001}
+---
+kind: Policy
+metadata: {name: plain}
+spec: {order: 9000000000000000000}
+EOT
+check "apply policies with odd orders" ctl apply -f "$T/orders.yaml"
+ctl get policies >"$T/policies" 2>&1
+if grep -qE '^huge +1e\+300 ' "$T/policies" && grep -qE '^past-int64 +-9.3e\+18 ' "$T/policies" &&
+	grep -qE '^fine +0.1000001 ' "$T/policies" && grep -qE '^plain +9000000000000000000 ' "$T/policies"; then
+	pass "get policies prints every order as it is"
+else
+	fail "get policies prints every order as it is"; sed 's/^/     | /' "$T/policies"
+fi
+check "delete the policies" ctl delete -f "$T/orders.yaml"
+
 # Store URL precedence: --store, then WEFT_STORE, then the config file.
 mkdir -p "$T/a" "$T/b" "$T/c"
 printf 'store: file:%s/c\n' "$T" >"$T/weftctl.yaml"
