@@ -15,6 +15,17 @@ int ctl_fail(const char *fmt, ...)
 	return 1;
 }
 
+int ctl_write_failed(struct ctl *ctl, int r, const char *nothing)
+{
+	const char *why = *weft_store_errmsg(ctl->store) ? weft_store_errmsg(ctl->store) : strerror(-r);
+
+	/* The store's description then ends with "(the write may or may not
+	 * have been applied)". */
+	if (weft_store_outcome_unknown(ctl->store))
+		return ctl_fail("store write failed: %s; check with weftctl get", why);
+	return ctl_fail("store write failed, nothing %s: %s", nothing, why);
+}
+
 int ctl_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

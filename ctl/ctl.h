@@ -26,6 +26,12 @@ int ctl_fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
  * return 2 (the usage-error exit code). */
 int ctl_usage(const char *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
+/* Report a failed store write and return 1: "store write failed, nothing
+ * <nothing>: <why>" ("written", "deleted") when nothing was written, or,
+ * when the store cannot tell (weft_store_outcome_unknown()), that the
+ * outcome is unknown and how to learn it. */
+int ctl_write_failed(struct ctl *ctl, int r, const char *nothing);
+
 /* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
 int ctl_read_file(const char *path, char **out, size_t *len);
 

@@ -156,8 +156,7 @@ static int update_profile(struct ctl *ctl, const char *name, modify_fn fn, void 
 			continue;
 		}
 		if (r < 0)
-			return ctl_fail("store write failed, nothing written: %s",
-					*weft_store_errmsg(ctl->store) ? weft_store_errmsg(ctl->store) : strerror(-r));
+			return ctl_write_failed(ctl, r, "written");
 		if (done)
 			printf("%s\n", done);
 		return 0;
@@ -461,7 +460,7 @@ static int cmd_create(struct ctl *ctl, const char *name)
 	if (r == -EEXIST)
 		r = ctl_fail("profile %s already exists; nothing written", name);
 	else if (r < 0)
-		r = ctl_fail("store write failed, nothing written: %s", weft_store_errmsg(ctl->store));
+		r = ctl_write_failed(ctl, r, "written");
 	else
 		printf("created Profile %s\n", name);
 	ctl_close_store(ctl);
@@ -479,7 +478,7 @@ static int cmd_delete(struct ctl *ctl, const char *name)
 	if (r == -ENOENT)
 		r = ctl_fail("profile %s not found; nothing deleted", name);
 	else if (r < 0)
-		r = ctl_fail("store write failed, nothing deleted: %s", weft_store_errmsg(ctl->store));
+		r = ctl_write_failed(ctl, r, "deleted");
 	else
 		printf("deleted Profile %s\n", name);
 	ctl_close_store(ctl);

@@ -171,8 +171,7 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 		goto out;
 	}
 	if (r < 0) {
-		ret = ctl_fail("store write failed, nothing written: %s",
-			       *weft_store_errmsg(ctl->store) ? weft_store_errmsg(ctl->store) : strerror(-r));
+		ret = ctl_write_failed(ctl, r, mode == MODE_DELETE ? "deleted" : "written");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -11,6 +11,8 @@ set_tests_properties(store-contract-file PROPERTIES LABELS unit TIMEOUT 120)
 
 # File-only behaviour: torn tails, damage, compaction, record codec.
 weft_unit_test(test-store-file SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test-store-file.c LIBS weft_store)
+# It makes fdatasync() fail on demand (a write of unknown outcome).
+target_link_options(test-store-file PRIVATE -Wl,--wrap=fdatasync)
 
 # 4 processes, 1000 CAS increments, kill -9 (once, then 20 times).
 add_executable(test-cas-crash ${CMAKE_CURRENT_SOURCE_DIR}/test-cas-crash.c)

@@ -24,6 +24,7 @@ struct weft_store_ops {
 struct weft_store {
 	const struct weft_store_ops *ops;
 	char errmsg[512];
+	bool outcome_unknown; /* see weft_store_outcome_unknown() */
 };
 
 struct weft_watch_ops {
@@ -39,6 +40,9 @@ struct weft_watch {
 
 /* Record an error description on the handle and return r (negative errno). */
 int weft_store_fail(struct weft_store *s, int r, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* The same for a write that may have been applied: appends "(the write may
+ * or may not have been applied)" and sets outcome_unknown. */
+int weft_store_fail_unknown(struct weft_store *s, int r, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
 /* Maximum key length accepted by every backend. */
 #define WEFT_STORE_KEY_MAX 1024

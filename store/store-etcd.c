@@ -13,7 +13,9 @@
  * endpoint after any transport failure or a 5xx answer; a write only when
  * the request was certainly not sent (connect or TLS handshake failure):
  * replaying a txn whose answer was lost could apply it twice, or make a
- * successful compare-and-swap look like a failed one. Every operation
+ * successful compare-and-swap look like a failed one. Such a write, and
+ * one that etcd answers with a 5xx, fails with weft_store_outcome_unknown()
+ * set: it may have been applied. Every operation
  * shares one deadline of timeout_ms across all its attempts, split evenly
  * between the endpoints left so that a hung first endpoint still leaves
  * time for the next one.
@@ -217,15 +219,20 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 			if (r == -ETIMEDOUT)
 				timed_out = true;
 			note_failure(&errs, ep, "%s", curl_reason(s->curl, cc, errbuf));
-			if (r == -EBADMSG) {
+			if (r == -EBADMSG && idempotent) {
 				weft_store_fail(&s->base, r, "etcd %s: response larger than %zu bytes", ep,
 						WEFT_ETCD_RESPONSE_MAX);
 				goto out;
 			}
+			if (r == -EBADMSG) {
+				/* An answer came: the write ran, its outcome unread. */
+				weft_store_fail_unknown(&s->base, r, "etcd %s: response larger than %zu bytes", ep,
+							WEFT_ETCD_RESPONSE_MAX);
+				goto out;
+			}
 			if (sent > 0 && !idempotent) {
 				/* The outcome is unknown: do not replay. */
-				weft_store_fail(&s->base, r, "etcd %s: %s (the write may or may not have been applied)",
-						ep, curl_reason(s->curl, cc, errbuf));
+				weft_store_fail_unknown(&s->base, r, "etcd %s: %s", ep, curl_reason(s->curl, cc, errbuf));
 				atomic_store(&sh->preferred, (idx + 1) % n);
 				goto out;
 			}
@@ -251,6 +258,12 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 			/* e.g. 503 "etcdserver: no leader": another member may answer. */
 			note_failure(&errs, ep, "%s", msg);
 			continue;
+		}
+		if (status >= 500) {
+			/* A write etcd gave up on: "request timed out" and "leader
+			 * changed" may still commit the proposal. */
+			weft_store_fail_unknown(&s->base, r, "etcd %s: %s", ep, msg);
+			goto out;
 		}
 		weft_store_fail(&s->base, r, "etcd %s: %s", ep, msg);
 		goto out;
@@ -363,8 +376,8 @@ static int etcd_txn(struct weft_store *base, const struct weft_txn_cmp *cmps, si
 		return r;
 	r = weft_etcd_parse_txn(resp.data, resp.len, &succeeded, &v);
 	weft_buf_free(&resp);
-	if (r < 0)
-		return bad_answer(s, "txn");
+	if (r < 0) /* etcd answered 200: the txn ran, with an outcome we cannot read */
+		return weft_store_fail_unknown(base, -EBADMSG, "etcd: malformed txn response");
 	if (!succeeded)
 		return weft_store_fail(base, -ECANCELED, "compare failed%s%s", ncmps == 1 ? " on key " : "",
 				       ncmps == 1 ? cmps[0].key : "");

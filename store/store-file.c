@@ -843,14 +843,14 @@ static int file_txn(struct weft_store *base, const struct weft_txn_cmp *cmps, si
 	if (fdatasync(s->log.fd) < 0) {
 		/* The record is complete and may already be seen by others, so it
 		 * stays; the caller must treat the outcome as unknown. */
-		r = weft_store_fail(base, -EIO, "fdatasync %s: %m (the write may or may not persist)",
-				    s->log_path);
+		r = weft_store_fail_unknown(base, -EIO, "fdatasync %s: %s", s->log_path, strerror(errno));
 		goto out;
 	}
 	/* Apply what we wrote, through the same checks a reader does. */
 	if (weft_record_decode(s->wbuf.data, s->wbuf.len, &dec, &len, &why) != 1 ||
 	    idx_apply(&s->idx, &dec, &why) < 0) {
-		r = weft_store_fail(base, -EIO, "%s: own record does not apply: %s", s->log_path, why);
+		/* It is in the log all the same. */
+		r = weft_store_fail_unknown(base, -EIO, "%s: own record does not apply: %s", s->log_path, why);
 		goto out;
 	}
 	s->log.off += len;

@@ -39,6 +39,28 @@ int weft_store_fail(struct weft_store *s, int r, const char *fmt, ...)
 	return r;
 }
 
+int weft_store_fail_unknown(struct weft_store *s, int r, const char *fmt, ...)
+{
+	static const char tail[] = " (the write may or may not have been applied)";
+	size_t room = sizeof(s->errmsg) - (sizeof(tail) - 1);
+	va_list ap;
+
+	/* The tail is kept whole even when the description is cut. */
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, room, fmt, ap);
+	va_end(ap);
+	memcpy(s->errmsg + strlen(s->errmsg), tail, sizeof(tail));
+	s->outcome_unknown = true;
+	return r;
+}
+
+/* Every operation starts with no error. */
+static void reset_error(struct weft_store *s)
+{
+	s->errmsg[0] = 0;
+	s->outcome_unknown = false;
+}
+
 int weft_store_open(const char *url, struct weft_store **out, char **errmsg)
 {
 	static const struct {
@@ -79,6 +101,11 @@ const char *weft_store_errmsg(const struct weft_store *s)
 	return s->errmsg;
 }
 
+bool weft_store_outcome_unknown(const struct weft_store *s)
+{
+	return s->outcome_unknown;
+}
+
 const char *weft_store_backend(const struct weft_store *s)
 {
 	return s->ops->name;
@@ -95,10 +122,11 @@ static int check_key(struct weft_store *s, const char *key)
 
 int weft_store_get(struct weft_store *s, const char *key, struct weft_kv *out)
 {
-	int r = check_key(s, key);
-	if (r < 0)
+	int r;
+
+	reset_error(s);
+	if ((r = check_key(s, key)) < 0)
 		return r;
-	s->errmsg[0] = 0;
 	return s->ops->get(s, key, out);
 }
 
@@ -106,13 +134,13 @@ int weft_store_list(struct weft_store *s, const char *prefix, struct weft_kv_lis
 {
 	if (!prefix)
 		prefix = "";
-	s->errmsg[0] = 0;
+	reset_error(s);
 	return s->ops->list(s, prefix, out);
 }
 
 int weft_store_revision(struct weft_store *s, int64_t *rev)
 {
-	s->errmsg[0] = 0;
+	reset_error(s);
 	return s->ops->revision(s, rev);
 }
 
@@ -121,7 +149,7 @@ int weft_store_txn(struct weft_store *s, const struct weft_txn_cmp *cmps, size_t
 {
 	int r;
 
-	s->errmsg[0] = 0;
+	reset_error(s);
 	for (size_t i = 0; i < ncmps; i++) {
 		if ((r = check_key(s, cmps[i].key)) < 0)
 			return r;
@@ -191,9 +219,9 @@ int weft_store_delete(struct weft_store *s, const char *key, int64_t expect_mod_
 
 int weft_store_watch(struct weft_store *s, const char *prefix, int64_t from_rev, struct weft_watch **out)
 {
+	reset_error(s);
 	if (from_rev < 0)
 		return weft_store_fail(s, -EINVAL, "negative watch revision");
-	s->errmsg[0] = 0;
 	return s->ops->watch(s, prefix ? prefix : "", from_rev, out);
 }
 
@@ -236,6 +264,6 @@ void weft_watch_free(struct weft_watch *w)
 
 int weft_store_check(struct weft_store *s)
 {
-	s->errmsg[0] = 0;
+	reset_error(s);
 	return s->ops->check(s);
 }

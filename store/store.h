@@ -23,7 +23,9 @@
  *   -EINVAL       bad URL, bad key, bad argument
  *   -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EIO   backend unreachable/failed
  *   -EBADMSG      the backend returned or holds something undecodable
- * After a failure weft_store_errmsg() holds a one-line human description.
+ * After a failure weft_store_errmsg() holds a one-line human description,
+ * and after a failed write weft_store_outcome_unknown() tells whether
+ * nothing was written or the write may have been applied.
  */
 #ifndef WEFT_STORE_H
 #define WEFT_STORE_H
@@ -57,6 +59,17 @@ int weft_store_open(const char *url, struct weft_store **out, char **errmsg);
 void weft_store_close(struct weft_store *s);
 /* The last error's description for this handle ("" if none). */
 const char *weft_store_errmsg(const struct weft_store *s);
+/* After a failed write (txn, put, create, cas, delete): true when the
+ * write reached the backend and its outcome is unknown, so that it may
+ * have been applied (or may still be): etcd's answer was lost or timed out
+ * after the request was sent, etcd answered a 5xx ("request timed out",
+ * "leader changed") or a 200 that does not decode, or the file backend
+ * appended its record but fdatasync() failed. The error description then
+ * ends with "(the write may or may not have been applied)"; re-read to
+ * learn the outcome. false after any other failure (nothing was written)
+ * and after a success; every operation resets it. The errno is the
+ * failure's own (-ETIMEDOUT, -EIO, -EBADMSG...), as for certain failures. */
+bool weft_store_outcome_unknown(const struct weft_store *s);
 /* "file" or "etcd". */
 const char *weft_store_backend(const struct weft_store *s);
 

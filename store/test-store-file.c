@@ -512,6 +512,57 @@ static void test_poll_fallback(void)
 	weft_store_close(s);
 }
 
+/* The test is linked with -Wl,--wrap=fdatasync: this fails the next
+ * fdatasync() calls as the disk would (EIO) while fail_fdatasync > 0. */
+static int fail_fdatasync;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	if (fail_fdatasync > 0) {
+		fail_fdatasync--;
+		errno = EIO;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
+
+/* A record appended but not synced may be read by anyone: the write's
+ * outcome is unknown, and the store says so. A failure before anything
+ * was appended is not unknown. */
+static void test_outcome_unknown(void)
+{
+	_cleanup_free_ char *d = dir_for("unknown"), *url = wasprintf("file:%s", d);
+	struct weft_store *s = open_ok(url), *other = open_ok(url);
+	struct weft_kv kv = {0};
+	int64_t rev = put(s, "/k", "one");
+
+	CHECK(!weft_store_outcome_unknown(s));
+	fail_fdatasync = 1;
+	CHECK_EQ_INT(weft_store_put(s, "/k", "two", 3, NULL), -EIO);
+	CHECK(weft_store_outcome_unknown(s));
+	CHECK(strstr(weft_store_errmsg(s), "fdatasync") != NULL);
+	CHECK(strstr(weft_store_errmsg(s), "may or may not have been applied") != NULL);
+	/* Here it was applied: another handle reads it. */
+	CHECK_EQ_INT(weft_store_get(other, "/k", &kv), 0);
+	CHECK_STREQ(kv.value, "two");
+	weft_kv_clear(&kv);
+
+	/* The next operation starts clean; a failed compare is certain. */
+	CHECK_EQ_INT(weft_store_cas(s, "/k", "three", 5, rev, NULL), -ECANCELED);
+	CHECK(!weft_store_outcome_unknown(s));
+	fail_fdatasync = 1;
+	CHECK_EQ_INT(weft_store_delete(s, "/k", 0, NULL), -EIO);
+	CHECK(weft_store_outcome_unknown(s));
+	CHECK_EQ_INT(weft_store_get(s, "/k", &kv), -ENOENT);
+	CHECK(!weft_store_outcome_unknown(s));
+	put(s, "/k", "four");
+	CHECK(!weft_store_outcome_unknown(s));
+	CHECK_EQ_INT(fail_fdatasync, 0);
+	weft_store_close(other);
+	weft_store_close(s);
+}
+
 static void test_open(void)
 {
 	_cleanup_free_ char *dir = dir_for("deep/er/store"), *url = wasprintf("file:%s", dir);
@@ -560,6 +611,7 @@ int main(void)
 		TEST(test_compaction),
 		TEST(test_no_compaction),
 		TEST(test_poll_fallback),
+		TEST(test_outcome_unknown),
 	};
 	int r;
 
