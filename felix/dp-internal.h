@@ -21,6 +21,10 @@
  * `return dp_fail(errmsg, r, nl, "create veth %s", name)`. */
 int dp_fail(char **errmsg, int r, const struct weft_nl *nl, const char *fmt, ...) PRINTF_LIKE(4, 5);
 
+/* How often dp_link_list, dp_addr_list and dp_route_list take a dump
+ * that raced with a change (NLM_F_DUMP_INTR, -EAGAIN) before giving up. */
+#define DP_DUMP_TRIES 8
+
 /* Open a network namespace file (nsfs, of type CLONE_NEWNET): the fd, or
  * -EINVAL for anything else (a FIFO, a plain file, another kind of
  * namespace), or the open() error. Never blocks. */
@@ -63,10 +67,15 @@ int dp_route_add_onlink(struct weft_nl *nl, const struct weft_route *route);
 int dp_neigh_has_permanent(struct weft_nl *nl, int ifindex, const struct weft_ip *ip, const uint8_t mac[6]);
 /* Collect the routes of family in the main table into a malloc'ed array. */
 int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n);
+/* The same; with intr, a dump still interrupted by changes after
+ * DP_DUMP_TRIES is returned all the same (*intr = true): every route in it
+ * existed during the dump, but one may be missing or there twice. */
+int dp_route_list_intr(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n, bool *intr);
 /* Collect the addresses of ifindex. */
 int dp_addr_list(struct weft_nl *nl, int ifindex, struct weft_addr **out, size_t *n);
-/* Collect every link. */
-int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n);
+/* Collect every link. intr as for dp_route_list_intr (NULL: an interrupted
+ * dump is -EAGAIN). */
+int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n, bool *intr);
 
 /* ---- tc (dp-tc.c) ---- */
 

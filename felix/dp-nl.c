@@ -242,11 +242,24 @@ static int link_list_cb(const struct weft_link *link, void *data)
 	return 0;
 }
 
-int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n)
+int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n, bool *intr)
 {
 	struct link_list_ctx c = {0};
-	int r = weft_nl_link_dump(nl, link_list_cb, &c);
+	int r;
 
+	/* A dump that raced with a change (NLM_F_DUMP_INTR) is taken again:
+	 * on a node where veths come and go, one in five link dumps is. */
+	for (int i = 0; i < DP_DUMP_TRIES; i++) {
+		free(c.v);
+		c = (struct link_list_ctx){0};
+		r = weft_nl_link_dump(nl, link_list_cb, &c);
+		if (r != -EAGAIN)
+			break;
+	}
+	if (intr)
+		*intr = r == -EAGAIN;
+	if (r == -EAGAIN && intr)
+		r = 0;
 	if (r < 0) {
 		free(c.v);
 		return r;
@@ -275,8 +288,15 @@ static int addr_list_cb(const struct weft_addr *addr, void *data)
 int dp_addr_list(struct weft_nl *nl, int ifindex, struct weft_addr **out, size_t *n)
 {
 	struct addr_list_ctx c = {0};
-	int r = weft_nl_addr_dump(nl, AF_UNSPEC, ifindex, addr_list_cb, &c);
+	int r;
 
+	for (int i = 0; i < DP_DUMP_TRIES; i++) {
+		free(c.v);
+		c = (struct addr_list_ctx){0};
+		r = weft_nl_addr_dump(nl, AF_UNSPEC, ifindex, addr_list_cb, &c);
+		if (r != -EAGAIN)
+			break;
+	}
 	if (r < 0) {
 		free(c.v);
 		return r;
@@ -304,11 +324,16 @@ static int route_list_cb(const struct weft_route *route, void *data)
 
 int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n)
 {
+	return dp_route_list_intr(nl, family, protocol, out, n, NULL);
+}
+
+int dp_route_list_intr(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n, bool *intr)
+{
 	struct route_list_ctx c = {0};
 	int r;
 
-	/* A dump that raced with a change is repeated a few times. */
-	for (int i = 0; i < 5; i++) {
+	/* A dump that raced with a change is taken again. */
+	for (int i = 0; i < DP_DUMP_TRIES; i++) {
 		free(c.v);
 		c.v = NULL;
 		c.n = 0;
@@ -316,6 +341,10 @@ int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_rout
 		if (r != -EAGAIN)
 			break;
 	}
+	if (intr)
+		*intr = r == -EAGAIN;
+	if (r == -EAGAIN && intr)
+		r = 0;
 	if (r < 0) {
 		free(c.v);
 		return r;

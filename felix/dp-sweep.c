@@ -9,6 +9,7 @@
  * weft_dp_vxlan_set_peers() reconciles those against the peer set.
  */
 #include "felix/dp-internal.h"
+#include "lib/log.h"
 
 static bool kept(const char *name, const char *const *keep, size_t n)
 {
@@ -25,29 +26,44 @@ int weft_dp_sweep(const char *const *keep, size_t n, char **errmsg)
 	_cleanup_free_ struct weft_route *routes = NULL;
 	_cleanup_free_ int *kept_idx = NULL;
 	size_t nlinks = 0, nroutes = 0, nkept = 0;
+	bool intr = false;
 	int removed = 0, r;
 
 	r = weft_nl_open(NETLINK_ROUTE, 0, &nl);
 	if (r < 0)
 		return dp_fail(errmsg, r, NULL, "open netlink socket");
-	r = dp_link_list(nl, &links, &nlinks);
+	/* The devices whose routes stay, each looked up by name: not from the
+	 * dump below, which links coming and going beside weftd (kubelet,
+	 * another plugin) may leave inconsistent. */
+	kept_idx = wcalloc(n + 2, sizeof(int));
+	for (size_t i = 0; i <= n; i++) {
+		const char *name = i < n ? keep[i] : WEFT_DP_VXLAN_IFNAME;
+		int idx;
+
+		r = weft_nl_link_index(nl, name, &idx);
+		if (r == -ENODEV)
+			continue;
+		if (r < 0)
+			return dp_fail(errmsg, r, nl, "look up %s", name);
+		kept_idx[nkept++] = idx;
+	}
+	/* Nothing is being set up while the sweep runs (weftd serves no ADD
+	 * yet), so a dump that changes keep interrupting is used all the same:
+	 * whatever it lists existed, and what it missed is swept next time. */
+	r = dp_link_list(nl, &links, &nlinks, &intr);
 	if (r < 0)
 		return dp_fail(errmsg, r, nl, "list links");
-	kept_idx = wcalloc(nlinks + 1, sizeof(int));
+	if (intr)
+		log_debug("sweep: the link dump kept being interrupted by changes; using the last one");
 	for (size_t i = 0; i < nlinks; i++) {
 		const struct weft_link *l = &links[i];
 		char host[IFNAMSIZ];
 		bool del = false;
 
-		if (streq(l->name, WEFT_DP_VXLAN_IFNAME)) {
-			kept_idx[nkept++] = l->ifindex;
+		if (streq(l->name, WEFT_DP_VXLAN_IFNAME))
 			continue;
-		}
 		if (dp_is_weft_name(l->name, WEFT_DP_IFPREFIX)) {
-			if (kept(l->name, keep, n))
-				kept_idx[nkept++] = l->ifindex;
-			else
-				del = true;
+			del = !kept(l->name, keep, n);
 		} else if (dp_is_weft_name(l->name, WEFT_DP_IFBPREFIX) && streq(l->kind, "ifb")) {
 			snprintf(host, sizeof(host), "%s%s", WEFT_DP_IFPREFIX, l->name + strlen(WEFT_DP_IFBPREFIX));
 			del = !kept(host, keep, n);
@@ -62,7 +78,7 @@ int weft_dp_sweep(const char *const *keep, size_t n, char **errmsg)
 		removed++;
 	}
 	/* Listed after the links: routes through deleted veths went with them. */
-	r = dp_route_list(nl, AF_UNSPEC, WEFT_DP_RTPROTO, &routes, &nroutes);
+	r = dp_route_list_intr(nl, AF_UNSPEC, WEFT_DP_RTPROTO, &routes, &nroutes, &intr);
 	if (r < 0)
 		return dp_fail(errmsg, r, nl, "list routes");
 	for (size_t i = 0; i < nroutes; i++) {

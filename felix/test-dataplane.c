@@ -401,6 +401,50 @@ static void test_sweep(void)
 	free(err);
 }
 
+/* The sweep while links come and go beside it (kubelet, another CNI):
+ * link dumps interrupted by a change are taken again, so it succeeds. */
+static void test_sweep_churn(void)
+{
+	const char *keep[] = {"wftcccccccccc1"};
+	char *err = NULL;
+	int failed = 0;
+	pid_t churn;
+
+	CHECK_EQ_INT(sh("for i in $(seq 0 199); do echo \"link add chn$i type veth peer name chp$i\"; done | ip -batch -"),
+		     0);
+	/* A kept endpoint and an orphan, each with its route. */
+	CHECK_EQ_INT(sh("ip link add wftcccccccccc1 type veth peer name kp1 && ip link set wftcccccccccc1 up && "
+			"ip route add 10.98.0.1 dev wftcccccccccc1 proto 81 && "
+			"ip link add wftdddddddddd1 type veth peer name op1 && ip link set wftdddddddddd1 up && "
+			"ip route add 10.98.0.2 dev wftdddddddddd1 proto 81"),
+		     0);
+	fflush(NULL);
+	churn = fork();
+	if (churn == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl("/bin/sh", "sh", "-c",
+		      "while :; do ip link add chx type veth peer name chy; sleep 0.01; ip link del chx; sleep 0.01; done >/dev/null 2>&1",
+		      (char *)NULL);
+		_exit(127);
+	}
+	CHECK(churn > 0);
+	for (int i = 0; i < 100; i++) {
+		if (weft_dp_sweep(keep, 1, &err) < 0) {
+			if (failed++ == 0)
+				fprintf(stderr, "  sweep %d: %s\n", i, err ? err : "?");
+		}
+		free(err);
+		err = NULL;
+	}
+	kill(churn, SIGKILL);
+	waitpid(churn, NULL, 0);
+	CHECK_EQ_INT(failed, 0);
+	CHECK(fails("ip link show wftdddddddddd1 >/dev/null 2>&1"));
+	CHECK_EQ_INT(sh("ip route show proto 81 | grep -q '^10.98.0.1 dev wftcccccccccc1'"), 0);
+	CHECK_EQ_INT(sh("ip link del wftcccccccccc1"), 0);
+	sh("ip link del chx 2>/dev/null; for i in $(seq 0 199); do echo \"link del chn$i\"; done | ip -batch -");
+}
+
 static void test_macvlan(void)
 {
 	struct ns seg, ext, p1, p2;
@@ -584,7 +628,7 @@ static void test_failure_paths(void)
 }
 
 static const struct test_case cases[] = {
-	TEST(test_host_ifname), TEST(test_routed),  TEST(test_routed_dualstack), TEST(test_bandwidth), TEST(test_sweep),
+	TEST(test_host_ifname), TEST(test_routed),  TEST(test_routed_dualstack), TEST(test_bandwidth), TEST(test_sweep), TEST(test_sweep_churn),
 	TEST(test_macvlan),     TEST(test_failure_paths), TEST(test_bandwidth_iperf),
 };
 
