@@ -630,6 +630,12 @@ static int parse_runtime_bandwidth(const cJSON *obj, struct weft_cni_bandwidth *
 			continue;
 		if (weft_cni_want_int(c, p, 0, max, &v, err) < 0)
 			return -EINVAL;
+		/* The annotations' lower bound for runtimeConfig too: tc
+		 * counts bytes per second, so a rate under 8 bit/s was set as
+		 * 8 and every CHECK then failed. */
+		if (i % 2 == 0 && v > 0 && (uint64_t)v < WEFT_CNI_BANDWIDTH_MIN)
+			return FAIL7(err, p, "%lld bit/s is below the smallest rate, %llu bit/s (kubelet's too)",
+				     (long long)v, WEFT_CNI_BANDWIDTH_MIN);
 		*slots[i] = (uint64_t)v;
 	}
 	if (bw->ingress_burst && !bw->ingress_rate)
