@@ -261,7 +261,9 @@ int weftd_api_listen(struct weft_loop *loop, const char *path, weftd_api_fn fn, 
 		return -ENAMETOOLONG;
 	}
 	/* Is a live weftd already there? Then refuse rather than steal its
-	 * socket; a stale file (connection refused) is removed. */
+	 * socket; a stale socket (connection refused) is removed. connect()
+	 * is refused by a file of any kind: only a socket is weft's to
+	 * remove. */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -269,8 +271,15 @@ int weftd_api_listen(struct weft_loop *loop, const char *path, weftd_api_fn fn, 
 		*errmsg = wasprintf("%s: another weftd is listening there", path);
 		return -EADDRINUSE;
 	}
-	if (errno == ECONNREFUSED)
+	if (errno == ECONNREFUSED) {
+		struct stat st;
+
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			*errmsg = wasprintf("%s exists and is not a socket: not removed", path);
+			return -EEXIST;
+		}
 		(void)unlink(path);
+	}
 	close(TAKE_FD(fd));
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

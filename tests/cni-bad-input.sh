@@ -103,4 +103,13 @@ check "dataplane failure: no links" test -z "$(weft_links n1)"
 conf ipam-noipam '{"cniVersion": "1.0.0", "name": "net1", "type": "macvlan", "master": "eth1"}'
 expect "weft-ipam without ipam: code 7" 7 'ipam' "$WEFT_IPAM" ipam-noipam
 stop_weftd n1
+
+# weftd's socket path taken by a file that is no socket: weftd refuses to
+# start and leaves the file (it used to remove whatever refused a connect).
+make_ns n9 || fail "namespace n9"
+mkdir -p "$T/run-n9" && echo keep >"$T/run-n9/weftd.sock"
+timeout 20 ip netns exec "${WC}n9" "$WEFTD" --node n9 --store "$S" --run-dir "$T/run-n9" --no-bgp >"$T/weftd-n9.log" 2>&1
+rc=$?
+check "weftd: a plain file at its socket path is refused, not removed" \
+	sh -c "test $rc != 0 && test $rc != 124 && grep -q 'is not a socket' '$T/weftd-n9.log' && test \"\$(cat '$T/run-n9/weftd.sock')\" = keep"
 finish
