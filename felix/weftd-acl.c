@@ -71,6 +71,7 @@ struct weftd_acl {
 	bool dirty;   /* the copy changed since the last successful apply */
 	bool failed;  /* the last apply failed: retry */
 	bool verify;  /* WEFT_ACL_VERIFY: check incremental syncs against full compiles */
+	int64_t verify_inject; /* WEFT_ACL_VERIFY_INJECT (tests): the check that fails; 0 none */
 	/* The program of the last successful apply or update (what the
 	 * backend holds), NULL after a failure. Since then: full, or only
 	 * Endpoints changed and these are their host addresses and
@@ -903,8 +904,12 @@ out:
  * compile everything too and compare: every set and endpoint entry of the
  * full program must be in a->last alike (a->last may hold more: chains and
  * sets no endpoint uses any more stay until the next full sync). A
- * difference is logged, counted and repaired by a full apply next time. */
-static void verify_incremental(struct weftd_acl *a)
+ * difference is logged and counted; returns true then, and the caller
+ * makes the next sync a full apply (after its own bookkeeping, which
+ * would otherwise clear that request again).
+ * WEFT_ACL_VERIFY_INJECT=N (tests only) makes the Nth check report a
+ * difference, to exercise that repair. */
+static bool verify_incremental(struct weftd_acl *a)
 {
 	struct weft_acl_options opt = {.node = a->d->node};
 	struct weft_acl_program *p = NULL;
@@ -933,15 +938,15 @@ static void verify_incremental(struct weftd_acl *a)
 	for (size_t i = 0; i < p->n_endpoints && !bad; i++)
 		if (!weft_acl_endpoint_eq(&p->endpoints[i], &a->last->endpoints[i]))
 			bad = p->endpoints[i].ifname, what = "endpoint";
+	if (!bad && a->verify_inject > 0 && --a->verify_inject == 0)
+		bad = "(injected: WEFT_ACL_VERIFY_INJECT)", what = "test";
 	if (bad) {
 		log_error("acl: verify: the incremental program differs from a full compile in %s %s", what, bad);
 		weftd_metric_add(a->d->metrics, "weft_acl_verify_failures_total", NULL, 1);
-		a->dirty = true;
-		want_full(a);
-		(void)weft_source_defer_arm(a->sync_src);
 	}
 out:
 	weft_acl_program_free(p);
+	return bad != NULL;
 }
 
 /* Compile the copy and bring it into the kernel: as a change when only
@@ -958,7 +963,7 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	const char *kind = "full", *how;
 	size_t members = 0;
 	int64_t inc_ns = 0;
-	bool incremental;
+	bool incremental, diverged = false;
 	int r;
 
 	if (try_endpoints(a, want_ifname, &st, &kind, &inc_ns) > 0) {
@@ -974,7 +979,7 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	if (incremental) {
 		p = a->last;
 		t1 = t0 + inc_ns;
-		verify_incremental(a);
+		diverged = verify_incremental(a);
 		goto applied;
 	}
 	r = weft_acl_compile(a->res, a->n, &opt, &p, &err);
@@ -1037,6 +1042,13 @@ applied:
 	changes_reset(a);
 	a->dirty = false;
 	a->failed = false;
+	if (diverged) {
+		/* The kernel holds what a->last says, which is not what the
+		 * copy means: the next sync applies the whole program. */
+		a->dirty = true;
+		want_full(a);
+		(void)weft_source_defer_arm(a->sync_src);
+	}
 	return 0;
 fail:
 	weft_acl_program_free(p);
@@ -1133,7 +1145,7 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 	struct weftd_acl *a = wcalloc(1, sizeof(*a));
 	_cleanup_free_ char *err = NULL;
 	int64_t resync_ns = ACL_RESYNC_NS;
-	const char *env = getenv("WEFT_ACL_RESYNC_MS");
+	const char *env = getenv("WEFT_ACL_RESYNC_MS"), *inject = getenv("WEFT_ACL_VERIFY_INJECT");
 	int64_t ms;
 	int r;
 
@@ -1141,6 +1153,8 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 	a->loop = loop;
 	a->full = true;
 	a->verify = getenv("WEFT_ACL_VERIFY") && streq(getenv("WEFT_ACL_VERIFY"), "1");
+	if (a->verify && inject && weft_parse_int64(inject, 1, 1000000, &ms) == 0)
+		a->verify_inject = ms;
 	declare_metrics(d->metrics);
 	if (env && weft_parse_int64(env, 10, 86400000, &ms) == 0)
 		resync_ns = ms * 1000000LL;

@@ -9,3 +9,14 @@ if(TARGET weftd AND TARGET weft AND TARGET weftctl AND TARGET test-bgp-driver)
                          RESOURCE_LOCK weft-bgp-fabric)
   endforeach()
 endif()
+
+# weftd's ACL half on one node without BGP or pods (felix/weftd-acl.c):
+# Endpoint records stand for the pods, the kernel's sets and rules are
+# checked; once per backend. Root only.
+if(TARGET weftd AND TARGET weftctl)
+  foreach(b nft ipt)
+    add_test(NAME acl-weftd-${b} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/acl-weftd.sh ${b} $<TARGET_FILE:weftd>
+             $<TARGET_FILE:weftctl>)
+    set_tests_properties(acl-weftd-${b} PROPERTIES LABELS "integration;root" TIMEOUT 120 SKIP_RETURN_CODE 77)
+  endforeach()
+endif()

@@ -1,0 +1,204 @@
+#!/bin/bash
+# weftd's ACL half (felix/weftd-acl.c) on one node, without BGP or pods:
+# Endpoint records with interface names stand for the pods (the backends
+# key their dispatch by interface name, so no interface is needed), and
+# the kernel's sets and rules in the node's namespace are checked.
+#
+#  - WEFT_ACL_VERIFY: a difference found after an incremental sync
+#    (injected with WEFT_ACL_VERIFY_INJECT) makes the next sync a full
+#    compile and apply, without waiting for another event.
+#
+# Root only; nothing outside the namespace it makes.
+# Usage: acl-weftd.sh nft|ipt WEFTD WEFTCTL
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+need_root
+B=${1:-}
+WEFTD=${2:-}
+W=${3:-}
+for b in "$WEFTD" "$W"; do
+	[ -x "$b" ] || { echo "usage: $0 nft|ipt WEFTD WEFTCTL ($b is not executable)"; exit 2; }
+done
+case "$B" in
+nft) OTHER=ipt ;;
+ipt) OTHER=nft ;;
+*) echo "usage: $0 nft|ipt WEFTD WEFTCTL"; exit 2 ;;
+esac
+for c in nft iptables-save iptables-restore ipset curl; do
+	command -v $c >/dev/null || { echo "skipped: $c is not installed"; exit 77; }
+done
+
+P="wa$$-"
+NS="${P}n1"
+# The run dir is outside $T so that a later run finds a killed run's weftd.
+R="/tmp/weft-aclw.wa$$"
+S="file:$R/store"
+
+# stop_weftd: SIGTERM by pid (pid file), wait, then SIGKILL.
+stop_weftd() {
+	local pf=$1/weftd.pid pid i
+	[ -f "$pf" ] || return 0
+	pid=$(cat "$pf")
+	rm -f "$pf"
+	grep -qF "$1" "/proc/$pid/cmdline" 2>/dev/null || return 0
+	kill "$pid" 2>/dev/null
+	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+for d in /tmp/weft-aclw.wa*; do
+	[ -d "$d" ] || continue
+	pid=${d#/tmp/weft-aclw.wa}
+	kill -0 "$pid" 2>/dev/null && continue
+	stop_weftd "$d"
+	for ns in $(ip netns list | awk '{print $1}' | grep -E "^wa${pid}-"); do ip netns del "$ns"; done
+	rm -rf "$d"
+done
+cleanup() {
+	stop_weftd "$R"
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$R"
+}
+at_exit cleanup
+
+ctl() { "$W" --store "$S" "$@"; }
+in_ns() { ip netns exec "$NS" "$@"; }
+metric() {
+	local v
+	v=$(in_ns curl -s -m 5 http://127.0.0.1:9099/metrics | awk -v m="$1" '$1 == m {print $2}')
+	echo "${v:-0}"
+}
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+
+# start_weftd BACKEND STORE [ENV...]: weftd --no-bgp in the namespace, by
+# pid; waits for its API socket (the first ACL apply comes before it).
+start_weftd() {
+	local backend=$1 store=$2 pid
+	shift 2
+	rm -f "$R/run/weftd.sock"
+	# Not through in_ns: $! must be weftd's pid, not a subshell's.
+	ip netns exec "$NS" env WEFT_ACL_VERIFY=1 "$@" "$WEFTD" --node n1 --store "$store" --run-dir "$R/run" \
+		--no-bgp --acl "$backend" --log-level debug </dev/null >>"$R/weftd.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$R/weftd.pid"
+	for _ in $(seq 200); do
+		[ -S "$R/run/weftd.sock" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "weftd --acl $backend did not start:"
+	tail -20 "$R/weftd.log" | sed 's/^/  | /'
+	return 1
+}
+# The pid file names $R/run in the command line: stop_weftd's check.
+stop() { stop_weftd "$R"; }
+
+# has_rules BACKEND: that backend's rules are in the namespace's kernel.
+has_rules() {
+	case "$1" in
+	nft) in_ns nft list table inet weft >/dev/null 2>&1 ;;
+	ipt) in_ns iptables-save -t filter | grep -q -- '-j weft' && in_ns ipset list -n | grep -q '^weft' ;;
+	esac
+}
+no_rules() {
+	case "$1" in
+	nft) ! in_ns nft list table inet weft >/dev/null 2>&1 ;;
+	ipt) ! in_ns iptables-save -t filter | grep -q weft && ! in_ns ip6tables-save -t filter | grep -q weft &&
+		! in_ns ipset list -n | grep -q '^weft' ;;
+	esac
+}
+
+# set_name TAG: the program's IPv4 set for tag TAG (acl/compile.c: "wt4-"
+# and the low 48 bits of FNV-1a 64 over "tag TAG"); ipt prefixes "weft-".
+set_name() {
+	python3 - "$1" "$B" <<-'EOF'
+	import sys
+	h = 0xcbf29ce484222325
+	for b in ("tag " + sys.argv[1]).encode():
+	    h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+	print(("weft-" if sys.argv[2] == "ipt" else "") + "wt4-%012x" % (h & 0xffffffffffff))
+	EOF
+}
+# members SET: the set's elements, one a line, sorted.
+members() {
+	case "$B" in
+	nft) in_ns nft -j list set inet weft "$1" |
+		jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | if type == "object" then (.prefix.addr + "/" + (.prefix.len | tostring)) else . end' | sort ;;
+	ipt) in_ns ipset list "$1" | sed -n '/^Members:/,$p' | tail -n +2 | sed 's|/32$||' | sort ;;
+	esac
+}
+no_rule_uses() { ! rule_uses "$1"; }
+members_are() { [ "$(members "$1" | tr '\n' ' ')" = "$2 " ]; }
+# rule_uses SET: a rule of the ruleset matches on SET.
+rule_uses() {
+	case "$B" in
+	nft) in_ns nft list table inet weft | grep -q "saddr @$1 " ;;
+	ipt) in_ns iptables-save -t filter | grep -q -- "--match-set $1 src" ;;
+	esac
+}
+
+ip netns add "$NS" || { echo "cannot create the namespace"; exit 1; }
+in_ns ip link set lo up
+mkdir -p "$R/run"
+command -v jq >/dev/null || { echo "skipped: jq is not installed"; exit 77; }
+
+cat >"$T/base.yaml" <<'EOF'
+kind: Profile
+metadata: {name: WEB}
+spec:
+  tags: [WEB]
+  inboundRules:
+  - {action: allow, source: {tag: DB}}
+  outboundRules:
+  - {action: allow}
+---
+kind: Profile
+metadata: {name: DB}
+spec:
+  tags: [DB]
+  inboundRules:
+  - {action: allow, protocol: tcp, destination: {ports: [5432]}}
+  outboundRules:
+  - {action: allow}
+---
+kind: Endpoint
+metadata: {name: local1}
+spec: {node: n1, hostIfname: wftloc1, ipNetworks: ["10.9.0.1/32"], profiles: [WEB]}
+---
+kind: Endpoint
+metadata: {name: db1}
+spec: {node: n2, ipNetworks: ["10.9.1.5/32"], profiles: [DB]}
+EOF
+cat >"$T/db2.yaml" <<'EOF'
+kind: Endpoint
+metadata: {name: db2}
+spec: {node: n2, ipNetworks: ["10.9.1.6/32"], profiles: [DB]}
+EOF
+cat >"$T/db3.yaml" <<'EOF'
+kind: Endpoint
+metadata: {name: db3}
+spec: {node: n2, ipNetworks: ["10.9.1.7/32"], profiles: [DB]}
+EOF
+check "store: profiles WEB and DB, endpoints local1 (here) and db1 (node n2)" ctl apply -f "$T/base.yaml"
+DBSET=$(set_name DB)
+
+# --- a verify failure is repaired at once --------------------------------------------
+check "weftd --acl $B starts (WEFT_ACL_VERIFY_INJECT=1)" start_weftd "$B" "$S" WEFT_ACL_VERIFY_INJECT=1
+# The first incremental sync (db2 coming: an endpoint compile) reports a
+# difference (injected); the sync after it must be full, with no other event.
+check "one full compile so far" metric_is 'weft_acl_compiles_total{kind="full"}' 1
+check "endpoint db2 (10.9.1.6, DB) on node n2" ctl apply -f "$T/db2.yaml"
+check "its sync was incremental" within 5 metric_is 'weft_acl_compiles_total{kind="endpoints"}' 1
+check "the check after it failed (injected)" within 5 metric_is weft_acl_verify_failures_total 1
+check "the next sync is a full compile, with no other event" within 5 metric_is 'weft_acl_compiles_total{kind="full"}' 2
+check "... and a full apply" within 5 metric_is 'weft_acl_updates_total{kind="full"}' 2
+check "the DB set: 10.9.1.5 10.9.1.6" members_are "$DBSET" "10.9.1.5 10.9.1.6"
+check "delete db2" ctl delete endpoint db2
+check "the DB set: 10.9.1.5" within 5 members_are "$DBSET" "10.9.1.5"
+check "no more verify failures" metric_is weft_acl_verify_failures_total 1
+stop
+
+check "weftd stopped cleanly (no sanitizer report)" sh -c "! grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error' -e 'LeakSanitizer' '$R/weftd.log'"
+finish
