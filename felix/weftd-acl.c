@@ -841,11 +841,47 @@ out:
 	return done;
 }
 
+/* Forget the sets of p no chain of p references any more (a rule edit
+ * took the last reference away). The backend keeps them in the kernel,
+ * unreferenced, until the next full apply deletes them; but nothing keeps
+ * their members current from now on (try_endpoints changes only the sets
+ * the chains use, as a full compile has only those), so a later rule edit
+ * that names the tag or selector again must not find the set in a->last
+ * and reuse it with its old members: it then compiles in full, which
+ * brings the set's members up to date. */
+static void prune_sets(struct weft_acl_program *p)
+{
+	_cleanup_free_ bool *used = wcalloc(p->n_sets + 1, sizeof(*used));
+	size_t k = 0;
+
+	for (size_t c = 0; c < p->n_chains; c++)
+		for (size_t ri = 0; ri < p->chains[c].n_rules; ri++)
+			for (size_t ai = 0; ai < p->chains[c].rules[ri].n_addrs; ai++) {
+				const struct weft_acl_set *s = weft_acl_program_set(p, p->chains[c].rules[ri].addrs[ai].set);
+
+				if (s)
+					used[s - p->sets] = true;
+			}
+	for (size_t i = 0; i < p->n_sets; i++) {
+		if (used[i]) {
+			p->sets[k++] = p->sets[i];
+			continue;
+		}
+		log_debug("acl: set %s (%s) no longer used by a rule", p->sets[i].name,
+			  p->sets[i].origin ? p->sets[i].origin : "?");
+		free(p->sets[i].name);
+		free(p->sets[i].origin);
+		free(p->sets[i].elems);
+	}
+	p->n_sets = k;
+}
+
 /* The incremental compile for rule edits: when only the rules of some
  * Profiles and Policies changed since the last sync (nothing else), compile
  * the Profiles and Policies alone and send their chains as chain changes
  * (the backend changes the rules that differ), provided every set those
- * rules use is programmed already. Chains the node does not program (no
+ * rules use is programmed already (in a->last, whose sets are exactly
+ * those its chains use: prune_sets). Chains the node does not program (no
  * local endpoint uses them) need nothing. Returns 1 when done, 0 to fall
  * back to the full compile. */
 static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char **kind, int64_t *compile_ns)
@@ -894,6 +930,8 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 	}
 	chg.chains = chains;
 	done = send_change(a, &chg, st, kind);
+	if (done > 0 && a->last)
+		prune_sets(a->last);
 out:
 	free(chains);
 	weft_acl_program_free(pm);

@@ -7,6 +7,9 @@
 #  - WEFT_ACL_VERIFY: a difference found after an incremental sync
 #    (injected with WEFT_ACL_VERIFY_INJECT) makes the next sync a full
 #    compile and apply, without waiting for another event.
+#  - A rule edit that names a tag again whose set lost its last rule in
+#    an earlier rule edit: the set must hold the tag's current members,
+#    not those of the time its last reference went.
 #
 # Root only; nothing outside the namespace it makes.
 # Usage: acl-weftd.sh nft|ipt WEFTD WEFTCTL
@@ -200,5 +203,24 @@ check "the DB set: 10.9.1.5" within 5 members_are "$DBSET" "10.9.1.5"
 check "no more verify failures" metric_is weft_acl_verify_failures_total 1
 stop
 
+# --- a set reused by a rule edit holds current members ------------------------------
+# Without WEFT_ACL_VERIFY: its check would repair a wrong set at once, and
+# the kernel's sets are what is checked here.
+check "weftd --acl $B starts again (WEFT_ACL_VERIFY=0)" start_weftd "$B" "$S" WEFT_ACL_VERIFY=0
+check "the WEB chain matches the DB set" rule_uses "$DBSET"
+check "WEB: allow tcp to ports 80" ctl profile WEB rule add inbound allow tcp to ports 80
+check "WEB: no rule from tag DB any more" ctl profile WEB rule remove inbound allow from tag DB
+check "no rule uses the DB set" within 5 no_rule_uses "$DBSET"
+check "delete db1 (10.9.1.5)" ctl delete endpoint db1
+check "endpoint db2 (10.9.1.6, DB)" ctl apply -f "$T/db2.yaml"
+sleep 0.5
+check "WEB: allow from tag DB again" ctl profile WEB rule add inbound allow from tag DB
+check "the WEB chain matches the DB set again" within 5 rule_uses "$DBSET"
+check "the DB set holds db2's 10.9.1.6 alone, not the deleted db1's 10.9.1.5" within 5 members_are "$DBSET" "10.9.1.6"
+check "endpoint db3 (10.9.1.7, DB)" ctl apply -f "$T/db3.yaml"
+check "the DB set follows: 10.9.1.6 10.9.1.7" within 5 members_are "$DBSET" "10.9.1.6 10.9.1.7"
+check "rule edits went incrementally" [ "$(metric 'weft_acl_compiles_total{kind="rules"}')" -ge 2 ]
+check "weftd logged no ACL apply failure" sh -c "! grep -E 'acl: (apply|compile)' '$R/weftd.log'"
+stop
 check "weftd stopped cleanly (no sanitizer report)" sh -c "! grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error' -e 'LeakSanitizer' '$R/weftd.log'"
 finish
