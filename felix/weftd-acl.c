@@ -71,6 +71,7 @@ struct weftd_acl {
 	bool dirty;   /* the copy changed since the last successful apply */
 	bool failed;  /* the last apply failed: retry */
 	bool verify;  /* WEFT_ACL_VERIFY: check incremental syncs against full compiles */
+	bool other_left; /* the other backend's rules could not be removed: retry */
 	int64_t verify_inject; /* WEFT_ACL_VERIFY_INJECT (tests): the check that fails; 0 none */
 	/* The program of the last successful apply or update (what the
 	 * backend holds), NULL after a failure. Since then: full, or only
@@ -1111,6 +1112,34 @@ static int on_sync(struct weft_source *s, void *userdata)
 	return 0;
 }
 
+/* A node switched between backends: what the other one programmed would
+ * still filter (both hook the same paths), with rules nothing keeps
+ * current. Called once this backend's first apply is in, so that the pods
+ * are never unfiltered; a failure is retried with each relist. A node
+ * whose other backend cannot even be opened (its tools are missing) has
+ * nothing of it to remove. */
+static void remove_other(struct weftd_acl *a)
+{
+	struct weft_acl_backend *other = NULL;
+	bool nft = streq(weft_acl_backend_name(a->backend), "nft");
+	const char *name = nft ? "ipt" : "nft";
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	a->other_left = false;
+	if ((nft ? weft_acl_ipt_open(getenv("WEFT_IPTABLES"), &other, NULL) : weft_acl_nft_open(&other, NULL)) < 0)
+		return;
+	r = weft_acl_remove(other, &err);
+	weft_acl_backend_free(other);
+	if (r < 0) {
+		log_warn("acl: could not remove what the %s backend left: %s (trying again with the next relist)", name,
+			 err ? err : strerror(-r));
+		a->other_left = true;
+		return;
+	}
+	log_debug("acl: removed what the %s backend left, if anything", name);
+}
+
 /* --- the watch ---------------------------------------------------------------- */
 
 static void on_watch_event(const struct weft_event *ev, void *userdata)
@@ -1170,6 +1199,8 @@ static int on_resync(struct weft_source *s, int64_t now_ns, void *userdata)
 		a->dirty = true;
 		want_full(a);
 	}
+	if (a->other_left && a->last)
+		remove_other(a);
 	if (relist(a) < 0)
 		(void)weft_source_timer_set(a->retry_timer, weft_now_ns() + ACL_RETRY_NS, 0);
 	(void)weft_source_defer_arm(a->sync_src);
@@ -1206,18 +1237,6 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 		log_error_errno(r, "acl: backend %s: %s", backend, err ? err : "unknown backend");
 		goto fail;
 	}
-	/* A node switched between backends: what the other one programmed
-	 * would still filter (both hook the same paths). */
-	{
-		struct weft_acl_backend *other = NULL;
-		bool nft = streq(backend, "nft");
-
-		if ((nft ? weft_acl_ipt_open(getenv("WEFT_IPTABLES"), &other, NULL) : weft_acl_nft_open(&other, NULL)) == 0) {
-			if (weft_acl_remove(other, NULL) < 0)
-				log_warn("acl: could not remove what the %s backend left", nft ? "ipt" : "nft");
-			weft_acl_backend_free(other);
-		}
-	}
 	if ((r = weft_loop_add_defer(loop, on_sync, a, &a->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, resync_ns, resync_ns, on_resync, a, &a->resync_timer)) < 0 ||
 	    (r = weft_loop_add_timer(loop, ACL_RETRY_NS, 0, on_retry, a, &a->retry_timer)) < 0)
@@ -1239,6 +1258,9 @@ int weftd_acl_start(struct weftd *d, struct weft_loop *loop, const char *backend
 		log_error("acl: first apply failed: %s", err);
 		goto fail;
 	}
+	/* Only now, with this backend's program in the kernel: until here a
+	 * failed start leaves the other backend's rules filtering. */
+	remove_other(a);
 	log_info("acl: %s backend, %zu resources", weft_acl_backend_name(a->backend), a->n);
 	*out = a;
 	return 0;

@@ -4,6 +4,10 @@
 # key their dispatch by interface name, so no interface is needed), and
 # the kernel's sets and rules in the node's namespace are checked.
 #
+#  - Switching backends: after weftd ran with the other backend, a start
+#    that fails (store unreachable) leaves the other backend's rules in
+#    place (the pods stay filtered); a start that succeeds removes them,
+#    after its own first apply.
 #  - WEFT_ACL_VERIFY: a difference found after an incremental sync
 #    (injected with WEFT_ACL_VERIFY_INJECT) makes the next sync a full
 #    compile and apply, without waiting for another event.
@@ -186,6 +190,25 @@ spec: {node: n2, ipNetworks: ["10.9.1.7/32"], profiles: [DB]}
 EOF
 check "store: profiles WEB and DB, endpoints local1 (here) and db1 (node n2)" ctl apply -f "$T/base.yaml"
 DBSET=$(set_name DB)
+
+# --- switching backends ----------------------------------------------------------
+check "weftd --acl $OTHER starts" start_weftd "$OTHER" "$S"
+check "the $OTHER backend's rules are in the kernel" has_rules "$OTHER"
+stop
+check "they stay when weftd stops" has_rules "$OTHER"
+in_ns env WEFT_ACL_VERIFY=1 "$WEFTD" --node n1 --store 'etcd://127.0.0.1:1?timeout_ms=300' --run-dir "$R/run" \
+	--no-bgp --acl "$B" </dev/null >>"$R/weftd.log" 2>&1
+rc=$?
+[ "$rc" != 0 ] && pass "weftd --acl $B with an unreachable store exits ($rc)" ||
+	fail "weftd --acl $B with an unreachable store exited 0"
+check "... and leaves the $OTHER backend's rules in place (the pods stay filtered)" has_rules "$OTHER"
+check "... and programs nothing of its own" no_rules "$B"
+check "weftd --acl $B starts" start_weftd "$B" "$S"
+check "the $B backend's rules are in the kernel" has_rules "$B"
+check "the $OTHER backend's rules are gone" no_rules "$OTHER"
+check "weftd removed them after its first apply" \
+	sh -c "grep -e 'acl: applied' -e 'removed what the $OTHER backend left' '$R/weftd.log' | tail -1 | grep -q 'removed what'"
+stop
 
 # --- a verify failure is repaired at once --------------------------------------------
 check "weftd --acl $B starts (WEFT_ACL_VERIFY_INJECT=1)" start_weftd "$B" "$S" WEFT_ACL_VERIFY_INJECT=1
