@@ -43,8 +43,10 @@
  *        and goes on; pass in a profile is rejected by the model).
  *     4. Nothing decided: dropped.
  *
- *   Workload -> host (input path from a weft interface): ICMPv6 neighbour
- *   and router discovery accepted; otherwise E's egress must allow (as
+ *   Workload -> host (input path from a weft interface): ICMPv6 router
+ *   solicitation, neighbour solicitation and neighbour advertisement
+ *   (types 133, 135, 136) accepted (not router advertisements, 134: a pod
+ *   is not the node's router); otherwise E's egress must allow (as
  *   above) AND either the packet goes to a failsafe port (tcp/udp, see
  *   weft_acl_options) or the allow came from a Policy rule (a profile's
  *   blanket "outbound allow" does not open the host; Calico's

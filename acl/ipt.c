@@ -765,9 +765,13 @@ static void render_base(struct render *R, struct ipt_table *t, int fam, char **e
 	weft_buf_printf(&b, "-A weft-input -i %s+ -g weft-wl-host\n", WEFT_ACL_IFPREFIX);
 	table_add(t, wstrdup("weft-input"), weft_buf_steal(&b), CH_OTHER, NULL);
 
+	/* Router solicitation, neighbour solicitation and advertisement; not
+	 * a router advertisement (134): a pod is no router of the node's. */
 	if (fam == AF_INET6)
 		for (int type = 133; type <= 136; type++)
-			weft_buf_printf(&b, "-A weft-wl-host -p ipv6-icmp -m icmp6 --icmpv6-type %d -j ACCEPT\n", type);
+			if (type != 134)
+				weft_buf_printf(&b, "-A weft-wl-host -p ipv6-icmp -m icmp6 --icmpv6-type %d -j ACCEPT\n",
+						type);
 	weft_buf_printf(&b, "-A weft-wl-host -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
 	weft_buf_printf(&b, "-A weft-wl-host -m conntrack --ctstate INVALID -j DROP\n");
 	weft_buf_printf(&b, "-A weft-wl-host -j weft-from-wl\n");

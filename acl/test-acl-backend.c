@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/icmp6.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -387,6 +388,49 @@ static bool tcp(struct pod *from, struct pod *to, bool v6, int port)
 static bool tcp_host(struct pod *from, bool v6, int port)
 {
 	return tcp_from(from->ns.fd, NULL, node_fd, v6 ? NODE_V6 : NODE_V4, port);
+}
+
+/* An ICMPv6 message of that type from pod from to the node (NODE_V6):
+ * does a raw socket of the node get it, i.e. did the node's input path
+ * accept it? (Raw sockets see a message before the kernel's own handler,
+ * which may throw this made-up one away.) */
+static bool icmp6_host(struct pod *from, uint8_t type)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sockaddr_of(NODE_V6, 0, &sa);
+	struct weft_ip src = ip(from->v6);
+	uint8_t msg[24] = {type, 0}, buf[256];
+	struct icmp6_filter f;
+	bool got = false;
+	int rx, tx;
+
+	for (size_t i = 8; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(0xa0 + i + type);
+	rx = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6); /* the node's */
+	if (setns(from->ns.fd, CLONE_NEWNET) < 0)
+		abort();
+	tx = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+	if (setns(node_fd, CLONE_NEWNET) < 0)
+		abort();
+	ICMP6_FILTER_SETBLOCKALL(&f);
+	ICMP6_FILTER_SETPASS(type, &f);
+	if (rx < 0 || tx < 0 || setsockopt(rx, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof(f)) < 0 ||
+	    sendto(tx, msg, sizeof(msg), 0, (struct sockaddr *)&sa, len) != (ssize_t)sizeof(msg))
+		goto out;
+	while (!got && wait_fd(rx, POLLIN)) {
+		struct sockaddr_in6 peer;
+		socklen_t plen = sizeof(peer);
+		ssize_t n = recvfrom(rx, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
+
+		got = n == (ssize_t)sizeof(msg) && memcmp(&peer.sin6_addr, &src.v6, 16) == 0 && buf[0] == type &&
+		      memcmp(buf + 8, msg + 8, sizeof(msg) - 8) == 0;
+	}
+out:
+	if (rx >= 0)
+		close(rx);
+	if (tx >= 0)
+		close(tx);
+	return got;
 }
 
 static bool udp(struct pod *from, struct pod *to, bool v6, int port)
@@ -918,6 +962,14 @@ static void test_host(void)
 	EXPECT(false, tcp_host(&pod_a, false, 8080), "A->host tcp 8080 (profile allow-all does not open the host)");
 	EXPECT(true, tcp_from(node_fd, NULL, pod_a.ns.fd, pod_a.v4, 8080), "host->A tcp 8080 (A's ingress allows nothing)");
 	EXPECT(true, ping_src(NULL, NULL, pod_a.v6), "host->A ping6");
+	/* ICMPv6 the node accepts from a pod before anything else: router
+	 * solicitation, neighbour solicitation and advertisement; a router
+	 * advertisement goes through the host protection (dropped here). */
+	EXPECT(true, icmp6_host(&pod_a, ND_ROUTER_SOLICIT), "A->host ICMPv6 router solicitation (133)");
+	EXPECT(true, icmp6_host(&pod_a, ND_NEIGHBOR_SOLICIT), "A->host ICMPv6 neighbour solicitation (135)");
+	EXPECT(true, icmp6_host(&pod_a, ND_NEIGHBOR_ADVERT), "A->host ICMPv6 neighbour advertisement (136)");
+	EXPECT(false, icmp6_host(&pod_a, ND_ROUTER_ADVERT), "A->host ICMPv6 router advertisement (134)");
+	EXPECT(false, icmp6_host(&pod_a, ICMP6_ECHO_REQUEST), "A->host ICMPv6 echo request (128, not a failsafe)");
 
 	/* A policy opens tcp 8080 to the host. */
 	add_chain(p, "wge-host", WEFT_ACL_CHAIN_POLICY, false);

@@ -315,10 +315,21 @@ static void test_policies(void)
 	       "after policy egress-host egress rule 2 (pass), but workload to host");
 	expect(p, ((struct pk){"wftdb", "10.0.0.1", NULL, "10.0.0.254", 6, 2379, -1, -1, true, false}), true,
 	       "failsafe");
-	/* ICMPv6 neighbour discovery to the host: always, even from a
-	 * link-local address. */
+	/* ICMPv6 router solicitation, neighbour solicitation and
+	 * advertisement to the host: always, even from a link-local
+	 * address; a router advertisement or a redirect is checked like
+	 * anything else (here: not the endpoint's address), as the backends
+	 * do. */
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 133, 0, true, false}), true,
+	       "router solicitation or neighbour solicitation/advertisement");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 135, 0, true, false}), true,
-	       "neighbour or router discovery");
+	       "router solicitation or neighbour solicitation/advertisement");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 136, 0, true, false}), true,
+	       "router solicitation or neighbour solicitation/advertisement");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 134, 0, true, false}), false,
+	       "anti-spoofing");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 137, 0, true, false}), false,
+	       "anti-spoofing");
 	/* A spoofed source to the host on a failsafe port is still dropped. */
 	expect(p, ((struct pk){"wftdb", "10.0.0.9", NULL, "10.0.0.254", 6, 22, -1, -1, true, false}), false,
 	       "anti-spoofing");

@@ -217,9 +217,11 @@ static void trace_egress(const struct weft_acl_program *p, const struct weft_acl
 
 	st->evaluated = true;
 	st->endpoint = wstrdup(e->name);
-	if (pkt->to_host && pkt->proto == IPPROTO_ICMPV6 && pkt->icmp_type >= 133 && pkt->icmp_type <= 137) {
+	if (pkt->to_host && pkt->proto == IPPROTO_ICMPV6 &&
+	    (pkt->icmp_type == 133 || pkt->icmp_type == 135 || pkt->icmp_type == 136)) {
 		st->allowed = true;
-		st->reason = wstrdup("ICMPv6 neighbour or router discovery to the host (always accepted)");
+		st->reason = wstrdup("ICMPv6 router solicitation or neighbour solicitation/advertisement to the host "
+				     "(always accepted)");
 		return;
 	}
 	if (!own_address(e, &pkt->src)) {
