@@ -14,7 +14,7 @@
 #include <netinet/in.h>
 
 static const char *const policy_usage =
-	"Usage: weftctl policy trace SRC DST [PROTO[/PORT]]\n"
+	"Usage: weftctl policy trace [--sport N] SRC DST [PROTO[/PORT]]\n"
 	"\n"
 	"Evaluate one packet against the profiles and policies in the store, as\n"
 	"every node would, and print the decision and the policy or profile rule\n"
@@ -30,11 +30,20 @@ static const char *const policy_usage =
 	"           port; icmp, icmp/TYPE, icmp/TYPE/CODE (icmpv6 likewise; icmp\n"
 	"           between IPv6 addresses means icmpv6); a protocol alone or a\n"
 	"           number (47). Default: tcp with no port.\n"
+	"--sport N  the source port (tcp, udp, sctp, udplite). Default: 32768,\n"
+	"           an ephemeral port, as a client's connection has (Linux\n"
+	"           picks them from 32768-60999); rules with source ports are\n"
+	"           evaluated against it, and the output names it.\n"
 	"\n"
 	"Exit codes: 0 allowed, 3 denied, 1 failed (store, unknown endpoint),\n"
 	"2 usage error.\n";
 
 #define EXIT_DENIED 3
+/* The source port of a traced packet unless --sport says otherwise: the
+ * first of Linux's ephemeral ports (net.ipv4.ip_local_port_range), so
+ * that a rule "from ports 1024:65535" matches a client's connection as
+ * it does in the kernel. */
+#define TRACE_SPORT_DEFAULT 32768
 
 
 /* --- the packet ----------------------------------------------------- */
@@ -43,6 +52,7 @@ struct proto_spec {
 	int proto;        /* 6, 17, ...; 1 for "icmp" (58 between IPv6 addresses) */
 	bool icmp_any;    /* "icmp": the family decides between 1 and 58 */
 	int port;         /* -1 = none */
+	bool ports;       /* a protocol with ports (tcp, udp, sctp, udplite) */
 	int type, code;   /* -1 = none */
 	const char *name; /* for the summary line */
 };
@@ -80,6 +90,7 @@ static int parse_proto(const char *arg, struct proto_spec *ps)
 		ps->proto = protos[i].number;
 		ps->name = protos[i].name;
 		ps->icmp_any = protos[i].number == 1;
+		ps->ports = protos[i].ports;
 		if (!rest)
 			return 0;
 		if (protos[i].ports)
@@ -94,6 +105,7 @@ static int parse_proto(const char *arg, struct proto_spec *ps)
 	if (!rest && parse_num(s, 255, &n) == 0) {
 		ps->proto = n;
 		ps->name = NULL;
+		ps->ports = n == IPPROTO_TCP || n == IPPROTO_UDP || n == 132 || n == 136;
 		return 0;
 	}
 	return ctl_usage("policy", "\"%s\": expected tcp/PORT, udp/PORT, icmp[/TYPE[/CODE]] or a protocol number", arg);
@@ -292,7 +304,9 @@ static void print_step(const struct inputs *in, const char *dir, const struct we
 		printf("          rule: %s\n", rule);
 }
 
-static int trace(struct ctl *ctl, const char *src_arg, const char *dst_arg, const struct proto_spec *ps)
+/* sport: the packet's source port (-1: the default) for a protocol with
+ * ports. */
+static int trace(struct ctl *ctl, const char *src_arg, const char *dst_arg, const struct proto_spec *ps, int sport)
 {
 	struct inputs in = {0};
 	struct weft_acl_program *prog = NULL;
@@ -336,7 +350,7 @@ static int trace(struct ctl *ctl, const char *src_arg, const char *dst_arg, cons
 		.src = *sa,
 		.dst = *da,
 		.proto = ps->proto,
-		.sport = -1,
+		.sport = !ps->ports ? -1 : sport >= 0 ? sport : TRACE_SPORT_DEFAULT,
 		.dport = ps->port,
 		.icmp_type = ps->type,
 		.icmp_code = ps->code,
@@ -373,6 +387,9 @@ static int trace(struct ctl *ctl, const char *src_arg, const char *dst_arg, cons
 	if (ps->code >= 0)
 		printf(" code %d", ps->code);
 	printf("\n");
+	if (pkt.sport >= 0)
+		printf("  source port %d%s\n", pkt.sport,
+		       sport >= 0 ? " (--sport)" : " (the default: an ephemeral port; --sport N for another)");
 	print_step(&in, "egress", &v.egress, &src);
 	print_step(&in, "ingress", &v.ingress, &dst);
 	ret = v.allowed ? 0 : EXIT_DENIED;
@@ -386,6 +403,9 @@ out:
 int ctl_cmd_policy(struct ctl *ctl, int argc, char **argv)
 {
 	struct proto_spec ps;
+	const char *pos[3] = {NULL};
+	size_t n_pos = 0;
+	int sport = -1;
 
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
@@ -395,9 +415,30 @@ int ctl_cmd_policy(struct ctl *ctl, int argc, char **argv)
 	}
 	if (argc < 2 || !streq(argv[1], "trace"))
 		return ctl_usage("policy", "expected trace");
-	if (argc < 4 || argc > 5)
-		return ctl_usage("policy", "trace: expected SRC DST [PROTO[/PORT]]");
-	if (parse_proto(argc == 5 ? argv[4] : "tcp", &ps))
+	for (int i = 2; i < argc; i++) {
+		const char *v = NULL;
+
+		if (streq(argv[i], "--sport")) {
+			if (++i == argc)
+				return ctl_usage("policy", "--sport: expected a port");
+			v = argv[i];
+		} else if (startswith(argv[i], "--sport=")) {
+			v = argv[i] + strlen("--sport=");
+		} else if (n_pos < ARRAY_SIZE(pos)) {
+			pos[n_pos++] = argv[i];
+			continue;
+		} else {
+			return ctl_usage("policy", "trace: expected [--sport N] SRC DST [PROTO[/PORT]]");
+		}
+		if (parse_num(v, 65535, &sport) < 0 || sport == 0)
+			return ctl_usage("policy", "--sport: \"%s\" is not a port 1..65535", v);
+	}
+	if (n_pos < 2)
+		return ctl_usage("policy", "trace: expected [--sport N] SRC DST [PROTO[/PORT]]");
+	if (parse_proto(n_pos == 3 ? pos[2] : "tcp", &ps))
 		return 2;
-	return trace(ctl, argv[2], argv[3], &ps);
+	if (sport >= 0 && !ps.ports)
+		return ctl_usage("policy", "--sport: %s has no ports (tcp, udp, sctp or udplite do)",
+				 n_pos == 3 ? pos[2] : "tcp");
+	return trace(ctl, pos[0], pos[1], &ps, sport);
 }

@@ -36,7 +36,7 @@ static const char *const main_usage =
 	"  profile NAME rule add|remove|show ...\n"
 	"  profile NAME tag add|remove TAG\n"
 	"                        edit a profile's rules and tags\n"
-	"  policy trace SRC DST [PROTO[/PORT]]\n"
+	"  policy trace [--sport N] SRC DST [PROTO[/PORT]]\n"
 	"                        what the ACLs do to a packet, and why\n"
 	"  version               print the version\n"
 	"\n"

@@ -285,4 +285,37 @@ expect_err "trace unknown endpoint" 1 '"nosuch" is neither an endpoint name nor 
 expect_err "trace bad proto" 2 'policy: "tcp/x": bad port (see weftctl policy --help)' ctl policy trace web-1 db-1 tcp/x
 expect_err "trace family mismatch" 1 'web-1 and fd00::1 have no address family in common' ctl policy trace web-1 fd00::1
 
+# Source ports: a traced connection comes from an ephemeral port (32768)
+# unless --sport says otherwise, as a client's does in the kernel.
+check "profile SRV" ctl profile SRV create
+check "SRV: no default inbound rule" ctl profile SRV rule remove inbound 1
+check "SRV: allow tcp from ports 1024:65535 to ports 80" ctl profile SRV rule add inbound allow tcp from ports 1024:65535 to ports 80
+check "SRV: allow tcp from not ports 1:1023 to ports 81" ctl profile SRV rule add inbound allow tcp from not ports 1:1023 to ports 81
+cat >"$T/srv.yaml" <<'EOT'
+kind: Endpoint
+metadata: {name: srv-1}
+spec: {node: node-2, hostIfname: wftsrv1, mac: "ee:ee:ee:00:00:05", ipNetworks: [10.65.0.5/32], profiles: [SRV]}
+EOT
+check "apply srv-1" ctl apply -f "$T/srv.yaml"
+trace "web -> srv tcp/80 from an ephemeral port allowed" 0 \
+'^ALLOW tcp 10.65.0.1 -> 10.65.0.5 port 80$
+^  source port 32768 \(the default: an ephemeral port; --sport N for another\)$
+^  ingress srv-1: allowed by profile SRV inbound rule 1
+rule: allow tcp from ports 1024:65535 to ports 80$' web-1 srv-1 tcp/80
+trace "web -> srv tcp/80 --sport 1000 denied" 3 \
+'^DENY tcp 10.65.0.1 -> 10.65.0.5 port 80$
+^  source port 1000 \(--sport\)$
+^  ingress srv-1: denied by profile SRV inbound: no rule matched' web-1 srv-1 tcp/80 --sport 1000
+trace "web -> srv tcp/81 (not ports 1:1023) allowed" 0 \
+'^  ingress srv-1: allowed by profile SRV inbound rule 2' web-1 srv-1 tcp/81
+trace "web -> srv tcp/81 --sport=99 denied" 3 '^  source port 99 \(--sport\)$' --sport=99 web-1 srv-1 tcp/81
+trace "no source port line for icmp" 3 '^DENY icmp' web-1 srv-1 icmp
+check "... indeed none" sh -c "! grep -q 'source port' '$T/out'"
+expect_err "trace --sport with icmp" 2 'policy: --sport: icmp has no ports (tcp, udp, sctp or udplite do) (see weftctl policy --help)' \
+	ctl policy trace --sport 5 web-1 srv-1 icmp
+expect_err "trace --sport 0" 2 'policy: --sport: "0" is not a port 1..65535 (see weftctl policy --help)' \
+	ctl policy trace --sport 0 web-1 srv-1
+expect_err "trace --sport without a port" 2 'policy: --sport: expected a port (see weftctl policy --help)' \
+	ctl policy trace web-1 srv-1 --sport
+
 finish
