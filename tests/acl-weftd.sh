@@ -55,14 +55,7 @@ stop_weftd() {
 	return 0
 }
 
-for d in /tmp/weft-aclw.wa*; do
-	[ -d "$d" ] || continue
-	pid=${d#/tmp/weft-aclw.wa}
-	kill -0 "$pid" 2>/dev/null && continue
-	stop_weftd "$d"
-	for ns in $(ip netns list | awk '{print $1}' | grep -E "^wa${pid}-"); do ip netns del "$ns"; done
-	rm -rf "$d"
-done
+clean_leftover_runs /tmp/weft-aclw.wa wa stop_weftd
 cleanup() {
 	stop_weftd "$R"
 	ip netns del "$NS" 2>/dev/null

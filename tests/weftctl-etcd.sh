@@ -34,13 +34,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 ' "$FAKE_PORT" "$1" "$2" "$ETCD_SCRATCH" >/dev/null 2>&1 &
 	echo $! >"$ETCD_SCRATCH/fake-$FAKE_PORT.pid"
-	local i
-	for ((i = 0; i < 50; i++)); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$FAKE_PORT") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "fake etcd did not start" >&2
-	return 1
+	etcd_wait_port "$FAKE_PORT" "fake etcd"
 }
 
 # expect NAME unknown|nothing URL CMD...: weftctl --store URL CMD exits 1

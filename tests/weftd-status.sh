@@ -50,14 +50,7 @@ stop_all() {
 }
 
 # Leftovers of killed runs: their test pid is gone.
-for d in /tmp/weft-status.ws*; do
-	[ -d "$d" ] || continue
-	pid=${d#/tmp/weft-status.ws}
-	kill -0 "$pid" 2>/dev/null && continue
-	stop_all "$d"
-	for ns in $(ip netns list | awk '{print $1}' | grep -E "^ws${pid}-"); do ip netns del "$ns"; done
-	rm -rf "$d"
-done
+clean_leftover_runs /tmp/weft-status.ws ws stop_all
 
 cleanup() {
 	stop_all "$R"

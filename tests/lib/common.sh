@@ -36,6 +36,22 @@ finish() {
 	exit $?
 }
 
+# clean_leftover_runs DIRPREFIX NSPREFIX FN: the leftovers of killed runs,
+# found by their run dirs DIRPREFIX<pid> whose test (pid) is gone: FN DIR
+# (stops what the run started, by the pids in DIR), then the run's
+# namespaces NSPREFIX<pid>-*, then DIR.
+clean_leftover_runs() {
+	local d pid ns
+	for d in "$1"*; do
+		[ -d "$d" ] || continue
+		pid=${d#"$1"}
+		kill -0 "$pid" 2>/dev/null && continue
+		"$3" "$d"
+		for ns in $(ip netns list | awk '{print $1}' | grep -E "^$2${pid}-"); do ip netns del "$ns"; done
+		rm -rf "$d"
+	done
+}
+
 need_root() {
 	if [ "$(id -u)" != 0 ]; then
 		echo "skipped: needs root"

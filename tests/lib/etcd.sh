@@ -208,11 +208,16 @@ while True:
 ' "$HANG_PORT" "$ETCD_SCRATCH" >/dev/null 2>&1 &
 	HANG_PID=$!
 	echo "$HANG_PID" >"$ETCD_SCRATCH/hang-$HANG_PORT.pid"
+	etcd_wait_port "$HANG_PORT" "hang listener"
+}
+
+# etcd_wait_port PORT WHAT: wait up to 5 s until 127.0.0.1:PORT accepts.
+etcd_wait_port() {
 	local i
 	for ((i = 0; i < 50; i++)); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$HANG_PORT") 2>/dev/null && return 0
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "hang listener did not start" >&2
+	echo "$2 did not start" >&2
 	return 1
 }
