@@ -35,6 +35,13 @@ int ctl_write_failed(struct ctl *ctl, int r, const char *nothing);
 /* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
 int ctl_read_file(const char *path, char **out, size_t *len);
 
+/* Delete what belongs to Node node before the Node itself is deleted
+ * (ctl/node-delete.c): its Endpoints, its BGPPeers, its IPAM addresses and
+ * blocks. Refuses a node whose weftd reported status recently unless force.
+ * Returns 0 and *summary (malloc'ed, "2 Endpoints, ..."), or 1 after a
+ * message; the Node record is left to the caller. */
+int ctl_node_delete_cascade(struct ctl *ctl, const char *node, bool force, char **summary);
+
 /* Command entry points: argv[0] is the command name. They return the exit
  * code. */
 int ctl_cmd_write(struct ctl *ctl, const char *mode, int argc, char **argv);

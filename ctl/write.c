@@ -22,14 +22,23 @@ static const char *const write_usage =
 	"  -h, --help            this help\n";
 
 static const char *const delete_usage =
-	"Usage: weftctl delete -f FILE|-\n"
-	"       weftctl delete KIND NAME...\n"
+	"Usage: weftctl delete [--force] -f FILE|-\n"
+	"       weftctl delete [--force] KIND NAME...\n"
 	"\n"
 	"Delete resources, all or none: if any of them does not exist, nothing is\n"
 	"deleted.\n"
 	"\n"
+	"A Node goes with what belongs to it, as in Calico: its Endpoints, the\n"
+	"BGPPeers whose spec.node names it, every address IPAM holds for it (its\n"
+	"pods' and its VXLAN tunnel address) and its blocks (a block that still\n"
+	"holds addresses other nodes borrowed stays, affine to nobody). Stop the\n"
+	"node's weftd first: a Node whose weftd reported status in the last 11\n"
+	"minutes is refused unless --force. If the command fails part-way, the\n"
+	"Node is kept and running it again finishes the job.\n"
+	"\n"
 	"Options:\n"
 	"  -f, --filename FILE   delete the resources named in a manifest\n"
+	"      --force           delete a Node even if its weftd seems to run\n"
 	"  -h, --help            this help\n";
 
 enum write_mode { MODE_APPLY, MODE_CREATE, MODE_REPLACE, MODE_DELETE };
@@ -108,12 +117,13 @@ static int check_pool_overlaps(struct ctl *ctl, const struct weft_resource *rs, 
  * mod_rev just read"; apply has no compare. A compare that fails because
  * of a concurrent writer is retried a few times; one that fails because a
  * resource exists (create) or is missing (replace, delete) is reported. */
-static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_resource *rs, size_t n)
+static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_resource *rs, size_t n, bool force)
 {
 	struct weft_txn_cmp *cmps = wcalloc(n, sizeof(*cmps));
 	struct weft_txn_op *ops = wcalloc(n, sizeof(*ops));
 	char **keys = wcalloc(n, sizeof(*keys));
 	char **values = wcalloc(n, sizeof(*values));
+	char **cascaded = wcalloc(n, sizeof(*cascaded));
 	size_t ncmps = 0;
 	int64_t rev = 0;
 	int ret = 1, r = 0;
@@ -125,6 +135,26 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 	}
 	if (mode != MODE_DELETE && check_pool_overlaps(ctl, rs, n))
 		goto out;
+	if (mode == MODE_DELETE) {
+		/* Every resource must exist before a Node's belongings go. */
+		for (size_t i = 0; i < n; i++) {
+			struct weft_kv kv = {0};
+			r = weft_store_get(ctl->store, keys[i], &kv);
+			weft_kv_clear(&kv);
+			if (r == -ENOENT) {
+				ret = ctl_fail("%s: %s %s not found; nothing deleted", rs[i].name, res_label(&rs[i]),
+					       rs[i].name);
+				goto out;
+			}
+			if (r < 0) {
+				ret = ctl_fail("read %s: %s", keys[i], weft_store_errmsg(ctl->store));
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			if (rs[i].kind == WEFT_KIND_NODE && ctl_node_delete_cascade(ctl, rs[i].name, force, &cascaded[i]))
+				goto out;
+	}
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		ncmps = 0;
@@ -176,16 +206,21 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 	}
 	for (size_t i = 0; i < n; i++) {
 		static const char *verbs[] = {"applied", "created", "replaced", "deleted"};
-		printf("%s %s %s\n", verbs[mode], res_label(&rs[i]), rs[i].name);
+		printf("%s %s %s", verbs[mode], res_label(&rs[i]), rs[i].name);
+		if (cascaded[i])
+			printf(" and its %s", cascaded[i]);
+		putchar('\n');
 	}
 	ret = 0;
 out:
 	for (size_t i = 0; i < n; i++) {
 		free(keys[i]);
 		free(values[i]);
+		free(cascaded[i]);
 	}
 	free(keys);
 	free(values);
+	free(cascaded);
 	free(cmps);
 	free(ops);
 	return ret;
@@ -206,11 +241,14 @@ static int load_manifest(const char *file, struct weft_resource **rs, size_t *n)
 	return 0;
 }
 
+/* force: NULL where --force is no option. */
 static int parse_file_opt(int argc, char **argv, const char *usage, const char *cmd, const char *what,
-			  const char **file, bool *help)
+			  const char **file, bool *help, bool *force)
 {
+	enum { OPT_FORCE = 256 };
 	static const struct option opts[] = {
 		{"filename", required_argument, NULL, 'f'},
+		{"force", no_argument, NULL, OPT_FORCE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -223,8 +261,13 @@ static int parse_file_opt(int argc, char **argv, const char *usage, const char *
 		case 'f':
 			*file = optarg;
 			break;
+		case OPT_FORCE:
+			if (!force)
+				return fprintf(stderr, "weftctl: %s: unknown option --force\n", cmd), 2;
+			*force = true;
+			break;
 		case 'h':
-			if (*cmd)
+			if (*what)
 				printf("Usage: weftctl %s -f FILE|-\n\n%s\n", cmd, what);
 			fputs(usage, stdout);
 			*help = true;
@@ -255,7 +298,7 @@ int ctl_cmd_write(struct ctl *ctl, const char *cmd, int argc, char **argv)
 		mode = MODE_REPLACE;
 		what = "Replace the resources of a manifest; fails (writing nothing) if any is missing.";
 	}
-	r = parse_file_opt(argc, argv, write_usage, cmd, what, &file, &help);
+	r = parse_file_opt(argc, argv, write_usage, cmd, what, &file, &help, NULL);
 	if (r || help)
 		return r;
 	if (!file)
@@ -268,7 +311,7 @@ int ctl_cmd_write(struct ctl *ctl, const char *cmd, int argc, char **argv)
 		weft_resources_free(rs, n);
 		return 1;
 	}
-	r = write_resources(ctl, mode, rs, n);
+	r = write_resources(ctl, mode, rs, n, false);
 	weft_resources_free(rs, n);
 	ctl_close_store(ctl);
 	return r;
@@ -279,10 +322,10 @@ int ctl_cmd_delete(struct ctl *ctl, int argc, char **argv)
 	struct weft_resource *rs = NULL;
 	const char *file;
 	size_t n = 0;
-	bool help;
+	bool help, force = false;
 	int r;
 
-	r = parse_file_opt(argc, argv, delete_usage, "", "", &file, &help);
+	r = parse_file_opt(argc, argv, delete_usage, "delete", "", &file, &help, &force);
 	if (r || help)
 		return r;
 	if (file) {
@@ -317,7 +360,7 @@ int ctl_cmd_delete(struct ctl *ctl, int argc, char **argv)
 		weft_resources_free(rs, n);
 		return 1;
 	}
-	r = write_resources(ctl, MODE_DELETE, rs, n);
+	r = write_resources(ctl, MODE_DELETE, rs, n, force);
 	weft_resources_free(rs, n);
 	ctl_close_store(ctl);
 	return r;

@@ -1080,7 +1080,10 @@ int weft_ipam_release_handle(struct weft_ipam *m, const char *handle)
 	}
 }
 
-int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node)
+/* Release the empty blocks affine to node (see ipam.h); with all, also
+ * give up node's blocks that still hold addresses: they stay, affine to
+ * nobody. */
+static int release_blocks(struct weft_ipam *m, const char *node, bool all)
 {
 	_cleanup_free_ char *prefix = NULL;
 	struct weft_kv_list aff = {0};
@@ -1131,6 +1134,30 @@ int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node)
 				released++;
 			continue;
 		}
+		if (r == 0 && all) {
+			/* Not empty (addresses other nodes borrowed): the block
+			 * stays, affine to nobody, and its affinity goes, in one
+			 * txn comparing both. */
+			_cleanup_free_ char *val = NULL;
+			struct weft_txn_cmp cmps[2] = {{aff.items[i].key, aff.items[i].mod_rev}, {bkey, b.mod_rev}};
+			free(b.affinity);
+			b.affinity = NULL;
+			val = ipam_rec_encode(&b);
+			struct weft_txn_op ops[2] = {{WEFT_OP_DELETE, aff.items[i].key, NULL, 0},
+						     {WEFT_OP_PUT, bkey, val, strlen(val)}};
+			ipam_rec_clear(&b);
+			r = weft_store_txn(m->s, cmps, 2, ops, 2, NULL);
+			if (r == -ECANCELED) {
+				r = fail(m, -EAGAIN, "%s changed meanwhile: try again", bkey);
+				goto out;
+			}
+			if (r < 0) {
+				r = store_fail(m, r, "txn on", bkey);
+				goto out;
+			}
+			released++;
+			continue;
+		}
 		ipam_rec_clear(&b);
 		if (r < 0)
 			goto out;
@@ -1160,6 +1187,20 @@ out:
 	recs_free(blocks, nb);
 	weft_kv_list_clear(&aff);
 	return r;
+}
+
+int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node)
+{
+	return release_blocks(m, node, false);
+}
+
+int weft_ipam_release_node_blocks(struct weft_ipam *m, const char *node)
+{
+	if (!node) {
+		m->errmsg[0] = 0;
+		return fail(m, -EINVAL, "no node given");
+	}
+	return release_blocks(m, node, true);
 }
 
 /* --- queries -------------------------------------------------------------------- */

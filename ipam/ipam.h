@@ -155,6 +155,15 @@ int weft_ipam_release_ip(struct weft_ipam *m, const struct weft_ip *ip);
  * calls this, `weftctl ipam release --empty-blocks` does. Returns the
  * number of blocks released. */
 int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node);
+/* Give up every block affine to node, as when the node leaves the cluster
+ * (weftctl delete node): its empty blocks are released as above; a block
+ * that still holds addresses (borrowed by other nodes' pods) stays, affine
+ * to nobody, until it is empty and weft_ipam_release_empty_blocks(NULL)
+ * releases it. Each block and its affinity change in one transaction that
+ * compares both; an empty block that gains an address meanwhile is kept
+ * and affine, a non-empty block that changes meanwhile is -EAGAIN. Release
+ * the node's own addresses first. Returns the number of blocks given up. */
+int weft_ipam_release_node_blocks(struct weft_ipam *m, const char *node);
 
 /* --- queries -------------------------------------------------------------- */
 

@@ -359,6 +359,64 @@ static void test_release_empty_blocks(void)
 	teardown();
 }
 
+/* A node leaving: its empty blocks go, a block other nodes borrowed from
+ * stays affine to nobody, until it is empty. */
+static void test_release_node_blocks(void)
+{
+	setup();
+	add_pool("p1", "10.71.0.0/26", 28, false, NULL);
+	CHECK_STREQ(alloc1("a:eth0", "n1", NULL), "10.71.0.0");
+	CHECK_STREQ(alloc1("b:eth0", "n2", NULL), "10.71.0.16");
+	CHECK_STREQ(alloc1("c:eth0", "n3", NULL), "10.71.0.32");
+	CHECK_STREQ(alloc1("d:eth0", "n4", NULL), "10.71.0.48");
+	/* n2 fills its block, then borrows from n1's (no block left). */
+	for (int i = 1; i < 16; i++) {
+		char h[32];
+		snprintf(h, sizeof(h), "b%d:eth0", i);
+		CHECK(*alloc1(h, "n2", NULL));
+	}
+	CHECK_STREQ(alloc1("borrow:eth0", "n2", NULL), "10.71.0.1");
+	/* n3's block empties. */
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "c:eth0"), 1);
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, NULL), -EINVAL);
+
+	/* n1 leaves: its own address first, then its block, which n2's
+	 * borrowed address keeps, affine to nobody. */
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "a:eth0"), 1);
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, "n1"), 1);
+	CHECK(!key_exists("/weft/v1/ipam/affinities/n1/10.71.0.0-28"));
+	CHECK(key_exists("/weft/v1/ipam/blocks/10.71.0.0-28"));
+	struct weft_ipam_usage *u = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(weft_ipam_usage(g_m, &u, &n), 5);
+	if (n == 5) {
+		CHECK_STREQ(u[1].name, "/weft/v1/ipam/blocks/10.71.0.0-28");
+		CHECK(u[1].affinity == NULL);
+		CHECK_EQ_INT(u[1].used, 1);
+	}
+	weft_ipam_usage_free(u, n);
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
+	struct weft_ipam_allocation a = {0};
+	struct weft_ip ip = IP("10.71.0.1");
+	CHECK_EQ_INT(weft_ipam_lookup_ip(g_m, &ip, &a), 0);
+	CHECK_STREQ(a.handle, "borrow:eth0");
+	weft_ipam_allocation_clear(&a);
+
+	/* n3 leaves: its empty block is released; nothing of it is left. */
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, "n3"), 1);
+	CHECK(!key_exists("/weft/v1/ipam/blocks/10.71.0.32-28"));
+	CHECK(!key_exists("/weft/v1/ipam/affinities/n3/10.71.0.32-28"));
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, "n3"), 0);
+	/* The freed block is claimable again; the orphan goes once empty. */
+	CHECK_STREQ(alloc1("e:eth0", "n5", NULL), "10.71.0.32");
+	CHECK(key_exists("/weft/v1/ipam/affinities/n5/10.71.0.32-28"));
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "borrow:eth0"), 1);
+	CHECK_EQ_INT(weft_ipam_release_empty_blocks(g_m, NULL), 1);
+	CHECK(!key_exists("/weft/v1/ipam/blocks/10.71.0.0-28"));
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
+	teardown();
+}
+
 static void test_pool_choice(void)
 {
 	struct weft_ip ip;
@@ -911,7 +969,8 @@ int main(void)
 {
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
-		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_pool_choice),
+		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_release_node_blocks),
+		TEST(test_pool_choice),
 		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_overlapping_pools), TEST(test_range), TEST(test_range_resized),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
 	};

@@ -11,19 +11,6 @@ S="file:$T/store"
 ctl() { "$W" --store "$S" "$@"; }
 setup() { "$SETUP" "$S" "$@"; }
 
-# expect_rc NAME RC PATTERN CMD...: exit code RC and stdout+stderr matching
-# the extended regex PATTERN.
-expect_rc() {
-	local name=$1 want=$2 pat=$3 rc; shift 3
-	"$@" >"$T/out" 2>&1
-	rc=$?
-	if [ "$rc" = "$want" ] && grep -qE -- "$pat" "$T/out"; then
-		pass "$name"
-	else
-		fail "$name (rc=$rc, want $want)"
-		sed 's/^/     | /' "$T/out"
-	fi
-}
 # expect_usage NAME CMD...: exit 2 with one line on stderr.
 expect_usage() {
 	local name=$1 rc; shift
@@ -197,10 +184,14 @@ check "a Node with a tunnel address" ctl apply -f "$T/node.yaml"
 check "its tunnel address" setup static 10.65.0.210 vxlan-tunnel-addr-tnode tnode
 expect_rc "check: the tunnel address of an existing Node is live" 0 "0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" \
 	ctl ipam check --grace 0
-check "delete the Node" ctl delete node tnode
-expect_rc "check: a tunnel address without its Node is leaked" 1 \
-	"^leaked +10\.65\.0\.210 handle vxlan-tunnel-addr-tnode node tnode: VXLAN tunnel address of node tnode, which has no Node" \
+expect_rc "delete the Node: its tunnel address goes with it" 0 \
+	"^deleted Node tnode and its 0 Endpoints, 0 BGPPeers, 1 address, 1 block$" ctl delete node tnode
+expect_rc "check: clean after the Node went" 0 "0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" \
 	ctl ipam check --grace 0
-expect_rc "release it" 0 "^released 1 address of handle vxlan-tunnel-addr-tnode" ctl ipam release --handle vxlan-tunnel-addr-tnode
+check "a tunnel address of a node that has no Node" setup static 10.65.0.211 vxlan-tunnel-addr-ghost ghost
+expect_rc "check: a tunnel address without its Node is leaked" 1 \
+	"^leaked +10\.65\.0\.211 handle vxlan-tunnel-addr-ghost node ghost: VXLAN tunnel address of node ghost, which has no Node" \
+	ctl ipam check --grace 0
+expect_rc "release it" 0 "^released 1 address of handle vxlan-tunnel-addr-ghost" ctl ipam release --handle vxlan-tunnel-addr-ghost
 
 finish

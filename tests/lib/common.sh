@@ -29,6 +29,20 @@ fail() { _failed=$((_failed + 1)); echo "FAIL $*"; }
 # check NAME CMD...: the command must succeed.
 check() { local n=$1; shift; if "$@" >"$T/out" 2>&1; then pass "$n"; else fail "$n"; sed 's/^/     | /' "$T/out"; fi; }
 
+# expect_rc NAME RC PATTERN CMD...: exit code RC and stdout+stderr matching
+# the extended regex PATTERN.
+expect_rc() {
+	local name=$1 want=$2 pat=$3 rc; shift 3
+	"$@" >"$T/out" 2>&1
+	rc=$?
+	if [ "$rc" = "$want" ] && grep -qE -- "$pat" "$T/out"; then
+		pass "$name"
+	else
+		fail "$name (rc=$rc, want $want)"
+		sed 's/^/     | /' "$T/out"
+	fi
+}
+
 # finish: print the summary line and exit with its status.
 finish() {
 	echo "$_passed passed, $_failed failed"
