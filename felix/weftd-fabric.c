@@ -449,7 +449,8 @@ static void tunnel_edit(cJSON *spec, void *data)
 }
 
 /* This node's VXLAN tunnel address, as Calico's: while a VXLAN pool is
- * there (w->vxlan), one address from the VXLAN pools under the IPAM handle
+ * there (w->vxlan), one address from the enabled VXLAN pools whose
+ * nodeSelector selects the node, under the IPAM handle
  * vxlan-tunnel-addr-<node>, published as the Node's ipv4VXLANTunnelAddr
  * and put on weft.vxlan (w->tunnel); without one, the address is released
  * and the field removed. An address the handle holds is kept while it is
@@ -514,6 +515,7 @@ static int tunnel_sync(struct weftd_fabric *f, struct desired *w, const struct w
 				.count = 1,
 				.pools = pools,
 				.npools = npools,
+				.by_selector = true,
 				.attrs = {.node = (char *)d->node},
 			};
 

@@ -274,8 +274,8 @@ static int pool_selects(struct weft_ipam *m, const struct ipam_pool *pool, const
 
 /* The pools a request may use, in the order to try them (pointers into
  * pools). */
-static int choose_pools(struct weft_ipam *m, const char *node, const char *const *want, size_t nwant, int family,
-			struct ipam_pool *pools, size_t np, struct ipam_pool ***out, size_t *nout)
+static int choose_pools(struct weft_ipam *m, const char *node, const char *const *want, size_t nwant, bool by_selector,
+			int family, struct ipam_pool *pools, size_t np, struct ipam_pool ***out, size_t *nout)
 {
 	struct ipam_pool **c = wcalloc(np + nwant + 1, sizeof(*c));
 	size_t n = 0;
@@ -304,6 +304,34 @@ static int choose_pools(struct weft_ipam *m, const char *node, const char *const
 					    family == AF_INET6 ? 6 : 4);
 			}
 			c[n++] = hit;
+		}
+		if (by_selector) {
+			/* Only those of the named pools that select the node. */
+			struct weft_resource res = {0};
+			struct weft_label *lv = NULL;
+			size_t nl = 0, k = 0;
+			int r = node_labels(m, node, &res, &lv, &nl);
+			struct weft_labels labels = {lv, nl};
+
+			for (size_t j = 0; r >= 0 && j < n; j++) {
+				r = pool_selects(m, c[j], &labels);
+				if (r == 0)
+					unselected = c[j]->name;
+				if (r > 0)
+					c[k++] = c[j];
+			}
+			free(lv);
+			weft_resource_clear(&res);
+			if (r < 0) {
+				free(c);
+				return r;
+			}
+			n = k;
+			if (!n) {
+				free(c);
+				return fail(m, -ENOENT, "none of the pools selects node %s (pool %s's nodeSelector does not "
+						      "match its labels)", node, unselected);
+			}
 		}
 	} else {
 		struct weft_resource res = {0};
@@ -753,7 +781,7 @@ int weft_ipam_auto_assign(struct weft_ipam *m, const struct weft_ipam_request *r
 	r = load_pools(m, &pools, &np);
 	if (r < 0)
 		return r;
-	r = choose_pools(m, req->node, req->pools, req->npools, family, pools, np, &chosen, &nc);
+	r = choose_pools(m, req->node, req->pools, req->npools, req->by_selector, family, pools, np, &chosen, &nc);
 	if (r < 0)
 		goto out;
 	for (k = 0; k < count; k++) {

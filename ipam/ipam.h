@@ -118,6 +118,9 @@ struct weft_ipam_request {
 	 * by default in name order. */
 	const char *const *pools;
 	size_t npools;
+	/* With pools: use only those whose nodeSelector selects the node;
+	 * -ENOENT when none does (weftd's VXLAN tunnel address, as Calico's). */
+	bool by_selector;
 	struct weft_ipam_attrs attrs; /* recorded with each address */
 };
 

@@ -477,6 +477,16 @@ static void test_pool_choice(void)
 	const char *sel[] = {"sel"};
 	req = (struct weft_ipam_request){.handle = "h4:eth0", .node = "n2", .pools = sel, .npools = 1};
 	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	/* ... unless by_selector: then only those that select the node. */
+	const char *both[] = {"sel", "rest"};
+	req = (struct weft_ipam_request){.handle = "h5:eth0", .node = "n2", .pools = both, .npools = 2,
+					 .by_selector = true};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.76.0.1");
+	req = (struct weft_ipam_request){.handle = "h6:eth0", .node = "n2", .pools = sel, .npools = 1,
+					 .by_selector = true};
+	CHECK_EQ_INT(weft_ipam_auto_assign(g_m, &req, &ip), -ENOENT);
+	CHECK(strstr(weft_ipam_errmsg(g_m), "pool sel's nodeSelector") != NULL);
 	teardown();
 
 	/* No pool selects the node: a clear error. */
