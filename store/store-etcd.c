@@ -13,9 +13,10 @@
  * endpoint after any transport failure or a 5xx answer; a write only when
  * the request was certainly not sent (connect or TLS handshake failure):
  * replaying a txn whose answer was lost could apply it twice, or make a
- * successful compare-and-swap look like a failed one. Such a write, and
- * one that etcd answers with a 5xx, fails with weft_store_outcome_unknown()
- * set: it may have been applied. Every operation
+ * successful compare-and-swap look like a failed one, or when etcd says it
+ * refused the write before proposing it (write_refused()). Such a write,
+ * and one that etcd answers with another 5xx, fails with
+ * weft_store_outcome_unknown() set: it may have been applied. Every operation
  * shares one deadline of timeout_ms across all its attempts, split evenly
  * between the endpoints left so that a hung first endpoint still leaves
  * time for the next one.
@@ -169,6 +170,22 @@ static void note_failure(struct weft_buf *errs, const char *endpoint, const char
  * says whether the request may be replayed on another endpoint after it
  * may have been sent. Returns 0, or a negative errno with the handle's
  * errmsg set (an etcd error answer is mapped by its gRPC code). */
+
+/* A 5xx etcd answers a write with that says the write was refused before
+ * it was proposed to raft, so certainly not applied: the member has no
+ * leader ("etcdserver: no leader"; raft itself drops a proposal made
+ * without a leader: "raft proposal dropped"). Such a write may go to the
+ * next endpoint. Any other 5xx ("request timed out", "leader changed") may
+ * still commit. ("too many requests" is a 429: a plain failure anyway.) */
+static bool write_refused(const char *msg)
+{
+	static const char *const refused[] = {"etcdserver: no leader", "raft proposal dropped"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		if (streq(msg, refused[i]))
+			return true;
+	return false;
+}
 static int etcd_call(struct etcd_store *s, const char *path, const char *body, bool idempotent, struct weft_buf *resp)
 {
 	struct etcd_shared *sh = s->sh;
@@ -176,7 +193,7 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 	int64_t deadline = weft_now_ms() + sh->conf.timeout_ms;
 	struct weft_buf errs = {0};
 	int r = -ETIMEDOUT;
-	bool timed_out = false;
+	bool timed_out = false, answered = false;
 
 	for (size_t i = 0; i < n; i++) {
 		size_t idx = (start + i) % n;
@@ -254,9 +271,10 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 			snprintf(msg, sizeof(msg), "HTTP status %ld", status);
 		}
 		weft_buf_free(&out);
-		if (status >= 500 && idempotent) {
+		if (status >= 500 && (idempotent || write_refused(msg))) {
 			/* e.g. 503 "etcdserver: no leader": another member may answer. */
 			note_failure(&errs, ep, "%s", msg);
+			answered = true;
 			continue;
 		}
 		if (status >= 500) {
@@ -270,7 +288,8 @@ static int etcd_call(struct etcd_store *s, const char *path, const char *body, b
 	}
 	if (timed_out)
 		r = -ETIMEDOUT;
-	weft_store_fail(&s->base, r, "etcd unreachable (timeout_ms=%d): %s", sh->conf.timeout_ms,
+	weft_store_fail(&s->base, r, "%s (timeout_ms=%d): %s",
+			answered ? "no etcd endpoint could serve the request" : "etcd unreachable", sh->conf.timeout_ms,
 			errs.data ? errs.data : "");
 out:
 	weft_buf_free(&errs);

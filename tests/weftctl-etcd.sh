@@ -2,8 +2,9 @@
 # weftctl writes to an etcd that fails: a write whose outcome is unknown (the
 # request was sent and no answer came, or etcd answered 5xx such as "request
 # timed out") is reported as such, never as "nothing written"; a write that
-# certainly did not happen (connection refused, a 4xx) still says "nothing
-# written". Fake servers stand in for etcd (python3): no etcd needed.
+# certainly did not happen (connection refused, a 4xx, a 5xx saying etcd
+# refused it before proposing it: "no leader", "raft proposal dropped")
+# still says "nothing written". Fake servers stand in for etcd (python3): no etcd needed.
 # Usage: weftctl-etcd.sh WEFTCTL
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
@@ -68,6 +69,18 @@ fake_etcd 503 '{"error":"etcdserver: request timed out","code":14,"message":"etc
 expect "apply, 503 request timed out: outcome unknown" unknown "etcd://127.0.0.1:$FAKE_PORT?timeout_ms=2000" \
 	apply -f "$T/profile.yaml"
 grep -q "etcdserver: request timed out" "$T/err" && pass "etcd's message is kept" || fail "etcd's message is kept"
+
+# Refused before it was proposed: certainly not applied.
+fake_etcd 503 '{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}' ||
+	{ fail "start the fake etcd"; finish; }
+expect "apply, 503 no leader: nothing written" nothing "etcd://127.0.0.1:$FAKE_PORT?timeout_ms=2000" \
+	apply -f "$T/profile.yaml"
+grep -q "etcdserver: no leader" "$T/err" && pass "no leader: etcd's message is kept" ||
+	fail "no leader: etcd's message is kept"
+fake_etcd 500 '{"error":"raft proposal dropped","code":2,"message":"raft proposal dropped"}' ||
+	{ fail "start the fake etcd"; finish; }
+expect "apply, 500 raft proposal dropped: nothing written" nothing "etcd://127.0.0.1:$FAKE_PORT?timeout_ms=2000" \
+	apply -f "$T/profile.yaml"
 
 fake_etcd 400 '{"error":"etcdserver: request is too large","code":3,"message":"etcdserver: request is too large"}' ||
 	{ fail "start the fake etcd"; finish; }
