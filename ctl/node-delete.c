@@ -20,7 +20,8 @@
  *
  * The node's weftd must be stopped first (it would re-register the Node
  * and its Endpoints are its pods). A Node whose weftd reported status in
- * the last NODE_LIVE_SECS seconds is refused unless forced.
+ * the last NODE_LIVE_SECS seconds is refused unless forced, but for one
+ * whose weftd said on its way out that it stopped.
  */
 #include "ctl/ctl.h"
 #include "ipam/ipam.h"
@@ -40,11 +41,15 @@ static bool status_recent(const cJSON *doc, long long *age)
 {
 	cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
 	cJSON *st = spec ? cJSON_GetObjectItemCaseSensitive(spec, "status") : NULL;
-	const char *ls;
+	const char *ls, *reason;
 	struct tm tm = {0};
 	char *end;
 
 	if (!st || weft_json_get_string(st, "lastSync", &ls) < 0)
+		return false;
+	/* Stopped cleanly: it said so on the way out. */
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(st, "healthy")) &&
+	    weft_json_get_string(st, "reason", &reason) == 0 && streq(reason, WEFT_NODE_REASON_STOPPED))
 		return false;
 	end = strptime(ls, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (!end || *end)

@@ -941,6 +941,20 @@ fail:
 	return r;
 }
 
+void weftd_status_stopping(struct weftd_status *s)
+{
+	_cleanup_json_ cJSON *status = NULL;
+
+	if (!s || !s->store_ok_ns)
+		return;
+	s->healthy = false;
+	weft_strlcpy(s->reason, WEFT_NODE_REASON_STOPPED, sizeof(s->reason));
+	weftd_metric_set(s->d->metrics, "weft_healthy", NULL, 0);
+	status = build_status(s);
+	write_status(s, status);
+	log_info("status: Node %s marked \"" WEFT_NODE_REASON_STOPPED "\"", s->d->node);
+}
+
 void weftd_status_stop(struct weftd_status *s)
 {
 	if (!s)

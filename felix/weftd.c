@@ -410,6 +410,7 @@ out:
 	 * lost connection), then the queued teardowns, bounded. */
 	weftd_api_free(api);
 	d.api = NULL;
+	weftd_status_stopping(status);
 	weftd_status_stop(status);
 	weftd_fabric_stop(d.fabric);
 	weftd_acl_stop(d.acl);

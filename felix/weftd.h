@@ -295,6 +295,9 @@ void weftd_fabric_stop(struct weftd_fabric *f);
  * a bind failure is logged and status goes on without HTTP) and write the
  * node's status to the store periodically. Returns 0 or a negative errno. */
 int weftd_status_start(struct weftd *d, struct weft_loop *loop, const char *listen, struct weftd_status **out);
+/* On a clean exit, before the stop: the Node's status says healthy false,
+ * reason WEFT_NODE_REASON_STOPPED (one write, if the store ever answered). */
+void weftd_status_stopping(struct weftd_status *s); /* NULL ok */
 void weftd_status_stop(struct weftd_status *s); /* NULL ok */
 
 /* --- ACLs (weftd-acl.c) --- */

@@ -43,6 +43,11 @@ const struct weft_kind_info *weft_kind_info(enum weft_kind kind);
  * "IPPool", "ippool", "ippools", "pool". Returns 0 or -ENOENT. */
 int weft_kind_lookup(const char *s, enum weft_kind *out);
 
+/* A Node's spec.status.reason when its weftd stopped cleanly (written, with
+ * healthy false, on the way out): weftctl delete node then needs no
+ * --force. */
+#define WEFT_NODE_REASON_STOPPED "weftd stopped"
+
 /* The store key prefix of a kind: "/weft/v1/ippools/". */
 const char *weft_kind_prefix(enum weft_kind kind);
 

@@ -228,6 +228,17 @@ check "it warns that it cannot listen" within 5 grep -q 'http: cannot listen on 
 check "and keeps running" kill -0 "$(cat "$R/n3b/weftd.pid")"
 check "node-3 /healthz still 200" healthy n3
 
+# A clean stop says so in the Node: then weftctl delete node needs no --force.
+stop_pidfile "$R/n2/weftd.pid" "$R/n2"
+said_stopped() {
+	ctl get node node-2 -o json >"$T/node2.json" &&
+		jq -e '.spec.status.healthy == false and .spec.status.reason == "weftd stopped"' "$T/node2.json" >/dev/null
+}
+check "stopped node-2: its status says weftd stopped" said_stopped
+expect_rc "a running node's delete is refused" 1 "node-1: the node's weftd reported status [0-9]+ s ago and may still be running: stop it first" \
+	ctl delete node node-1
+expect_rc "the stopped node is deleted without --force" 0 "^deleted Node node-2 and its " ctl delete node node-2
+
 kill "$idle" 2>/dev/null
 wait "$idle" 2>/dev/null
 stop_all "$R"
