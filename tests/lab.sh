@@ -1,7 +1,8 @@
 #!/bin/bash
 # The lab: up (weftd + BIRD per node, two pods per node through the CNI
-# plugin), pods reach pods across nodes through BGP-learned block routes, up
-# again over a killed run's leftovers, down removes everything (namespaces,
+# plugin), pods reach pods across nodes through BGP-learned block routes, a
+# node decommissioned (weftctl delete node), up again over a killed run's
+# leftovers, down removes everything (namespaces,
 # processes); the root namespace is left exactly as it was.
 # Usage: lab.sh DEPLOY_LAB BUILD_DIR
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,6 +49,25 @@ check "node2 has eth0 198.18.0.12" sh -c "ip -n ${P}node2 -o addr show dev eth0 
 check "nodes registered in the store" sh -c "'$WEFT_BUILD/ctl/weftctl' --store file:/run/weft-lab/${P%-}/store get nodes | grep -cE '^node[123] ' | grep -q 3"
 check "pool in the store" sh -c "'$WEFT_BUILD/ctl/weftctl' --store file:/run/weft-lab/${P%-}/store get pools | grep -q 10.65.0.0/16"
 check "node1 reaches node3 across the fabric" ip netns exec "${P}node1" ping -c1 -W2 198.18.0.13
+
+# Decommissioning node3 (its two pods and the ACL demo's web pod): stop its
+# weftd (it marks its Node stopped), delete the Node; its block leaves the
+# other nodes' routing tables and IPAM.
+ctl3() { "$WEFT_BUILD/ctl/weftctl" --store "file:/run/weft-lab/${P%-}/store" "$@"; }
+b3=$(block_of "$(cat "$ST/node3/pod1.ip")")
+w3=$(cat "$ST/node3/weftd.pid")
+kill "$w3"
+check "node3's weftd stops" within 10 sh -c "! kill -0 $w3 2>/dev/null"
+expect_rc "weftctl delete node node3" 0 "^deleted Node node3 and its 3 Endpoints, 0 BGPPeers, 3 addresses, 1 block$" \
+	ctl3 delete node node3
+for i in 1 2; do
+	check "node$i: node3's block $b3 withdrawn" within 10 sh -c "! ip -n ${P}node$i route show | grep -q '^$b3 '"
+done
+p3=$(cat "$ST/node3/pod1.ip")
+expect_rc "IPAM: node3's pod address released" 0 "^${p3//./\\.}: not allocated$" ctl3 ipam show --ip "$p3"
+check "IPAM: node3's block released" sh -c "! '$WEFT_BUILD/ctl/weftctl' --store 'file:/run/weft-lab/${P%-}/store' ipam show | grep -q '^$b3 '"
+expect_rc "ipam check clean" 0 " 0 leaked, 0 unchecked, 0 ipam-only; 0 inconsistent" ctl3 ipam check --grace 0
+check "node1 still reaches node2's pod" ip netns exec "${P}node1-pod1" ping -c1 -W2 "$(cat "$ST/node2/pod1.ip")"
 
 # A killed run leaves everything behind; up must still work over it.
 check "lab up again over leftovers (2 nodes)" "$LAB" up --prefix "$P" --nodes 2
