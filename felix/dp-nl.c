@@ -228,31 +228,35 @@ int dp_link_delete_name(struct weft_nl *nl, const char *name, const char *kind)
 	return r < 0 ? r : 1;
 }
 
-struct link_list_ctx {
-	struct weft_link *v;
-	size_t n;
+/* A growing array of dumped objects (links, addresses, routes). */
+struct dump_vec {
+	void *v;
+	size_t n, size;
 };
 
-static int link_list_cb(const struct weft_link *link, void *data)
+static void vec_push(struct dump_vec *c, const void *item)
 {
-	struct link_list_ctx *c = data;
-
-	c->v = wrealloc(c->v, (c->n + 1) * sizeof(*c->v));
-	c->v[c->n++] = *link;
-	return 0;
+	c->v = wrealloc(c->v, (c->n + 1) * c->size);
+	memcpy((char *)c->v + c->n * c->size, item, c->size);
+	c->n++;
 }
 
-int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n, bool *intr)
+/* Run dump into c, taken again while it raced with a change
+ * (NLM_F_DUMP_INTR, -EAGAIN; on a node where veths come and go, one link
+ * dump in five does), at most DP_DUMP_TRIES times. With intr, a dump still
+ * interrupted then is kept (*intr = true); without, it is -EAGAIN. On
+ * success *out and *n get the array. */
+static int dump_retry(int (*dump)(struct weft_nl *, const void *, struct dump_vec *), struct weft_nl *nl,
+		      const void *arg, size_t size, void **out, size_t *n, bool *intr)
 {
-	struct link_list_ctx c = {0};
-	int r;
+	struct dump_vec c = {.size = size};
+	int r = -EAGAIN;
 
-	/* A dump that raced with a change (NLM_F_DUMP_INTR) is taken again:
-	 * on a node where veths come and go, one in five link dumps is. */
 	for (int i = 0; i < DP_DUMP_TRIES; i++) {
 		free(c.v);
-		c = (struct link_list_ctx){0};
-		r = weft_nl_link_dump(nl, link_list_cb, &c);
+		c.v = NULL;
+		c.n = 0;
+		r = dump(nl, arg, &c);
 		if (r != -EAGAIN)
 			break;
 	}
@@ -269,57 +273,66 @@ int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n, bool *in
 	return 0;
 }
 
+static int link_cb(const struct weft_link *link, void *data)
+{
+	vec_push(data, link);
+	return 0;
+}
+
+static int link_dump(struct weft_nl *nl, const void *arg, struct dump_vec *c)
+{
+	(void)arg;
+	return weft_nl_link_dump(nl, link_cb, c);
+}
+
+int dp_link_list(struct weft_nl *nl, struct weft_link **out, size_t *n, bool *intr)
+{
+	void *v;
+	int r = dump_retry(link_dump, nl, NULL, sizeof(**out), &v, n, intr);
+
+	if (r == 0)
+		*out = v;
+	return r;
+}
+
 /* ---- addresses and routes ---- */
 
-struct addr_list_ctx {
-	struct weft_addr *v;
-	size_t n;
-};
-
-static int addr_list_cb(const struct weft_addr *addr, void *data)
+static int addr_cb(const struct weft_addr *addr, void *data)
 {
-	struct addr_list_ctx *c = data;
-
-	c->v = wrealloc(c->v, (c->n + 1) * sizeof(*c->v));
-	c->v[c->n++] = *addr;
+	vec_push(data, addr);
 	return 0;
+}
+
+static int addr_dump(struct weft_nl *nl, const void *arg, struct dump_vec *c)
+{
+	return weft_nl_addr_dump(nl, AF_UNSPEC, *(const int *)arg, addr_cb, c);
 }
 
 int dp_addr_list(struct weft_nl *nl, int ifindex, struct weft_addr **out, size_t *n)
 {
-	struct addr_list_ctx c = {0};
-	int r;
+	void *v;
+	int r = dump_retry(addr_dump, nl, &ifindex, sizeof(**out), &v, n, NULL);
 
-	for (int i = 0; i < DP_DUMP_TRIES; i++) {
-		free(c.v);
-		c = (struct addr_list_ctx){0};
-		r = weft_nl_addr_dump(nl, AF_UNSPEC, ifindex, addr_list_cb, &c);
-		if (r != -EAGAIN)
-			break;
-	}
-	if (r < 0) {
-		free(c.v);
-		return r;
-	}
-	*out = c.v;
-	*n = c.n;
+	if (r == 0)
+		*out = v;
+	return r;
+}
+
+static int route_cb(const struct weft_route *route, void *data)
+{
+	if (route->table == RT_TABLE_MAIN)
+		vec_push(data, route);
 	return 0;
 }
 
-struct route_list_ctx {
-	struct weft_route *v;
-	size_t n;
+struct route_dump_arg {
+	int family, protocol;
 };
 
-static int route_list_cb(const struct weft_route *route, void *data)
+static int route_dump(struct weft_nl *nl, const void *arg, struct dump_vec *c)
 {
-	struct route_list_ctx *c = data;
-
-	if (route->table != RT_TABLE_MAIN)
-		return 0;
-	c->v = wrealloc(c->v, (c->n + 1) * sizeof(*c->v));
-	c->v[c->n++] = *route;
-	return 0;
+	const struct route_dump_arg *a = arg;
+	return weft_nl_route_dump(nl, a->family, a->protocol, route_cb, c);
 }
 
 int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n)
@@ -329,29 +342,13 @@ int dp_route_list(struct weft_nl *nl, int family, int protocol, struct weft_rout
 
 int dp_route_list_intr(struct weft_nl *nl, int family, int protocol, struct weft_route **out, size_t *n, bool *intr)
 {
-	struct route_list_ctx c = {0};
-	int r;
+	struct route_dump_arg a = {family, protocol};
+	void *v;
+	int r = dump_retry(route_dump, nl, &a, sizeof(**out), &v, n, intr);
 
-	/* A dump that raced with a change is taken again. */
-	for (int i = 0; i < DP_DUMP_TRIES; i++) {
-		free(c.v);
-		c.v = NULL;
-		c.n = 0;
-		r = weft_nl_route_dump(nl, family, protocol, route_list_cb, &c);
-		if (r != -EAGAIN)
-			break;
-	}
-	if (intr)
-		*intr = r == -EAGAIN;
-	if (r == -EAGAIN && intr)
-		r = 0;
-	if (r < 0) {
-		free(c.v);
-		return r;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
+	if (r == 0)
+		*out = v;
+	return r;
 }
 
 static int route_onlink(struct weft_nl *nl, const struct weft_route *route, uint16_t flags)
