@@ -35,12 +35,17 @@ int ctl_write_failed(struct ctl *ctl, int r, const char *nothing);
 /* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
 int ctl_read_file(const char *path, char **out, size_t *len);
 
-/* Delete what belongs to Node node before the Node itself is deleted
- * (ctl/node-delete.c): its Endpoints, its BGPPeers, its IPAM addresses and
- * blocks. Refuses a node whose weftd reported status recently unless force.
- * Returns 0 and *summary (malloc'ed, "2 Endpoints, ..."), or 1 after a
- * message; the Node record is left to the caller. */
-int ctl_node_delete_cascade(struct ctl *ctl, const char *node, bool force, char **summary);
+/* Deleting a Node (ctl/node-delete.c), in two steps so that every Node a
+ * command names is checked before anything goes. The check: the Node
+ * exists and its weftd does not seem to run (unless force); 0 and
+ * *node_rev (the revision to delete the Node at), or 1 after a message.
+ * The cascade: what belongs to the Node (its Endpoints, its BGPPeers, its
+ * IPAM addresses and blocks); the keys of the records it deleted are
+ * appended to (*deleted)[*ndeleted] (malloc'ed, even on failure); 0 and
+ * *summary (malloc'ed, "2 Endpoints, ..."), or 1 after a message. The Node
+ * record is left to the caller. */
+int ctl_node_delete_check(struct ctl *ctl, const char *node, bool force, int64_t *node_rev);
+int ctl_node_delete_cascade(struct ctl *ctl, const char *node, char ***deleted, size_t *ndeleted, char **summary);
 
 /* Command entry points: argv[0] is the command name. They return the exit
  * code. */

@@ -125,6 +125,11 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 	char **keys = wcalloc(n, sizeof(*keys));
 	char **values = wcalloc(n, sizeof(*values));
 	char **cascaded = wcalloc(n, sizeof(*cascaded));
+	int64_t *node_rev = wcalloc(n, sizeof(*node_rev)); /* a Node's, as its check read it */
+	bool *done = wcalloc(n, sizeof(*done));            /* deleted with a Node already */
+	char **gone = NULL;                                /* the keys the Nodes' cascades deleted */
+	size_t ngone = 0;
+	const char *nothing = mode == MODE_DELETE ? "deleted" : "written";
 	size_t ncmps = 0;
 	int64_t rev = 0;
 	int ret = 1, r = 0;
@@ -152,30 +157,57 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 				goto out;
 			}
 		}
+		/* Every Node is checked before any loses what belongs to it. */
 		for (size_t i = 0; i < n; i++)
-			if (rs[i].kind == WEFT_KIND_NODE && ctl_node_delete_cascade(ctl, rs[i].name, force, &cascaded[i]))
+			if (rs[i].kind == WEFT_KIND_NODE && ctl_node_delete_check(ctl, rs[i].name, force, &node_rev[i]))
 				goto out;
+		for (size_t i = 0; i < n; i++) {
+			if (rs[i].kind != WEFT_KIND_NODE)
+				continue;
+			if (ctl_node_delete_cascade(ctl, rs[i].name, &gone, &ngone, &cascaded[i])) {
+				if (!streq(nothing, "deleted"))
+					fputs("weftctl: (the Nodes before it lost their Endpoints, BGPPeers and addresses "
+					      "already, and are kept)\n", stderr);
+				goto out;
+			}
+			nothing = "more deleted (what belongs to the Nodes is deleted already; the Nodes are kept: "
+				  "run the command again)";
+		}
+		/* The manifest's own Endpoints and BGPPeers of those Nodes went
+		 * with them. */
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < ngone && !done[i]; k++)
+				done[i] = streq(keys[i], gone[k]);
 	}
 
 	for (int attempt = 0; attempt < 5; attempt++) {
+		size_t nops = 0;
 		ncmps = 0;
 		for (size_t i = 0; i < n; i++) {
-			ops[i].key = keys[i];
+			if (done[i])
+				continue;
+			struct weft_txn_op *op = &ops[nops++];
+			op->key = keys[i];
 			if (mode == MODE_DELETE) {
-				ops[i].type = WEFT_OP_DELETE;
+				op->type = WEFT_OP_DELETE;
 			} else {
-				ops[i].type = WEFT_OP_PUT;
-				ops[i].value = values[i];
-				ops[i].value_len = strlen(values[i]);
+				op->type = WEFT_OP_PUT;
+				op->value = values[i];
+				op->value_len = strlen(values[i]);
 			}
 			if (mode == MODE_APPLY)
 				continue;
+			if (node_rev[i]) {
+				/* A Node whose belongings went: only as its check read it. */
+				cmps[ncmps++] = (struct weft_txn_cmp){keys[i], node_rev[i]};
+				continue;
+			}
 			struct weft_kv kv = {0};
 			r = weft_store_get(ctl->store, keys[i], &kv);
 			if (r == -ENOENT) {
 				if (mode != MODE_CREATE) {
 					ret = ctl_fail("%s: %s %s not found; nothing %s", rs[i].name, res_label(&rs[i]),
-						       rs[i].name, mode == MODE_DELETE ? "deleted" : "written");
+						       rs[i].name, nothing);
 					goto out;
 				}
 				cmps[ncmps++] = (struct weft_txn_cmp){keys[i], 0};
@@ -193,16 +225,29 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 				cmps[ncmps++] = (struct weft_txn_cmp){keys[i], mod};
 			}
 		}
-		r = weft_store_txn(ctl->store, cmps, ncmps, ops, n, &rev);
+		r = weft_store_txn(ctl->store, cmps, ncmps, ops, nops, &rev);
 		if (r != -ECANCELED)
 			break;
+		for (size_t i = 0; i < n; i++) {
+			struct weft_kv kv = {0};
+			if (!node_rev[i] || weft_store_get(ctl->store, keys[i], &kv) < 0)
+				continue;
+			int64_t mod = kv.mod_rev;
+			weft_kv_clear(&kv);
+			if (mod != node_rev[i]) {
+				ret = ctl_fail("%s: Node %s changed while what belongs to it was deleted (did its weftd "
+					       "start again?); nothing %s: check it, then run the command again",
+					       rs[i].name, rs[i].name, nothing);
+				goto out;
+			}
+		}
 	}
 	if (r == -ECANCELED) {
-		ret = ctl_fail("resources kept changing under us; nothing written, try again");
+		ret = ctl_fail("resources kept changing under us; nothing %s, try again", nothing);
 		goto out;
 	}
 	if (r < 0) {
-		ret = ctl_write_failed(ctl, r, mode == MODE_DELETE ? "deleted" : "written");
+		ret = ctl_write_failed(ctl, r, nothing);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -222,6 +267,11 @@ out:
 	free(keys);
 	free(values);
 	free(cascaded);
+	free(node_rev);
+	free(done);
+	for (size_t k = 0; k < ngone; k++)
+		free(gone[k]);
+	free(gone);
 	free(cmps);
 	free(ops);
 	return ret;

@@ -111,6 +111,7 @@ struct weftd_fabric {
 	char *prev_peers; /* NULL: no device wanted */
 	char *prev_nat;   /* NULL: NAT not programmed yet */
 	char *nat_fp;     /* the kernel's NAT table right after we set it */
+	char *no_tunnel;  /* why this node has no tunnel address, as last logged */
 };
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -520,13 +521,25 @@ static int tunnel_sync(struct weftd_fabric *f, struct desired *w, const struct w
 			};
 
 			r = weft_ipam_auto_assign(f->ipam, &rq, &keep);
-			if (r < 0) {
+			if (r == -ENOENT) {
+				/* No VXLAN pool selects this node (or one went
+				 * meanwhile): no tunnel address, and no failure. */
+				if (!f->no_tunnel || !streq(f->no_tunnel, weft_ipam_errmsg(f->ipam)))
+					log_info("fabric: no VXLAN tunnel address: %s; peers reach this node's "
+						 "underlay address instead",
+						 weft_ipam_errmsg(f->ipam));
+				free(f->no_tunnel);
+				f->no_tunnel = wstrdup(weft_ipam_errmsg(f->ipam));
+				keep = (struct weft_ip){0};
+			} else if (r < 0) {
 				log_warn_errno(r, "fabric: no VXLAN tunnel address: %s; peers reach this node's underlay "
 						  "address instead",
 					       weft_ipam_errmsg(f->ipam));
 				keep = (struct weft_ip){0};
 				failed = failed ? failed : r;
 			} else {
+				free(f->no_tunnel);
+				f->no_tunnel = NULL;
 				log_info("fabric: VXLAN tunnel address %s allocated", weft_ip_str(&keep, is, sizeof(is)));
 			}
 		}
@@ -1126,5 +1139,6 @@ void weftd_fabric_stop(struct weftd_fabric *f)
 	free(f->prev_peers);
 	free(f->prev_nat);
 	free(f->nat_fp);
+	free(f->no_tunnel);
 	free(f);
 }

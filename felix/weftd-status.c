@@ -374,8 +374,9 @@ static void rfc3339_now(char *buf, size_t size)
 
 /* Write status (no lastSync in it) into the Node unless the store holds it
  * already and lastSync is fresh. A missing Node is left alone: weftd
- * registers it (weftd_bgp_register_node), an operator deletes it. */
-static void write_status(struct weftd_status *s, const cJSON *status)
+ * registers it (weftd_bgp_register_node), an operator deletes it. Returns
+ * whether it wrote. */
+static bool write_status(struct weftd_status *s, const cJSON *status)
 {
 	struct weft_store *store = s->d->store;
 	_cleanup_free_ char *want = weft_json_print(status);
@@ -401,11 +402,11 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 			s->no_node_logged = true;
 			free(s->written);
 			s->written = NULL;
-			return;
+			return false;
 		}
 		if (r < 0) {
 			store_failed(s, r, "reading the Node");
-			return;
+			return false;
 		}
 		store_answered(s);
 		s->no_node_logged = false;
@@ -414,7 +415,7 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 		weft_kv_clear(&kv);
 		if (r < 0 || !cJSON_IsObject(doc)) {
 			log_warn("status: the stored Node %s is not JSON: status not written", s->d->node);
-			return;
+			return false;
 		}
 		spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
 		if (!cJSON_IsObject(spec)) {
@@ -431,7 +432,7 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 			if (same) {
 				free(s->written);
 				s->written = TAKE_PTR(want);
-				return;
+				return false;
 			}
 		}
 		st = cJSON_Duplicate(status, true);
@@ -443,7 +444,7 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 		if (r < 0) {
 			log_warn("status: the Node %s does not validate with the status: %s", s->d->node,
 				 err ? err : "invalid");
-			return;
+			return false;
 		}
 		text = weft_resource_encode(&res, false);
 		weft_resource_clear(&res);
@@ -453,7 +454,7 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 			continue;
 		if (r < 0) {
 			store_failed(s, r, "writing the Node's status");
-			return;
+			return false;
 		}
 		store_answered(s);
 		s->last_write_ns = now;
@@ -466,9 +467,10 @@ static void write_status(struct weftd_status *s, const cJSON *status)
 					 (double)wall.tv_sec);
 		}
 		log_debug("status: wrote the status of %s (%s)", s->d->node, s->healthy ? "healthy" : s->reason);
-		return;
+		return true;
 	}
 	log_warn("status: the Node %s kept changing under us; trying again next time", s->d->node);
+	return false;
 }
 
 /* One check. full: the store is read (and the endpoints counted) even
@@ -492,7 +494,7 @@ static void check(struct weftd_status *s, bool full)
 	status = build_status(s);
 	text = weft_json_print(status);
 	if (full || !s->written || !streq(text, s->written))
-		write_status(s, status);
+		(void)write_status(s, status);
 	/* A BIRD that is starting is asked again soon rather than at the
 	 * next probe: its sessions come up within a second or two. */
 	if (s->d->bgp && weftd_bgp_bird_state(s->d->bgp, 0, &st) == 0 && st.running && !s->bird_ctl_ok)
@@ -951,8 +953,8 @@ void weftd_status_stopping(struct weftd_status *s)
 	weft_strlcpy(s->reason, WEFT_NODE_REASON_STOPPED, sizeof(s->reason));
 	weftd_metric_set(s->d->metrics, "weft_healthy", NULL, 0);
 	status = build_status(s);
-	write_status(s, status);
-	log_info("status: Node %s marked \"" WEFT_NODE_REASON_STOPPED "\"", s->d->node);
+	if (write_status(s, status))
+		log_info("status: Node %s marked \"" WEFT_NODE_REASON_STOPPED "\"", s->d->node);
 }
 
 void weftd_status_stop(struct weftd_status *s)

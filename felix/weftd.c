@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	struct weftd_status *status = NULL;
 	const char *ip_arg = NULL, *bird = NULL, *http = "127.0.0.1:9099", *acl = "none";
 	const char *autodetect = NULL, *rr_cluster_id = NULL;
-	bool no_bgp = false;
+	bool no_bgp = false, stopped_cleanly = false;
 	int64_t as_number = 0;
 	struct weft_cidr addr = {0};
 	int c, r;
@@ -405,12 +405,15 @@ int main(int argc, char **argv)
 	r = weft_loop_run(loop);
 	if (r < 0)
 		log_error_errno(r, "event loop: %m");
+	else
+		stopped_cleanly = true;
 out:
 	/* No new requests (parked ADDs are dropped; their plugins report the
 	 * lost connection), then the queued teardowns, bounded. */
 	weftd_api_free(api);
 	d.api = NULL;
-	weftd_status_stopping(status);
+	if (stopped_cleanly)
+		weftd_status_stopping(status);
 	weftd_status_stop(status);
 	weftd_fabric_stop(d.fabric);
 	weftd_acl_stop(d.acl);

@@ -1154,6 +1154,12 @@ static int release_blocks(struct weft_ipam *m, const char *node, bool all)
 						     {WEFT_OP_DELETE, bkey, NULL, 0}};
 			ipam_rec_clear(&b);
 			r = weft_store_txn(m->s, cmps, 2, ops, mine ? 2 : 1, NULL);
+			if (r == -ECANCELED && all && mine) {
+				/* It gained an address meanwhile: giving the node
+				 * up must not leave it affine. */
+				r = fail(m, -EAGAIN, "%s changed meanwhile: try again", bkey);
+				goto out;
+			}
 			if (r < 0 && r != -ECANCELED) {
 				r = store_fail(m, r, "txn on", bkey);
 				goto out;

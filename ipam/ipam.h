@@ -163,8 +163,8 @@ int weft_ipam_release_empty_blocks(struct weft_ipam *m, const char *node);
  * that still holds addresses (borrowed by other nodes' pods) stays, affine
  * to nobody, until it is empty and weft_ipam_release_empty_blocks(NULL)
  * releases it. Each block and its affinity change in one transaction that
- * compares both; an empty block that gains an address meanwhile is kept
- * and affine, a non-empty block that changes meanwhile is -EAGAIN. Release
+ * compares both; a block that changes meanwhile is -EAGAIN (call again:
+ * nothing is left half done). Release
  * the node's own addresses first. Returns the number of blocks given up. */
 int weft_ipam_release_node_blocks(struct weft_ipam *m, const char *node);
 
