@@ -534,6 +534,24 @@ static void test_vxlan_tunnel(void)
 	sh("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.weft/vxlan.rp_filter=0");
 	enter(NULL);
 
+	/* A node no VXLAN pool selects gets no tunnel address, and that is no
+	 * failed sync; the others keep theirs. Selected again, it gets one. */
+	agent_stop(3);
+	CHECK_EQ_INT(weft_ipam_release_handle(ipam, "vxlan-tunnel-addr-node3"), 1);
+	put("/weft/v1/ippools/pv", "{\"kind\":\"IPPool\",\"metadata\":{\"name\":\"pv\"},\"spec\":{\"cidr\":"
+				   "\"10.80.0.0/16\",\"blockSize\":26,\"vxlanMode\":\"Always\",\"nodeSelector\":"
+				   "\"has(tunnel)\"}}");
+	agent_start(3);
+	CHECK(node_record(3, 3000, "ipv4VXLANTunnelAddr", false));
+	CHECK(within(3, 100, "! ip -4 -o addr show dev weft.vxlan | grep -q inet"));
+	CHECK(within(1, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.0.128/26 via 198.18.1.3 '"));
+	usleep(300 * 1000);
+	CHECK(metric(3, "weft_fabric_sync_failures_total") == 0);
+	CHECK(node_record(1, 100, "\"ipv4VXLANTunnelAddr\":\"10.80.0.0\"", true));
+	pool("pv", "10.80.0.0/16", false, "Always");
+	CHECK(node_record(3, 3000, "\"ipv4VXLANTunnelAddr\":\"10.80.0.128\"", true));
+	CHECK(within(1, 3000, "ip route show dev weft.vxlan | grep -q '^10.80.0.128/26 via 10.80.0.128 '"));
+
 	/* A Node that claims node2's tunnel address (written by hand): it is
 	 * reached via its underlay address, node2 keeps its own, and the
 	 * other peers' entries are still programmed. */

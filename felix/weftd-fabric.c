@@ -911,8 +911,10 @@ static int sync_nat(struct weftd_fabric *f, const struct desired *w)
 /* A sync failed: try again after 1 s, doubling up to the resync interval
  * while it goes on failing (a failure that lasts, such as a route the
  * kernel refuses, does not cost a full sync every second). */
+/* A sync failed: counted, and tried again after a backoff. */
 static void retry_later(struct weftd_fabric *f)
 {
+	weftd_metric_add(f->d->metrics, "weft_fabric_sync_failures_total", NULL, 1);
 	(void)weft_source_timer_set(f->retry_timer, weft_now_ns() + f->retry_ns, 0);
 	f->retry_ns = f->retry_ns * 2 > f->resync_ns ? f->resync_ns : f->retry_ns * 2;
 }
@@ -925,6 +927,9 @@ static void fabric_metrics_declare(struct weftd_metrics *m)
 	weftd_metric_declare(m, "weft_routes_programmed", "gauge",
 			     "Routes weftd's fabric keeps in the kernel, by kind: blackhole (one per affine block), "
 			     "vxlan (remote blocks via weft.vxlan).");
+	weftd_metric_declare(m, "weft_fabric_sync_failures_total", "counter",
+			     "Syncs of the node's routes, VXLAN and NAT that failed (each is tried again after a "
+			     "backoff; the log says why).");
 	weftd_metric_declare(m, "weft_resync_duration_seconds", "gauge",
 			     "How long the last full sync of the node's routes, VXLAN and NAT took.");
 	weftd_metric_declare(m, "weft_last_resync_timestamp_seconds", "gauge",
@@ -938,6 +943,7 @@ static void fabric_metrics_declare(struct weftd_metrics *m)
 	weftd_metric_set(m, "weft_routes_programmed", "kind=\"blackhole\"", 0);
 	weftd_metric_set(m, "weft_routes_programmed", "kind=\"vxlan\"", 0);
 	weftd_metric_add(m, "weft_store_events_total", "subsystem=\"fabric\"", 0);
+	weftd_metric_add(m, "weft_fabric_sync_failures_total", NULL, 0);
 }
 
 static int fabric_sync(struct weftd_fabric *f)
