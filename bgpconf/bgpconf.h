@@ -77,14 +77,18 @@ int weft_bgpconf_render(const struct weft_bgp_snapshot *s, const char *node, cha
 /* --- install -------------------------------------------------------------------- */
 
 /* Write len bytes of text to path atomically: a temporary file in the same
- * directory, fsync'ed, renamed over path, and the directory fsync'ed. A
- * reader sees the old file or the new one, never a mix. Returns 0. */
+ * directory (mode 0600: the config holds BGP passwords), fsync'ed, renamed
+ * over path, and the directory fsync'ed (a failure of that last step is
+ * logged: the new file is in place). A reader sees the old file or the
+ * new one, never a mix. Returns 0 or a negative errno (path untouched). */
 int weft_bgpconf_write_atomic(const char *path, const char *text, size_t len);
 
 /* Check a config file with `BIRD -p -c path` (bird NULL = "bird" from
  * PATH). Returns 0 when BIRD accepts it; -EINVAL when it does not, with
  * BIRD's complaint in *err ("bird.conf:12:3 syntax error, ..."); -ENOENT
- * when the bird binary cannot be run. */
+ * when the bird binary cannot be run; -ETIMEDOUT when it did not finish
+ * within 10 s (it is killed; $WEFT_BGPCONF_CHECK_TIMEOUT_MS overrides the
+ * limit, for tests). */
 int weft_bgpconf_check(const char *bird, const char *path, char **err);
 
 /* Render's companion: install text as path if it differs from what path

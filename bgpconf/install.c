@@ -7,10 +7,12 @@
  * over the live one.
  */
 #include "bgpconf/bgpconf.h"
+#include "lib/log.h"
 
 #include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,14 +47,21 @@ static int fsync_dir_of(const char *path)
 	return 0;
 }
 
-/* Write text to tmp (created fresh, fsync'ed). */
+/* Write text to tmp (created fresh, fsync'ed), readable by its owner
+ * alone: a BIRD config holds the BGP peers' TCP-MD5 passwords. */
 static int write_file(const char *tmp, const char *text, size_t len)
 {
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	int r;
 
 	if (fd < 0)
 		return -errno;
+	/* A file left by an older version keeps its mode through O_TRUNC. */
+	if (fchmod(fd, 0600) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
 	r = write_all(fd, text, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
@@ -63,13 +72,20 @@ static int write_file(const char *tmp, const char *text, size_t len)
 
 static int rename_into_place(const char *tmp, const char *path)
 {
+	int r;
+
 	if (rename(tmp, path) < 0) {
-		int r = -errno;
+		r = -errno;
 		unlink(tmp);
 		return r;
 	}
-	/* The rename is durable only once the directory is on disk. */
-	return fsync_dir_of(path);
+	/* The rename is durable only once the directory is on disk. When
+	 * that fails the new file is in place all the same (what a reader
+	 * sees now): the caller must go on as replaced. */
+	r = fsync_dir_of(path);
+	if (r < 0)
+		log_warn_errno(r, "bgpconf: %s replaced, but syncing its directory failed: %m", path);
+	return 0;
 }
 
 int weft_bgpconf_write_atomic(const char *path, const char *text, size_t len)
@@ -96,6 +112,41 @@ static char *read_all(int fd, size_t max)
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 
 		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (b.len < max)
+			weft_buf_append(&b, chunk, (size_t)n < max - b.len ? (size_t)n : max - b.len);
+	}
+	return weft_buf_steal(&b);
+}
+
+#define BGPCONF_CHECK_TIMEOUT_MS 10000
+
+/* Read what fd yields until EOF, at most max bytes kept, for at most
+ * timeout_ms: NULL when the time ran out first. */
+static char *read_all_within(int fd, size_t max, int timeout_ms)
+{
+	int64_t deadline = weft_now_ms() + timeout_ms;
+	struct weft_buf b = {0};
+	char chunk[1024];
+
+	for (;;) {
+		int64_t left = deadline - weft_now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (left <= 0 || (n = poll(&p, 1, (int)left)) == 0) {
+			weft_buf_free(&b);
+			return NULL;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;
@@ -154,8 +205,20 @@ int weft_bgpconf_check(const char *bird, const char *path, char **err)
 			*err = wasprintf("cannot run %s: %s", argv[0], strerror(r));
 		return r == ENOENT || r == EACCES ? -ENOENT : -r;
 	}
-	out = read_all(pfd[0], 4096);
+	/* bird -p parses a file: it takes milliseconds. One that hangs must
+	 * not hold weftd's loop (and its CNI requests) for good. */
+	const char *tv = getenv("WEFT_BGPCONF_CHECK_TIMEOUT_MS"); /* for tests */
+	int timeout_ms = tv && atoi(tv) > 0 ? atoi(tv) : BGPCONF_CHECK_TIMEOUT_MS;
+	out = read_all_within(pfd[0], 4096, timeout_ms);
 	close(pfd[0]);
+	if (!out) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (err)
+			*err = wasprintf("%s -p did not finish within %d ms (killed)", argv[0], timeout_ms);
+		return -ETIMEDOUT;
+	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;

@@ -501,6 +501,37 @@ static void test_install(void)
 	CHECK_STREQ(cur, t2);
 	CHECK(access(newp, F_OK) < 0);
 
+	/* The config holds BGP passwords: its owner alone reads it, also
+	 * when it replaces a file an older version left readable. */
+	struct stat st;
+	CHECK_EQ_INT(stat(path, &st), 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0600);
+	CHECK_EQ_INT(chmod(path, 0644), 0);
+	CHECK_EQ_INT(weft_bgpconf_install(path, t1, NULL, &err), 1);
+	CHECK_EQ_INT(stat(path, &st), 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0600);
+
+	/* A bird -p that hangs is killed: -ETIMEDOUT, path untouched. */
+	_cleanup_free_ char *hang = wasprintf("%s/hang-bird", g_dir);
+	FILE *hf = fopen(hang, "w");
+	CHECK(hf != NULL);
+	if (hf) {
+		fputs("#!/bin/sh\nexec sleep 30\n", hf);
+		fclose(hf);
+	}
+	CHECK_EQ_INT(chmod(hang, 0755), 0);
+	setenv("WEFT_BGPCONF_CHECK_TIMEOUT_MS", "300", 1);
+	int64_t t0 = weft_now_ms();
+	CHECK_EQ_INT(weft_bgpconf_install(path, t2, hang, &err), -ETIMEDOUT);
+	CHECK(weft_now_ms() - t0 < 5000);
+	CHECK(err && strstr(err, "did not finish"));
+	free(err), err = NULL;
+	unsetenv("WEFT_BGPCONF_CHECK_TIMEOUT_MS");
+	free(cur);
+	cur = slurp(path);
+	CHECK_STREQ(cur, t1);
+	CHECK(access(newp, F_OK) < 0);
+
 	/* A missing bird binary is -ENOENT. */
 	CHECK_EQ_INT(weft_bgpconf_check("/nonexistent/bird", path, &err), -ENOENT);
 	CHECK(err != NULL);

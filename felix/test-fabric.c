@@ -829,6 +829,47 @@ static bool endpoint_exists(const char *cid)
  * own: the sweep must not see the test's pods. (A hostIfname too long for
  * an interface does not get this far: the record is undecodable and
  * skipped.) */
+/* Node events count for routing unless only spec.status changed: weftd
+ * rewrites its status as sessions come and go, and every node sees it. */
+static unsigned node_event(struct weftd_watch *w, const char *value)
+{
+	struct weft_event ev = {.type = WEFT_EV_PUT,
+				.kv = {.key = (char *)"/weft/v1/nodes/nodex", .value = (char *)value,
+				       .value_len = strlen(value)}};
+	return weftd_watch_block_event(w, &ev);
+}
+
+static void test_node_status_events(void)
+{
+	struct weftd d = {.store = store, .node = "nodex"};
+	struct weft_loop *loop = NULL;
+	struct weftd_watch *w = NULL;
+	static const char base[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"nodex\"},\"spec\":{\"bgp\":"
+				   "{\"ipv4Address\":\"198.18.0.9/24\"}";
+
+	CHECK_EQ_INT(weft_loop_new(&loop), 0);
+	CHECK_EQ_INT(weftd_watch_open(&d, loop, "test", NULL, NULL, NULL, &w), 0);
+	if (!w) {
+		weft_loop_free(loop);
+		return;
+	}
+	_cleanup_free_ char *v1 = wasprintf("%s}}", base);
+	_cleanup_free_ char *v2 = wasprintf("%s,\"status\":{\"healthy\":true,\"lastSync\":\"2026-11-28T03:00:00Z\"}}}", base);
+	_cleanup_free_ char *v3 = wasprintf("%s,\"status\":{\"healthy\":false,\"reason\":\"x\"}}}", base);
+	_cleanup_free_ char *v4 = wasprintf("%s,\"ipv4VXLANTunnelAddr\":\"10.80.0.9\",\"status\":{\"healthy\":false}}}",
+					    base);
+	CHECK(node_event(w, v1) != 0);  /* first sight */
+	CHECK(node_event(w, v1) == 0);  /* the same */
+	CHECK(node_event(w, v2) == 0);  /* status only */
+	CHECK(node_event(w, v3) == 0);  /* status only */
+	CHECK(node_event(w, v4) != 0);  /* the tunnel address */
+	CHECK(node_event(w, "{") != 0); /* unreadable */
+	struct weft_event del = {.type = WEFT_EV_DELETE, .kv = {.key = (char *)"/weft/v1/nodes/nodex", .value = (char *)""}};
+	CHECK(weftd_watch_block_event(w, &del) != 0);
+	weftd_watch_close(w);
+	weft_loop_free(loop);
+}
+
 static void test_reconcile(void)
 {
 	struct weftd d = {.node = "node9", .store = store, .ipam = ipam};
@@ -878,6 +919,7 @@ static const struct test_case cases[] = {
 	TEST(test_restart),
 	TEST(test_blackhole_refused),
 	TEST(test_reconcile),
+	TEST(test_node_status_events),
 };
 
 int main(void)

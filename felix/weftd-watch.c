@@ -10,6 +10,7 @@
 #include "ipam/ipam.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "model/resource.h"
 
 #include <sys/epoll.h>
 
@@ -25,7 +26,8 @@ struct weftd_watch {
 	struct weft_watch *watch;
 	struct weft_source *io, *retry;
 	/* weftd_watch_block_event(): each IPAM block's affinity and borrowed
-	 * addresses as last seen, sorted by key ("" = affine to nobody). */
+	 * addresses as last seen, sorted by key ("" = affine to nobody); each
+	 * Node record but its status, in the affinity slot. */
 	struct block_seen *blocks;
 	size_t n_blocks;
 };
@@ -190,14 +192,34 @@ static bool block_summary(const struct weft_event *ev, char **affinity, char **b
 	return true;
 }
 
+/* What matters of a Node record to the halves that route: all of it but
+ * spec.status (weftd's report, rewritten as BGP sessions come and go), as
+ * compact JSON in *affinity (*borrowed ""). false when the value cannot be
+ * read (then every event counts). */
+static bool node_summary(const struct weft_event *ev, char **affinity, char **borrowed)
+{
+	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(ev->kv.value, ev->kv.value_len);
+	cJSON *spec;
+
+	if (!cJSON_IsObject(doc))
+		return false;
+	spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
+	if (cJSON_IsObject(spec))
+		cJSON_DeleteItemFromObjectCaseSensitive(spec, "status");
+	*affinity = weft_json_print(doc);
+	*borrowed = wstrdup("");
+	return true;
+}
+
 unsigned weftd_watch_block_event(struct weftd_watch *w, const struct weft_event *ev)
 {
 	size_t lo = 0, hi = w->n_blocks;
 	char *aff, *borrowed;
 	unsigned what;
 	int c = 1;
+	bool node = startswith(ev->kv.key, weft_kind_prefix(WEFT_KIND_NODE));
 
-	if (!startswith(ev->kv.key, WEFT_IPAM_BLOCKS_PREFIX))
+	if (!startswith(ev->kv.key, WEFT_IPAM_BLOCKS_PREFIX) && !node)
 		return WEFTD_BLOCK_MOVED | WEFTD_BLOCK_BORROWS;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -212,7 +234,7 @@ unsigned weftd_watch_block_event(struct weftd_watch *w, const struct weft_event 
 		else
 			hi = mid;
 	}
-	if (ev->type != WEFT_EV_PUT || !block_summary(ev, &aff, &borrowed)) {
+	if (ev->type != WEFT_EV_PUT || !(node ? node_summary(ev, &aff, &borrowed) : block_summary(ev, &aff, &borrowed))) {
 		/* Gone (or unreadable): it counts, and is forgotten. */
 		if (c == 0) {
 			free(w->blocks[lo].key);

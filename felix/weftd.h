@@ -272,7 +272,11 @@ void weftd_watch_poll(struct weftd_watch *w);
  * (re)opened watch); an address allocated or released (every ADD and DEL
  * writes its block) is not. WEFTD_BLOCK_BORROWS: the addresses held by
  * nodes other than the block's affinity changed (also for another key, a
- * deleted or unreadable block, and a new block that has some). 0: neither. */
+ * deleted or unreadable block, and a new block that has some). 0: neither.
+ * A Node record counts as both when anything but its spec.status changed
+ * (weftd rewrites the status as BGP sessions come and go, and every node
+ * sees those writes: in a mesh of N nodes, a reboot would otherwise make
+ * N reloads of N nodes' routing input); any other key counts as both. */
 #define WEFTD_BLOCK_MOVED 1u
 #define WEFTD_BLOCK_BORROWS 2u
 unsigned weftd_watch_block_event(struct weftd_watch *w, const struct weft_event *ev);
