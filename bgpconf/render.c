@@ -614,6 +614,25 @@ void weft_bgp_snapshot_add_block(struct weft_bgp_snapshot *s, const struct weft_
 	s->blocks[s->nblocks++] = (struct weft_bgp_block){.cidr = *cidr, .affinity = affinity ? wstrdup(affinity) : NULL};
 }
 
+/* A Node record that does not decode as a whole, decoded without its
+ * spec.status: the status is weftd's report, which BGP does not read, and
+ * a newer weftd may report a field this one does not know (a rolling
+ * upgrade must not freeze every older node's BGP config). Returns 0 or
+ * a negative errno (then the record is bad beyond its status). */
+static int node_without_status(const struct weft_kv *kv, struct weft_resource *out)
+{
+	_cleanup_json_ cJSON *doc = NULL;
+	cJSON *spec;
+
+	if (weft_json_parse(kv->value, kv->value_len, &doc) < 0 || !cJSON_IsObject(doc))
+		return -EBADMSG;
+	spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
+	if (!cJSON_IsObject(spec) || !cJSON_GetObjectItemCaseSensitive(spec, "status"))
+		return -EBADMSG;
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "status");
+	return weft_resource_from_json(doc, kv->key, out, NULL) < 0 ? -EBADMSG : 0;
+}
+
 int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *out, char **err)
 {
 	static const enum weft_kind kinds[] = {WEFT_KIND_NODE, WEFT_KIND_BGPPEER, WEFT_KIND_BGPCONFIG, WEFT_KIND_IPPOOL};
@@ -637,6 +656,8 @@ int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *o
 			_cleanup_free_ char *e = NULL;
 
 			r = weft_resource_decode(l.items[i].value, l.items[i].value_len, &s.res[s.nres], &e);
+			if (r < 0 && kinds[k] == WEFT_KIND_NODE && node_without_status(&l.items[i], &s.res[s.nres]) == 0)
+				r = 0;
 			if (r < 0) {
 				if (err)
 					*err = wasprintf("%s: %s", l.items[i].key, e ? e : strerror(-r));
