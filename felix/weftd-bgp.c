@@ -12,7 +12,8 @@
  *
  * BIRD runs as weftd's child (`bird -f`), supervised through the loop: when
  * it dies it is started again after a backoff (1 s doubling to 30 s, back
- * to 1 s after a minute of uptime). On exit weftd stops it by pid.
+ * to 1 s after a minute of uptime). On exit weftd stops it for graceful
+ * restart (bird_stop()).
  */
 #include "bgpconf/bgpconf.h"
 #include "felix/weftd.h"
@@ -42,6 +43,7 @@ struct weftd_bgp {
 	char *conf;     /* RUN/bird.conf */
 	char *ctl;      /* RUN/bird.ctl */
 	char *pidfile;  /* RUN/bird.pid */
+	char *grfile;   /* RUN/bird.graceful: the last BIRD stopped for graceful restart */
 	struct weftd_watch *watch;
 	struct weft_source *sync_src, *resync_timer, *retry_timer;
 	struct weft_source *child_src, *restart_timer;
@@ -539,9 +541,37 @@ static int bird_start(struct weftd_bgp *b)
 	return 0;
 }
 
+/* Ask BIRD to shut down for graceful restart ("graceful restart" on its
+ * control socket): its peers keep this node's routes as stale for the
+ * restart time instead of dropping them at once (a Cease, which SIGTERM
+ * sends), and its kernel routes stay (persist). Returns 0 when BIRD took
+ * the command. */
+static int bird_graceful_shutdown(struct weftd_bgp *b)
+{
+	struct weft_birdc *c = NULL;
+	struct weft_birdc_reply rep = {0};
+	int r;
+
+	r = weft_birdc_connect(b->ctl, BIRDC_TIMEOUT_MS / 2, &c);
+	if (r < 0)
+		return r;
+	r = weft_birdc_cmd(c, "graceful restart", &rep);
+	weft_birdc_close(c);
+	/* BIRD may close the socket before its answer is complete: what
+	 * counts is that it goes; the wait below tells. */
+	weft_birdc_reply_clear(&rep);
+	return r == -EIO || r == -ECONNRESET ? 0 : r;
+}
+
+/* Stop BIRD as weftd exits: for graceful restart, so that stopping or
+ * restarting weftd (an upgrade) is no worse for the node's pods than its
+ * crash: they stay reachable, and the next weftd's BIRD starts with -R
+ * (RUN/bird.graceful says so). SIGTERM when BIRD does not take the
+ * command, SIGKILL when it does not go. */
 static void bird_stop(struct weftd_bgp *b)
 {
 	pid_t pid = b->bird_pid;
+	bool graceful;
 	int i;
 
 	weft_source_free(b->child_src);
@@ -549,10 +579,19 @@ static void bird_stop(struct weftd_bgp *b)
 	if (!pid)
 		return;
 	b->bird_pid = 0;
-	kill(pid, SIGTERM);
+	graceful = bird_graceful_shutdown(b) == 0;
+	if (!graceful)
+		kill(pid, SIGTERM);
 	for (i = 0; i < BIRD_STOP_MS / 20; i++) {
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			log_info("bird: pid %d stopped", (int)pid);
+			log_info("bird: pid %d stopped%s", (int)pid, graceful ? " for graceful restart" : "");
+			if (graceful) {
+				int fd = open(b->grfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+				if (fd < 0)
+					log_warn_errno(-errno, "bird: cannot create %s: %m", b->grfile);
+				else
+					close(fd);
+			}
 			return;
 		}
 		usleep(20 * 1000);
@@ -727,7 +766,12 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 	b->conf = wasprintf("%s/bird.conf", d->run_dir);
 	b->ctl = wasprintf("%s/bird.ctl", d->run_dir);
 	b->pidfile = wasprintf("%s/bird.pid", d->run_dir);
+	b->grfile = wasprintf("%s/bird.graceful", d->run_dir);
 	b->backoff_ms = BIRD_BACKOFF_MIN_MS;
+	/* The last BIRD stopped for graceful restart: its peers keep our
+	 * routes as stale and its kernel routes are there; recover them. */
+	if (unlink(b->grfile) == 0)
+		b->recover = true;
 	bird_stop_stale(b);
 
 	if ((r = weft_loop_add_defer(loop, on_sync, b, &b->sync_src)) < 0 ||
@@ -807,5 +851,6 @@ void weftd_bgp_stop(struct weftd_bgp *b)
 	free(b->conf);
 	free(b->ctl);
 	free(b->pidfile);
+	free(b->grfile);
 	free(b);
 }

@@ -15,8 +15,11 @@
 #      as a container restart or a cgroup kill does, and weftd is started
 #      again: the new BIRD must recover gracefully too (-R), or the node's
 #      kernel loses the other nodes' blocks until the sessions are back.
+#   4. (scenario "stop") weftd on node1 is stopped with SIGTERM and started
+#      again, as for an upgrade: BIRD goes down for graceful restart, the
+#      peer keeps the node's routes, the next BIRD recovers with -R.
 # Usage: bgp-restart.sh WEFTD WEFT WEFTCTL TEST-BGP-DRIVER [SCENARIO...]
-# (scenarios: weftd, bird, crash; default: weftd bird)
+# (scenarios: weftd, bird, crash, stop; default: weftd bird)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/common.sh"
 . "$here/lib/fabric.sh"
@@ -210,9 +213,39 @@ check "a reaches b" can_ping a "$B"
 echo "     crash checked after $(elapsed)"
 }
 
+# --- 4. weftd on node1 stopped cleanly (SIGTERM) and started again --------------------
+# As `systemctl restart` does for an upgrade: weftd stops its BIRD for
+# graceful restart (no Cease), so node2 keeps node1's block as stale, and
+# the next BIRD recovers with -R: the node's pods stay reachable.
+scenario_stop() {
+bold=$(bird_pid 1)
+start_monitor stop
+stream stop
+sleep 2
+check "SIGTERM weftd on node1 during the stream" kill_weftd 1 TERM
+check "node1: its BIRD is gone" within 5 sh -c "! kill -0 $bold 2>/dev/null || grep -q '^State:.*Z' /proc/$bold/status"
+check "weftd log: BIRD stopped for graceful restart" grep -q "bird: pid $bold stopped for graceful restart" "$(node_dir 1)/weftd.log"
+check "node2: node1's block kept while node1 is down" has_route 2 "$BA"
+sleep 1
+check "weftd on node1 starts again" start_weftd 1
+bnew=$(bird_pid 1)
+check "node1: the new BIRD runs with -R" sh -c "tr '\\0' ' ' </proc/$bnew/cmdline | grep -q ' -R'"
+wait "$cpid"
+rc=$?
+[ "$rc" = 0 ] && pass "iperf3 across the clean restart: exit 0" || fail "iperf3 across the clean restart: exit $rc"
+check "iperf3: no error, no stalled second ($(stream_summary stop))" stream_ok stop
+check "node1: session back" wait_established 1 1 30
+check "node2: session back" wait_established 2 1 30
+stop_monitor
+check "routes never left the kernels across the clean restart" test ! -s "$T/missing.stop"
+[ -s "$T/missing.stop" ] && { wc -l <"$T/missing.stop" | sed 's/^/     | samples missing: /'; head -3 "$T/missing.stop" | sed 's/^/     | /'; }
+check "a reaches b" can_ping a "$B"
+echo "     clean restart checked after $(elapsed)"
+}
+
 for sc in $scenarios; do
 	case "$sc" in
-	weftd | bird | crash) "scenario_$sc" ;;
+	weftd | bird | crash | stop) "scenario_$sc" ;;
 	*) fail "unknown scenario $sc" ;;
 	esac
 done

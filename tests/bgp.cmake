@@ -22,8 +22,10 @@ if(TARGET weftd AND TARGET weft AND TARGET weftctl AND TARGET test-bgp-driver)
   # must start with -R too.
   add_test(NAME bgp-restart-crash COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bgp-restart.sh ${weft_fabric_args} crash)
   set_tests_properties(bgp-restart-crash PROPERTIES LABELS "integration;root" TIMEOUT 150 SKIP_RETURN_CODE 77)
+  add_test(NAME bgp-restart-stop COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bgp-restart.sh ${weft_fabric_args} stop)
+  set_tests_properties(bgp-restart-stop PROPERTIES LABELS "integration;root" TIMEOUT 150 SKIP_RETURN_CODE 77)
   # Several of these at once would compete for the two cores (iperf3) and
   # each makes its own namespaces: they are independent, but keep them
   # from skewing each other's timings.
-  set_tests_properties(bgp-fabric bgp-rr bgp-frr bgp-restart bgp-gr-wait bgp-borrow bgp-restart-crash PROPERTIES RESOURCE_LOCK weft-bgp-fabric)
+  set_tests_properties(bgp-fabric bgp-rr bgp-frr bgp-restart bgp-gr-wait bgp-borrow bgp-restart-crash bgp-restart-stop PROPERTIES RESOURCE_LOCK weft-bgp-fabric)
 endif()
