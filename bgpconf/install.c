@@ -102,32 +102,13 @@ int weft_bgpconf_write_atomic(const char *path, const char *text, size_t len)
 	return rename_into_place(tmp, path);
 }
 
-/* Read what fd yields until EOF, at most max bytes kept. */
-static char *read_all(int fd, size_t max)
-{
-	struct weft_buf b = {0};
-	char chunk[1024];
-
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (b.len < max)
-			weft_buf_append(&b, chunk, (size_t)n < max - b.len ? (size_t)n : max - b.len);
-	}
-	return weft_buf_steal(&b);
-}
-
 #define BGPCONF_CHECK_TIMEOUT_MS 10000
 
 /* Read what fd yields until EOF, at most max bytes kept, for at most
- * timeout_ms: NULL when the time ran out first. */
+ * timeout_ms (< 0: no limit): NULL when the time ran out first. */
 static char *read_all_within(int fd, size_t max, int timeout_ms)
 {
-	int64_t deadline = weft_now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : weft_now_ms() + timeout_ms;
 	struct weft_buf b = {0};
 	char chunk[1024];
 
@@ -136,7 +117,7 @@ static char *read_all_within(int fd, size_t max, int timeout_ms)
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ssize_t n;
 
-		if (left <= 0 || (n = poll(&p, 1, (int)left)) == 0) {
+		if (left <= 0 || (n = poll(&p, 1, timeout_ms < 0 ? -1 : (int)left)) == 0) {
 			weft_buf_free(&b);
 			return NULL;
 		}
@@ -246,7 +227,7 @@ static bool same_content(const char *path, const char *text, size_t len)
 
 	if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size != len)
 		return false;
-	cur = read_all(fd, len + 1);
+	cur = read_all_within(fd, len + 1, -1);
 	return strlen(cur) == len && memcmp(cur, text, len) == 0;
 }
 

@@ -100,6 +100,21 @@ stop_monitor() {
 	kill "$mon" 2>/dev/null
 	wait "$mon" 2>/dev/null
 }
+# stream_end TAG WHAT: the stream started by `stream TAG` ended well across
+# WHAT, the sessions came back, and the sampler saw no route missing.
+stream_end() {
+	local tag=$1 what=$2 rc
+	wait "$cpid"
+	rc=$?
+	[ "$rc" = 0 ] && pass "iperf3 across $what: exit 0" || fail "iperf3 across $what: exit $rc"
+	check "iperf3: no error, no stalled second ($(stream_summary "$tag"))" stream_ok "$tag"
+	check "node1: session back" wait_established 1 1 30
+	check "node2: session back" wait_established 2 1 30
+	stop_monitor
+	check "routes never left the kernels across $what" test ! -s "$T/missing.$tag"
+	[ -s "$T/missing.$tag" ] && { wc -l <"$T/missing.$tag" | sed 's/^/     | samples missing: /'; head -3 "$T/missing.$tag" | sed 's/^/     | /'; }
+	return 0
+}
 
 # --- 1. kill -9 weftd on node1 ------------------------------------------------------
 scenario_weftd() {
@@ -200,15 +215,7 @@ check "node1: a new BIRD, child of the new weftd" sh -c "test \"\$(awk '{print \
 # Its pid file was left behind (BIRD removes it on a clean exit only): the
 # sign that its kernel routes are still there and -R must keep them.
 check "node1: the new BIRD runs with -R (the old one did not exit cleanly)" sh -c "tr '\\0' ' ' </proc/$bnew/cmdline | grep -q ' -R'"
-wait "$cpid"
-rc=$?
-[ "$rc" = 0 ] && pass "iperf3 across the crash: exit 0" || fail "iperf3 across the crash: exit $rc"
-check "iperf3: no error, no stalled second ($(stream_summary crash))" stream_ok crash
-check "node1: session back" wait_established 1 1 30
-check "node2: session back" wait_established 2 1 30
-stop_monitor
-check "routes never left the kernels across the crash" test ! -s "$T/missing.crash"
-[ -s "$T/missing.crash" ] && { wc -l <"$T/missing.crash" | sed 's/^/     | samples missing: /'; head -3 "$T/missing.crash" | sed 's/^/     | /'; }
+stream_end crash "the crash"
 check "a reaches b" can_ping a "$B"
 echo "     crash checked after $(elapsed)"
 }
@@ -230,15 +237,7 @@ sleep 1
 check "weftd on node1 starts again" start_weftd 1
 bnew=$(bird_pid 1)
 check "node1: the new BIRD runs with -R" sh -c "tr '\\0' ' ' </proc/$bnew/cmdline | grep -q ' -R'"
-wait "$cpid"
-rc=$?
-[ "$rc" = 0 ] && pass "iperf3 across the clean restart: exit 0" || fail "iperf3 across the clean restart: exit $rc"
-check "iperf3: no error, no stalled second ($(stream_summary stop))" stream_ok stop
-check "node1: session back" wait_established 1 1 30
-check "node2: session back" wait_established 2 1 30
-stop_monitor
-check "routes never left the kernels across the clean restart" test ! -s "$T/missing.stop"
-[ -s "$T/missing.stop" ] && { wc -l <"$T/missing.stop" | sed 's/^/     | samples missing: /'; head -3 "$T/missing.stop" | sed 's/^/     | /'; }
+stream_end stop "the clean restart"
 check "a reaches b" can_ping a "$B"
 echo "     clean restart checked after $(elapsed)"
 }
