@@ -16,8 +16,10 @@ const char *weft_cni_type_name(const cJSON *v);
  * be "" (no prefix). */
 int weft_cni_fail(struct weft_cni_error *err, int code, const char *path, const char *fmt, ...) PRINTF_LIKE(4, 5);
 
-/* Parse text as JSON; on failure code 6 with line and column, what names
- * the document ("network configuration"). */
+/* Parse text as JSON (weft_json_parse()); on failure code 6 with line and
+ * column, what names the document ("the network configuration"). A NUL
+ * character in a string or a key is refused too, naming the field.
+ * Returns 0 or -EINVAL. */
 int weft_cni_json_parse(const char *text, size_t len, const char *what, cJSON **out, struct weft_cni_error *err);
 
 /* Parse a result object (see weft_cni_result_parse) found at path. */

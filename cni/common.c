@@ -321,41 +321,27 @@ int weft_cni_fail(struct weft_cni_error *err, int code, const char *path, const 
 
 int weft_cni_json_parse(const char *text, size_t len, const char *what, cJSON **out, struct weft_cni_error *err)
 {
-	const char *end = NULL;
-	size_t line = 1, col = 1, pos;
-	cJSON *j;
-
+	struct weft_json_error e;
 	size_t blank = 0;
+	int r;
 
 	/* text need not be NUL-terminated: stay within len. */
 	while (text && blank < len && text[blank] && strchr(" \t\r\n", text[blank]))
 		blank++;
 	if (!text || blank == len)
 		return weft_cni_fail(err, WEFT_CNI_ERR_DECODE, "", "%s is empty", what);
-	j = cJSON_ParseWithLengthOpts(text, len, &end, false);
-	if (j) {
-		/* Only white space may follow the value. */
-		while (end && (size_t)(end - text) < len && *end && strchr(" \t\r\n", *end))
-			end++;
-		if (!end || (size_t)(end - text) >= len)
-			goto ok;
-		cJSON_Delete(j);
-		j = NULL;
-	}
-	pos = end && end >= text && (size_t)(end - text) <= len ? (size_t)(end - text) : len;
-	for (size_t i = 0; i < pos; i++) {
-		if (text[i] == '\n') {
-			line++;
-			col = 1;
-		} else {
-			col++;
-		}
-	}
-	return weft_cni_fail(err, WEFT_CNI_ERR_DECODE, "", "%s is not valid JSON: error at line %zu, column %zu (byte %zu)",
-			     what, line, col, pos);
-ok:
-	*out = j;
-	return 0;
+	if (weft_json_parse_err(text, len, out, &e) == 0)
+		return 0;
+	/* A NUL is valid JSON, but a string weft would read cut short. */
+	if (e.fault == WEFT_JSON_NUL)
+		r = weft_cni_fail(err, WEFT_CNI_ERR_DECODE, "", "%s at line %zu, column %zu (byte %zu): %s", what, e.line,
+				  e.column, e.offset, e.msg);
+	else
+		r = weft_cni_fail(err, WEFT_CNI_ERR_DECODE, "",
+				  "%s is not valid JSON: error at line %zu, column %zu (byte %zu)", what, e.line, e.column,
+				  e.offset);
+	weft_json_error_clear(&e);
+	return r;
 }
 
 const cJSON *weft_cni_duplicate_key(const cJSON *obj, const cJSON *after)

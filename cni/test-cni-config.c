@@ -388,6 +388,16 @@ static const struct bad bads[] = {
 	 "the network configuration is not valid JSON: error at line 2, column 10 (byte 32)"},
 	{"{} x", 6, "the network configuration is not valid JSON: error at line 1, column 4 (byte 3)"},
 	{"[1]", 6, "the network configuration is a list, not a JSON object"},
+	/* A NUL in a string or a key: cJSON would keep "net1" of "net1\u0000
+	 * evil" and the config would pass for another one. */
+	{"{\"cniVersion\":\"1.0.0\",\"name\":\"net1\\u0000 evil\",\"type\":\"weft\"}", 6,
+	 "the network configuration at line 1, column 35 (byte 34): name: NUL characters (\\u0000) are not supported"},
+	{R(",\"ipam\":{\"type\":\"weft-ipam\",\"ipv4_pools\":[\"pool1\\u0000x\"]}"), 6,
+	 "the network configuration at line 1, column 98 (byte 97): ipam.ipv4_pools[0]: NUL characters (\\u0000) are "
+	 "not supported"},
+	{R(",\n\"mtu\\u0000\":1400"), 6,
+	 "the network configuration at line 2, column 5 (byte 55): NUL characters (\\u0000) are not supported in field "
+	 "names"},
 	/* Versions. */
 	{"{\"name\":\"n\",\"type\":\"weft\"}", 1, "cniVersion is missing (which means 0.1.0, not supported)"},
 	{"{\"cniVersion\":\"0.2.0\",\"name\":\"n\",\"type\":\"weft\"}", 1, "cniVersion \"0.2.0\" is not supported"},
@@ -645,7 +655,7 @@ static void test_corpus(void)
 	static const char *const files[] = {"routed.json", "macvlan-range.json", "macvlan-start-end.json",
 					    "multus-delegate.json", "v031-routed.json", "prevresult-check.json",
 					    "prevresult-11.json", "gc.json", "ipam-only.json", "bad-range.json",
-					    "bad-json.json"};
+					    "bad-json.json", "bad-nul.json"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *path = wasprintf("%s/%s", WEFT_CNI_CORPUS, files[i]);

@@ -178,6 +178,8 @@ static void test_parse_errors(void)
 		/* cJSON points at the last byte when the input ends early. */
 		{"{", 6, "the result is not valid JSON: error at line 1, column 1 (byte 0)"},
 		{"{\"a\" 1}", 6, "the result is not valid JSON: error at line 1, column 6 (byte 5)"},
+		{"{\"interfaces\":[{\"name\":\"eth0\\u0000\"}]}", 6,
+		 "the result at line 1, column 29 (byte 28): interfaces[0].name: NUL characters (\\u0000) are not supported"},
 		{"3", 7, "result: expected an object, got a number 3"},
 		{"{\"interfaces\":{}}", 7, "result.interfaces: expected a list, got an object"},
 		{"{\"interfaces\":[1]}", 7, "result.interfaces[0]: expected an object, got a number 1"},

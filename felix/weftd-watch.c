@@ -172,12 +172,12 @@ static const char *str_member(const cJSON *obj, const char *key)
  * read (then every event counts). */
 static bool block_summary(const struct weft_event *ev, char **affinity, char **borrowed)
 {
-	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(ev->kv.value, ev->kv.value_len);
+	_cleanup_json_ cJSON *doc = NULL;
 	const cJSON *a;
 	const char *aff;
 	struct weft_buf t = {0};
 
-	if (!cJSON_IsObject(doc))
+	if (weft_json_parse(ev->kv.value, ev->kv.value_len, &doc) < 0 || !cJSON_IsObject(doc))
 		return false;
 	aff = str_member(doc, "affinity");
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(doc, "allocations")) {
@@ -198,10 +198,10 @@ static bool block_summary(const struct weft_event *ev, char **affinity, char **b
  * read (then every event counts). */
 static bool node_summary(const struct weft_event *ev, char **affinity, char **borrowed)
 {
-	_cleanup_json_ cJSON *doc = cJSON_ParseWithLength(ev->kv.value, ev->kv.value_len);
+	_cleanup_json_ cJSON *doc = NULL;
 	cJSON *spec;
 
-	if (!cJSON_IsObject(doc))
+	if (weft_json_parse(ev->kv.value, ev->kv.value_len, &doc) < 0 || !cJSON_IsObject(doc))
 		return false;
 	spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
 	if (cJSON_IsObject(spec))

@@ -31,6 +31,94 @@ static void test_parse(void)
 	}
 }
 
+/* refused(TEXT, LEN, FAULT, OFFSET, LINE, COLUMN, MSG): weft_json_parse()
+ * and weft_json_parse_err() refuse TEXT, leave the output alone and say
+ * MSG at that place. */
+static void refused(const char *text, size_t len, enum weft_json_fault fault, size_t offset, size_t line,
+		    size_t column, const char *msg)
+{
+	cJSON *untouched = (cJSON *)1;
+	struct weft_json_error e = {0};
+
+	CHECK_EQ_INT(weft_json_parse(text, len, &untouched), -EINVAL);
+	CHECK_EQ_INT(weft_json_parse_err(text, len, &untouched, &e), -EINVAL);
+	CHECK(untouched == (cJSON *)1);
+	CHECK_EQ_INT(e.fault, fault);
+	CHECK_EQ_INT(e.offset, offset);
+	CHECK_EQ_INT(e.line, line);
+	CHECK_EQ_INT(e.column, column);
+	CHECK_STREQ(e.msg, msg);
+	weft_json_error_clear(&e);
+	CHECK(e.msg == NULL);
+}
+
+static void test_parse_errors(void)
+{
+	refused("{\"a\":", 5, WEFT_JSON_SYNTAX, 4, 1, 5, "invalid JSON");
+	refused("{\n \"a\" 1}", 9, WEFT_JSON_SYNTAX, 7, 2, 6, "invalid JSON");
+	refused("", 0, WEFT_JSON_SYNTAX, 0, 1, 1, "invalid JSON");
+	refused(NULL, 0, WEFT_JSON_SYNTAX, 0, 1, 1, "invalid JSON");
+	refused("{} x", 4, WEFT_JSON_TRAILING, 3, 1, 4, "unexpected text after the JSON value");
+	/* A NUL byte does not end the text: len does. */
+	refused("{}\0", 3, WEFT_JSON_TRAILING, 2, 1, 3, "unexpected text after the JSON value");
+	weft_json_error_clear(NULL);
+}
+
+/* cJSON decodes \u0000 (and takes a raw NUL byte) and keeps the string cut
+ * at it: "role == 'db'\u0000 && env == 'prod'" would read as "role ==
+ * 'db'". Refused wherever the string is, naming its place. */
+static void test_parse_nul(void)
+{
+	static const char raw[] = "[\"a\", \"b\0c\"]";
+	static const char sel[] = "{\"selector\":\"role == 'db'\\u0000 && env == 'prod'\"}";
+
+	refused(sel, strlen(sel), WEFT_JSON_NUL, 25, 1, 26, "selector: NUL characters (\\u0000) are not supported");
+	refused("\"\\u0000\"", 8, WEFT_JSON_NUL, 1, 1, 2, "NUL characters (\\u0000) are not supported");
+	refused(raw, sizeof(raw) - 1, WEFT_JSON_NUL, 8, 1, 9, "[1]: NUL characters (\\u0000) are not supported");
+	refused("{\"o\": {\"k\": 1,\n \"k\\u0000\": 2}}", 30, WEFT_JSON_NUL, 18, 2, 4,
+		"o: NUL characters (\\u0000) are not supported in field names");
+	refused("{\"a\": [{\"b\": \"ok\"}, {\"c d\": \"x\\u00001\"}]}", 41, WEFT_JSON_NUL, 30, 1, 31,
+		"a[1][\"c d\"]: NUL characters (\\u0000) are not supported");
+
+	/* Not a NUL: an escaped backslash before "u0000", other escapes and
+	 * other control characters. */
+	static const char ok[] = "{\"a\": \"x\\\\u0000\", \"b\": \"\\u0001\\u0100\\n\", \"c\\\\u0000\": 1}";
+	_cleanup_json_ cJSON *j = NULL;
+	const char *s = NULL;
+
+	CHECK_EQ_INT(weft_json_parse(ok, strlen(ok), &j), 0);
+	CHECK_EQ_INT(weft_json_get_string(j, "a", &s), 0);
+	CHECK_STREQ(s, "x\\u0000");
+	CHECK_EQ_INT(weft_json_get_string(j, "b", &s), 0);
+	CHECK_STREQ(s, "\x01\xc4\x80\n");
+	CHECK(cJSON_GetObjectItemCaseSensitive(j, "c\\u0000") != NULL);
+}
+
+static void test_path(void)
+{
+	struct weft_buf p = {0};
+	_cleanup_free_ char *q = NULL, *cut = NULL;
+
+	CHECK_EQ_INT(weft_json_path_key(&p, "spec"), 0);
+	CHECK_EQ_INT(weft_json_path_key(&p, "inboundRules"), 4);
+	CHECK_EQ_INT(weft_json_path_index(&p, 1), 17);
+	weft_json_path_key(&p, "_a-1");
+	weft_json_path_key(&p, "cni.dev/x");
+	weft_json_path_key(&p, "1a");
+	CHECK_STREQ(p.data, "spec.inboundRules[1]._a-1[\"cni.dev/x\"][\"1a\"]");
+	weft_buf_free(&p);
+	weft_json_path_index(&p, 0);
+	weft_json_path_key(&p, "kind");
+	CHECK_STREQ(p.data, "[0].kind");
+	weft_buf_free(&p);
+
+	q = weft_json_quote("a\"b\n", 64);
+	CHECK_STREQ(q, "\"a\\\"b\\n\"");
+	/* Cut, but not inside the two bytes of "é". */
+	cut = weft_json_quote("abc\xc3\xa9z", 4);
+	CHECK_STREQ(cut, "\"abc...\"");
+}
+
 static void test_getters(void)
 {
 	_cleanup_json_ cJSON *j = NULL;
@@ -123,4 +211,5 @@ static void test_hooks(void)
 	CHECK_STREQ(s, "[\"x\"]");
 }
 
-TEST_MAIN(TEST(test_parse), TEST(test_getters), TEST(test_print), TEST(test_hooks))
+TEST_MAIN(TEST(test_parse), TEST(test_parse_errors), TEST(test_parse_nul), TEST(test_path), TEST(test_getters),
+	  TEST(test_print), TEST(test_hooks))

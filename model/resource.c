@@ -177,135 +177,23 @@ int weft_resource_from_json(const cJSON *doc, const char *label, struct weft_res
 	return r;
 }
 
-/* "line L:C" of position pos in text. */
-static void text_position(const char *text, size_t pos, size_t *line, size_t *col)
+/* Parse JSON text as weft_json_parse() does: trailing non-space is an
+ * error, and so is a NUL character in a string (keys, names and selectors
+ * are C strings; the YAML reader refuses NUL too). Returns 0, or -EINVAL
+ * with "line L:C: ..." in *err and the kind of fault in *fault. */
+static int json_parse(const char *text, size_t len, cJSON **out, char **err, enum weft_json_fault *fault)
 {
-	size_t l = 1, c = 1;
-	for (size_t i = 0; i < pos; i++) {
-		if (text[i] == '\n')
-			l++, c = 1;
-		else
-			c++;
-	}
-	*line = l;
-	*col = c;
-}
+	struct weft_json_error e;
 
-/* Parse JSON text; trailing non-space is an error. */
-static int json_parse(const char *text, size_t len, cJSON **out, char **err)
-{
-	const char *end = NULL;
-	size_t line, col;
-	cJSON *v;
-
-	v = cJSON_ParseWithLengthOpts(text, len, &end, false);
-	if (!v) {
-		size_t pos = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-		text_position(text, pos, &line, &col);
+	if (weft_json_parse_err(text, len, out, &e) < 0) {
 		if (err)
-			*err = wasprintf("line %zu:%zu: invalid JSON", line, col);
+			*err = wasprintf("line %zu:%zu: %s", e.line, e.column, e.msg);
+		if (fault)
+			*fault = e.fault;
+		weft_json_error_clear(&e);
 		return -EINVAL;
 	}
-	while (end && end < text + len && strchr(" \t\r\n", *end) && *end)
-		end++;
-	if (end && end < text + len) {
-		text_position(text, (size_t)(end - text), &line, &col);
-		cJSON_Delete(v);
-		if (err)
-			*err = wasprintf("line %zu:%zu: unexpected text after the JSON value", line, col);
-		return -EINVAL;
-	}
-	*out = v;
 	return 0;
-}
-
-/* The first NUL character of a JSON string (a value or an object key) in
- * text, which must be valid JSON: a \u0000 escape or a raw NUL byte. cJSON
- * decodes either and keeps the string cut at it, so that the tree would
- * silently hold less than the text says. Returns the NUL's offset in text
- * and sets *index to the string's number in document order (0 = the first
- * string), or returns -1 when there is none. */
-static ssize_t find_nul(const char *text, size_t len, size_t *index)
-{
-	size_t n = 0;
-	bool in_string = false;
-
-	for (size_t i = 0; i < len; i++) {
-		if (!in_string) {
-			in_string = text[i] == '"';
-			continue;
-		}
-		if (text[i] == '"') {
-			in_string = false;
-			n++;
-		} else if (text[i] == 0) {
-			*index = n;
-			return (ssize_t)i;
-		} else if (text[i] == '\\' && i + 1 < len) {
-			/* Every escape is skipped whole: the "u0000" of "\\u0000"
-			 * follows an escaped backslash and is plain text. */
-			if (text[i + 1] == 'u' && i + 6 <= len && memcmp(text + i + 2, "0000", 4) == 0) {
-				*index = n;
-				return (ssize_t)i;
-			}
-			i++;
-		}
-	}
-	return -1;
-}
-
-/* Push onto ctx->path the place of string number index (counted as
- * find_nul() counts: keys and string values, in document order) in v.
- * *seen counts the strings passed so far. Returns 1 when found, with
- * *is_key telling a key (the path is then its object's) from a value;
- * else 0 with the path unchanged. */
-static int string_path(struct weft_vctx *ctx, const cJSON *v, size_t index, size_t *seen, bool *is_key)
-{
-	const cJSON *c;
-	size_t i = 0;
-
-	if (cJSON_IsString(v))
-		return (*seen)++ == index ? (*is_key = false, 1) : 0;
-	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
-		return 0;
-	cJSON_ArrayForEach(c, v) {
-		size_t old;
-		if (cJSON_IsObject(v)) {
-			if ((*seen)++ == index) {
-				*is_key = true;
-				return 1;
-			}
-			old = weft_vpath_push(ctx, c->string);
-		} else {
-			old = weft_vpath_push_index(ctx, i++);
-		}
-		if (string_path(ctx, c, index, seen, is_key))
-			return 1;
-		weft_vpath_pop(ctx, old);
-	}
-	return 0;
-}
-
-/* Refuse NUL characters in the strings of text, parsed as v: they are not
- * supported (keys, names and selectors are C strings), as the YAML reader
- * refuses them. Returns 0, or -EINVAL with "line L:C: PATH: ..." in *err. */
-static int refuse_nul(const char *text, size_t len, const cJSON *v, char **err)
-{
-	struct weft_vctx ctx = {0};
-	size_t index = 0, seen = 0, line, col;
-	bool is_key = false;
-	ssize_t pos = find_nul(text, len, &index);
-
-	if (pos < 0)
-		return 0;
-	text_position(text, (size_t)pos, &line, &col);
-	weft_buf_append(&ctx.path, "", 0);
-	string_path(&ctx, v, index, &seen, &is_key);
-	if (err)
-		*err = wasprintf("line %zu:%zu: %s%sNUL characters (\\u0000) are not supported%s", line, col, ctx.path.data,
-				 ctx.path.len ? ": " : "", is_key ? " in field names" : "");
-	weft_buf_free(&ctx.path);
-	return -EINVAL;
 }
 
 int weft_resource_decode(const char *json, size_t len, struct weft_resource *out, char **err)
@@ -313,13 +201,9 @@ int weft_resource_decode(const char *json, size_t len, struct weft_resource *out
 	cJSON *v = NULL;
 	int r;
 
-	if (!json || json_parse(json, len, &v, err) < 0) {
+	if (!json || json_parse(json, len, &v, err, NULL) < 0) {
 		if (!json && err)
 			*err = wstrdup("no data");
-		return -EINVAL;
-	}
-	if (refuse_nul(json, len, v, err) < 0) {
-		cJSON_Delete(v);
 		return -EINVAL;
 	}
 	r = weft_resource_from_json(v, "stored resource", out, err);
@@ -482,16 +366,14 @@ int weft_manifest_parse(const char *text, size_t len, struct weft_resource **out
 	if (i < len && (text[i] == '{' || text[i] == '[')) {
 		_cleanup_free_ char *jerr = NULL;
 		cJSON *v = NULL;
+		enum weft_json_fault fault = WEFT_JSON_SYNTAX;
 		/* YAML flow style starts the same way; JSON is tried first and
-		 * its error reported when YAML does not do better. */
-		if (json_parse(text, len, &v, &jerr) == 0) {
-			if (refuse_nul(text, len, v, err) < 0) {
-				cJSON_Delete(v);
-				return -EINVAL;
-			}
+		 * its error reported when YAML does not do better. Valid JSON
+		 * with a NUL in a string is no YAML either. */
+		if (json_parse(text, len, &v, &jerr, &fault) == 0) {
 			docs = cJSON_CreateArray();
 			cJSON_AddItemToArray(docs, v);
-		} else if (weft_yaml_parse(text, len, &docs, NULL) < 0) {
+		} else if (fault == WEFT_JSON_NUL || weft_yaml_parse(text, len, &docs, NULL) < 0) {
 			if (err)
 				*err = TAKE_PTR(jerr);
 			return -EINVAL;

@@ -15,57 +15,14 @@
 
 /* --- paths and errors ------------------------------------------------ */
 
-static bool plain_segment(const char *s)
-{
-	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-		return false;
-	for (; *s; s++)
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
-		    *s != '_' && *s != '-')
-			return false;
-	return true;
-}
-
-char *weft_quote(const char *s, size_t max)
-{
-	size_t l = strlen(s);
-	_cleanup_free_ char *cut = NULL;
-	cJSON *tmp;
-	char *q;
-
-	if (l > max) {
-		/* Do not cut a UTF-8 sequence in half. */
-		while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-			max--;
-		cut = wasprintf("%.*s...", (int)max, s);
-		s = cut;
-	}
-	tmp = cJSON_CreateString(s);
-	q = tmp ? cJSON_PrintUnformatted(tmp) : NULL;
-	cJSON_Delete(tmp);
-	if (!q)
-		return wstrdup("\"?\"");
-	return q;
-}
-
 size_t weft_vpath_push(struct weft_vctx *ctx, const char *seg)
 {
-	size_t old = ctx->path.len;
-
-	if (plain_segment(seg)) {
-		weft_buf_printf(&ctx->path, "%s%s", old ? "." : "", seg);
-	} else {
-		_cleanup_free_ char *q = weft_quote(seg, 64);
-		weft_buf_printf(&ctx->path, "[%s]", q);
-	}
-	return old;
+	return weft_json_path_key(&ctx->path, seg);
 }
 
 size_t weft_vpath_push_index(struct weft_vctx *ctx, size_t i)
 {
-	size_t old = ctx->path.len;
-	weft_buf_printf(&ctx->path, "[%zu]", i);
-	return old;
+	return weft_json_path_index(&ctx->path, i);
 }
 
 void weft_vpath_pop(struct weft_vctx *ctx, size_t len)
@@ -127,7 +84,7 @@ char *weft_value_str(const cJSON *v)
 	char num[64];
 
 	if (cJSON_IsString(v))
-		return weft_quote(v->valuestring, 64);
+		return weft_json_quote(v->valuestring, 64);
 	if (cJSON_IsNumber(v)) {
 		weft_number_str(v->valuedouble, num, sizeof(num));
 		return wstrdup(num);
@@ -155,7 +112,7 @@ static int type_error(struct weft_vctx *ctx, const char *expected, const cJSON *
 static int value_error(struct weft_vctx *ctx, const char *value, const char *fmt, ...) PRINTF_LIKE(3, 4);
 static int value_error(struct weft_vctx *ctx, const char *value, const char *fmt, ...)
 {
-	_cleanup_free_ char *q = weft_quote(value, 64), *msg = NULL;
+	_cleanup_free_ char *q = weft_json_quote(value, 64), *msg = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -15,9 +15,8 @@
 #ifndef WEFT_SCHEMA_H
 #define WEFT_SCHEMA_H
 
+#include "lib/json.h"
 #include "model/resource.h"
-
-#include <cjson/cJSON.h>
 
 /* The state of one document's validation. */
 struct weft_vctx {
@@ -106,9 +105,6 @@ void weft_vpath_pop(struct weft_vctx *ctx, size_t len);
 /* A short, one-line rendering of a value for messages: "text" (JSON
  * quoted, truncated), 26, true, null, a list, an object. Malloc'ed. */
 char *weft_value_str(const cJSON *v);
-/* s JSON-quoted for a one-line message, cut after about max bytes.
- * Malloc'ed. */
-char *weft_quote(const char *s, size_t max);
 /* A number as the messages and the YAML emitter print it. */
 void weft_number_str(double v, char *buf, size_t size);
 

@@ -152,7 +152,7 @@ static int parser_error(struct yparse *p)
 /* A tag for a message: libyaml decodes %-escapes, so it may hold anything. */
 static int tag_fail(struct yparse *p, yaml_mark_t m, const yaml_char_t *tag, const char *what)
 {
-	_cleanup_free_ char *q = weft_quote((const char *)tag, 64);
+	_cleanup_free_ char *q = weft_json_quote((const char *)tag, 64);
 	return yfail(p, m, "%s%s", what, q);
 }
 
@@ -212,7 +212,7 @@ static int on_scalar(struct yparse *p, const yaml_event_t *e)
 		const cJSON *c;
 		cJSON_ArrayForEach(c, f->node)
 			if (streq(c->string, s)) {
-				_cleanup_free_ char *q = weft_quote(s, 64);
+				_cleanup_free_ char *q = weft_json_quote(s, 64);
 				return yfail(p, e->start_mark, "duplicate key %s", q);
 			}
 		f->key = wstrdup(s);
@@ -228,7 +228,7 @@ static int on_scalar(struct yparse *p, const yaml_event_t *e)
 			  (tag_is(tag, YAML_BOOL_TAG) && (k == SC_TRUE || k == SC_FALSE)) ||
 			  ((tag_is(tag, YAML_INT_TAG) || tag_is(tag, YAML_FLOAT_TAG)) && k == SC_NUMBER);
 		if (!ok) {
-			_cleanup_free_ char *q = weft_quote(s, 64), *t = weft_quote((const char *)tag, 64);
+			_cleanup_free_ char *q = weft_json_quote(s, 64), *t = weft_json_quote((const char *)tag, 64);
 			return yfail(p, e->start_mark, "%s does not match its tag %s", q, t);
 		}
 	}
@@ -246,7 +246,7 @@ static int on_scalar(struct yparse *p, const yaml_event_t *e)
 		v = cJSON_CreateNumber(num);
 		break;
 	case SC_NONFINITE: {
-		_cleanup_free_ char *q = weft_quote(s, 64);
+		_cleanup_free_ char *q = weft_json_quote(s, 64);
 		return yfail(p, e->start_mark, "%s: infinite and NaN numbers are not supported", q);
 	}
 	default:

@@ -2,6 +2,8 @@
  * request bodies and response decoding (see etcd-proto.h). */
 #include "store/etcd-proto.h"
 
+#include "lib/json.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 
@@ -407,18 +409,13 @@ char *weft_etcd_req_watch(const char *prefix, const char *key_prefix, int64_t st
 
 /* ---- responses ---- */
 
-static void cjson_freep(cJSON **j)
-{
-	cJSON_Delete(*j);
-}
-#define _cleanup_json_ __attribute__((cleanup(cjson_freep)))
-
 static cJSON *parse_object(const char *body, size_t len)
 {
-	if (!body || len == 0 || len > WEFT_ETCD_RESPONSE_MAX)
+	cJSON *j = NULL;
+
+	if (!body || len == 0 || len > WEFT_ETCD_RESPONSE_MAX || weft_json_parse(body, len, &j) < 0)
 		return NULL;
-	cJSON *j = cJSON_ParseWithLength(body, len);
-	if (j && !cJSON_IsObject(j)) {
+	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
 		return NULL;
 	}

@@ -39,6 +39,11 @@ expect() {
 conf malformed '{"cniVersion": "1.0.0", "name": "net1", "type": "weft",'
 expect "malformed JSON: code 6" 6 'line|column|offset' "$WEFT" malformed
 expect "malformed JSON (weft-ipam): code 6" 6 'line|column|offset' "$WEFT_IPAM" malformed
+# A NUL in a string: cJSON would read the name as "net1" and the ADD go
+# through for another network than the one configured.
+conf nul-name '{"cniVersion": "1.0.0", "name": "net1\u0000evil", "type": "weft", "weftd_socket": "@SOCK@"}'
+expect "NUL in a string: code 6" 6 '^the network configuration at line 1, column [0-9]+ \(byte [0-9]+\): name: NUL characters \(\\u0000\) are not supported$' "$WEFT" nul-name
+expect "NUL in a string (weft-ipam): code 6" 6 '^the network configuration at line 1, column [0-9]+ \(byte [0-9]+\): name: NUL characters' "$WEFT_IPAM" nul-name
 conf notobject '[1, 2]'
 expect "not an object: code 6" 6 'object' "$WEFT" notobject
 conf mtu-type "{$base, \"mtu\": \"1400\"}"
