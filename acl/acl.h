@@ -43,10 +43,11 @@
  *        and goes on; pass in a profile is rejected by the model).
  *     4. Nothing decided: dropped.
  *
- *   Workload -> host (input path from a weft interface): ICMPv6 router
+ *   Workload -> host (input path from a weft interface): ICMPv6 MLD
+ *   (multicast listener query, report and done: types 130-132), router
  *   solicitation, neighbour solicitation and neighbour advertisement
- *   (types 133, 135, 136) accepted (not router advertisements, 134: a pod
- *   is not the node's router); otherwise E's egress must allow (as
+ *   (133, 135, 136) accepted, as in Calico (not router advertisements,
+ *   134: a pod is not the node's router); otherwise E's egress must allow (as
  *   above) AND either the packet goes to a failsafe port (tcp/udp, see
  *   weft_acl_options) or the allow came from a Policy rule (a profile's
  *   blanket "outbound allow" does not open the host; Calico's

@@ -765,10 +765,12 @@ static void render_base(struct render *R, struct ipt_table *t, int fam, char **e
 	weft_buf_printf(&b, "-A weft-input -i %s+ -g weft-wl-host\n", WEFT_ACL_IFPREFIX);
 	table_add(t, wstrdup("weft-input"), weft_buf_steal(&b), CH_OTHER, NULL);
 
-	/* Router solicitation, neighbour solicitation and advertisement; not
-	 * a router advertisement (134): a pod is no router of the node's. */
+	/* As Calico's felix: MLD (multicast listener query, report and done:
+	 * 130-132), router solicitation (133), neighbour solicitation and
+	 * advertisement (135, 136); not a router advertisement (134): a pod is
+	 * no router of the node's. */
 	if (fam == AF_INET6)
-		for (int type = 133; type <= 136; type++)
+		for (int type = 130; type <= 136; type++)
 			if (type != 134)
 				weft_buf_printf(&b, "-A weft-wl-host -p ipv6-icmp -m icmp6 --icmpv6-type %d -j ACCEPT\n",
 						type);

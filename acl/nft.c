@@ -2110,21 +2110,20 @@ static void put_base(struct batch *b)
 	m_ct_state(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(b, r, "input");
-	/* Router solicitation (133), neighbour solicitation and
-	 * advertisement (135, 136): what a pod needs of its node. Not a
-	 * router advertisement (134): a pod is no router of the node's. */
+	/* What a pod needs of its node, as Calico's felix accepts it: MLD
+	 * (multicast listener query, report and done: 130-132), router
+	 * solicitation (133), neighbour solicitation and advertisement (135,
+	 * 136). Not a router advertisement (134): a pod is no router of the
+	 * node's. */
 	for (int i = 0; i < 2; i++) {
-		uint8_t lo = i ? 135 : 133, hi = i ? 136 : 133;
+		uint8_t lo = i ? 135 : 130, hi = i ? 136 : 133;
 
 		r = rule_new("input");
 		m_weft_if(r, true);
 		m_nfproto(r, AF_INET6);
 		m_u8(r, NFT_META_L4PROTO, NFT_CMP_EQ, IPPROTO_ICMPV6);
 		e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
-		if (lo == hi)
-			e_cmp(r, NFT_CMP_EQ, &lo, 1);
-		else
-			e_range(r, NFT_RANGE_EQ, &lo, &hi, 1);
+		e_range(r, NFT_RANGE_EQ, &lo, &hi, 1);
 		e_verdict(r, NF_ACCEPT, NULL);
 		put_rule(b, r, "input");
 	}

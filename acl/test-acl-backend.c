@@ -962,13 +962,22 @@ static void test_host(void)
 	EXPECT(false, tcp_host(&pod_a, false, 8080), "A->host tcp 8080 (profile allow-all does not open the host)");
 	EXPECT(true, tcp_from(node_fd, NULL, pod_a.ns.fd, pod_a.v4, 8080), "host->A tcp 8080 (A's ingress allows nothing)");
 	EXPECT(true, ping_src(NULL, NULL, pod_a.v6), "host->A ping6");
-	/* ICMPv6 the node accepts from a pod before anything else: router
-	 * solicitation, neighbour solicitation and advertisement; a router
-	 * advertisement goes through the host protection (dropped here). */
+	/* ICMPv6 the node accepts from a pod before anything else, as
+	 * Calico's felix: MLD (multicast listener query, report, done),
+	 * router solicitation, neighbour solicitation and advertisement; a
+	 * router advertisement goes through the host protection (dropped
+	 * here), and so do MLDv2 reports (143), which Calico does not
+	 * accept either. */
+	EXPECT(true, icmp6_host(&pod_a, MLD_LISTENER_QUERY), "A->host ICMPv6 multicast listener query (130)");
+	EXPECT(true, icmp6_host(&pod_a, MLD_LISTENER_REPORT), "A->host ICMPv6 multicast listener report (131)");
+	EXPECT(true, icmp6_host(&pod_a, MLD_LISTENER_REDUCTION), "A->host ICMPv6 multicast listener done (132)");
 	EXPECT(true, icmp6_host(&pod_a, ND_ROUTER_SOLICIT), "A->host ICMPv6 router solicitation (133)");
 	EXPECT(true, icmp6_host(&pod_a, ND_NEIGHBOR_SOLICIT), "A->host ICMPv6 neighbour solicitation (135)");
 	EXPECT(true, icmp6_host(&pod_a, ND_NEIGHBOR_ADVERT), "A->host ICMPv6 neighbour advertisement (136)");
 	EXPECT(false, icmp6_host(&pod_a, ND_ROUTER_ADVERT), "A->host ICMPv6 router advertisement (134)");
+	EXPECT(false, icmp6_host(&pod_a, 129), "A->host ICMPv6 echo reply (129, below the MLD range)");
+	EXPECT(false, icmp6_host(&pod_a, 137), "A->host ICMPv6 redirect (137, above the ND range)");
+	EXPECT(false, icmp6_host(&pod_a, 143), "A->host ICMPv6 MLDv2 report (143, not in Calico's list)");
 	EXPECT(false, icmp6_host(&pod_a, ICMP6_ECHO_REQUEST), "A->host ICMPv6 echo request (128, not a failsafe)");
 
 	/* A policy opens tcp 8080 to the host. */

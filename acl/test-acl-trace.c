@@ -315,20 +315,32 @@ static void test_policies(void)
 	       "after policy egress-host egress rule 2 (pass), but workload to host");
 	expect(p, ((struct pk){"wftdb", "10.0.0.1", NULL, "10.0.0.254", 6, 2379, -1, -1, true, false}), true,
 	       "failsafe");
-	/* ICMPv6 router solicitation, neighbour solicitation and
-	 * advertisement to the host: always, even from a link-local
-	 * address; a router advertisement or a redirect is checked like
-	 * anything else (here: not the endpoint's address), as the backends
-	 * do. */
+	/* ICMPv6 MLD (multicast listener query, report, done), router
+	 * solicitation, neighbour solicitation and advertisement to the
+	 * host: always, even from a link-local address (MLD to its group
+	 * address); a router advertisement, a redirect or an echo request
+	 * is checked like anything else (here: not the endpoint's address),
+	 * as the backends do. */
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "ff02::1", 58, -1, 130, 0, true, false}), true,
+	       "ICMPv6 multicast listener query (130) to the host (always accepted)");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "ff02::16", 58, -1, 131, 0, true, false}), true,
+	       "ICMPv6 multicast listener report (131) to the host (always accepted)");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "ff02::2", 58, -1, 132, 0, true, false}), true,
+	       "ICMPv6 multicast listener done (132) to the host (always accepted)");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 133, 0, true, false}), true,
-	       "router solicitation or neighbour solicitation/advertisement");
+	       "ICMPv6 router solicitation (133) to the host (always accepted)");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 135, 0, true, false}), true,
-	       "router solicitation or neighbour solicitation/advertisement");
+	       "ICMPv6 neighbour solicitation (135) to the host (always accepted)");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 136, 0, true, false}), true,
-	       "router solicitation or neighbour solicitation/advertisement");
+	       "ICMPv6 neighbour advertisement (136) to the host (always accepted)");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 134, 0, true, false}), false,
 	       "anti-spoofing");
 	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 137, 0, true, false}), false,
+	       "anti-spoofing");
+	expect(p, ((struct pk){"wftdb", "fe80::1", NULL, "fe80::2", 58, -1, 129, 0, true, false}), false,
+	       "anti-spoofing");
+	/* Only to the host: MLD between pods goes through policy. */
+	expect(p, ((struct pk){"wftdb", "fe80::1", "wftfe", "fe80::2", 58, -1, 131, 0, false, false}), false,
 	       "anti-spoofing");
 	/* A spoofed source to the host on a failsafe port is still dropped. */
 	expect(p, ((struct pk){"wftdb", "10.0.0.9", NULL, "10.0.0.254", 6, 22, -1, -1, true, false}), false,

@@ -205,6 +205,30 @@ static const char *proto_name(int proto, char *buf, size_t size)
 	}
 }
 
+/* The ICMPv6 a pod may always send its node, as the backends accept it
+ * before anything else (Calico's felix's list): its name, or NULL for any
+ * other type. Not a router advertisement (134): a pod is no router of the
+ * node's. */
+static const char *host_icmp6_name(int type)
+{
+	switch (type) {
+	case 130:
+		return "multicast listener query";
+	case 131:
+		return "multicast listener report";
+	case 132:
+		return "multicast listener done";
+	case 133:
+		return "router solicitation";
+	case 135:
+		return "neighbour solicitation";
+	case 136:
+		return "neighbour advertisement";
+	default:
+		return NULL;
+	}
+}
+
 /* Egress of the source endpoint: anti-spoofing by source address (the MAC
  * is not part of a traced packet), then its policies and profiles; for
  * packets to the host, the host protection on top. */
@@ -217,11 +241,10 @@ static void trace_egress(const struct weft_acl_program *p, const struct weft_acl
 
 	st->evaluated = true;
 	st->endpoint = wstrdup(e->name);
-	if (pkt->to_host && pkt->proto == IPPROTO_ICMPV6 &&
-	    (pkt->icmp_type == 133 || pkt->icmp_type == 135 || pkt->icmp_type == 136)) {
+	if (pkt->to_host && pkt->proto == IPPROTO_ICMPV6 && host_icmp6_name(pkt->icmp_type)) {
 		st->allowed = true;
-		st->reason = wstrdup("ICMPv6 router solicitation or neighbour solicitation/advertisement to the host "
-				     "(always accepted)");
+		st->reason = wasprintf("ICMPv6 %s (%d) to the host (always accepted)", host_icmp6_name(pkt->icmp_type),
+				       pkt->icmp_type);
 		return;
 	}
 	if (!own_address(e, &pkt->src)) {
