@@ -272,6 +272,33 @@ static int pool_selects(struct weft_ipam *m, const struct ipam_pool *pool, const
 	return r;
 }
 
+/* Keep of the n pools in c those whose nodeSelector selects node (in
+ * order); *unselected names one that does not. Returns 0 or a negative
+ * errno (a selector that does not parse). */
+static int keep_selecting(struct weft_ipam *m, const char *node, struct ipam_pool **c, size_t *n,
+			  const char **unselected)
+{
+	struct weft_resource res = {0};
+	struct weft_label *lv = NULL;
+	size_t nl = 0, k = 0;
+	int r = node_labels(m, node, &res, &lv, &nl);
+	struct weft_labels labels = {lv, nl};
+
+	for (size_t j = 0; r >= 0 && j < *n; j++) {
+		r = pool_selects(m, c[j], &labels);
+		if (r == 0)
+			*unselected = c[j]->name;
+		if (r > 0)
+			c[k++] = c[j];
+	}
+	free(lv);
+	weft_resource_clear(&res);
+	if (r < 0)
+		return r;
+	*n = k;
+	return 0;
+}
+
 /* The pools a request may use, in the order to try them (pointers into
  * pools). */
 static int choose_pools(struct weft_ipam *m, const char *node, const char *const *want, size_t nwant, bool by_selector,
@@ -280,6 +307,7 @@ static int choose_pools(struct weft_ipam *m, const char *node, const char *const
 	struct ipam_pool **c = wcalloc(np + nwant + 1, sizeof(*c));
 	size_t n = 0;
 	const char *unselected = NULL;
+	int r;
 
 	if (want && nwant) {
 		for (size_t i = 0; i < nwant; i++) {
@@ -305,28 +333,13 @@ static int choose_pools(struct weft_ipam *m, const char *node, const char *const
 			}
 			c[n++] = hit;
 		}
+		/* Named pools are used whatever their selector says, unless
+		 * by_selector. */
 		if (by_selector) {
-			/* Only those of the named pools that select the node. */
-			struct weft_resource res = {0};
-			struct weft_label *lv = NULL;
-			size_t nl = 0, k = 0;
-			int r = node_labels(m, node, &res, &lv, &nl);
-			struct weft_labels labels = {lv, nl};
-
-			for (size_t j = 0; r >= 0 && j < n; j++) {
-				r = pool_selects(m, c[j], &labels);
-				if (r == 0)
-					unselected = c[j]->name;
-				if (r > 0)
-					c[k++] = c[j];
-			}
-			free(lv);
-			weft_resource_clear(&res);
-			if (r < 0) {
+			if ((r = keep_selecting(m, node, c, &n, &unselected)) < 0) {
 				free(c);
 				return r;
 			}
-			n = k;
 			if (!n) {
 				free(c);
 				return fail(m, -ENOENT, "none of the pools selects node %s (pool %s's nodeSelector does not "
@@ -334,24 +347,10 @@ static int choose_pools(struct weft_ipam *m, const char *node, const char *const
 			}
 		}
 	} else {
-		struct weft_resource res = {0};
-		struct weft_label *lv = NULL;
-		size_t nl = 0;
-		int r = node_labels(m, node, &res, &lv, &nl);
-		struct weft_labels labels = {lv, nl};
-
-		for (size_t j = 0; r >= 0 && j < np; j++) {
-			if (pools[j].disabled || pools[j].cidr.ip.family != family)
-				continue;
-			r = pool_selects(m, &pools[j], &labels);
-			if (r == 0)
-				unselected = pools[j].name;
-			if (r > 0)
+		for (size_t j = 0; j < np; j++)
+			if (!pools[j].disabled && pools[j].cidr.ip.family == family)
 				c[n++] = &pools[j];
-		}
-		free(lv);
-		weft_resource_clear(&res);
-		if (r < 0) {
+		if ((r = keep_selecting(m, node, c, &n, &unselected)) < 0) {
 			free(c);
 			return r;
 		}
