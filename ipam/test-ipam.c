@@ -15,6 +15,27 @@ static char g_url[300];
 static struct weft_store *g_s;
 static struct weft_ipam *g_m;
 
+/* Linked with --wrap=weft_store_txn: txn_hook, when set, runs once right
+ * before IPAM's next transaction, as a concurrent writer (another weftd
+ * or plugin) would land between IPAM's read and its compare. The hook's
+ * own writes go through the real call. */
+int __real_weft_store_txn(struct weft_store *s, const struct weft_txn_cmp *cmps, size_t ncmps,
+			  const struct weft_txn_op *ops, size_t nops, int64_t *rev);
+int __wrap_weft_store_txn(struct weft_store *s, const struct weft_txn_cmp *cmps, size_t ncmps,
+			  const struct weft_txn_op *ops, size_t nops, int64_t *rev);
+static void (*txn_hook)(void);
+
+int __wrap_weft_store_txn(struct weft_store *s, const struct weft_txn_cmp *cmps, size_t ncmps,
+			  const struct weft_txn_op *ops, size_t nops, int64_t *rev)
+{
+	void (*hook)(void) = txn_hook;
+
+	txn_hook = NULL;
+	if (hook)
+		hook();
+	return __real_weft_store_txn(s, cmps, ncmps, ops, nops, rev);
+}
+
 static void skip_if_enosys(int r)
 {
 	if (r == -ENOSYS) {
@@ -414,6 +435,49 @@ static void test_release_node_blocks(void)
 	CHECK_EQ_INT(weft_ipam_release_empty_blocks(g_m, NULL), 1);
 	CHECK(!key_exists("/weft/v1/ipam/blocks/10.71.0.0-28"));
 	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
+	teardown();
+}
+
+/* A node's empty block gains an address between release_node_blocks'
+ * read and its transaction (its weftd still running, or a plugin's ADD
+ * in flight): the compare fails, nothing is released, the block keeps
+ * its affinity and the address, and the caller hears "try again". */
+static void take_n1_address(void)
+{
+	struct weft_ipam *m2 = NULL;
+	struct weft_ipam_request req = {.handle = "late:eth0", .node = "n1", .attrs = {.node = (char *)"n1"}};
+	struct weft_ip ip;
+
+	CHECK_EQ_INT(weft_ipam_new(g_s, &m2), 0);
+	CHECK_EQ_INT(weft_ipam_auto_assign(m2, &req, &ip), 1);
+	CHECK_STREQ(ipstr(&ip), "10.72.0.0");
+	weft_ipam_free(m2);
+}
+
+static void test_release_node_blocks_race(void)
+{
+	setup();
+	add_pool("p1", "10.72.0.0/26", 28, false, NULL);
+	CHECK_STREQ(alloc1("a:eth0", "n1", NULL), "10.72.0.0");
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "a:eth0"), 1);
+	/* Empty now, and affine to n1. */
+	txn_hook = take_n1_address;
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, "n1"), -EAGAIN);
+	CHECK(txn_hook == NULL); /* it ran */
+	CHECK(strstr(weft_ipam_errmsg(g_m), "10.72.0.0-28 changed meanwhile: try again") != NULL);
+	CHECK(key_exists("/weft/v1/ipam/affinities/n1/10.72.0.0-28"));
+	CHECK(key_exists("/weft/v1/ipam/blocks/10.72.0.0-28"));
+	struct weft_ipam_allocation a = {0};
+	struct weft_ip ip = IP("10.72.0.0");
+	CHECK_EQ_INT(weft_ipam_lookup_ip(g_m, &ip, &a), 0);
+	CHECK_STREQ(a.handle, "late:eth0");
+	weft_ipam_allocation_clear(&a);
+	CHECK_EQ_INT(check_problems(NULL, NULL), 0);
+	/* Run again once the address is gone: released. */
+	CHECK_EQ_INT(weft_ipam_release_handle(g_m, "late:eth0"), 1);
+	CHECK_EQ_INT(weft_ipam_release_node_blocks(g_m, "n1"), 1);
+	CHECK(!key_exists("/weft/v1/ipam/blocks/10.72.0.0-28"));
+	CHECK(!key_exists("/weft/v1/ipam/affinities/n1/10.72.0.0-28"));
 	teardown();
 }
 
@@ -980,6 +1044,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_claim_allocate), TEST(test_borrow_exhaust), TEST(test_handle_release),
 		TEST(test_static_ip),      TEST(test_release_empty_blocks), TEST(test_release_node_blocks),
+		TEST(test_release_node_blocks_race),
 		TEST(test_pool_choice),
 		TEST(test_corrupt_records), TEST(test_record_cap_handle), TEST(test_check_overlap), TEST(test_overlapping_pools), TEST(test_range), TEST(test_range_resized),          TEST(test_parallel_pool),
 		TEST(test_parallel_range),
