@@ -12,6 +12,7 @@
 #include "felix/dataplane.h"
 #include "ipam/ipam.h"
 #include "lib/json.h"
+#include "lib/log.h"
 
 #include <arpa/inet.h>
 
@@ -614,31 +615,132 @@ void weft_bgp_snapshot_add_block(struct weft_bgp_snapshot *s, const struct weft_
 	s->blocks[s->nblocks++] = (struct weft_bgp_block){.cidr = *cidr, .affinity = affinity ? wstrdup(affinity) : NULL};
 }
 
-/* A Node record that does not decode as a whole, decoded without its
- * spec.status: the status is weftd's report, which BGP does not read, and
- * a newer weftd may report a field this one does not know (a rolling
- * upgrade must not freeze every older node's BGP config). Returns 0 or
- * a negative errno (then the record is bad beyond its status). */
-static int node_without_status(const struct weft_kv *kv, struct weft_resource *out)
+/* What a load left out or read leniently: one message per record, each
+ * logged (warning) when the load before did not have it. weftd loads a
+ * snapshot on every change and every minute, in two halves (BGP and
+ * fabric), so a record that stays bad is named once, not at every load;
+ * it is named again after it was mended and broken again. Process-wide,
+ * for the one thread that loads snapshots (weftd's loop, a CLI). */
+static uint64_t *g_left_out_prev;
+static size_t g_left_out_nprev;
+
+struct left_out {
+	char **msgs;
+	uint64_t *hashes;
+	size_t n;
+};
+
+static void PRINTF_LIKE(2, 3) left_out_add(struct left_out *lo, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+
+	va_start(ap, fmt);
+	m = wvasprintf(fmt, ap);
+	va_end(ap);
+	/* Keys come from the store as they are: one printable line. */
+	for (char *c = m; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	lo->msgs = wrealloc(lo->msgs, (lo->n + 1) * sizeof(*lo->msgs));
+	lo->hashes = wrealloc(lo->hashes, (lo->n + 1) * sizeof(*lo->hashes));
+	lo->hashes[lo->n] = weft_fnv1a(m, strlen(m), WEFT_FNV_INIT);
+	lo->msgs[lo->n++] = m;
+}
+
+/* log: the load succeeded; log what is new and remember this set. */
+static void left_out_done(struct left_out *lo, bool log)
+{
+	if (log) {
+		for (size_t i = 0; i < lo->n; i++) {
+			size_t j = 0;
+
+			while (j < g_left_out_nprev && g_left_out_prev[j] != lo->hashes[i])
+				j++;
+			if (j == g_left_out_nprev)
+				log_warn("bgp: %s", lo->msgs[i]);
+		}
+		free(g_left_out_prev);
+		g_left_out_prev = TAKE_PTR(lo->hashes);
+		g_left_out_nprev = lo->n;
+	}
+	for (size_t i = 0; i < lo->n; i++)
+		free(lo->msgs[i]);
+	free(lo->msgs);
+	free(lo->hashes);
+	*lo = (struct left_out){0};
+}
+
+/* A Node record that does not decode as a whole, read leniently:
+ *  - without its spec.status: the status is weftd's report, which BGP does
+ *    not read, and a newer weftd may report a field this one does not
+ *    know (a rolling upgrade must not freeze every older node's BGP
+ *    config);
+ *  - with a spec.bgp.routeReflectorClusterID of 0.0.0.0 (refused since
+ *    2026-11-28, but an older weftctl or another writer may have stored
+ *    it) read as the node's router id, which is what BIRD did with 0: the
+ *    node stays the reflector it was, and every node's BGP goes on
+ *    instead of stopping at this record. Noted in lo.
+ * Returns 0 or a negative errno (then the record is bad beyond these). */
+static int node_lenient(const struct weft_kv *kv, struct weft_resource *out, struct left_out *lo)
 {
 	_cleanup_json_ cJSON *doc = NULL;
-	cJSON *spec;
+	_cleanup_free_ char *note = NULL;
+	cJSON *spec, *bgp, *cid;
+	struct weft_ip ip;
+	bool changed = false;
 
 	if (weft_json_parse(kv->value, kv->value_len, &doc) < 0 || !cJSON_IsObject(doc))
 		return -EBADMSG;
 	spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
-	if (!cJSON_IsObject(spec) || !cJSON_GetObjectItemCaseSensitive(spec, "status"))
+	if (!cJSON_IsObject(spec))
 		return -EBADMSG;
-	cJSON_DeleteItemFromObjectCaseSensitive(spec, "status");
-	return weft_resource_from_json(doc, kv->key, out, NULL) < 0 ? -EBADMSG : 0;
+	if (cJSON_GetObjectItemCaseSensitive(spec, "status")) {
+		cJSON_DeleteItemFromObjectCaseSensitive(spec, "status");
+		changed = true;
+	}
+	bgp = cJSON_GetObjectItemCaseSensitive(spec, "bgp");
+	cid = cJSON_IsObject(bgp) ? cJSON_GetObjectItemCaseSensitive(bgp, "routeReflectorClusterID") : NULL;
+	if (cJSON_IsString(cid) && weft_ip_parse(cid->valuestring, &ip) == 0 && ip.family == AF_INET &&
+	    ip.v4.s_addr == 0) {
+		const char *a = str_field(bgp, "ipv4Address");
+		struct weft_cidr c;
+		char ips[WEFT_IP_STRLEN];
+
+		if (a && weft_cidr_parse(a, false, &c) == 0 && c.ip.family == AF_INET) {
+			weft_ip_str(&c.ip, ips, sizeof(ips));
+			cJSON_ReplaceItemInObjectCaseSensitive(bgp, "routeReflectorClusterID", cJSON_CreateString(ips));
+			note = wasprintf("%s: spec.bgp.routeReflectorClusterID 0.0.0.0 is not a cluster id: read as %s, "
+					 "the node's router id, as BIRD did with 0 (set a cluster id with weftctl)",
+					 kv->key, ips);
+		} else {
+			cJSON_DeleteItemFromObjectCaseSensitive(bgp, "routeReflectorClusterID");
+			note = wasprintf("%s: spec.bgp.routeReflectorClusterID 0.0.0.0 is not a cluster id: left out "
+					 "(the node has no spec.bgp.ipv4Address either)",
+					 kv->key);
+		}
+		changed = true;
+	}
+	if (!changed || weft_resource_from_json(doc, kv->key, out, NULL) < 0)
+		return -EBADMSG;
+	if (note)
+		left_out_add(lo, "%s", note);
+	return 0;
 }
 
+/* As bgpconf.h says, but for two kinds of records read leniently, each
+ * named in a warning (left_out_done()): a BGPPeer that does not decode is
+ * left out (one peer is one session; the rest is configured as before),
+ * and a Node goes through node_lenient(). Any other record that does not
+ * decode still fails the load (-EBADMSG naming its key): the caller keeps
+ * what it has (fail static) rather than withdraw a node or a pool. */
 int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *out, char **err)
 {
 	static const enum weft_kind kinds[] = {WEFT_KIND_NODE, WEFT_KIND_BGPPEER, WEFT_KIND_BGPCONFIG, WEFT_KIND_IPPOOL};
 	struct weft_bgp_snapshot s = {0};
 	struct weft_ipam *m = NULL;
 	struct weft_ipam_usage *u = NULL;
+	struct left_out lo = {0};
 	size_t nu = 0;
 	int r;
 
@@ -656,8 +758,18 @@ int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *o
 			_cleanup_free_ char *e = NULL;
 
 			r = weft_resource_decode(l.items[i].value, l.items[i].value_len, &s.res[s.nres], &e);
-			if (r < 0 && kinds[k] == WEFT_KIND_NODE && node_without_status(&l.items[i], &s.res[s.nres]) == 0)
+			if (r < 0 && kinds[k] == WEFT_KIND_NODE && node_lenient(&l.items[i], &s.res[s.nres], &lo) == 0)
 				r = 0;
+			if (r < 0 && kinds[k] == WEFT_KIND_BGPPEER) {
+				/* One peer is one session: a record this version
+				 * cannot read (a peerIP refused since, a field of a
+				 * newer version, a hostile writer) costs that
+				 * session, not the node's whole BGP config. */
+				left_out_add(&lo, "BGPPeer record %s left out (no session for it; the other peers are not "
+					     "affected): %s",
+					     l.items[i].key, e ? e : strerror(-r));
+				continue;
+			}
 			if (r < 0) {
 				if (err)
 					*err = wasprintf("%s: %s", l.items[i].key, e ? e : strerror(-r));
@@ -684,9 +796,11 @@ int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *o
 			weft_bgp_snapshot_add_block(&s, &u[i].cidr, u[i].affinity);
 	weft_ipam_usage_free(u, nu);
 	weft_ipam_free(m);
+	left_out_done(&lo, true);
 	*out = s;
 	return 0;
 fail:
+	left_out_done(&lo, false);
 	weft_ipam_free(m);
 	weft_bgp_snapshot_clear(&s);
 	return r;

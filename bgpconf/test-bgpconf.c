@@ -598,6 +598,84 @@ static void test_load(void)
 	free(err), err = NULL;
 	CHECK_EQ_INT(weft_store_delete(st, "/weft/v1/nodes/node-9", 0, NULL), 0);
 
+	/* BGPPeers this version refuses (an older weftctl stored them, or
+	 * another writer did: unicast checks since 2026-11-28), or cannot
+	 * read at all, are left out one by one: the other peers and the
+	 * node's own sessions are configured as before. */
+	static const char old_peer[] = "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"mcast\"},\"spec\":"
+				       "{\"peerIP\":\"224.0.0.1\",\"asNumber\":65001}}";
+	static const char ll_peer[] = "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"ll\"},\"spec\":"
+				      "{\"peerIP\":\"fe80::1\",\"asNumber\":65001}}";
+	static const char good_peer[] = "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"tor\"},\"spec\":"
+					"{\"peerIP\":\"198.18.0.1\",\"asNumber\":65001}}";
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/bgppeers/mcast", old_peer, strlen(old_peer), NULL), 0);
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/bgppeers/ll", ll_peer, strlen(ll_peer), NULL), 0);
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/bgppeers/junk", "{", 1, NULL), 0);
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/bgppeers/tor", good_peer, strlen(good_peer), NULL), 0);
+	CHECK_EQ_INT(weft_bgp_snapshot_load(st, &s, &err), 0);
+	CHECK_EQ_INT(s.nres, 5); /* 3 nodes, the pool, tor */
+	{
+		_cleanup_free_ char *c = render_ok(&s, "node-1");
+		check_bird("load-peers-left-out", c);
+		CHECK(strstr(c, "protocol bgp Global_198_18_0_1 from weft_peer {\n\tneighbor 198.18.0.1 as 65001;\n") != NULL);
+		CHECK(strstr(c, "224.0.0.1") == NULL && strstr(c, "fe80") == NULL);
+		CHECK_EQ_INT(count(c, "protocol bgp Mesh_"), 2);
+	}
+	weft_bgp_snapshot_clear(&s);
+	for (const char *const *k = (const char *const[]){"/weft/v1/bgppeers/mcast", "/weft/v1/bgppeers/ll",
+							   "/weft/v1/bgppeers/junk", "/weft/v1/bgppeers/tor", NULL};
+	     *k; k++)
+		CHECK_EQ_INT(weft_store_delete(st, *k, 0, NULL), 0);
+
+	/* A Node whose cluster id is 0.0.0.0 (refused since, stored before)
+	 * is read with its router id as the cluster id, which is what BIRD
+	 * did with 0: it stays a reflector, and nobody's BGP stops. */
+	static const char rr0[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"rr9\"},\"spec\":{\"bgp\":"
+				  "{\"ipv4Address\":\"198.18.0.19/24\",\"routeReflectorClusterID\":\"0.0.0.0\"},"
+				  "\"status\":{\"healthy\":true}}}";
+	static const char nomesh[] = "{\"kind\":\"BGPConfig\",\"metadata\":{\"name\":\"default\"},\"spec\":"
+				     "{\"nodeToNodeMeshEnabled\":false}}";
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/nodes/rr9", rr0, strlen(rr0), NULL), 0);
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/bgpconfigs/default", nomesh, strlen(nomesh), NULL), 0);
+	CHECK_EQ_INT(weft_bgp_snapshot_load(st, &s, &err), 0);
+	CHECK_EQ_INT(s.nres, 6);
+	for (size_t i = 0; i < s.nres; i++)
+		if (streq(s.res[i].name, "rr9")) {
+			const cJSON *bgp = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(s.res[i].doc, "spec"), "bgp");
+			CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(bgp, "routeReflectorClusterID")),
+				    "198.18.0.19");
+		}
+	{
+		_cleanup_free_ char *rr = render_ok(&s, "rr9"), *c1 = render_ok(&s, "node-1");
+		check_bird("load-rr-cluster-0", rr);
+		CHECK_EQ_INT(count(rr, "\trr client;\n\trr cluster id 198.18.0.19;\n"), 3);
+		CHECK(strstr(c1, "protocol bgp Reflector_198_18_0_19 from weft_peer") != NULL);
+	}
+	weft_bgp_snapshot_clear(&s);
+	/* Without an address it cannot run BGP anyway: the id is left out. */
+	static const char rr0_noaddr[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"rr9\"},\"spec\":{\"bgp\":"
+					 "{\"routeReflectorClusterID\":\"0.0.0.0\"}}}";
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/nodes/rr9", rr0_noaddr, strlen(rr0_noaddr), NULL), 0);
+	CHECK_EQ_INT(weft_bgp_snapshot_load(st, &s, &err), 0);
+	CHECK_EQ_INT(s.nres, 6);
+	{
+		_cleanup_free_ char *c1 = render_ok(&s, "node-1");
+		CHECK(strstr(c1, "198.18.0.19") == NULL && strstr(c1, "protocol bgp ") == NULL);
+	}
+	weft_bgp_snapshot_clear(&s);
+	CHECK_EQ_INT(weft_store_delete(st, "/weft/v1/nodes/rr9", 0, NULL), 0);
+	CHECK_EQ_INT(weft_store_delete(st, "/weft/v1/bgpconfigs/default", 0, NULL), 0);
+	/* Anything else wrong with a Node still stops the load (fail static:
+	 * leaving a node out would withdraw its routes everywhere). */
+	static const char rr0_bad[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"rr9\"},\"spec\":{\"bgp\":"
+				      "{\"routeReflectorClusterID\":\"0.0.0.0\",\"asNumber\":0}}}";
+	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/nodes/rr9", rr0_bad, strlen(rr0_bad), NULL), 0);
+	CHECK_EQ_INT(weft_bgp_snapshot_load(st, &s, &err), -EBADMSG);
+	CHECK(err && strstr(err, "/weft/v1/nodes/rr9: rr9: spec.bgp.asNumber: 0 is out of range"));
+	free(err), err = NULL;
+	CHECK_EQ_INT(weft_store_delete(st, "/weft/v1/nodes/rr9", 0, NULL), 0);
+
 	/* A corrupt record is -EBADMSG naming its key. */
 	CHECK_EQ_INT(weft_store_put(st, "/weft/v1/nodes/bad", "{", 1, NULL), 0);
 	CHECK_EQ_INT(weft_bgp_snapshot_load(st, &s, &err), -EBADMSG);

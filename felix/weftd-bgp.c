@@ -359,6 +359,24 @@ static void register_edit(cJSON *spec, void *data)
 		cJSON_DeleteItemFromObjectCaseSensitive(bgp, "routeReflectorClusterID");
 		if (*e->rr_cluster_id)
 			cJSON_AddStringToObject(bgp, "routeReflectorClusterID", e->rr_cluster_id);
+	} else {
+		/* A cluster id of 0.0.0.0, stored before the model refused it:
+		 * BIRD used the router id for it. That, written out, keeps the
+		 * node the reflector it was and its Node valid again (the
+		 * snapshot reads it the same way, bgpconf/render.c). */
+		const char *cid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(bgp, "routeReflectorClusterID"));
+		struct weft_ip ip;
+		struct weft_cidr a;
+		char ips[WEFT_IP_STRLEN];
+
+		if (cid && weft_ip_parse(cid, &ip) == 0 && ip.family == AF_INET && ip.v4.s_addr == 0 &&
+		    weft_cidr_parse(e->addr, false, &a) == 0) {
+			weft_ip_str(&a.ip, ips, sizeof(ips));
+			log_warn("node: spec.bgp.routeReflectorClusterID 0.0.0.0 is not a cluster id (BIRD used the router "
+				 "id for it): writing %s, the router id, instead",
+				 ips);
+			cJSON_ReplaceItemInObjectCaseSensitive(bgp, "routeReflectorClusterID", cJSON_CreateString(ips));
+		}
 	}
 }
 

@@ -7,6 +7,7 @@
 #include "lib/ipaddr.h"
 #include "model/selector.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <strings.h>
 
@@ -633,11 +634,23 @@ static const struct weft_field policy_fields[] = {
 
 #define AS_FIELD(fl) .type = WEFT_T_INT, .flags = WEFT_FIELD_RANGE | (fl), .min = 1, .max = 4294967295LL
 
+/* A route reflector cluster id is a 32-bit identifier written like an
+ * IPv4 address: any value but 0, which BIRD takes as "unset" (it would
+ * silently use the router id instead). */
+static int check_cluster_id(const struct weft_vctx *ctx, const char *s, char **w)
+{
+	struct weft_ip ip;
+
+	if (weft_ip_parse(s, &ip) == 0 && ip.family == AF_INET && ip.v4.s_addr == 0)
+		return why(w, "is not a cluster id: BIRD takes 0 as unset and would use the router id");
+	return 0;
+}
+
 static const struct weft_field node_bgp_fields[] = {
 	{.name = "ipv4Address", .type = WEFT_T_CIDR_HOST, .flags = WEFT_FIELD_V4},
 	{.name = "ipv6Address", .type = WEFT_T_CIDR_HOST, .flags = WEFT_FIELD_V6},
 	{.name = "asNumber", AS_FIELD(0)},
-	{.name = "routeReflectorClusterID", .type = WEFT_T_IP, .flags = WEFT_FIELD_V4},
+	{.name = "routeReflectorClusterID", .type = WEFT_T_IP, .flags = WEFT_FIELD_V4, .check = check_cluster_id},
 };
 static const struct weft_schema node_bgp_schema = WEFT_SCHEMA(node_bgp_fields, NULL);
 
@@ -741,10 +754,44 @@ static int bgppeer_post(struct weft_vctx *ctx, cJSON *spec)
 	return 0;
 }
 
+/* A BGP peer is one unicast address BIRD can open a TCP session to:
+ * not the unspecified address, a multicast group or the limited
+ * broadcast (BIRD takes those and the session never comes up), and not
+ * an IPv6 link-local address, which BIRD refuses without an interface
+ * (which a BGPPeer cannot name). Loopback stays: a BGP speaker on the
+ * node itself peers over 127.0.0.1. */
+static int check_peer_ip(const struct weft_vctx *ctx, const char *s, char **w)
+{
+	static const uint8_t zero[16];
+	struct weft_ip ip;
+
+	if (weft_ip_parse(s, &ip) < 0)
+		return 0; /* the type's own message */
+	if (ip.family == AF_INET) {
+		uint32_t a = ntohl(ip.v4.s_addr);
+
+		if (a == 0)
+			return why(w, "is not a unicast address (it is the unspecified address)");
+		if ((a >> 28) == 0xe)
+			return why(w, "is not a unicast address (it is a multicast address)");
+		if (a == 0xffffffffu)
+			return why(w, "is not a unicast address (it is the limited broadcast address)");
+		return 0;
+	}
+	if (memcmp(ip.bytes, zero, 16) == 0)
+		return why(w, "is not a unicast address (it is the unspecified address)");
+	if (ip.bytes[0] == 0xff)
+		return why(w, "is not a unicast address (it is a multicast address)");
+	if (ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80)
+		return why(w, "is a link-local address: BIRD needs an interface for a link-local peer, and a BGPPeer "
+			      "cannot name one");
+	return 0;
+}
+
 static const struct weft_field bgppeer_fields[] = {
 	{.name = "node", .type = WEFT_T_STRING, .check = check_hostname},
 	{.name = "nodeSelector", .type = WEFT_T_STRING, .check = check_selector},
-	{.name = "peerIP", .type = WEFT_T_IP, .flags = WEFT_FIELD_REQUIRED},
+	{.name = "peerIP", .type = WEFT_T_IP, .flags = WEFT_FIELD_REQUIRED, .check = check_peer_ip},
 	{.name = "asNumber", AS_FIELD(WEFT_FIELD_REQUIRED)},
 	{.name = "password", .type = WEFT_T_STRING, .check = check_password},
 };

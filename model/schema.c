@@ -209,6 +209,18 @@ static int strict_cidr(struct weft_vctx *ctx, const struct weft_field *f, const 
 	return 0;
 }
 
+/* A field's own check on an address that parsed (WEFT_T_IP): which
+ * addresses make sense where, e.g. a BGP peer must be unicast. schema.h
+ * documents check for strings and maps; an IP field may have one too. */
+static int address_check(struct weft_vctx *ctx, const struct weft_field *f, const char *s)
+{
+	_cleanup_free_ char *why = NULL;
+
+	if (f->check && f->check(ctx, s, &why) < 0)
+		return value_error(ctx, s, "%s", why ? why : "is not valid here");
+	return 0;
+}
+
 static int walk_address(struct weft_vctx *ctx, const struct weft_field *f, const char *s, cJSON **out)
 {
 	char buf[WEFT_CIDR_STRLEN];
@@ -228,7 +240,7 @@ static int walk_address(struct weft_vctx *ctx, const struct weft_field *f, const
 	case WEFT_T_IP:
 		if (weft_ip_parse(s, &ip) < 0)
 			return value_error(ctx, s, "is not an IP address");
-		if (family_check(ctx, f, s, ip.family) < 0)
+		if (family_check(ctx, f, s, ip.family) < 0 || address_check(ctx, f, s) < 0)
 			return -EINVAL;
 		*out = cJSON_CreateString(weft_ip_str(&ip, buf, sizeof(buf)));
 		return 0;

@@ -99,6 +99,27 @@ static const struct good goods[] = {
 	{"kind: BGPPeer\nmetadata: {name: rr}\nspec: {peerIP: \"FD00::1\", asNumber: 4294967295, nodeSelector: \"has(rr)\"}\n",
 	 "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"rr\"},\"spec\":{\"nodeSelector\":\"has(rr)\",\"peerIP\":\"fd00::1\",\"asNumber\":4294967295}}",
 	 "/weft/v1/bgppeers/rr"},
+	/* Loopback peers stay (a BGP speaker on the node itself), and so do
+	 * the unicast neighbours of the refused ranges. */
+	{"kind: BGPPeer\nmetadata: {name: lo4}\nspec: {peerIP: 127.0.0.1, asNumber: 65001}\n",
+	 "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"lo4\"},\"spec\":{\"peerIP\":\"127.0.0.1\",\"asNumber\":65001}}",
+	 "/weft/v1/bgppeers/lo4"},
+	{"kind: BGPPeer\nmetadata: {name: lo6}\nspec: {peerIP: \"::1\", asNumber: 65001}\n",
+	 "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"lo6\"},\"spec\":{\"peerIP\":\"::1\",\"asNumber\":65001}}",
+	 "/weft/v1/bgppeers/lo6"},
+	{"kind: BGPPeer\nmetadata: {name: edge4}\nspec: {peerIP: 223.255.255.255, asNumber: 65001}\n",
+	 "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"edge4\"},\"spec\":{\"peerIP\":\"223.255.255.255\",\"asNumber\":65001}}",
+	 "/weft/v1/bgppeers/edge4"},
+	{"kind: BGPPeer\nmetadata: {name: edge6}\nspec: {peerIP: \"fec0::1\", asNumber: 65001}\n",
+	 "{\"kind\":\"BGPPeer\",\"metadata\":{\"name\":\"edge6\"},\"spec\":{\"peerIP\":\"fec0::1\",\"asNumber\":65001}}",
+	 "/weft/v1/bgppeers/edge6"},
+	/* A cluster id is only a 32-bit identifier: any but 0. */
+	{"kind: Node\nmetadata: {name: n3}\nspec: {bgp: {routeReflectorClusterID: 0.0.0.1}}\n",
+	 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n3\"},\"spec\":{\"bgp\":{\"routeReflectorClusterID\":\"0.0.0.1\"}}}",
+	 "/weft/v1/nodes/n3"},
+	{"kind: Node\nmetadata: {name: n4}\nspec: {bgp: {routeReflectorClusterID: 255.255.255.255}}\n",
+	 "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n4\"},\"spec\":{\"bgp\":{\"routeReflectorClusterID\":\"255.255.255.255\"}}}",
+	 "/weft/v1/nodes/n4"},
 	{"kind: BGPConfig\nmetadata: {name: default}\n",
 	 "{\"kind\":\"BGPConfig\",\"metadata\":{\"name\":\"default\"},\"spec\":{\"logSeverityScreen\":\"Info\",\"nodeToNodeMeshEnabled\":true,\"asNumber\":64512,\"listenPort\":179}}",
 	 "/weft/v1/bgpconfigs/default"},
@@ -193,6 +214,9 @@ struct bad {
 #define NS_RULE "(lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
 #define HOST_RULE "(a host name: letters, digits, '-' and '.', at most 253 characters)"
 #define IF_RULE "is not a valid interface name (1..15 characters, no '/', ':' or spaces)"
+#define UNSPEC "is not a unicast address (it is the unspecified address)"
+#define MCAST "is not a unicast address (it is a multicast address)"
+#define LLOCAL "is a link-local address: BIRD needs an interface for a link-local peer, and a BGPPeer cannot name one"
 
 static const struct bad bads[] = {
 	/* The document. */
@@ -318,6 +342,8 @@ static const struct bad bads[] = {
 	{NODE "spec: {bgp: {asNumber: 0}}\n", "n1: spec.bgp.asNumber: 0 is out of range 1..4294967295"},
 	{NODE "spec: {bgp: {routeReflectorClusterID: 1.2.3}}\n", "n1: spec.bgp.routeReflectorClusterID: \"1.2.3\" is not an IP address"},
 	{NODE "spec: {bgp: {routeReflectorClusterID: \"::1\"}}\n", "n1: spec.bgp.routeReflectorClusterID: \"::1\" is not an IPv4 address"},
+	{NODE "spec: {bgp: {routeReflectorClusterID: 0.0.0.0}}\n",
+	 "n1: spec.bgp.routeReflectorClusterID: \"0.0.0.0\" is not a cluster id: BIRD takes 0 as unset and would use the router id"},
 	{NODE "spec: {bgp: {asn: 1}}\n", "n1: spec.bgp.asn: unknown field"},
 	{NODE "spec: {bgp: true}\n", "n1: spec.bgp: expected an object, got true"},
 	{NODE "spec: {labels: {a: b}}\n", "n1: spec.labels: unknown field"},
@@ -325,6 +351,17 @@ static const struct bad bads[] = {
 	/* BGPPeer. */
 	{PEER "spec: {asNumber: 65001}\n", "p: spec.peerIP: is required"},
 	{PEER "spec: {peerIP: 198.18.0.256, asNumber: 65001}\n", "p: spec.peerIP: \"198.18.0.256\" is not an IP address"},
+	{PEER "spec: {peerIP: 0.0.0.0, asNumber: 65001}\n", "p: spec.peerIP: \"0.0.0.0\" " UNSPEC},
+	{PEER "spec: {peerIP: \"::\", asNumber: 65001}\n", "p: spec.peerIP: \"::\" " UNSPEC},
+	{PEER "spec: {peerIP: \"0:0::0\", asNumber: 65001}\n", "p: spec.peerIP: \"0:0::0\" " UNSPEC},
+	{PEER "spec: {peerIP: 224.0.0.1, asNumber: 65001}\n", "p: spec.peerIP: \"224.0.0.1\" " MCAST},
+	{PEER "spec: {peerIP: 239.255.255.255, asNumber: 65001}\n", "p: spec.peerIP: \"239.255.255.255\" " MCAST},
+	{PEER "spec: {peerIP: \"ff02::1\", asNumber: 65001}\n", "p: spec.peerIP: \"ff02::1\" " MCAST},
+	{PEER "spec: {peerIP: \"FF00::\", asNumber: 65001}\n", "p: spec.peerIP: \"FF00::\" " MCAST},
+	{PEER "spec: {peerIP: 255.255.255.255, asNumber: 65001}\n",
+	 "p: spec.peerIP: \"255.255.255.255\" is not a unicast address (it is the limited broadcast address)"},
+	{PEER "spec: {peerIP: \"fe80::1\", asNumber: 65001}\n", "p: spec.peerIP: \"fe80::1\" " LLOCAL},
+	{PEER "spec: {peerIP: \"febf:ffff::1\", asNumber: 65001}\n", "p: spec.peerIP: \"febf:ffff::1\" " LLOCAL},
 	{PEER "spec: {peerIP: 198.18.0.1}\n", "p: spec.asNumber: is required"},
 	{PEER "spec: {peerIP: 198.18.0.1, asNumber: 4294967296}\n", "p: spec.asNumber: 4294967296 is out of range 1..4294967295"},
 	{PEER "spec: {peerIP: 198.18.0.1, asNumber: 1, node: \"-x\"}\n", "p: spec.node: \"-x\" is not a valid node name " HOST_RULE},
