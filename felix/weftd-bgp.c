@@ -10,12 +10,28 @@
  * socket: BIRD restarts only the protocols whose config changed. A periodic
  * full resync repairs anything a lost event or a failed configure missed.
  *
+ * A sync that fails (the config cannot be rendered, BIRD refuses it, BIRD
+ * does not take it) leaves the running BIRD on its last good config (fail
+ * static) and is retried after a backoff: 1 s doubling to 60 s, back to
+ * 1 s on success and on every relevant store change. A text BIRD refused
+ * is remembered: the retries do not check the same text again (no `bird
+ * -p` every second), a change of the store that changes the text is
+ * checked at once, and the same text again only once the refusal is a
+ * minute old (a BIRD upgraded meanwhile, or a check that failed for
+ * another reason than the text, e.g. bird -p killed, gets another
+ * chance: at most one bird -p a minute). While BIRD does
+ * not follow the store, the problem is one line in weftd_bird_state
+ * (config_error), which makes the node unhealthy (weftd-status.c), and
+ * weft_bgp_config_ok is 0; weft_bgp_config_errors_total counts failures
+ * by stage.
+ *
  * BIRD runs as weftd's child (`bird -f`), supervised through the loop: when
  * it dies it is started again after a backoff (1 s doubling to 30 s, back
  * to 1 s after a minute of uptime). On exit weftd stops it for graceful
  * restart (bird_stop()).
  */
 #include "bgpconf/bgpconf.h"
+#include "felix/metrics.h"
 #include "felix/weftd.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -29,7 +45,12 @@
 #include <sys/wait.h>
 
 #define BGP_RESYNC_NS (60 * 1000000000LL)
-#define BGP_RETRY_NS (1000000000LL)
+#define BGP_RETRY_MIN_NS (1000000000LL)
+#define BGP_RETRY_MAX_NS (60 * 1000000000LL)
+/* A BIRD started this recently may not listen on its control socket yet:
+ * a configure that cannot connect then is retried without counting as a
+ * failure. */
+#define BIRD_STARTING_NS (10 * 1000000000LL)
 #define BIRD_BACKOFF_MIN_MS 1000
 #define BIRD_BACKOFF_MAX_MS 30000
 #define BIRD_STABLE_NS (60 * 1000000000LL)
@@ -54,9 +75,15 @@ struct weftd_bgp {
 	bool have_config;        /* a config was installed: BIRD may start */
 	bool restart_pending;    /* restart_timer is armed */
 	bool recover;            /* a BIRD ran before: start with -R */
+	bool last_good_refused;  /* bird -p refused the file the last weftd left: not tried again */
 	unsigned starts;         /* BIRDs this weftd started */
 	unsigned restarts;       /* of those, started again after one died */
-	weftd_bgp_state_fn state_fn; /* told when BIRD starts or exits */
+	int64_t retry_ns;        /* the next failed sync's retry delay: doubles, reset on success or change */
+	char *refused;           /* the last text BIRD refused (bird -p), NULL: none */
+	char *refused_problem;   /* ... the problem it made */
+	int64_t refused_ns;      /* ... and when */
+	char *problem;           /* why BIRD does not follow the store (one line), NULL: it does */
+	weftd_bgp_state_fn state_fn; /* told when BIRD starts or exits, and when problem changes */
 	void *state_userdata;
 };
 
@@ -621,21 +648,32 @@ static void bird_stop(struct weftd_bgp *b)
 
 /* --- the sync: store -> config -> BIRD ----------------------------------------- */
 
-static int bird_configure(struct weftd_bgp *b)
+/* `configure` over the control socket. Returns 0; -EAGAIN when BIRD was
+ * started a moment ago and does not listen yet (try again, no failure);
+ * or a negative errno with *err malloc'ed (BIRD's answer, or why it could
+ * not be asked), logged. */
+static int bird_configure(struct weftd_bgp *b, char **err)
 {
 	struct weft_birdc *c = NULL;
-	_cleanup_free_ char *err = NULL;
+	char *e = NULL;
 	int r;
 
 	r = weft_birdc_connect(b->ctl, BIRDC_TIMEOUT_MS, &c);
-	if (r < 0)
-		return r; /* BIRD is still starting: retried */
-	r = weft_birdc_configure(c, NULL, &err);
-	weft_birdc_close(c);
 	if (r < 0) {
-		log_warn_errno(r, "bird: configure: %s", err ? err : strerror(-r));
+		if ((r == -ENOENT || r == -ECONNREFUSED) && weft_now_ns() - b->bird_started_ns < BIRD_STARTING_NS)
+			return -EAGAIN; /* still starting */
+		*err = wasprintf("cannot reach BIRD on %s: %s", b->ctl, strerror(-r));
+		log_warn("bird: configure: %s", *err);
 		return r;
 	}
+	r = weft_birdc_configure(c, NULL, &e);
+	weft_birdc_close(c);
+	if (r < 0) {
+		*err = e ? e : wstrdup(strerror(-r));
+		log_warn_errno(r, "bird: configure: %s", *err);
+		return r;
+	}
+	free(e);
 	log_info("bird: configured");
 	return 0;
 }
@@ -647,7 +685,9 @@ static int bird_configure(struct weftd_bgp *b)
  * store keeps what makes it fail. */
 static void bird_configure_pending(struct weftd_bgp *b)
 {
-	if (b->need_configure && b->bird_pid && bird_configure(b) == 0)
+	_cleanup_free_ char *err = NULL;
+
+	if (b->need_configure && b->bird_pid && bird_configure(b, &err) == 0)
 		b->need_configure = false;
 }
 
@@ -659,11 +699,16 @@ static void bird_configure_pending(struct weftd_bgp *b)
 static void bird_start_last_good(struct weftd_bgp *b)
 {
 	_cleanup_free_ char *err = NULL;
+	int r;
 
-	if (b->have_config || b->bird_pid || b->restart_pending || access(b->conf, R_OK) < 0)
+	if (b->have_config || b->bird_pid || b->restart_pending || b->last_good_refused || access(b->conf, R_OK) < 0)
 		return;
-	if (weft_bgpconf_check(b->bird, b->conf, &err) < 0) {
+	r = weft_bgpconf_check(b->bird, b->conf, &err);
+	if (r < 0) {
 		log_warn("bgp: %s, left by the last weftd, is refused too: %s", b->conf, err ? err : "bird -p failed");
+		/* The retries of a failing sync do not check the same file
+		 * again (a timeout or a missing bird may pass next time). */
+		b->last_good_refused = r == -EINVAL;
 		return;
 	}
 	log_warn("bgp: no new config can be made now: starting BIRD with %s as the last weftd installed it", b->conf);
@@ -671,52 +716,171 @@ static void bird_start_last_good(struct weftd_bgp *b)
 	(void)bird_start(b);
 }
 
+/* --- the sync's outcome: backoff, problem, metrics ------------------------------ */
+
+static const char *const stage_label[] = {"stage=\"render\"", "stage=\"check\"", "stage=\"configure\""};
+enum sync_stage { STAGE_RENDER, STAGE_CHECK, STAGE_CONFIGURE };
+
+static void metrics_declare(struct weftd_metrics *m)
+{
+	weftd_metric_declare(m, "weft_bgp_config_errors_total", "counter",
+			     "Failed syncs of BIRD's config with the store, by stage: render (the store could not be "
+			     "read or the config not made from it), check (BIRD refused the config, bird -p, or it "
+			     "could not be checked or written; a text BIRD refused is checked, and counted, again only "
+			     "after a minute), "
+			     "configure (BIRD did not take it).");
+	weftd_metric_declare(m, "weft_bgp_config_ok", "gauge",
+			     "1 when BIRD runs the config made from the store as it is now (the last sync "
+			     "succeeded), 0 while it keeps an older one or has none.");
+	for (size_t i = 0; i < ARRAY_SIZE(stage_label); i++)
+		weftd_metric_add(m, "weft_bgp_config_errors_total", stage_label[i], 0);
+	weftd_metric_set(m, "weft_bgp_config_ok", NULL, 0);
+}
+
+/* One line of at most 300 printable ASCII characters for the Node's
+ * status: the schema wants one line of printable text there, and a cut in
+ * the middle of a UTF-8 sequence would not be valid text. first_line: stop
+ * at the first "; " (where install.c joined BIRD's lines). */
+static char *status_text(const char *s, bool first_line)
+{
+	struct weft_buf b = {0};
+
+	for (; *s && b.len < 300; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (first_line && s[0] == ';' && s[1] == ' ')
+			break;
+		if (c == '\n')
+			break;
+		weft_buf_printf(&b, "%c", c < 0x20 || c == 0x7f ? ' ' : c >= 0x80 ? '?' : (char)c);
+	}
+	return weft_buf_steal(&b);
+}
+
+static void set_problem(struct weftd_bgp *b, char *problem /* taken; NULL: none */)
+{
+	bool changed = !problem != !b->problem || (problem && !streq(problem, b->problem));
+
+	free(b->problem);
+	b->problem = problem;
+	if (changed && b->state_fn)
+		b->state_fn(b->state_userdata);
+}
+
+/* The sync failed at stage: count it (unless it was counted already: a
+ * refused text seen again), say why in the node's status, retry later. */
+static int sync_failed(struct weftd_bgp *b, enum sync_stage stage, bool count, char *problem /* taken */, int r)
+{
+	int64_t delay = b->retry_ns;
+
+	if (count)
+		weftd_metric_add(b->d->metrics, "weft_bgp_config_errors_total", stage_label[stage], 1);
+	weftd_metric_set(b->d->metrics, "weft_bgp_config_ok", NULL, 0);
+	set_problem(b, problem);
+	(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + delay, 0);
+	b->retry_ns = delay * 2 > BGP_RETRY_MAX_NS ? BGP_RETRY_MAX_NS : delay * 2;
+	log_debug("bgp: next try in %lld ms", (long long)(delay / 1000000));
+	return r;
+}
+
+static void sync_ok(struct weftd_bgp *b)
+{
+	if (b->problem)
+		log_info("bgp: BIRD follows the store again");
+	weftd_metric_set(b->d->metrics, "weft_bgp_config_ok", NULL, 1);
+	set_problem(b, NULL);
+	b->retry_ns = BGP_RETRY_MIN_NS;
+	(void)weft_source_timer_stop(b->retry_timer);
+}
+
+/* The config cannot be made or installed: BIRD keeps what it runs, and
+ * a BIRD that is not running yet gets the last good file. */
+static void keep_last_good(struct weftd_bgp *b)
+{
+	bird_configure_pending(b);
+	bird_start_last_good(b);
+}
+
 static int bgp_sync(struct weftd_bgp *b)
 {
 	struct weft_bgp_snapshot snap = {0};
-	_cleanup_free_ char *text = NULL, *err = NULL;
+	_cleanup_free_ char *text = NULL, *err = NULL, *msg = NULL;
 	int r;
 
 	r = weft_bgp_snapshot_load(b->d->store, &snap, &err);
 	if (r < 0) {
+		msg = status_text(err ? err : strerror(-r), false);
 		log_warn_errno(r, "bgp: reading the store: %s", err ? err : strerror(-r));
-		bird_configure_pending(b);
-		bird_start_last_good(b);
-		goto retry;
+		keep_last_good(b);
+		return sync_failed(b, STAGE_RENDER, true, wasprintf("BGP config cannot be made: reading the store: %s", msg),
+				   r);
 	}
 	r = weft_bgpconf_render(&snap, b->d->node, &text, &err);
 	weft_bgp_snapshot_clear(&snap);
 	if (r < 0) {
+		msg = status_text(err ? err : strerror(-r), false);
 		log_warn_errno(r, "bgp: rendering the config of %s: %s", b->d->node, err ? err : strerror(-r));
-		bird_configure_pending(b);
-		bird_start_last_good(b);
-		return r;
+		keep_last_good(b);
+		return sync_failed(b, STAGE_RENDER, true, wasprintf("BGP config cannot be made: %s", msg), r);
 	}
 	free(err);
 	err = NULL;
+	if (b->refused && streq(text, b->refused) && weft_now_ns() - b->refused_ns < BGP_RETRY_MAX_NS) {
+		/* BIRD refused exactly this text a moment ago: checking it
+		 * again would only spawn bird -p to hear the same. */
+		log_debug("bgp: the config is still the one BIRD refused: not checked again");
+		keep_last_good(b);
+		return sync_failed(b, STAGE_CHECK, false, wstrdup(b->refused_problem), -EINVAL);
+	}
 	r = weft_bgpconf_install(b->conf, text, b->bird, &err);
 	if (r < 0) {
 		log_error_errno(r, "bgp: installing %s: %s", b->conf, err ? err : strerror(-r));
-		bird_configure_pending(b);
-		bird_start_last_good(b);
-		goto retry;
+		msg = status_text(err ? err : strerror(-r), true);
+		keep_last_good(b);
+		if (r != -EINVAL)
+			return sync_failed(b, STAGE_CHECK, true, wasprintf("BGP config not installed: %s", msg), r);
+		/* BIRD refused it: remember the text, so that it is not checked
+		 * again until the store changes it. */
+		free(b->refused);
+		free(b->refused_problem);
+		b->refused = TAKE_PTR(text);
+		b->refused_problem = wasprintf("BGP config refused by BIRD: %s", msg);
+		b->refused_ns = weft_now_ns();
+		return sync_failed(b, STAGE_CHECK, true, wstrdup(b->refused_problem), r);
 	}
+	free(b->refused);
+	free(b->refused_problem);
+	b->refused = b->refused_problem = NULL;
 	if (r == 1) {
 		log_info("bgp: %s changed", b->conf);
 		b->need_configure = true;
 	}
 	b->have_config = true;
-	if (!b->bird_pid && !b->restart_pending)
-		return bird_start(b);
+	if (!b->bird_pid && !b->restart_pending) {
+		/* A failed fork is the supervisor's (it schedules a restart),
+		 * not the config's. */
+		(void)bird_start(b);
+		sync_ok(b);
+		return 0;
+	}
 	if (b->need_configure && b->bird_pid) {
-		if (bird_configure(b) < 0)
-			goto retry;
+		free(err);
+		err = NULL;
+		r = bird_configure(b, &err);
+		if (r == -EAGAIN) {
+			/* BIRD is starting: it answers within a second. */
+			(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + BGP_RETRY_MIN_NS, 0);
+			return 0;
+		}
+		if (r < 0) {
+			msg = status_text(err ? err : strerror(-r), false);
+			return sync_failed(b, STAGE_CONFIGURE, true,
+					   wasprintf("BIRD did not take the new config (configure: %s)", msg), r);
+		}
 		b->need_configure = false;
 	}
+	sync_ok(b);
 	return 0;
-retry:
-	(void)weft_source_timer_set(b->retry_timer, weft_now_ns() + BGP_RETRY_NS, 0);
-	return r;
 }
 
 static int on_sync(struct weft_source *s, void *userdata)
@@ -751,8 +915,11 @@ static void on_watch_event(const struct weft_event *ev, void *userdata)
 {
 	struct weftd_bgp *b = userdata;
 
-	if (relevant_key(ev->kv.key) && (weftd_watch_block_event(b->watch, ev) & WEFTD_BLOCK_MOVED))
+	if (relevant_key(ev->kv.key) && (weftd_watch_block_event(b->watch, ev) & WEFTD_BLOCK_MOVED)) {
+		/* Something changed: a failing sync starts again from 1 s. */
+		b->retry_ns = BGP_RETRY_MIN_NS;
 		(void)weft_source_defer_arm(b->sync_src);
+	}
 }
 
 /* A new watch after a dead one: resync everything. */
@@ -760,6 +927,7 @@ static void on_watch_reset(void *userdata)
 {
 	struct weftd_bgp *b = userdata;
 
+	b->retry_ns = BGP_RETRY_MIN_NS;
 	(void)weft_source_defer_arm(b->sync_src);
 }
 
@@ -786,6 +954,8 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 	b->pidfile = wasprintf("%s/bird.pid", d->run_dir);
 	b->grfile = wasprintf("%s/bird.graceful", d->run_dir);
 	b->backoff_ms = BIRD_BACKOFF_MIN_MS;
+	b->retry_ns = BGP_RETRY_MIN_NS;
+	metrics_declare(d->metrics);
 	/* The last BIRD stopped for graceful restart: its peers keep our
 	 * routes as stale and its kernel routes are there; recover them. */
 	if (unlink(b->grfile) == 0)
@@ -794,7 +964,7 @@ int weftd_bgp_start(struct weftd *d, struct weft_loop *loop, const char *bird, s
 
 	if ((r = weft_loop_add_defer(loop, on_sync, b, &b->sync_src)) < 0 ||
 	    (r = weft_loop_add_timer(loop, BGP_RESYNC_NS, BGP_RESYNC_NS, on_timer_sync, b, &b->resync_timer)) < 0 ||
-	    (r = weft_loop_add_timer(loop, BGP_RETRY_NS, 0, on_retry, b, &b->retry_timer)) < 0)
+	    (r = weft_loop_add_timer(loop, BGP_RETRY_MIN_NS, 0, on_retry, b, &b->retry_timer)) < 0)
 		goto fail;
 	(void)weft_source_timer_stop(b->retry_timer);
 	weft_source_set_description(b->sync_src, "bgp sync");
@@ -835,6 +1005,8 @@ int weftd_bgp_bird_state(struct weftd_bgp *b, int timeout_ms, struct weftd_bird_
 	st.restarts = b->restarts;
 	st.restart_pending = b->restart_pending;
 	st.have_config = b->have_config;
+	if (b->problem)
+		weft_strlcpy(st.config_error, b->problem, sizeof(st.config_error));
 	/* The control socket answers only once BIRD has read its config; a
 	 * BIRD that does not answer within timeout_ms counts as starting. */
 	if (st.running && timeout_ms > 0 && weft_birdc_connect(b->ctl, timeout_ms, &c) == 0) {
@@ -870,5 +1042,8 @@ void weftd_bgp_stop(struct weftd_bgp *b)
 	free(b->ctl);
 	free(b->pidfile);
 	free(b->grfile);
+	free(b->refused);
+	free(b->refused_problem);
+	free(b->problem);
 	free(b);
 }

@@ -103,8 +103,10 @@ static const char *bird_state_name(struct weftd_status *s, const struct weftd_bi
 
 /* Healthy: the checks run (the loop is alive: this code runs on it, and
  * its timers fire), the store answered within the last two intervals (one
- * slow check is not an alarm), and with BGP, BIRD runs and answers its
- * control socket. Otherwise false with a one-line reason. */
+ * slow check is not an alarm), and with BGP, BIRD follows the store (its
+ * config could be made from the store, BIRD accepted and took it), runs
+ * and answers its control socket. Otherwise false with a one-line reason,
+ * the same words while the cause lasts. */
 static bool evaluate(struct weftd_status *s, int64_t now, char *reason, size_t size)
 {
 	struct weftd_bird_state st = {0};
@@ -129,6 +131,13 @@ static bool evaluate(struct weftd_status *s, int64_t now, char *reason, size_t s
 	}
 	if (s->d->bgp) {
 		(void)weftd_bgp_bird_state(s->d->bgp, 0, &st);
+		/* BIRD down with a config to restart on: that first (it is
+		 * restarted within seconds, the config problem stays). */
+		if (st.config_error[0] && (st.running || !st.have_config)) {
+			snprintf(reason, size, "%s; %s", st.config_error,
+				 st.have_config ? "BIRD keeps its previous config" : "BIRD is not started: it has no config yet");
+			return false;
+		}
 		if (!st.running) {
 			snprintf(reason, size, "BIRD is not running%s",
 				 st.restart_pending  ? " (a restart is scheduled)"

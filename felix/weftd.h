@@ -230,6 +230,12 @@ struct weftd_bird_state {
 	bool ctl_ok;          /* the control socket answered `show protocols` */
 	struct weft_bird_proto *protos; /* its rows (bgpconf.h) when ctl_ok */
 	size_t nprotos;
+	/* Why BIRD does not follow the store, one line of printable ASCII
+	 * naming the stage and the message ("BGP config refused by BIRD:
+	 * bird.conf.new:42:1 syntax error, ..."), the same words while the
+	 * problem lasts; "" when the last sync succeeded. BIRD keeps the last
+	 * config it took meanwhile (fail static). */
+	char config_error[400];
 };
 
 /* Fill *out with BIRD's state; with timeout_ms > 0 and BIRD running, also
@@ -241,7 +247,8 @@ int weftd_bgp_bird_state(struct weftd_bgp *b, int timeout_ms, struct weftd_bird_
 void weftd_bird_state_clear(struct weftd_bird_state *s);
 
 /* Call fn(userdata) on the loop whenever BIRD has been started or has
- * exited (fn NULL: nobody). One listener; b NULL is ignored. */
+ * exited, or config_error changed (fn NULL: nobody). One listener; b NULL
+ * is ignored. */
 typedef void (*weftd_bgp_state_fn)(void *userdata);
 void weftd_bgp_set_state_fn(struct weftd_bgp *b, weftd_bgp_state_fn fn, void *userdata);
 
