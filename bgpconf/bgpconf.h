@@ -55,8 +55,12 @@ struct weft_bgp_snapshot {
 void weft_bgp_snapshot_clear(struct weft_bgp_snapshot *s);
 
 /* Read a snapshot from the store: the four kinds' resources (decoded and
- * validated; a corrupt record is -EBADMSG naming its key in *err) and the
- * IPAM blocks with their affinity (through weft_ipam_usage()). */
+ * validated) and the IPAM blocks with their affinity (through
+ * weft_ipam_usage()). A BGPPeer that does not decode is left out (one
+ * session, not the node's config) and a Node whose only fault is
+ * routeReflectorClusterID 0.0.0.0 is read with its router id there, each
+ * named in a warning the first time it shows; any other corrupt record is
+ * -EBADMSG naming its key in *err. */
 int weft_bgp_snapshot_load(struct weft_store *store, struct weft_bgp_snapshot *out, char **err);
 
 /* Add a block to a snapshot (tests, and callers that build snapshots by

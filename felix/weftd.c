@@ -246,6 +246,11 @@ int main(int argc, char **argv)
 				fprintf(stderr, "weftd: --rr-cluster-id: \"%s\" is not an IPv4 address\n", optarg);
 				return 2;
 			}
+			if (*optarg && rr.v4.s_addr == 0) {
+				fprintf(stderr, "weftd: --rr-cluster-id: 0.0.0.0 is not a cluster id (BIRD takes it as "
+						"unset); give another IPv4 address, or \"\" for not a reflector\n");
+				return 2;
+			}
 			rr_cluster_id = optarg;
 			break;
 		}

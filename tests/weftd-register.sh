@@ -49,6 +49,7 @@ check "  ... with a message naming the method" grep -q "no IPv4 underlay address
 run_weftd --ip-autodetect bogus
 check "unknown method: exit 1, named" sh -c "test \$(cat '$T/rc') = 1 && grep -q 'is not first-found, interface=GLOB or cidr' '$T/weftd.log'"
 check "bad --rr-cluster-id: usage error" sh -c "ip netns exec '$NS' '$WEFTD' --rr-cluster-id nope 2>&1 | grep -q 'is not an IPv4 address'"
+check "--rr-cluster-id 0.0.0.0: usage error" sh -c "ip netns exec '$NS' '$WEFTD' --rr-cluster-id 0.0.0.0 2>&1 | grep -q '0.0.0.0 is not a cluster id'"
 
 run_weftd --ip 198.18.0.7/24 --rr-cluster-id 1.0.0.1
 check "--rr-cluster-id: Node is a reflector" test "$(node_field .spec.bgp.routeReflectorClusterID)" = 1.0.0.1
