@@ -53,14 +53,60 @@ static const uint32_t crc32c_table[256] = {
 	0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
 };
 
-uint32_t weft_crc32c(uint32_t crc, const void *buf, size_t len)
+static uint32_t crc32c_table_update(uint32_t crc, const uint8_t *p, size_t len)
 {
-	const uint8_t *p = buf;
-
-	crc = ~crc;
 	while (len--)
 		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2's crc32 instruction computes CRC-32C (the Castagnoli polynomial
+ * of the table above) 8 bytes at a time: opening a store checks every
+ * record of its log, and byte by byte that was a quarter of a weftctl
+ * command's time on a store of 10,000 Endpoints. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42_update(uint32_t crc, const uint8_t *p, size_t len)
+{
+	uint64_t c = crc;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+	}
+	crc = (uint32_t)c;
+	for (; len; p++, len--)
+		crc = __builtin_ia32_crc32qi(crc, *p);
+	return crc;
+}
+
+static bool have_sse42(void)
+{
+	static int have = -1;
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	}
+	return have;
+}
+#endif
+
+uint32_t weft_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	crc = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	if (have_sse42())
+		return ~crc32c_sse42_update(crc, buf, len);
+#endif
+	return ~crc32c_table_update(crc, buf, len);
+}
+
+/* The table's answer whatever the CPU has (the tests compare the two). */
+uint32_t weft_crc32c_portable(uint32_t crc, const void *buf, size_t len)
+{
+	return ~crc32c_table_update(~crc, buf, len);
 }
 
 static uint32_t get32(const uint8_t *p)

@@ -70,6 +70,9 @@ void weft_record_clear(struct weft_record *rec);
 
 /* CRC32C (Castagnoli) of buf, continuing from crc (0 to start). */
 uint32_t weft_crc32c(uint32_t crc, const void *buf, size_t len);
+/* The same with the byte table alone (weft_crc32c uses SSE4.2 when the CPU
+ * has it). */
+uint32_t weft_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
 /* Look at the start of a record: with at least WEFT_RECORD_HEADER_SIZE
  * bytes, check the magic and the length field. Returns 1 and sets *len to

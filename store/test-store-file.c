@@ -148,8 +148,33 @@ static void test_record_codec(void)
 		r2.type = 9;
 		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL);
 	}
-	/* The CRC32C check value. */
+	/* The CRC32C check value, and the CPU's instruction (when it has
+	 * SSE4.2) against the table: every length 0..64 at every offset 0..7,
+	 * continued from earlier values, and a long buffer in pieces. */
 	CHECK_EQ_INT(weft_crc32c(0, "123456789", 9), 0xe3069283);
+	CHECK_EQ_INT(weft_crc32c_portable(0, "123456789", 9), 0xe3069283);
+	{
+		static uint8_t data[4096 + 8];
+		uint32_t x = 12345, a = 0, c = 0;
+		int bad = 0;
+
+		for (size_t i = 0; i < sizeof(data); i++)
+			data[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+		for (size_t off = 0; off < 8; off++)
+			for (size_t n = 0; n <= 64; n++) {
+				a = weft_crc32c(a, data + off, n);
+				c = weft_crc32c_portable(c, data + off, n);
+				bad += a != c;
+			}
+		CHECK_EQ_INT(bad, 0);
+		a = c = 0;
+		for (size_t off = 0; off < 4096; off += 1000) {
+			a = weft_crc32c(a, data + off + 3, off + 1000 > 4096 ? 4096 - off : 1000);
+			c = weft_crc32c_portable(c, data + off + 3, off + 1000 > 4096 ? 4096 - off : 1000);
+		}
+		CHECK_EQ_INT(a, c);
+		CHECK_EQ_INT(weft_crc32c(0, data, 4096), weft_crc32c_portable(0, data, 4096));
+	}
 	weft_buf_free(&b);
 	weft_buf_free(&b2);
 }
