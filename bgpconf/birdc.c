@@ -16,7 +16,7 @@
 #include <sys/un.h>
 
 /* No reply line of interest is anywhere near this long; a peer sending
- * more without a newline is not BIRD. */
+ * a longer one is not BIRD. */
 #define BIRDC_LINE_MAX (64 * 1024)
 /* Nor does a reply we ask for hold this many lines. */
 #define BIRDC_LINES_MAX 100000
@@ -59,6 +59,10 @@ int weft_birdc_feed(struct weft_birdc_reply *reply, const char *data, size_t len
 			break;
 		}
 		n = (size_t)(nl - line);
+		/* However it was cut into reads: the check above only sees a
+		 * line that has not ended yet. */
+		if (n > BIRDC_LINE_MAX)
+			return -EBADMSG;
 		pos += n + 1;
 		if (n && line[n - 1] == '\r')
 			n--;

@@ -98,6 +98,39 @@ static void test_feed(void)
 	CHECK_EQ_INT(weft_birdc_parse_protocols(&a, &p, &n), -EIO);
 }
 
+/* A line longer than 64 KiB is refused however the reply was cut into
+ * reads: it used to be refused only while it had not ended (its first 64
+ * KiB and one byte in one read, its newline in the next), and taken when
+ * it arrived whole. */
+static void test_feed_long_line(void)
+{
+	const size_t max = 64 * 1024;
+	struct weft_birdc_reply a = {0};
+	struct weft_buf b = {0};
+	size_t used = 0;
+
+	weft_buf_append(&b, "1002-", 5);
+	while (b.len < max)
+		weft_buf_append(&b, "x", 1);
+	weft_buf_append(&b, "\n0000 \n", 7);
+	/* 64 KiB with the code: accepted, at once. */
+	CHECK_EQ_INT(weft_birdc_feed(&a, b.data, b.len, &used), 1);
+	CHECK_EQ_INT(used, b.len);
+	weft_birdc_reply_clear(&a);
+	/* One byte more: refused at once, */
+	b.len = 0;
+	weft_buf_append(&b, "1002-", 5);
+	while (b.len < max + 2)
+		weft_buf_append(&b, "x", 1);
+	weft_buf_append(&b, "\n0000 \n", 7);
+	CHECK_EQ_INT(weft_birdc_feed(&a, b.data, b.len, &used), -EBADMSG);
+	weft_birdc_reply_clear(&a);
+	/* and in two reads (the first ends before the newline). */
+	CHECK_EQ_INT(weft_birdc_feed(&a, b.data, max + 2, &used), -EBADMSG);
+	weft_birdc_reply_clear(&a);
+	weft_buf_free(&b);
+}
+
 /* --- a fake BIRD ------------------------------------------------------------------ */
 
 static char g_sock[108];
@@ -280,7 +313,8 @@ static void test_backlog_full(void)
 
 int main(void)
 {
-	static const struct test_case cases[] = {TEST(test_feed), TEST(test_conversation), TEST(test_errors),
+	static const struct test_case cases[] = {TEST(test_feed), TEST(test_feed_long_line),
+						 TEST(test_conversation), TEST(test_errors),
 						 TEST(test_backlog_full)};
 
 	snprintf(g_sock, sizeof(g_sock), "/tmp/weft-test-birdc.%ld.sock", (long)getpid());
