@@ -122,24 +122,28 @@ void weft_birdc_reply_clear(struct weft_birdc_reply *r);
 struct weft_birdc;
 
 /* Connect to BIRD's control socket at path and read its greeting ("0001
- * BIRD 2.0.12 ready."). timeout_ms bounds each wait for BIRD (connect,
- * every read; <= 0 = 5000): a BIRD that is alive but does not accept
- * (stopped, busy: its listen backlog full) is -ETIMEDOUT, never a hang.
- * -ENOENT / -ECONNREFUSED when BIRD is not there, -EBADMSG when the other
- * side does not talk like BIRD. */
+ * BIRD 2.0.12 ready."). timeout_ms (<= 0 = 5000) is a deadline for each
+ * exchange as a whole, not for each read: for the connect with the
+ * greeting, and for each command of the handle from its send to the last
+ * line of its reply. A BIRD that is alive but does not accept (stopped,
+ * busy: its listen backlog full), or anything that answers a byte at a
+ * time, is -ETIMEDOUT within it, never a hang. -ENOENT / -ECONNREFUSED
+ * when BIRD is not there, -EBADMSG when the other side does not talk like
+ * BIRD. */
 int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out);
 void weft_birdc_close(struct weft_birdc *c);
 
-/* Send one command line (no newline) and read its whole reply. Returns 0
- * whatever BIRD's reply code (see reply->code); -EIO / -ETIMEDOUT /
- * -EBADMSG when the conversation fails (the handle is then unusable). */
+/* Send one command line (no newline) and read its whole reply, within the
+ * handle's timeout. Returns 0 whatever BIRD's reply code (see
+ * reply->code); -EIO / -ETIMEDOUT / -EBADMSG, or -EMSGSIZE for a reply
+ * over 16 MiB, when the conversation fails (the handle is then unusable). */
 int weft_birdc_cmd(struct weft_birdc *c, const char *cmd, struct weft_birdc_reply *reply);
 
 /* The reply parser (exposed for tests and fuzzing): appends the complete
  * lines of data[0..len) to reply and sets *consumed to the bytes used.
  * Returns 1 when the reply's last line was seen (bytes after it are not
  * consumed), 0 when more bytes are needed, -EBADMSG on a line BIRD would
- * not send (reply then holds the lines before it). */
+ * not send or one over 64 KiB (reply then holds the lines before it). */
 int weft_birdc_feed(struct weft_birdc_reply *reply, const char *data, size_t len, size_t *consumed);
 
 /* `configure` (file NULL: the file BIRD was started with; else `configure

@@ -11,6 +11,7 @@
  */
 #include "bgpconf/bgpconf.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -18,14 +19,19 @@
 /* No reply line of interest is anywhere near this long; a peer sending
  * a longer one is not BIRD. */
 #define BIRDC_LINE_MAX (64 * 1024)
-/* Nor does a reply we ask for hold this many lines. */
+/* Nor does a reply we ask for hold this many lines, */
 #define BIRDC_LINES_MAX 100000
+/* or this many bytes: `show protocols` is about 100 bytes a protocol. The
+ * bound keeps a peer that answers without end from growing our memory
+ * without end (the deadline alone would not: a fast one sends gigabytes
+ * within it). */
+#define BIRDC_REPLY_MAX (16 * 1024 * 1024)
 
 struct weft_birdc {
 	int fd;
-	int timeout_ms;
-	struct weft_buf in; /* bytes read and not parsed yet */
-	size_t off;         /* parsed prefix of in */
+	int timeout_ms;     /* for each exchange: connect + greeting, each command */
+	struct weft_buf in; /* bytes read and not parsed yet: at most a partial
+			     * line, and what followed a complete reply */
 };
 
 void weft_birdc_reply_clear(struct weft_birdc_reply *r)
@@ -100,72 +106,79 @@ int weft_birdc_feed(struct weft_birdc_reply *reply, const char *data, size_t len
 	return 0;
 }
 
-/* Wait for fd to be ready for events, up to timeout_ms. */
-static int wait_fd(int fd, short events, int timeout_ms)
+/* Wait for fd to be ready for events until deadline_ms (weft_now_ms()
+ * clock). Returns 0, -ETIMEDOUT once the deadline has passed (even when fd
+ * is ready: a peer that keeps the socket readable must not extend it), or
+ * a negative errno from poll(). */
+static int wait_fd(int fd, short events, int64_t deadline_ms)
 {
 	struct pollfd p = {.fd = fd, .events = events};
-	int64_t deadline = weft_now_ms() + timeout_ms;
 
 	for (;;) {
-		int left = (int)(deadline - weft_now_ms()), r;
+		int64_t left = deadline_ms - weft_now_ms();
+		int r;
 
-		if (left < 0)
-			left = 0;
-		r = poll(&p, 1, left);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r > 0)
 			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
+		if (r < 0 && errno != EINTR)
 			return -errno;
+		/* A timeout or EINTR: the top of the loop decides. */
 	}
 }
 
-/* Read one complete reply into *reply. */
-static int read_reply(struct weft_birdc *c, struct weft_birdc_reply *reply)
+/* Read one complete reply into *reply by deadline_ms. At most
+ * BIRDC_REPLY_MAX bytes are read for it (-EMSGSIZE beyond). */
+static int read_reply(struct weft_birdc *c, struct weft_birdc_reply *reply, int64_t deadline_ms)
 {
+	size_t got = 0;
+
 	for (;;) {
-		size_t used = 0;
+		size_t used = 0, room = BIRDC_REPLY_MAX - got;
 		char chunk[4096];
 		ssize_t n;
-		int r = weft_birdc_feed(reply, c->in.data ? c->in.data + c->off : "", c->in.len - c->off, &used);
+		int r = weft_birdc_feed(reply, c->in.data ? c->in.data : "", c->in.len, &used);
 
 		if (r < 0)
 			return r;
-		c->off += used;
-		if (c->off == c->in.len) {
-			c->in.len = c->off = 0;
-			if (c->in.data)
-				c->in.data[0] = 0;
+		/* Keep only the bytes not parsed yet. */
+		if (used) {
+			memmove(c->in.data, c->in.data + used, c->in.len - used);
+			c->in.len -= used;
+			c->in.data[c->in.len] = 0;
 		}
 		if (r == 1)
 			return 0;
-		r = wait_fd(c->fd, POLLIN, c->timeout_ms);
+		if (!room)
+			return -EMSGSIZE;
+		r = wait_fd(c->fd, POLLIN, deadline_ms);
 		if (r < 0)
 			return r;
-		n = read(c->fd, chunk, sizeof(chunk));
+		n = read(c->fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue; /* the socket is non-blocking */
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO; /* BIRD went away mid-reply */
+		got += (size_t)n;
 		weft_buf_append(&c->in, chunk, (size_t)n);
 	}
 }
 
-/* Connect the non-blocking fd to sa within timeout_ms. A blocking connect
+/* Connect the non-blocking fd to sa by deadline_ms. A blocking connect
  * to a unix stream socket whose listen backlog is full waits until the
  * listener accepts: a BIRD that is alive but stopped (SIGSTOP) or busy would
  * freeze the caller's loop for good. Non-blocking, Linux answers EAGAIN
  * while the backlog is full (retried every 20 ms until the deadline), and
  * may answer EINPROGRESS (wait for POLLOUT, then read SO_ERROR). */
-static int connect_unix(int fd, const struct sockaddr_un *sa, int timeout_ms)
+static int connect_unix(int fd, const struct sockaddr_un *sa, int64_t deadline_ms)
 {
-	int64_t deadline = weft_now_ms() + timeout_ms;
-
 	for (;;) {
-		int left = (int)(deadline - weft_now_ms()), r, e = 0;
+		int64_t left = deadline_ms - weft_now_ms();
+		int r, e = 0;
 		socklen_t elen = sizeof(e);
 
 		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
@@ -173,7 +186,7 @@ static int connect_unix(int fd, const struct sockaddr_un *sa, int timeout_ms)
 		if (errno == EINTR)
 			continue;
 		if (errno == EINPROGRESS) {
-			r = wait_fd(fd, POLLOUT, left > 0 ? left : 0);
+			r = wait_fd(fd, POLLOUT, deadline_ms);
 			if (r < 0)
 				return r;
 			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
@@ -185,7 +198,7 @@ static int connect_unix(int fd, const struct sockaddr_un *sa, int timeout_ms)
 		/* The backlog is full: no event says when it drains. */
 		if (left <= 0)
 			return -ETIMEDOUT;
-		poll(NULL, 0, left < 20 ? left : 20);
+		poll(NULL, 0, left < 20 ? (int)left : 20);
 	}
 }
 
@@ -194,6 +207,7 @@ int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct weft_birdc_reply greet = {0};
 	struct weft_birdc *c;
+	int64_t deadline;
 	int fd, r;
 
 	if (!path || !out)
@@ -202,10 +216,11 @@ int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out
 		return -ENAMETOOLONG;
 	if (timeout_ms <= 0)
 		timeout_ms = 5000;
+	deadline = weft_now_ms() + timeout_ms;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	r = connect_unix(fd, &sa, timeout_ms);
+	r = connect_unix(fd, &sa, deadline);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -213,7 +228,7 @@ int weft_birdc_connect(const char *path, int timeout_ms, struct weft_birdc **out
 	c = wcalloc(1, sizeof(*c));
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
-	r = read_reply(c, &greet);
+	r = read_reply(c, &greet, deadline);
 	if (r == 0 && greet.code != 1)
 		r = -EBADMSG;
 	weft_birdc_reply_clear(&greet);
@@ -240,16 +255,18 @@ int weft_birdc_cmd(struct weft_birdc *c, const char *cmd, struct weft_birdc_repl
 	_cleanup_free_ char *line = NULL;
 	struct weft_birdc_reply rep = {0};
 	size_t len, off = 0;
+	int64_t deadline;
 	int r;
 
 	if (!c || !cmd || !reply || strchr(cmd, '\n'))
 		return -EINVAL;
+	deadline = weft_now_ms() + c->timeout_ms;
 	line = wasprintf("%s\n", cmd);
 	len = strlen(line);
 	while (off < len) {
 		ssize_t w;
 
-		r = wait_fd(c->fd, POLLOUT, c->timeout_ms);
+		r = wait_fd(c->fd, POLLOUT, deadline);
 		if (r < 0)
 			return r;
 		w = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
@@ -260,7 +277,7 @@ int weft_birdc_cmd(struct weft_birdc *c, const char *cmd, struct weft_birdc_repl
 		}
 		off += (size_t)w;
 	}
-	r = read_reply(c, &rep);
+	r = read_reply(c, &rep, deadline);
 	if (r < 0) {
 		weft_birdc_reply_clear(&rep);
 		return r;

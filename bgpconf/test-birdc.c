@@ -1,9 +1,9 @@
 /* test-birdc.c - BIRD's control socket client against a scripted fake
  * BIRD (a child process on a unix socket): the reply parser (fed whole
  * and byte by byte), `configure` replies, `show protocols` parsing, and
- * failures (no greeting, BIRD gone mid-reply, silence, a listener that
- * never accepts). The real BIRD is
- * exercised by tests/bgp.sh. */
+ * failures (no greeting, BIRD gone mid-reply, silence, a peer that
+ * trickles or never ends its reply, a listener that never accepts). The
+ * real BIRD is exercised by tests/bgp.sh. */
 #include "bgpconf/bgpconf.h"
 
 #include "lib/test.h"
@@ -186,6 +186,61 @@ static pid_t fake_bird(const char *greeting, const char *const *replies, size_t 
 	_exit(0);
 }
 
+/* A BIRD that answers slowly or without end, on one connection: its
+ * greeting (greet_ms between bytes, 0 = at once), then after the first
+ * command line reply over and over, every_ms between bytes (0 = as fast
+ * as the socket takes them), for at most for_ms or max_bytes. Then it
+ * stays silent until the client goes. */
+static pid_t fake_slow_bird(const char *greeting, int greet_ms, const char *reply, int every_ms, int for_ms,
+			    size_t max_bytes)
+{
+	int ls = listen_sock();
+	pid_t pid = fork();
+
+	if (pid < 0)
+		abort();
+	if (pid > 0) {
+		close(ls);
+		return pid;
+	}
+	int fd = accept(ls, NULL, NULL);
+	int64_t end;
+	size_t sent = 0, len = strlen(reply);
+	char c;
+
+	if (fd < 0)
+		_exit(1);
+	if (!len)
+		max_bytes = 0;
+	for (const char *g = greeting; *g; g++) {
+		if (write(fd, g, greet_ms ? 1 : strlen(g)) < 0)
+			_exit(1);
+		if (!greet_ms)
+			break;
+		usleep(greet_ms * 1000);
+	}
+	do {
+		if (read(fd, &c, 1) != 1)
+			_exit(0);
+	} while (c != '\n');
+	end = weft_now_ms() + for_ms;
+	while (weft_now_ms() < end && sent < max_bytes) {
+		if (every_ms) {
+			if (write(fd, reply + sent % len, 1) != 1)
+				_exit(0);
+			sent++;
+			usleep(every_ms * 1000);
+		} else {
+			if (write(fd, reply, len) != (ssize_t)len)
+				_exit(0); /* the client went away */
+			sent += len;
+		}
+	}
+	while (read(fd, &c, 1) == 1)
+		;
+	_exit(0);
+}
+
 static void reap(pid_t pid)
 {
 	int st;
@@ -270,6 +325,83 @@ static void test_errors(void)
 	unlink(g_sock);
 }
 
+/* The timeout is a deadline for the whole exchange, not for each read: a
+ * peer that sends a byte every 100 ms (more often than the 400 ms timeout)
+ * used to keep the caller, weftd's one loop, for as long as it went on. */
+static void test_trickle(void)
+{
+	struct weft_birdc *c = NULL;
+	struct weft_birdc_reply rep = {0};
+	int64_t t0, took;
+	pid_t pid;
+	int r;
+
+	/* The greeting, a byte at a time: connect gives up. */
+	pid = fake_slow_bird("0001 BIRD 2.0.12 ready.\n", 100, "", 0, 0, 0);
+	t0 = weft_now_ms();
+	r = weft_birdc_connect(g_sock, 400, &c);
+	took = weft_now_ms() - t0;
+	CHECK_EQ_INT(r, -ETIMEDOUT);
+	CHECK(c == NULL);
+	weft_birdc_close(c);
+	if (took > 1000)
+		fprintf(stderr, "connect took %lld ms with a 400 ms timeout\n", (long long)took);
+	CHECK(took < 1000);
+	reap(pid);
+
+	/* A reply that trickles for 3 s: the command gives up after 400 ms. */
+	pid = fake_slow_bird("0001 BIRD 2.0.12 ready.\n", 0, "0002-Reading configuration\n", 100, 3000, SIZE_MAX);
+	c = NULL;
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 400, &c), 0);
+	if (c) {
+		t0 = weft_now_ms();
+		r = weft_birdc_cmd(c, "configure", &rep);
+		took = weft_now_ms() - t0;
+		CHECK_EQ_INT(r, -ETIMEDOUT);
+		if (took > 1000)
+			fprintf(stderr, "the command took %lld ms with a 400 ms timeout\n", (long long)took);
+		CHECK(took < 1000);
+		CHECK_EQ_INT(rep.n, 0); /* untouched on failure */
+		weft_birdc_close(c);
+	}
+	reap(pid);
+	unlink(g_sock);
+}
+
+/* A peer that answers without end, fast: the client stops reading at
+ * 16 MiB (-EMSGSIZE), well before its timeout. It used to keep every line
+ * (up to 100,000 of up to 64 KiB each, and the bytes read twice over)
+ * until the peer stopped. The fake stops at 64 MiB, so that a client
+ * without the bound ends too (with -ETIMEDOUT). */
+static void test_endless_reply(void)
+{
+	struct weft_birdc *c = NULL;
+	struct weft_birdc_reply rep = {0};
+	struct weft_buf line = {0};
+	int64_t t0, took;
+	pid_t pid;
+	int r;
+
+	weft_buf_append(&line, "1002-", 5);
+	while (line.len < 60000)
+		weft_buf_append(&line, "protocol ", 9);
+	weft_buf_append(&line, "\n", 1);
+	pid = fake_slow_bird("0001 BIRD 2.0.12 ready.\n", 0, line.data, 0, 20000, 64 * 1024 * 1024);
+	CHECK_EQ_INT(weft_birdc_connect(g_sock, 5000, &c), 0);
+	if (c) {
+		t0 = weft_now_ms();
+		r = weft_birdc_cmd(c, "show protocols", &rep);
+		took = weft_now_ms() - t0;
+		CHECK_EQ_INT(r, -EMSGSIZE);
+		CHECK(took < 5000);
+		CHECK_EQ_INT(rep.n, 0);
+		weft_birdc_close(c);
+	}
+	reap(pid);
+	weft_buf_free(&line);
+	unlink(g_sock);
+}
+
 /* A BIRD that is alive but never accepts (stopped with SIGSTOP, or busy):
  * once its listen backlog is full, a blocking connect() would wait for
  * good. Each connect must give up with -ETIMEDOUT within its timeout. Run
@@ -315,6 +447,7 @@ int main(void)
 {
 	static const struct test_case cases[] = {TEST(test_feed), TEST(test_feed_long_line),
 						 TEST(test_conversation), TEST(test_errors),
+						 TEST(test_trickle), TEST(test_endless_reply),
 						 TEST(test_backlog_full)};
 
 	snprintf(g_sock, sizeof(g_sock), "/tmp/weft-test-birdc.%ld.sock", (long)getpid());
