@@ -13,15 +13,22 @@
  * spec.bgp, labels and anything else, re-read on a conflict.
  *
  * HTTP. One request per connection, read until the end of the headers
- * (at most HTTP_MAX_REQUEST bytes, within HTTP_TIMEOUT_MS), answered with
- * Connection: close. After the answer the write side is shut down and
- * what the client still sends is read and dropped for a moment (a
- * "lingering close"): closing a socket with unread data makes the kernel
- * send a reset, which can destroy the answer before the client reads it.
- * Everything runs on the loop; nothing blocks but the store and BIRD
- * queries of the checks (bounded by their own timeouts).
+ * (at most HTTP_MAX_REQUEST bytes, within HTTP_TIMEOUT_MS of the accept:
+ * a deadline for the connection, however slowly the client sends) and
+ * parsed by felix/http.c, answered with Connection: close: 400 as soon as
+ * the bytes cannot be a request (a NUL, a request line without a target,
+ * ...), 413 when the head does not fit, 408 when the deadline passes with
+ * part of a request (a client that sent nothing is just closed). A second,
+ * pipelined request is not answered: the client sees the close. After the
+ * answer the write side is shut down and what the client still sends is
+ * read and dropped for a moment (a "lingering close"): closing a socket
+ * with unread data makes the kernel send a reset, which can destroy the
+ * answer before the client reads it. Everything runs on the loop; nothing
+ * blocks but the store and BIRD queries of the checks (bounded by their
+ * own timeouts).
  */
 #include "bgpconf/bgpconf.h"
+#include "felix/http.h"
 #include "felix/metrics.h"
 #include "felix/weftd.h"
 #include "lib/json.h"
@@ -54,7 +61,7 @@ struct http_conn {
 	struct http_conn *prev, *next;
 	int fd;
 	struct weft_source *io, *timer;
-	char in[HTTP_MAX_REQUEST + 1];
+	char in[HTTP_MAX_REQUEST];
 	size_t in_len;
 	char *out;
 	size_t out_len, out_off;
@@ -552,10 +559,22 @@ static void conn_free(struct http_conn *c)
 	free(c);
 }
 
+static void conn_answer(struct http_conn *c, int code, const char *extra_headers, const char *content_type,
+			const char *body);
+
+/* The connection's deadline passed. A client that sent part of a request
+ * is told so (408, with a moment to take the answer); one that sent
+ * nothing, or does not take its answer, is closed. */
 static int conn_timeout(struct weft_source *src, int64_t now_ns, void *userdata)
 {
 	struct http_conn *c = userdata;
 
+	if (c->phase == CONN_READ && c->in_len &&
+	    weft_source_timer_set(c->timer, weft_now_ns() + (int64_t)HTTP_LINGER_MS * 1000000, 0) == 0) {
+		log_debug("http: client on fd %d sent no complete request within %d ms", c->fd, HTTP_TIMEOUT_MS);
+		conn_answer(c, 408, NULL, "text/plain; charset=utf-8", "request timeout\n");
+		return 0;
+	}
 	if (c->phase != CONN_LINGER)
 		log_debug("http: client on fd %d timed out", c->fd);
 	conn_free(c);
@@ -604,6 +623,7 @@ static void conn_answer(struct http_conn *c, int code, const char *extra_headers
 			   : code == 400 ? "Bad Request"
 			   : code == 404 ? "Not Found"
 			   : code == 405 ? "Method Not Allowed"
+			   : code == 408 ? "Request Timeout"
 			   : code == 413 ? "Content Too Large"
 			   : code == 503 ? "Service Unavailable"
 					 : "Error";
@@ -622,41 +642,17 @@ static void conn_answer(struct http_conn *c, int code, const char *extra_headers
 	conn_flush(c);
 }
 
-static void conn_serve(struct http_conn *c)
+/* Answer a complete request. */
+static void conn_serve(struct http_conn *c, const struct weftd_http_request *req)
 {
 	struct weftd_status *s = c->s;
-	char *line_end, *method, *target, *version, *save = NULL, *q;
 	static const char *const plain = "text/plain; charset=utf-8";
 
-	/* The request line; header lines must at least look like headers. */
-	line_end = strstr(c->in, "\n");
-	if (!line_end || memchr(c->in, 0, c->in_len))
-		goto bad;
-	*line_end = 0;
-	if (line_end > c->in && line_end[-1] == '\r')
-		line_end[-1] = 0;
-	for (char *l = line_end + 1; *l && *l != '\r' && *l != '\n';) {
-		char *e = strchr(l, '\n');
-		char *colon = strchr(l, ':');
-
-		if (!e || !colon || colon > e || colon == l)
-			goto bad;
-		l = e + 1;
-	}
-	method = strtok_r(c->in, " ", &save);
-	target = strtok_r(NULL, " ", &save);
-	version = strtok_r(NULL, " ", &save);
-	if (!method || !target || !version || strtok_r(NULL, " ", &save) || target[0] != '/' ||
-	    (!streq(version, "HTTP/1.1") && !streq(version, "HTTP/1.0")))
-		goto bad;
-	if (!streq(method, "GET")) {
+	if (!weftd_http_method_is(req, "GET")) {
 		conn_answer(c, 405, "Allow: GET\r\n", plain, "only GET is served here\n");
 		return;
 	}
-	q = strchr(target, '?');
-	if (q)
-		*q = 0;
-	if (streq(target, "/healthz")) {
+	if (weftd_http_path_is(req, "/healthz")) {
 		char reason[sizeof(s->reason)], *body;
 
 		/* Live, not the last check's verdict: a dead BIRD shows at once. */
@@ -669,26 +665,19 @@ static void conn_serve(struct http_conn *c)
 		}
 		return;
 	}
-	if (streq(target, "/metrics")) {
+	if (weftd_http_path_is(req, "/metrics")) {
 		_cleanup_free_ char *text = weftd_metrics_render(s->d->metrics);
 
 		conn_answer(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text);
 		return;
 	}
 	conn_answer(c, 404, NULL, plain, "not found: try /healthz or /metrics\n");
-	return;
-bad:
-	conn_answer(c, 400, NULL, plain, "bad request\n");
-}
-
-static bool request_complete(const struct http_conn *c)
-{
-	return strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n");
 }
 
 static int conn_io(struct weft_source *src, int fd, uint32_t revents, void *userdata)
 {
 	struct http_conn *c = userdata;
+	struct weftd_http_request req;
 	char sink[4096];
 
 	if (c->phase == CONN_WRITE) {
@@ -728,14 +717,19 @@ static int conn_io(struct weft_source *src, int fd, uint32_t revents, void *user
 			return 0;
 		}
 		c->in_len += (size_t)n;
-		c->in[c->in_len] = 0;
-		if (request_complete(c)) {
-			conn_serve(c);
+		switch (weftd_http_parse_request(c->in, c->in_len, HTTP_MAX_REQUEST, &req)) {
+		case 1:
+			conn_serve(c, &req);
 			return 0;
-		}
-		if (c->in_len == HTTP_MAX_REQUEST) {
+		case 0:
+			continue; /* the parser says when the buffer is full */
+		case -EMSGSIZE:
 			log_debug("http: request larger than %d bytes", HTTP_MAX_REQUEST);
 			conn_answer(c, 413, NULL, "text/plain; charset=utf-8", "request too large\n");
+			return 0;
+		default:
+			log_debug("http: a bad request on fd %d", c->fd);
+			conn_answer(c, 400, NULL, "text/plain; charset=utf-8", "bad request\n");
 			return 0;
 		}
 	}
