@@ -202,6 +202,16 @@ struct weft_acl_options {
 	 * node needs; an incremental compile of a few endpoints uses it to
 	 * see which sets their addresses belong to). */
 	bool all_chains;
+	/* Compile no rules: no policies, no chains, no endpoint entries,
+	 * and of the sets only only_sets (found by origin, "tag T" or
+	 * "selector S", and family; other origins are left out), with their
+	 * members. For an incremental compile of endpoints of other nodes,
+	 * which change set members only: the sets come from the last program
+	 * instead of from reading every rule, which grows with the rules,
+	 * not the change. */
+	bool sets_only;
+	const struct weft_acl_set *only_sets;
+	size_t n_only_sets;
 };
 
 /* Compile the program for opt->node from decoded resources (any order;

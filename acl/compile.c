@@ -205,6 +205,7 @@ struct cc {
 	struct smap sets, chains, sels, tags, profiles, groups, lindex;
 	struct pvec all_sets, all_chains, all_sels, all_tags, all_profiles, all_policies, all_eps, all_groups;
 	struct pvec all_lindex, local_groups;
+	bool no_rules; /* weft_acl_options.sets_only */
 };
 
 static size_t min_sz(size_t a, size_t b)
@@ -1133,8 +1134,9 @@ static int read_profile(struct cc *c, const struct weft_resource *res)
 	}
 	if ((r = read_labels(c, spec, "labelsToApply", &p->lta, &p->n_lta)) < 0)
 		return r;
-	if ((r = compile_chain(c, spec, "inboundRules", &(struct owner){true, p->name, true}, &p->in)) < 0 ||
-	    (r = compile_chain(c, spec, "outboundRules", &(struct owner){true, p->name, false}, &p->out)) < 0)
+	if (!c->no_rules &&
+	    ((r = compile_chain(c, spec, "inboundRules", &(struct owner){true, p->name, true}, &p->in)) < 0 ||
+	     (r = compile_chain(c, spec, "outboundRules", &(struct owner){true, p->name, false}, &p->out)) < 0))
 		return r;
 	path_pop(c, old);
 	return 0;
@@ -1763,6 +1765,34 @@ static int res_cmp(const void *pa, const void *pb)
 	return strcmp(a->name, b->name);
 }
 
+/* weft_acl_options.sets_only: the sets only_sets names by origin, as the
+ * rules that reference them would have made them, and used. */
+static int probe_sets(struct cc *c, const struct weft_acl_options *opt)
+{
+	for (size_t i = 0; i < opt->n_only_sets; i++) {
+		const struct weft_acl_set *w = &opt->only_sets[i];
+		struct cset *s = NULL;
+		struct csel *sel = NULL;
+		int r;
+
+		if (!w->origin || (w->family != AF_INET && w->family != AF_INET6))
+			continue;
+		if (startswith(w->origin, "tag ")) {
+			r = tag_set(c, w->origin + strlen("tag "), w->family, &s);
+		} else if (startswith(w->origin, "selector ")) {
+			r = get_selector(c, w->origin + strlen("selector "), &sel);
+			if (r == 0)
+				r = sel_set(c, sel, w->family, &s);
+		} else {
+			continue; /* nets: no endpoint changes them */
+		}
+		if (r < 0)
+			return r;
+		s->used = true;
+	}
+	return 0;
+}
+
 static int build(struct cc *c, const struct weft_resource *res, size_t n, const struct weft_acl_options *opt,
 		 struct weft_acl_program *p)
 {
@@ -1797,7 +1827,7 @@ static int build(struct cc *c, const struct weft_resource *res, size_t n, const 
 		if (x->kind == WEFT_KIND_PROFILE)
 			r = read_profile(c, x);
 		else if (x->kind == WEFT_KIND_POLICY)
-			r = read_policy(c, x);
+			r = c->no_rules ? 0 : read_policy(c, x);
 		else
 			r = read_endpoint(c, x, opt ? opt->node : NULL);
 		if (r < 0)
@@ -1806,6 +1836,8 @@ static int build(struct cc *c, const struct weft_resource *res, size_t n, const 
 	c->kind = "ACL";
 	c->name = "program";
 	path_pop(c, 0);
+	if (c->no_rules && (r = probe_sets(c, opt)) < 0)
+		return r;
 
 	for (size_t i = 0; i < c->all_eps.n; i++)
 		group_endpoint(c, c->all_eps.v[i]);
@@ -1834,7 +1866,7 @@ static int build(struct cc *c, const struct weft_resource *res, size_t n, const 
 	 * instead of getting a guessed policy. */
 	local = wcalloc(c->all_eps.n + 1, sizeof(*local));
 	for (size_t i = 0; i < c->all_eps.n; i++)
-		if (((struct cep *)c->all_eps.v[i])->local)
+		if (((struct cep *)c->all_eps.v[i])->local && !c->no_rules) /* sets_only: no entries */
 			local[n_local++] = c->all_eps.v[i];
 	qsort(local, n_local, sizeof(*local), cep_ifname_cmp);
 	p->endpoints = wcalloc(n_local + 1, sizeof(*p->endpoints));
@@ -1907,6 +1939,7 @@ int weft_acl_compile(const struct weft_resource *res, size_t n, const struct wef
 	struct weft_acl_program *p = wcalloc(1, sizeof(*p));
 	int r;
 
+	c.no_rules = opt && opt->sets_only;
 	r = build(&c, res, n, opt, p);
 	if (r < 0) {
 		weft_acl_program_free(p);

@@ -743,6 +743,79 @@ static void test_options(void)
 	weft_resources_free(rs, n);
 }
 
+/* sets_only: the sets of a full compile, by origin, rebuilt from the
+ * Profiles and Endpoints alone (no rule read, Policies ignored): the same
+ * names and members for tag and selector sets, no nets set, no chain, no
+ * endpoint entry. */
+static void test_sets_only(void)
+{
+	static const char extra[] =
+		"---\n"
+		"kind: Policy\n"
+		"metadata: {name: from-db}\n"
+		"spec: {selector: \"role == 'web'\", ingress: [{action: allow, source: {selector: \"tier == 'be'\"}}, "
+		"{action: deny, source: {nets: [192.168.0.0/16]}}]}\n"
+		"---\n"
+		"kind: Profile\n"
+		"metadata: {name: BE}\n"
+		"spec: {labelsToApply: {tier: be}}\n"
+		"---\n"
+		"kind: Endpoint\n"
+		"metadata: {name: be-2}\n"
+		"spec: {node: node-2, ipNetworks: [10.65.1.9/32, 'fd00::9/128'], profiles: [BE, WEB]}\n";
+	_cleanup_free_ char *yaml = wasprintf("%s%s", classic, extra);
+	size_t n = 0, k = 0;
+	struct weft_resource *rs = parse(yaml, &n);
+	struct weft_acl_program *full, *so = NULL;
+	struct weft_acl_options opt = {.node = "node-1", .sets_only = true};
+	size_t nsel = 0, ntag = 0;
+
+	if (!rs)
+		return;
+	full = compile_res(rs, n, "node-1");
+	opt.only_sets = full->sets;
+	opt.n_only_sets = full->n_sets;
+	/* The Policies left out: sets_only reads none. */
+	struct weft_resource *in = wcalloc(n + 1, sizeof(*in));
+	for (size_t i = 0; i < n; i++)
+		if (rs[i].kind != WEFT_KIND_POLICY)
+			in[k++] = rs[i];
+	CHECK_EQ_INT(weft_acl_compile(in, k, &opt, &so, NULL), 0);
+	if (!so)
+		goto out;
+	CHECK_EQ_INT(so->n_chains, 0);
+	CHECK_EQ_INT(so->n_endpoints, 0);
+	for (size_t i = 0; i < full->n_sets; i++) {
+		const struct weft_acl_set *f = &full->sets[i];
+		const struct weft_acl_set *o = weft_acl_program_set(so, f->name);
+		bool nets = startswith(f->origin, "nets ");
+
+		ntag += startswith(f->origin, "tag ");
+		nsel += startswith(f->origin, "selector ");
+		if (nets) {
+			CHECK(o == NULL);
+			continue;
+		}
+		CHECK(o != NULL);
+		if (!o)
+			continue;
+		CHECK_STREQ(o->origin, f->origin);
+		CHECK_EQ_INT(o->family, f->family);
+		CHECK_EQ_INT(o->n_elems, f->n_elems);
+		for (size_t e = 0; e < f->n_elems && e < o->n_elems; e++)
+			CHECK(weft_cidr_covers(&o->elems[e], &f->elems[e]) && weft_cidr_covers(&f->elems[e], &o->elems[e]));
+	}
+	/* The example has both kinds, and members in both families. */
+	CHECK(ntag >= 2);
+	CHECK(nsel >= 1);
+	CHECK_EQ_INT(so->n_sets, full->n_sets - (full->n_sets - ntag - nsel));
+out:
+	free(in);
+	weft_acl_program_free(so);
+	weft_acl_program_free(full);
+	weft_resources_free(rs, n);
+}
+
 /* Scale: 100,000 endpoints (1,000 on this node), 10 profiles of 1,000 rules
  * each, every profile carrying the tag ALL (100,000 members). Built as
  * cJSON directly: the manifest reader is not what is measured. */
@@ -985,4 +1058,5 @@ static void test_selector_index(void)
 }
 
 TEST_MAIN(TEST(test_classic), TEST(test_fields), TEST(test_order_and_labels), TEST(test_determinism),
-	  TEST(test_bad_data), TEST(test_options), TEST(test_selector_index), TEST(test_scale))
+	  TEST(test_bad_data), TEST(test_options),
+	  TEST(test_sets_only), TEST(test_selector_index), TEST(test_scale))

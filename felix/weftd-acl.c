@@ -642,7 +642,9 @@ static void declare_metrics(struct weftd_metrics *m)
 			     "incremental ACL syncs that differed from a full compile (WEFT_ACL_VERIFY=1 only)");
 	weftd_metric_declare(m, "weft_acl_compiles_total", "counter",
 			     "ACL syncs by what was compiled: endpoints (Profiles and Policies with only the changed "
-			     "Endpoints), rules (Profiles and Policies whose rules alone changed), full (everything)");
+			     "Endpoints), members (the changed Endpoints have no entry on this node: their Profiles' "
+			     "tags and labels and the programmed sets alone, no rule), rules (Profiles and Policies "
+			     "whose rules alone changed), full (everything)");
 	weftd_metric_declare(m, "weft_acl_apply_seconds", "gauge", "duration of the last ACL kernel batch");
 	weftd_metric_declare(m, "weft_acl_compile_seconds", "gauge", "duration of the last ACL compile");
 	weftd_metric_declare(m, "weft_acl_endpoints", "gauge", "endpoints of this node with ACLs programmed");
@@ -768,7 +770,9 @@ static bool chains_known(const struct weft_acl_program *p, const struct weft_acl
 
 /* The incremental compile, for a burst of Endpoint events only: compile
  * the Profiles and Policies (all their chains and sets) with just the
- * changed Endpoints, once with the versions the last sync saw and once
+ * changed Endpoints (when none of them has an entry on this node, old or
+ * new: the Profiles alone, without their rules, and the last program's
+ * tag and selector sets), once with the versions the last sync saw and once
  * with the current ones; what differs between the two for the changed
  * addresses and interfaces is what differs between the last program and a
  * full compile now, provided no other record holds one of the addresses
@@ -777,7 +781,7 @@ static bool chains_known(const struct weft_acl_program *p, const struct weft_acl
  * patches a->last. Returns 1 when done (*kind "change" or "none"), 0 to
  * fall back. */
 static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct weft_acl_stats *st, const char **kind,
-			 int64_t *compile_ns)
+			 int64_t *compile_ns, bool *members_only)
 {
 	struct weft_acl_options opt = {.node = a->d->node, .all_chains = true};
 	struct weft_acl_program *po = NULL, *pn = NULL;
@@ -786,6 +790,7 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 	struct weft_acl_set_change *sets = NULL;
 	size_t from, no, nn, n_eps = 0;
 	int64_t t0 = weft_now_ns();
+	bool remote = true; /* every changed endpoint, old and new, has no entry on this node */
 	int done = 0;
 
 	if (!a->last || a->full || a->failed || a->n_chg_eps == 0 || a->n_chg_rules)
@@ -798,16 +803,36 @@ static int try_endpoints(struct weftd_acl *a, const char *want_ifname, struct we
 	for (size_t i = 0; i < a->n_chg_eps; i++) {
 		ssize_t k = find(a, a->chg_eps[i].key);
 
-		if (a->chg_eps[i].had_old)
+		if (a->chg_eps[i].had_old) {
 			ov[no++] = a->chg_eps[i].old;
-		if (k >= 0)
+			remote = remote && !local_ifname(a, &a->chg_eps[i].old);
+		}
+		if (k >= 0) {
 			nv[nn++] = a->res[k];
+			remote = remote && !local_ifname(a, &a->res[k]);
+		}
 	}
 	n_eps = nn;
-	memcpy(ov + no, a->res + from, (a->n - from) * sizeof(*ov));
-	memcpy(nv + nn, a->res + from, (a->n - from) * sizeof(*nv));
-	no += a->n - from;
-	nn += a->n - from;
+	*members_only = remote && !want_ifname;
+	if (*members_only) {
+		/* Endpoints without an entry here (of other nodes) change set
+		 * members alone: the sets are the last program's, the
+		 * Profiles give the tags and labels, and no rule is read. */
+		opt.all_chains = false;
+		opt.sets_only = true;
+		opt.only_sets = a->last->sets;
+		opt.n_only_sets = a->last->n_sets;
+		for (size_t i = from; i < a->n; i++)
+			if (a->res[i].kind == WEFT_KIND_PROFILE) {
+				ov[no++] = a->res[i];
+				nv[nn++] = a->res[i];
+			}
+	} else {
+		memcpy(ov + no, a->res + from, (a->n - from) * sizeof(*ov));
+		memcpy(nv + nn, a->res + from, (a->n - from) * sizeof(*nv));
+		no += a->n - from;
+		nn += a->n - from;
+	}
 	if (weft_acl_compile(ov, no, &opt, &po, NULL) < 0 || weft_acl_compile(nv, nn, &opt, &pn, NULL) < 0)
 		goto out;
 	*compile_ns = weft_now_ns() - t0;
@@ -879,7 +904,7 @@ static void prune_sets(struct weft_acl_program *p)
 
 /* The incremental compile for rule edits: when only the rules of some
  * Profiles and Policies changed since the last sync (nothing else), compile
- * the Profiles and Policies alone and send their chains as chain changes
+ * those Profiles and Policies alone and send their chains as chain changes
  * (the backend changes the rules that differ), provided every set those
  * rules use is programmed already (in a->last, whose sets are exactly
  * those its chains use: prune_sets). Chains the node does not program (no
@@ -891,15 +916,25 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 	struct weft_acl_program *pm = NULL;
 	struct weft_acl_chain *chains = NULL;
 	struct weft_acl_change chg = {0};
+	struct weft_resource *sub = NULL;
 	int64_t t0 = weft_now_ns();
-	size_t from;
 	int done = 0;
 
 	if (!a->last || a->full || a->failed || a->n_chg_rules == 0 || a->n_chg_eps || a->n_chg_addrs ||
 	    a->n_chg_ifnames)
 		return 0;
-	from = rules_start(a);
-	if (weft_acl_compile(a->res + from, a->n - from, &opt, &pm, NULL) < 0)
+	/* The changed Profiles and Policies alone: a chain's name, rules and
+	 * set names depend on its own record only, and reading the others'
+	 * rules would grow with all the rules instead of the change. */
+	sub = wcalloc(a->n_chg_rules + 1, sizeof(*sub));
+	for (size_t i = 0; i < a->n_chg_rules; i++) {
+		ssize_t k = find(a, a->chg_rules[i]);
+
+		if (k < 0)
+			goto out;
+		sub[i] = a->res[k];
+	}
+	if (weft_acl_compile(sub, a->n_chg_rules, &opt, &pm, NULL) < 0)
 		goto out;
 	*compile_ns = weft_now_ns() - t0;
 	chains = wcalloc(pm->n_chains + 1, sizeof(*chains));
@@ -935,6 +970,7 @@ static int try_rules(struct weftd_acl *a, struct weft_acl_stats *st, const char 
 		prune_sets(a->last);
 out:
 	free(chains);
+	free(sub);
 	weft_acl_program_free(pm);
 	return done;
 }
@@ -1002,12 +1038,13 @@ static int sync_now(struct weftd_acl *a, const char *want_ifname, char **errmsg)
 	const char *kind = "full", *how;
 	size_t members = 0;
 	int64_t inc_ns = 0;
-	bool incremental, diverged = false;
+	bool incremental, diverged = false, members_only = false;
 	int r;
 
-	if (try_endpoints(a, want_ifname, &st, &kind, &inc_ns) > 0) {
+	if (try_endpoints(a, want_ifname, &st, &kind, &inc_ns, &members_only) > 0) {
 		incremental = true;
-		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total", "kind=\"endpoints\"", 1);
+		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total",
+				 members_only ? "kind=\"members\"" : "kind=\"endpoints\"", 1);
 	} else if (!want_ifname && try_rules(a, &st, &kind, &inc_ns) > 0) {
 		incremental = true;
 		weftd_metric_add(a->d->metrics, "weft_acl_compiles_total", "kind=\"rules\"", 1);

@@ -205,11 +205,12 @@ stop
 
 # --- a verify failure is repaired at once --------------------------------------------
 check "weftd --acl $B starts (WEFT_ACL_VERIFY_INJECT=1)" start_weftd "$B" "$S" WEFT_ACL_VERIFY_INJECT=1
-# The first incremental sync (db2 coming: an endpoint compile) reports a
-# difference (injected); the sync after it must be full, with no other event.
+# The first incremental sync (db2 coming, on another node: a members-only
+# compile) reports a difference (injected); the sync after it must be
+# full, with no other event.
 check "one full compile so far" metric_is 'weft_acl_compiles_total{kind="full"}' 1
 check "endpoint db2 (10.9.1.6, DB) on node n2" ctl apply -f "$T/db2.yaml"
-check "its sync was incremental" within 5 metric_is 'weft_acl_compiles_total{kind="endpoints"}' 1
+check "its sync was incremental (members only: db2 has no entry here)" within 5 metric_is 'weft_acl_compiles_total{kind="members"}' 1
 check "the check after it failed (injected)" within 5 metric_is weft_acl_verify_failures_total 1
 check "the next sync is a full compile, with no other event" within 5 metric_is 'weft_acl_compiles_total{kind="full"}' 2
 check "... and a full apply" within 5 metric_is 'weft_acl_updates_total{kind="full"}' 2
