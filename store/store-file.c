@@ -534,12 +534,37 @@ static int lock_fd(int fd, int how)
 	return 0;
 }
 
+/* The lock is the inode DIR/store.lock names. Someone may remove the
+ * file while processes run (taking it for a stale lock): a process that
+ * opens the store then creates a new one, and two writers holding locks
+ * on two inodes would append at the same offset. So after taking the
+ * lock, check that the path still names the inode locked; if not, open
+ * what it names now (creating it, as the open does) and lock that. */
 static int fs_lock(struct file_store *s, int how)
 {
-	int r = lock_fd(s->lock_fd, how);
-	if (r < 0)
-		return weft_store_fail(&s->base, r, "flock %s: %s", s->lock_path, strerror(-r));
-	return 0;
+	for (int tries = 0;; tries++) {
+		struct stat held, named;
+		int r = lock_fd(s->lock_fd, how), fd;
+
+		if (r < 0)
+			return weft_store_fail(&s->base, r, "flock %s: %s", s->lock_path, strerror(-r));
+		if (fstat(s->lock_fd, &held) < 0)
+			return weft_store_fail(&s->base, -errno, "fstat %s: %m", s->lock_path);
+		if (stat(s->lock_path, &named) == 0 && named.st_dev == held.st_dev && named.st_ino == held.st_ino)
+			return 0;
+		lock_fd(s->lock_fd, LOCK_UN);
+		if (tries == 10)
+			return weft_store_fail(&s->base, -EAGAIN, "%s keeps being replaced", s->lock_path);
+		fd = s->writable ? open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)
+				 : open(s->lock_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return weft_store_fail(&s->base, -errno, "open %s (it was removed): %m", s->lock_path);
+		log_warn("store: %s was removed or replaced while the store was open: locking the new one (do not "
+			 "remove it while weft runs)",
+			 s->lock_path);
+		close(s->lock_fd);
+		s->lock_fd = fd;
+	}
 }
 
 static void fs_unlock(struct file_store *s)

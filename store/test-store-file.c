@@ -537,6 +537,96 @@ static void test_poll_fallback(void)
 	weft_store_close(s);
 }
 
+/* Two processes doing compare-and-swap increments of one key, each a
+ * handle opened before they start; n each. Returns the acknowledged
+ * count of both (through pipes). */
+static int cas_increments(struct weft_store *x, int n)
+{
+	int acked = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct weft_kv kv = {0};
+		int64_t mod = 0;
+		long v = 0;
+		char b[32];
+		int r = weft_store_get(x, "/c", &kv);
+
+		if (r == 0) {
+			v = atol(kv.value);
+			mod = kv.mod_rev;
+			weft_kv_clear(&kv);
+		} else if (r != -ENOENT) {
+			return -1;
+		}
+		snprintf(b, sizeof(b), "%ld", v + 1);
+		r = weft_store_cas(x, "/c", b, strlen(b), mod, NULL);
+		if (r == 0)
+			acked++;
+		else if (r != -ECANCELED)
+			return -1;
+	}
+	return acked;
+}
+
+/* DIR/store.lock removed while a process has the store open (taken for a
+ * stale lock): the next process creates a new one. Writers must still
+ * exclude each other: every acknowledged increment is in the count. */
+static void test_lock_file_removed(void)
+{
+	_cleanup_free_ char *d = dir_for("lockrm"), *url = wasprintf("file:%s", d),
+			   *lk = wasprintf("%s/store.lock", d);
+	struct weft_store *s = open_ok(url), *a = NULL, *b = NULL;
+	int res[2][2], go[2], acked = 0, status;
+	pid_t pid[2];
+
+	if (!s)
+		return;
+	CHECK_EQ_INT(pipe(go), 0);
+	CHECK_EQ_INT(weft_store_open(url, &a, NULL), 0);
+	CHECK_EQ_INT(unlink(lk), 0);
+	CHECK_EQ_INT(weft_store_open(url, &b, NULL), 0);
+	for (int k = 0; k < 2; k++) {
+		CHECK_EQ_INT(pipe(res[k]), 0);
+		pid[k] = fork();
+		if (pid[k] == 0) {
+			char c;
+			int n;
+
+			if (read(go[0], &c, 1) != 1)
+				_exit(1);
+			n = cas_increments(k ? b : a, 1000);
+			_exit(write(res[k][1], &n, sizeof(n)) == sizeof(n) ? 0 : 1);
+		}
+	}
+	CHECK_EQ_INT(write(go[1], "xx", 2), 2);
+	for (int k = 0; k < 2; k++) {
+		int n = -1;
+
+		CHECK_EQ_INT(read(res[k][0], &n, sizeof(n)), (int)sizeof(n));
+		CHECK(n > 0);
+		acked += n;
+		waitpid(pid[k], &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		close(res[k][0]);
+		close(res[k][1]);
+	}
+	close(go[0]);
+	close(go[1]);
+	weft_store_close(a);
+	weft_store_close(b);
+	weft_store_close(s);
+	s = open_ok(url);
+	if (s) {
+		struct weft_kv kv = {0};
+
+		CHECK_EQ_INT(weft_store_get(s, "/c", &kv), 0);
+		CHECK_EQ_INT(atoi(kv.value ? kv.value : "0"), acked);
+		CHECK_EQ_INT((int)kv.version, acked);
+		weft_kv_clear(&kv);
+		weft_store_close(s);
+	}
+}
+
 /* The test is linked with -Wl,--wrap=fdatasync: this fails the next
  * fdatasync() calls as the disk would (EIO) while fail_fdatasync > 0. */
 static int fail_fdatasync;
@@ -630,6 +720,7 @@ int main(void)
 	static const struct test_case cases[] = {
 		TEST(test_record_codec),
 		TEST(test_open),
+		TEST(test_lock_file_removed),
 		TEST(test_torn_tail),
 		TEST(test_watch_across_torn_tail),
 		TEST(test_damaged_middle),
