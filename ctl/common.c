@@ -4,6 +4,27 @@
 #include <getopt.h>
 #include <sys/stat.h>
 
+bool ctl_retry_again(struct ctl_retry *rt)
+{
+	static uint64_t x;
+	int64_t now = weft_now_ms();
+	unsigned base_us;
+
+	if (!rt->deadline_ms)
+		rt->deadline_ms = now + CTL_RETRY_MS;
+	if (now >= rt->deadline_ms)
+		return false;
+	if (!x)
+		x = ((uint64_t)getpid() << 32) ^ (uint64_t)weft_now_ns() ^ 0x9e3779b97f4a7c15ULL;
+	x ^= x << 13; /* xorshift64: spreads racing processes apart */
+	x ^= x >> 7;
+	x ^= x << 17;
+	base_us = rt->attempt < 7 ? 1000u << rt->attempt : 100000u;
+	rt->attempt++;
+	usleep(base_us / 2 + (useconds_t)(x % (base_us / 2 + 1)));
+	return true;
+}
+
 int ctl_fail(const char *fmt, ...)
 {
 	va_list ap;

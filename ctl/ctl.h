@@ -32,6 +32,18 @@ int ctl_usage(const char *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
  * outcome is unknown and how to learn it. */
 int ctl_write_failed(struct ctl *ctl, int r, const char *nothing);
 
+/* Compare-and-swap conflicts: another writer changed what we read. A
+ * conflict means someone made progress, so try again from a fresh read,
+ * after a randomised pause that grows (1 ms doubling to 100 ms), until
+ * CTL_RETRY_MS after the first conflict. Start with {0}; returns true
+ * (after the pause) while another attempt may be made. */
+#define CTL_RETRY_MS 5000
+struct ctl_retry {
+	int64_t deadline_ms;
+	unsigned attempt;
+};
+bool ctl_retry_again(struct ctl_retry *rt);
+
 /* Read a whole file ("-" = stdin). Returns 0 or a negative errno. */
 int ctl_read_file(const char *path, char **out, size_t *len);
 

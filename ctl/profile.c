@@ -43,8 +43,6 @@ static const char *const profile_usage =
 	"Exit codes: 0 done, 1 failed (missing profile, store error, rule not\n"
 	"found), 2 usage error or a bad rule or tag (nothing written).\n";
 
-#define CAS_ATTEMPTS 5
-
 
 /* The store key of profile name. */
 static char *profile_key(const char *name)
@@ -115,8 +113,9 @@ typedef int (*modify_fn)(const char *name, cJSON *doc, void *arg, char **done);
 static int update_profile(struct ctl *ctl, const char *name, modify_fn fn, void *arg)
 {
 	_cleanup_free_ char *key = profile_key(name);
+	struct ctl_retry rt = {0};
 
-	for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+	for (;;) {
 		struct weft_resource cur = {0}, next = {0};
 		_cleanup_free_ char *done = NULL, *err = NULL, *value = NULL;
 		int64_t mod_rev;
@@ -149,11 +148,11 @@ static int update_profile(struct ctl *ctl, const char *name, modify_fn fn, void 
 		weft_resource_clear(&next);
 		r = weft_store_cas(ctl->store, key, value, strlen(value), mod_rev, NULL);
 		if (r == -ECANCELED) {
-			/* Someone else wrote the profile in between: back off a
-			 * little (more each time, jittered by pid so racing
-			 * processes spread out) and start over from a fresh read. */
-			usleep((useconds_t)((attempt + 1) * (2000 + (getpid() % 8) * 1000)));
-			continue;
+			/* Someone else wrote the profile in between: start over
+			 * from a fresh read, after a pause. */
+			if (ctl_retry_again(&rt))
+				continue;
+			break;
 		}
 		if (r < 0)
 			return ctl_write_failed(ctl, r, "written");

@@ -116,8 +116,9 @@ static int check_pool_overlaps(struct ctl *ctl, const struct weft_resource *rs, 
 /* Write (or delete) the resources in one transaction. For create the
  * compare is "absent"; for replace and delete it is "present with the
  * mod_rev just read"; apply has no compare. A compare that fails because
- * of a concurrent writer is retried a few times; one that fails because a
- * resource exists (create) or is missing (replace, delete) is reported. */
+ * of a concurrent writer is retried (ctl_retry_again(): for up to 5 s);
+ * one that fails because a resource exists (create) or is missing
+ * (replace, delete) is reported. */
 static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_resource *rs, size_t n, bool force)
 {
 	struct weft_txn_cmp *cmps = wcalloc(n, sizeof(*cmps));
@@ -180,7 +181,7 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 				done[i] = streq(keys[i], gone[k]);
 	}
 
-	for (int attempt = 0; attempt < 5; attempt++) {
+	for (struct ctl_retry rt = {0};;) {
 		size_t nops = 0;
 		ncmps = 0;
 		for (size_t i = 0; i < n; i++) {
@@ -241,6 +242,8 @@ static int write_resources(struct ctl *ctl, enum write_mode mode, struct weft_re
 				goto out;
 			}
 		}
+		if (!ctl_retry_again(&rt))
+			break;
 	}
 	if (r == -ECANCELED) {
 		ret = ctl_fail("resources kept changing under us; nothing %s, try again", nothing);

@@ -318,4 +318,19 @@ expect_err "trace --sport 0" 2 'policy: --sport: "0" is not a port 1..65535 (see
 expect_err "trace --sport without a port" 2 'policy: --sport: expected a port (see weftctl policy --help)' \
 	ctl policy trace web-1 srv-1 --sport
 
+# 30 weftctl processes edit one profile at once: every compare-and-swap
+# conflict is retried from a fresh read (for up to 5 s), so all succeed
+# and no rule is lost.
+check "profile RACE create" ctl profile RACE create
+pids=()
+for i in $(seq 30); do
+	ctl profile RACE rule add inbound allow tcp to ports $((2000 + i)) >/dev/null 2>"$T/race.$i" &
+	pids+=($!)
+done
+nfail=0
+for i in $(seq 30); do wait "${pids[$((i - 1))]}" || nfail=$((nfail + 1)); done
+check "30 parallel rule adds: all exit 0 ($nfail failed)" [ "$nfail" = 0 ]
+check "... and all 30 rules are there" sh -c "test \"\$('$W' --store '$S' profile RACE rule show | grep -cE 'allow tcp to ports 20[0-9][0-9]\$')\" = 30"
+cat "$T"/race.* | sed 's/^/     | /' | head -5
+
 finish
