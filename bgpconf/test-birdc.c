@@ -150,21 +150,32 @@ static int listen_sock(void)
 	return ls;
 }
 
-static pid_t fake_bird(const char *greeting, const char *const *replies, size_t n)
+/* Listen on g_sock and fork: the parent gets the child's pid; the child
+ * gets 0, with *fd the connection it accepted (it exits if none). */
+static pid_t fork_listener(int *fd)
 {
 	int ls = listen_sock();
-	pid_t pid;
+	pid_t pid = fork();
 
-	pid = fork();
 	if (pid < 0)
 		abort();
 	if (pid > 0) {
 		close(ls);
 		return pid;
 	}
-	int fd = accept(ls, NULL, NULL);
-	if (fd < 0)
+	*fd = accept(ls, NULL, NULL);
+	if (*fd < 0)
 		_exit(1);
+	return 0;
+}
+
+static pid_t fake_bird(const char *greeting, const char *const *replies, size_t n)
+{
+	int fd = -1;
+	pid_t pid = fork_listener(&fd);
+
+	if (pid > 0)
+		return pid;
 	if (greeting && write(fd, greeting, strlen(greeting)) < 0)
 		_exit(1);
 	for (size_t i = 0; i < n; i++) {
@@ -194,22 +205,15 @@ static pid_t fake_bird(const char *greeting, const char *const *replies, size_t 
 static pid_t fake_slow_bird(const char *greeting, int greet_ms, const char *reply, int every_ms, int for_ms,
 			    size_t max_bytes)
 {
-	int ls = listen_sock();
-	pid_t pid = fork();
+	int fd = -1;
+	pid_t pid = fork_listener(&fd);
 
-	if (pid < 0)
-		abort();
-	if (pid > 0) {
-		close(ls);
+	if (pid > 0)
 		return pid;
-	}
-	int fd = accept(ls, NULL, NULL);
 	int64_t end;
 	size_t sent = 0, len = strlen(reply);
 	char c;
 
-	if (fd < 0)
-		_exit(1);
 	if (!len)
 		max_bytes = 0;
 	for (const char *g = greeting; *g; g++) {
@@ -325,6 +329,16 @@ static void test_errors(void)
 	unlink(g_sock);
 }
 
+/* weft_birdc_cmd(), and how long it took in *took (ms). */
+static int timed_cmd(struct weft_birdc *c, const char *cmd, struct weft_birdc_reply *rep, int64_t *took)
+{
+	int64_t t0 = weft_now_ms();
+	int r = weft_birdc_cmd(c, cmd, rep);
+
+	*took = weft_now_ms() - t0;
+	return r;
+}
+
 /* The timeout is a deadline for the whole exchange, not for each read: a
  * peer that sends a byte every 100 ms (more often than the 400 ms timeout)
  * used to keep the caller, weftd's one loop, for as long as it went on. */
@@ -354,9 +368,7 @@ static void test_trickle(void)
 	c = NULL;
 	CHECK_EQ_INT(weft_birdc_connect(g_sock, 400, &c), 0);
 	if (c) {
-		t0 = weft_now_ms();
-		r = weft_birdc_cmd(c, "configure", &rep);
-		took = weft_now_ms() - t0;
+		r = timed_cmd(c, "configure", &rep, &took);
 		CHECK_EQ_INT(r, -ETIMEDOUT);
 		if (took > 1000)
 			fprintf(stderr, "the command took %lld ms with a 400 ms timeout\n", (long long)took);
@@ -378,7 +390,7 @@ static void test_endless_reply(void)
 	struct weft_birdc *c = NULL;
 	struct weft_birdc_reply rep = {0};
 	struct weft_buf line = {0};
-	int64_t t0, took;
+	int64_t took;
 	pid_t pid;
 	int r;
 
@@ -389,9 +401,7 @@ static void test_endless_reply(void)
 	pid = fake_slow_bird("0001 BIRD 2.0.12 ready.\n", 0, line.data, 0, 20000, 64 * 1024 * 1024);
 	CHECK_EQ_INT(weft_birdc_connect(g_sock, 5000, &c), 0);
 	if (c) {
-		t0 = weft_now_ms();
-		r = weft_birdc_cmd(c, "show protocols", &rep);
-		took = weft_now_ms() - t0;
+		r = timed_cmd(c, "show protocols", &rep, &took);
 		CHECK_EQ_INT(r, -EMSGSIZE);
 		CHECK(took < 5000);
 		CHECK_EQ_INT(rep.n, 0);

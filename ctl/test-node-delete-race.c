@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/test.h"
 #include "model/resource.h"
+#include "model/test-store-util.h"
 
 #include <getopt.h>
 #include <time.h>
@@ -48,55 +49,22 @@ int __wrap_weft_store_txn(struct weft_store *s, const struct weft_txn_cmp *cmps,
 
 static void setup(void)
 {
-	char *err = NULL;
-	int r;
-
 	snprintf(g_dir, sizeof(g_dir), "/tmp/weft-test-nodedel-XXXXXX");
-	if (!mkdtemp(g_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-	snprintf(g_url, sizeof(g_url), "file:%s/store", g_dir);
-	r = weft_store_open(g_url, &g_s, &err);
-	if (r < 0) {
-		fprintf(stderr, "open %s: %s\n", g_url, err ? err : strerror(-r));
-		exit(1);
-	}
-	free(err);
+	CHECK_EQ_INT(test_store_open_tmp(g_dir, g_url, sizeof(g_url), &g_s), 0);
 	hook_key = NULL;
 	hook_runs = 0;
 }
 
 static void teardown(void)
 {
-	char cmd[320];
-
 	weft_store_close(g_s);
 	g_s = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", g_dir);
+	test_store_remove_tmp(g_dir);
 }
 
-/* Validate a one-document manifest through the resource model and store
- * it (so the record is canonical). */
 static void put_manifest(const char *text)
 {
-	struct weft_resource *rs = NULL;
-	size_t n = 0;
-	char *err = NULL;
-	int r = weft_manifest_parse(text, strlen(text), &rs, &n, &err);
-
-	if (r < 0)
-		fprintf(stderr, "manifest: %s\n", err);
-	CHECK_EQ_INT(r, 0);
-	if (r == 0 && n == 1) {
-		_cleanup_free_ char *key = weft_resource_key(&rs[0]);
-		_cleanup_free_ char *val = weft_resource_encode(&rs[0], false);
-		CHECK_EQ_INT(weft_store_put(g_s, key, val, strlen(val), NULL), 0);
-	}
-	weft_resources_free(rs, n);
-	free(err);
+	test_put_manifest(g_s, "manifest", text);
 }
 
 static bool key_exists(const char *key)
