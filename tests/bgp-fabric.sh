@@ -115,17 +115,23 @@ for j in 2 3; do
 done
 check "3b reaches 1c" can_ping 3b "${pip[1c]}"
 check "TCP 2a -> 1c" can_tcp 2a 1c
-# A record weftctl would refuse, written into the store by other means: no
-# node can render a config. The running ones keep theirs (fail static); a
-# weftd started meanwhile brings its node's BGP up with the config its last
-# run installed, and renders again once the record is mended.
+# A BGPPeer record weftctl would refuse, written into the store by other
+# means, is left out (one session, not the node's config): nothing falls
+# back, every node still renders.
 check "a corrupt BGPPeer record in the store" drv put "$S" /weft/v1/bgppeers/broken '{'
+check "node1: the record left out, with a warning" within 10 grep -q "BGPPeer record /weft/v1/bgppeers/broken left out" "$(node_dir 1)/weftd.log"
+check "the BGPPeer record mended" ctl delete bgppeer broken
+# A Node record that does not decode: no node can render a config. The
+# running ones keep theirs (fail static); a weftd started meanwhile brings
+# its node's BGP up with the config its last run installed, and renders
+# again once the record is mended.
+check "a corrupt Node record in the store" drv put "$S" /weft/v1/nodes/broken '{'
 stop_weftd 1
 check "weftd on node1 starts with the store unrenderable, and its BIRD" start_weftd 1
 check "node1: fell back to the config on disk" grep -q "starting BIRD with .*bird.conf as the last weftd installed it" "$(node_dir 1)/weftd.log"
 check "node1: both sessions back" wait_established 1 2 60
 check "3b reaches 1c again" within 10 can_ping 3b "${pip[1c]}"
-check "the record mended" ctl delete bgppeer broken
+check "the record mended" ctl delete node broken --force
 sleep 2
 n_warn=$(grep -c 'bgp: reading the store' "$(node_dir 1)/weftd.log")
 sleep 3
