@@ -5,7 +5,7 @@ if(TARGET weftd AND TARGET weft AND TARGET weftctl AND TARGET test-bgp-driver)
   foreach(b nft ipt)
     add_test(NAME acl-fabric-${b} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/acl-fabric.sh ${b} $<TARGET_FILE:weftd>
              $<TARGET_FILE:weft> $<TARGET_FILE:weftctl> $<TARGET_FILE:test-bgp-driver>)
-    set_tests_properties(acl-fabric-${b} PROPERTIES LABELS "integration;root" TIMEOUT 240 SKIP_RETURN_CODE 77
+    set_tests_properties(acl-fabric-${b} PROPERTIES LABELS "integration;root" TIMEOUT 420 SKIP_RETURN_CODE 77
                          RESOURCE_LOCK weft-bgp-fabric)
   endforeach()
 endif()
