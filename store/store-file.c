@@ -539,32 +539,53 @@ static int lock_fd(int fd, int how)
  * opens the store then creates a new one, and two writers holding locks
  * on two inodes would append at the same offset. So after taking the
  * lock, check that the path still names the inode locked; if not, open
- * what it names now (creating it, as the open does) and lock that. */
-static int fs_lock(struct file_store *s, int how)
+ * what it names now (creating it, as the open does) and lock that. The
+ * same for the shared lock (a reader confirming damage, check): it must
+ * exclude the writers of today's lock file. Returns 0 or a negative errno
+ * with *what set to the failing step (NULL: the file keeps being
+ * replaced); the handle's errmsg is untouched (a watch takes the shared
+ * lock too). */
+static int lock_path_locked(struct file_store *s, int how, const char **what)
 {
 	for (int tries = 0;; tries++) {
 		struct stat held, named;
 		int r = lock_fd(s->lock_fd, how), fd;
 
+		*what = "flock";
 		if (r < 0)
-			return weft_store_fail(&s->base, r, "flock %s: %s", s->lock_path, strerror(-r));
+			return r;
+		*what = "fstat";
 		if (fstat(s->lock_fd, &held) < 0)
-			return weft_store_fail(&s->base, -errno, "fstat %s: %m", s->lock_path);
+			return -errno;
 		if (stat(s->lock_path, &named) == 0 && named.st_dev == held.st_dev && named.st_ino == held.st_ino)
 			return 0;
 		lock_fd(s->lock_fd, LOCK_UN);
+		*what = NULL;
 		if (tries == 10)
-			return weft_store_fail(&s->base, -EAGAIN, "%s keeps being replaced", s->lock_path);
+			return -EAGAIN;
 		fd = s->writable ? open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)
 				 : open(s->lock_path, O_RDONLY | O_CLOEXEC);
+		*what = "open (it was removed)";
 		if (fd < 0)
-			return weft_store_fail(&s->base, -errno, "open %s (it was removed): %m", s->lock_path);
+			return -errno;
 		log_warn("store: %s was removed or replaced while the store was open: locking the new one (do not "
 			 "remove it while weft runs)",
 			 s->lock_path);
 		close(s->lock_fd);
 		s->lock_fd = fd;
 	}
+}
+
+static int fs_lock(struct file_store *s, int how)
+{
+	const char *what;
+	int r = lock_path_locked(s, how, &what);
+
+	if (r < 0 && !what)
+		return weft_store_fail(&s->base, r, "%s keeps being replaced", s->lock_path);
+	if (r < 0)
+		return weft_store_fail(&s->base, r, "%s %s: %s", what, s->lock_path, strerror(-r));
+	return 0;
 }
 
 static void fs_unlock(struct file_store *s)
@@ -1109,7 +1130,8 @@ static int watch_read(struct file_watch *w, bool locked)
 		r = lf_classify(&w->log, &why);
 		if (r == -EBADMSG && !locked) {
 			/* Look again with no writer active (see the top comment). */
-			if (lock_fd(w->s->lock_fd, LOCK_SH) == 0) {
+			const char *what;
+			if (lock_path_locked(w->s, LOCK_SH, &what) == 0) {
 				r = watch_read(w, true);
 				lock_fd(w->s->lock_fd, LOCK_UN);
 				return r;
