@@ -5,7 +5,11 @@
  * lives, and when it dies (-ESTALE after a compaction, a lost etcd
  * stream), a new watch and a full resync so that whatever happened in
  * between is seen. The helper re-opens the watch at once, or every second
- * until it can, and calls on_reset after each successful re-open. */
+ * until it can, and calls on_reset after each successful re-open. When
+ * the store itself was replaced (the embedded store's DIR reset: the
+ * watch ends with -ESTALE and the handle refuses every operation), the
+ * handle is reopened first (weftd_store_reopen_if_replaced()), so the
+ * resync reads the new store instead of failing every second. */
 #include "felix/weftd.h"
 #include "ipam/ipam.h"
 #include "lib/json.h"
@@ -60,11 +64,32 @@ static void close_watch(struct weftd_watch *w)
 	w->watch = NULL;
 }
 
+int weftd_store_reopen_if_replaced(struct weftd *d)
+{
+	int r;
+
+	if (!weft_store_replaced(d->store))
+		return 0;
+	log_warn("store %s: a different store is there now (the one weftd had was removed or wiped): opening "
+		 "it; every half resyncs from it. weftd's Node is registered at start-up only: restart weftd to "
+		 "register it in this store",
+		 d->store_url);
+	r = weft_store_reopen(d->store);
+	if (r < 0)
+		return log_warn_errno(r, "store %s: %s (trying again later)", d->store_url, weft_store_errmsg(d->store));
+	return 1;
+}
+
 static int open_watch(struct weftd_watch *w)
 {
 	_cleanup_free_ char *desc = NULL;
-	int r = weft_store_watch(w->d->store, "/weft/v1/", 0, &w->watch);
+	int r;
 
+	(void)weftd_store_reopen_if_replaced(w->d);
+	r = weft_store_watch(w->d->store, "/weft/v1/", 0, &w->watch);
+	/* The watch's catch-up may be what finds the store replaced. */
+	if (r < 0 && weftd_store_reopen_if_replaced(w->d) > 0)
+		r = weft_store_watch(w->d->store, "/weft/v1/", 0, &w->watch);
 	if (r < 0)
 		return log_warn_errno(r, "%s: watching the store: %s", w->what, weft_store_errmsg(w->d->store));
 	r = weft_loop_add_io(w->loop, weft_watch_fd(w->watch), EPOLLIN, on_io, w, &w->io);

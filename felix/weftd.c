@@ -127,7 +127,11 @@ static int on_reconcile_timer(struct weft_source *s, int64_t now_ns, void *userd
 {
 	(void)s;
 	(void)now_ns;
+	/* Also for a weftd without store watches (--no-bgp --acl none): a
+	 * replaced store is reopened here at the latest. */
+	(void)weftd_store_reopen_if_replaced(userdata);
 	(void)weftd_reconcile(userdata, false);
+	(void)weftd_store_reopen_if_replaced(userdata);
 	return 0;
 }
 

@@ -268,6 +268,16 @@ typedef void (*weftd_watch_reset_fn)(void *userdata);
 int weftd_watch_open(struct weftd *d, struct weft_loop *loop, const char *what, weftd_watch_event_fn on_event,
 		     weftd_watch_reset_fn on_reset, void *userdata, struct weftd_watch **out);
 void weftd_watch_close(struct weftd_watch *w); /* NULL ok */
+/* When the store handle found a different store in its place
+ * (weft_store_replaced(): the embedded store's DIR reset under weftd),
+ * reopen it: every half's watch dies on its own (-ESTALE) and the half
+ * resyncs everything from the new store, as after a compaction. What
+ * weftd writes only at start-up (its Node) is not written again.
+ * Called before every (re)open of a watch and around the periodic
+ * reconciliation. Returns 0 if nothing was replaced, 1 if reopened, or a
+ * negative errno (logged; the handle stays replaced and the next call
+ * tries again). */
+int weftd_store_reopen_if_replaced(struct weftd *d);
 /* Deliver the events already pending now, without waiting for the loop
  * (e.g. before a decision that should see the latest store). NULL ok. */
 void weftd_watch_poll(struct weftd_watch *w);

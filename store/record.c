@@ -185,8 +185,10 @@ static const char *check_entry(uint8_t type, int64_t rev, const struct weft_reco
 	}
 }
 
-static const char *check_header(uint8_t type, int64_t rev)
+static const char *check_header(uint8_t type, int64_t rev, bool has_id)
 {
+	if (has_id && type != WEFT_REC_SNAPSHOT)
+		return "a store id in a record that is not a snapshot";
 	if (type == WEFT_REC_SNAPSHOT)
 		return rev >= 0 ? NULL : "negative snapshot revision";
 	if (type == WEFT_REC_TXN)
@@ -240,19 +242,28 @@ int weft_record_decode(const void *buf, size_t avail, struct weft_record *rec, s
 	r.type = p[12];
 	r.rev = get64(p + 16);
 	n = get32(p + 24);
-	if (!all_zero(p + 13, 3) || !all_zero(p + 28, 4)) {
+	if ((p[13] & ~WEFT_RECORD_FLAG_ID) || !all_zero(p + 14, 2) || !all_zero(p + 28, 4)) {
 		*why = "nonzero reserved header bytes";
 		return -EBADMSG;
 	}
-	if ((*why = check_header(r.type, r.rev)))
+	r.has_id = p[13] & WEFT_RECORD_FLAG_ID;
+	if ((*why = check_header(r.type, r.rev, r.has_id)))
 		return -EBADMSG;
+	off = WEFT_RECORD_HEADER_SIZE;
+	if (r.has_id) {
+		if (l - off < WEFT_RECORD_ID_SIZE) {
+			*why = "store id past the end of the record";
+			return -EBADMSG;
+		}
+		memcpy(r.id, p + off, WEFT_RECORD_ID_SIZE);
+		off += WEFT_RECORD_ID_SIZE;
+	}
 	/* Bound the count by the bytes present before allocating for it. */
-	if (n > (l - WEFT_RECORD_HEADER_SIZE) / WEFT_RECORD_ENTRY_SIZE) {
+	if (n > (l - off) / WEFT_RECORD_ENTRY_SIZE) {
 		*why = "entry count larger than the record";
 		return -EBADMSG;
 	}
 	r.entries = n ? wcalloc(n, sizeof(*r.entries)) : NULL;
-	off = WEFT_RECORD_HEADER_SIZE;
 	for (size_t i = 0; i < n; i++) {
 		struct weft_record_entry *e = &r.entries[i];
 		const uint8_t *q = p + off;
@@ -300,9 +311,9 @@ bad:
 
 size_t weft_record_size(const struct weft_record *rec)
 {
-	size_t size = WEFT_RECORD_HEADER_SIZE;
+	size_t size = WEFT_RECORD_HEADER_SIZE + (rec->has_id ? WEFT_RECORD_ID_SIZE : 0);
 
-	if (check_header(rec->type, rec->rev) || rec->n > UINT32_MAX)
+	if (check_header(rec->type, rec->rev, rec->has_id) || rec->n > UINT32_MAX)
 		return 0;
 	for (size_t i = 0; i < rec->n; i++) {
 		const struct weft_record_entry *e = &rec->entries[i];
@@ -317,10 +328,10 @@ size_t weft_record_size(const struct weft_record *rec)
 
 int weft_record_encode(const struct weft_record *rec, struct weft_buf *out)
 {
-	size_t size = WEFT_RECORD_HEADER_SIZE, start = out->len;
+	size_t size = WEFT_RECORD_HEADER_SIZE + (rec->has_id ? WEFT_RECORD_ID_SIZE : 0), start = out->len;
 	uint8_t *p;
 
-	if (check_header(rec->type, rec->rev) || rec->n > UINT32_MAX)
+	if (check_header(rec->type, rec->rev, rec->has_id) || rec->n > UINT32_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < rec->n; i++) {
 		const struct weft_record_entry *e = &rec->entries[i];
@@ -342,9 +353,14 @@ int weft_record_encode(const struct weft_record *rec, struct weft_buf *out)
 	put32(p, WEFT_RECORD_MAGIC);
 	put32(p + 4, (uint32_t)size);
 	p[12] = rec->type;
+	p[13] = rec->has_id ? WEFT_RECORD_FLAG_ID : 0;
 	put64(p + 16, rec->rev);
 	put32(p + 24, (uint32_t)rec->n);
 	p += WEFT_RECORD_HEADER_SIZE;
+	if (rec->has_id) {
+		memcpy(p, rec->id, WEFT_RECORD_ID_SIZE);
+		p += WEFT_RECORD_ID_SIZE;
+	}
 	for (size_t i = 0; i < rec->n; i++) {
 		const struct weft_record_entry *e = &rec->entries[i];
 		memset(p, 0, WEFT_RECORD_ENTRY_SIZE);

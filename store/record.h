@@ -11,11 +11,14 @@
  *     4     4  total length of the record in bytes, header included
  *     8     4  CRC32C of bytes [0, 8) followed by bytes [12, total length)
  *    12     1  type: 1 = SNAPSHOT, 2 = TXN
- *    13     3  zero
+ *    13     1  flags: SNAPSHOT: bit 0 = a store id follows the header (the
+ *              other bits zero); TXN: zero
+ *    14     2  zero
  *    16     8  revision (SNAPSHOT: S; TXN: the transaction's revision)
  *    24     4  number of entries
  *    28     4  zero
- *    32        the entries, each:
+ *    32    16  the store id, if flag bit 0 is set (a SNAPSHOT only)
+ *    32/48     the entries, each:
  *     +0    1  op: 1 = PUT, 2 = DELETE (a SNAPSHOT holds PUTs only)
  *     +1    3  zero
  *     +4    4  key length (1..WEFT_STORE_KEY_MAX, the key has no NUL byte)
@@ -40,6 +43,12 @@
 #define WEFT_RECORD_MAGIC 0x31524657u /* "WFR1" read as little-endian */
 #define WEFT_RECORD_HEADER_SIZE 32
 #define WEFT_RECORD_ENTRY_SIZE 40
+/* The store id: random bytes chosen when a store is created and copied
+ * into the snapshot of every compaction, so that a reader can tell a
+ * compacted log from a different store put in its place. Logs written
+ * before store ids have none (has_id false). */
+#define WEFT_RECORD_ID_SIZE 16
+#define WEFT_RECORD_FLAG_ID 0x01
 /* The largest record accepted: a snapshot of every live key must fit. */
 #define WEFT_RECORD_MAX ((size_t)1 << 30)
 
@@ -62,6 +71,8 @@ struct weft_record_entry {
 struct weft_record {
 	uint8_t type;
 	int64_t rev;
+	bool has_id; /* SNAPSHOT only: id holds the store id */
+	uint8_t id[WEFT_RECORD_ID_SIZE];
 	size_t n;
 	struct weft_record_entry *entries; /* decode: malloc'ed, free with weft_record_clear() */
 };
@@ -89,7 +100,7 @@ int weft_record_decode(const void *buf, size_t avail, struct weft_record *rec, s
 		       const char **why);
 
 /* The size weft_record_encode() will produce for rec, or 0 if rec is too
- * large or invalid (a key or value out of range). */
+ * large or invalid (a key or value out of range, a store id in a TXN). */
 size_t weft_record_size(const struct weft_record *rec);
 
 /* Append the encoding of rec to out. Returns 0, or -EINVAL if an entry is

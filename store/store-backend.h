@@ -18,6 +18,8 @@ struct weft_store_ops {
 		   const struct weft_txn_op *ops, size_t nops, int64_t *rev);
 	int (*watch)(struct weft_store *s, const char *prefix, int64_t from_rev, struct weft_watch **out);
 	int (*check)(struct weft_store *s);
+	/* Optional (NULL: nothing to do): see weft_store_reopen(). */
+	int (*reopen)(struct weft_store *s);
 };
 
 /* Every backend's handle starts with this. */
@@ -25,6 +27,7 @@ struct weft_store {
 	const struct weft_store_ops *ops;
 	char errmsg[512];
 	bool outcome_unknown; /* see weft_store_outcome_unknown() */
+	bool replaced;        /* see weft_store_replaced(); the backend sets it */
 };
 
 struct weft_watch_ops {

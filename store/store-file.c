@@ -41,6 +41,17 @@
  * compact_bytes/4 bytes are appended between two compactions. Other handles
  * stat() the log path when they catch up and reload when the inode changed.
  *
+ * Store id: a new store's snapshot carries 16 random bytes, which every
+ * compaction copies (a log from before store ids has none and keeps
+ * none). A new inode whose snapshot has another id, or whose log ends
+ * before the last revision the handle saw, is not a compaction but
+ * another store put in DIR (store.log removed and made again, DIR wiped):
+ * the handle then fails every operation with -ESTALE ("the store at DIR
+ * was replaced ...: reopen it") until weft_store_reopen(), and its watches
+ * end with -ESTALE, instead of replaying the other store as a
+ * continuation of its own (revisions going back, events skipped, writes
+ * compared against unrelated mod_revs).
+ *
  * Watches: a watch has its own descriptor on the log and a read cursor.
  * weft_watch_fd() is an epoll fd over an inotify instance on DIR
  * (IN_MODIFY for appends, IN_MOVED_TO for the rename of a compaction) and a
@@ -54,7 +65,11 @@
  * compaction a watch first drains its old descriptor (that file is frozen:
  * writers check the inode under the lock) and then continues in the new
  * file, so a watch that keeps up never loses events; one that needs a
- * revision <= the new snapshot's gets -ESTALE.
+ * revision <= the new snapshot's gets -ESTALE, and so does one that finds
+ * another store in the new file (store id, or the revision it had reached
+ * missing). When the log disappears from its path or DIR is removed or
+ * moved, inotify on DIR may say nothing about what is made there next, so
+ * the watch polls from then on.
  *
  * URL options (file:DIR?name=value&...): compact_bytes=N (default 4 MiB,
  * 0 = never compact), keep_revs=N (default 10000), poll_ms=N (use a timer
@@ -72,6 +87,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 
@@ -310,6 +326,8 @@ struct log_file {
 	uint64_t first_txn; /* offset just after the snapshot record */
 	int64_t snap_rev;   /* -1 until the snapshot record was read */
 	int64_t head;       /* revision of the last record consumed */
+	bool has_id;        /* the snapshot's store id, once it was read */
+	uint8_t id[WEFT_RECORD_ID_SIZE];
 	uint8_t *buf;
 	size_t cap, buf_len;
 	uint64_t buf_off;
@@ -491,6 +509,8 @@ static int lf_apply_new(struct log_file *lf, struct kv_index *idx, const char **
 			if (rec.type == WEFT_REC_SNAPSHOT) {
 				lf->snap_rev = rec.rev;
 				lf->first_txn = len;
+				lf->has_id = rec.has_id;
+				memcpy(lf->id, rec.id, sizeof(lf->id));
 			}
 			lf->head = rec.rev;
 			lf->off += len;
@@ -519,6 +539,13 @@ struct file_store {
 	struct kv_index idx;
 	struct weft_buf wbuf;
 	int64_t compact_bytes, keep_revs, poll_ms;
+	/* The store this handle opened: its id (has_id false for a log from
+	 * before store ids), known once the first catch-up read it. */
+	bool ident_known, has_id;
+	uint8_t id[WEFT_RECORD_ID_SIZE];
+	/* Once a different store was found in DIR: why, for every later
+	 * operation (-ESTALE) until weft_store_reopen(). */
+	char *replaced;
 };
 
 static struct file_store *FS(struct weft_store *s)
@@ -602,21 +629,70 @@ static int fs_open_log(struct file_store *s, struct log_file *lf)
 	return 0;
 }
 
+static bool same_id(bool has_a, const uint8_t *a, bool has_b, const uint8_t *b)
+{
+	return has_a == has_b && (!has_a || memcmp(a, b, WEFT_RECORD_ID_SIZE) == 0);
+}
+
+/* Another store is in DIR now (store.log removed and created again, DIR
+ * wiped): from now on every operation fails, with this reason. Returns
+ * -ESTALE. */
+static int fs_replaced(struct file_store *s, const char *why)
+{
+	free(s->replaced);
+	s->replaced = wasprintf("the store at %s was replaced (%s): reopen it", s->dir, why);
+	s->base.replaced = true;
+	log_debug("%s", s->replaced);
+	return weft_store_fail(&s->base, -ESTALE, "%s", s->replaced);
+}
+
+/* Is the log file lf (not read yet) the store this handle opened? A
+ * compaction writes a new file with the same store id and at least every
+ * revision we have seen; anything else is another store. Only the
+ * snapshot is read here (the id); the revisions are checked once the file
+ * is read (fs_catch_up). Returns 0, -ESTALE (replaced), or 0 when the
+ * snapshot cannot be read (reading the file reports that). */
+static int fs_check_ident(struct file_store *s, struct log_file *lf)
+{
+	struct weft_record rec = {0};
+	size_t len, avail;
+	const char *why = NULL;
+	bool same;
+
+	if (!s->ident_known || lf_read(lf, &rec, &len, &avail, &why) != 1)
+		return 0;
+	same = rec.type != WEFT_REC_SNAPSHOT || same_id(rec.has_id, rec.id, s->has_id, s->id);
+	weft_record_clear(&rec);
+	return same ? 0 : fs_replaced(s, "a different store id");
+}
+
 /* Bring the index up to date with the log. lock is the flock mode the
- * caller holds (0, LOCK_SH, LOCK_EX); under LOCK_EX a torn tail is cut. */
+ * caller holds (0, LOCK_SH, LOCK_EX); under LOCK_EX a torn tail is cut.
+ * A log that is not the store this handle opened (another store id, or
+ * fewer revisions than we have seen) makes this and every later call fail
+ * with -ESTALE (fs_replaced()). */
 static int fs_catch_up(struct file_store *s, int lock)
 {
 	const char *why = NULL;
+	int64_t seen = -1;
 	struct stat st;
 	int r;
 
+	if (s->replaced)
+		return weft_store_fail(&s->base, -ESTALE, "%s", s->replaced);
 	if (stat(s->log_path, &st) < 0)
 		return weft_store_fail(&s->base, -EIO, "%s: %s", s->log_path, strerror(errno));
 	if (st.st_ino != s->log.ino || st.st_dev != s->log.dev) {
-		/* Compacted by another handle: start over with the new file. */
+		/* Compacted by another handle: start over with the new file,
+		 * if it is the same store. */
 		struct log_file nlf;
 		if ((r = fs_open_log(s, &nlf)) < 0)
 			return weft_store_fail(&s->base, r, "open %s: %s", s->log_path, strerror(-r));
+		if ((r = fs_check_ident(s, &nlf)) < 0) {
+			lf_close(&nlf);
+			return r;
+		}
+		seen = s->log.head;
 		lf_close(&s->log);
 		s->log = nlf;
 	}
@@ -633,6 +709,14 @@ static int fs_catch_up(struct file_store *s, int lock)
 				       (unsigned long long)s->log.off, why ? why : "undecodable");
 	if (r < 0)
 		return weft_store_fail(&s->base, r, "read %s: %s", s->log_path, strerror(-r));
+	if (s->ident_known && s->log.head < seen) {
+		/* A log from before store ids, or a copy: a compaction keeps
+		 * every revision up to the last one written. */
+		char why_rev[96];
+		snprintf(why_rev, sizeof(why_rev), "its revision went back from %lld to %lld", (long long)seen,
+			 (long long)s->log.head);
+		return fs_replaced(s, why_rev);
+	}
 	if (lock == LOCK_EX) {
 		if (fstat(s->log.fd, &st) < 0)
 			return weft_store_fail(&s->base, -errno, "fstat %s: %m", s->log_path);
@@ -716,13 +800,16 @@ static int cmp_entry_key(const void *a, const void *b)
 	return strcmp(((const struct weft_record_entry *)a)->key, ((const struct weft_record_entry *)b)->key);
 }
 
-/* Encode a snapshot of idx at revision rev into out. */
-static int encode_snapshot(struct kv_index *idx, int64_t rev, struct weft_buf *out)
+/* Encode a snapshot of idx at revision rev into out, with the store id of
+ * the log lf (none if it has none: a log from before store ids stays
+ * readable by the weft that wrote it). */
+static int encode_snapshot(struct kv_index *idx, int64_t rev, const struct log_file *lf, struct weft_buf *out)
 {
-	struct weft_record rec = {.type = WEFT_REC_SNAPSHOT, .rev = rev, .n = idx->n};
+	struct weft_record rec = {.type = WEFT_REC_SNAPSHOT, .rev = rev, .n = idx->n, .has_id = lf->has_id};
 	struct entry **v = idx_sorted(idx);
 	int r;
 
+	memcpy(rec.id, lf->id, sizeof(rec.id));
 	rec.entries = wcalloc(idx->n ? idx->n : 1, sizeof(*rec.entries));
 	for (size_t i = 0; i < idx->n; i++)
 		rec.entries[i] = (struct weft_record_entry){
@@ -799,7 +886,7 @@ static void fs_maybe_compact(struct file_store *s)
 			goto out;
 		rd.off += len;
 	}
-	if ((r = encode_snapshot(&tmp, base + keep_from, &snap)) < 0)
+	if ((r = encode_snapshot(&tmp, base + keep_from, &s->log, &snap)) < 0)
 		goto out;
 	r = fs_replace_log(s, &snap, s->log.fd, offs[keep_from], size);
 	if (r == 0)
@@ -826,6 +913,8 @@ static int file_txn(struct weft_store *base, const struct weft_txn_cmp *cmps, si
 	size_t len;
 	int r;
 
+	if (s->replaced)
+		return weft_store_fail(base, -ESTALE, "%s", s->replaced);
 	if (!s->writable)
 		return weft_store_fail(base, -EACCES, "%s: opened read-only", s->log_path);
 	if ((r = fs_lock(s, LOCK_EX)) < 0)
@@ -988,6 +1077,8 @@ static int file_check(struct weft_store *base)
 	const char *why = NULL;
 	int r;
 
+	if (s->replaced)
+		return weft_store_fail(base, -ESTALE, "%s", s->replaced);
 	if ((r = fs_lock(s, LOCK_SH)) < 0)
 		return r;
 	if ((r = fs_open_log(s, &lf)) < 0) {
@@ -1017,6 +1108,12 @@ struct file_watch {
 	size_t prefix_len;
 	struct log_file log;
 	int64_t next_rev; /* deliver events with revision >= next_rev */
+	/* The store watched (its id, as the handle had it), and after moving
+	 * to a new file (a compaction's) the revision the old one ended at:
+	 * a compacted log holds it, another store's may not. -1 otherwise. */
+	bool has_id;
+	uint8_t id[WEFT_RECORD_ID_SIZE];
+	int64_t must_reach;
 	int epoll_fd;     /* what weft_watch_fd() returns: the two below */
 	int inotify_fd;   /* -1 when polling */
 	int timer_fd;     /* polling, or a one-shot "look now" at creation */
@@ -1030,16 +1127,46 @@ static struct file_watch *FW(struct weft_watch *w)
 	return (struct file_watch *)w;
 }
 
+/* The log is gone from its path, or DIR itself was removed or moved away
+ * (a store wiped and made again): inotify on the directory we watch may
+ * tell nothing about the one at DIR's path from now on (and the removal
+ * of a directory someone still has open is reported only once it is
+ * closed), so poll from now on, as without inotify. */
+static void watch_poll_instead(struct file_watch *w)
+{
+	struct itimerspec its = {
+		.it_value = {0, 1},
+		.it_interval = {FALLBACK_POLL_MS / 1000, (long)(FALLBACK_POLL_MS % 1000) * 1000000},
+	};
+
+	if (w->inotify_fd < 0)
+		return;
+	log_debug("watch on %s: the log or its directory was removed or moved; polling every %d ms",
+		  w->s->log_path, FALLBACK_POLL_MS);
+	(void)epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->inotify_fd, NULL);
+	close(w->inotify_fd);
+	w->inotify_fd = -1;
+	(void)timerfd_settime(w->timer_fd, 0, &its, NULL);
+}
+
 static void drain_fds(struct file_watch *w)
 {
-	char buf[4096] __attribute__((aligned(8)));
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool dir_gone = false;
 	uint64_t ticks;
 
 	while (w->inotify_fd >= 0) {
 		ssize_t n = read(w->inotify_fd, buf, sizeof(buf));
 		if (n <= 0 && !(n < 0 && errno == EINTR))
 			break;
+		for (ssize_t i = 0; i + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *e = (const struct inotify_event *)(buf + i);
+			dir_gone |= (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) != 0;
+			i += (ssize_t)(sizeof(*e) + e->len);
+		}
 	}
+	if (dir_gone)
+		watch_poll_instead(w);
 	while (read(w->timer_fd, &ticks, sizeof(ticks)) < 0 && errno == EINTR)
 		;
 }
@@ -1083,6 +1210,18 @@ static int watch_die(struct file_watch *w, int r, const char *fmt, ...)
 	return r;
 }
 
+/* Nothing more is complete in the file now. A file that replaced the one
+ * we read to its end at revision must_reach holds that revision if a
+ * compaction wrote it. Returns -EAGAIN, or -ESTALE (the watch dies). */
+static int watch_at_end(struct file_watch *w)
+{
+	if (w->must_reach > w->log.head)
+		return watch_die(w, -ESTALE, "the store at %s was replaced (its revision went back from %lld to %lld)",
+				 w->s->dir, (long long)w->must_reach, (long long)w->log.head);
+	w->must_reach = -1;
+	return -EAGAIN;
+}
+
 /* Read the records after w->log.off, queueing the events of the first one
  * that has any. Returns 1 if events were queued, -EAGAIN if nothing more
  * is complete now, or a negative errno that kills the watch (-ESTALE when
@@ -1106,6 +1245,11 @@ static int watch_read(struct file_watch *w, bool locked)
 			if (rec.type == WEFT_REC_SNAPSHOT) {
 				w->log.snap_rev = rec.rev;
 				w->log.first_txn = len;
+				if (!same_id(rec.has_id, rec.id, w->has_id, w->id)) {
+					weft_record_clear(&rec);
+					return watch_die(w, -ESTALE, "the store at %s was replaced (a different store id)",
+							 w->s->dir);
+				}
 				if (w->next_rev <= rec.rev) {
 					weft_record_clear(&rec);
 					return watch_die(w, -ESTALE, "revision %lld was compacted",
@@ -1126,7 +1270,7 @@ static int watch_read(struct file_watch *w, bool locked)
 		if (r < 0 && r != -EBADMSG)
 			return watch_die(w, -EIO, "read: %s", strerror(-r));
 		if (r == 0 && avail == 0)
-			return -EAGAIN;
+			return watch_at_end(w);
 		r = lf_classify(&w->log, &why);
 		if (r == -EBADMSG && !locked) {
 			/* Look again with no writer active (see the top comment). */
@@ -1142,7 +1286,7 @@ static int watch_read(struct file_watch *w, bool locked)
 					 why ? why : "undecodable");
 		if (r < 0)
 			return watch_die(w, -EIO, "read: %s", strerror(-r));
-		return -EAGAIN;
+		return watch_at_end(w);
 	}
 }
 
@@ -1151,6 +1295,7 @@ static int file_watch_next(struct weft_watch *base, struct weft_event *ev)
 	struct file_watch *w = FW(base);
 	bool drained_old = false;
 	struct stat st;
+	int64_t seen;
 	int r, fd;
 
 	if (w->dead)
@@ -1166,7 +1311,11 @@ static int file_watch_next(struct weft_watch *base, struct weft_event *ev)
 			if (r != -EAGAIN)
 				return r;
 			/* At the end of our file: is it still the log? */
-			if (stat(w->s->log_path, &st) < 0 || (st.st_ino == w->log.ino && st.st_dev == w->log.dev))
+			if (stat(w->s->log_path, &st) < 0) {
+				watch_poll_instead(w);
+				return 0;
+			}
+			if (st.st_ino == w->log.ino && st.st_dev == w->log.dev)
 				return 0;
 			if (!drained_old) {
 				/* Replaced. Writers check the inode under the lock, so the
@@ -1176,8 +1325,10 @@ static int file_watch_next(struct weft_watch *base, struct weft_event *ev)
 			}
 			if ((fd = open(w->s->log_path, O_RDONLY | O_CLOEXEC)) < 0)
 				return 0;
+			seen = w->log.head;
 			lf_close(&w->log);
 			lf_init(&w->log, fd);
+			w->must_reach = seen;
 			drained_old = false;
 		}
 	}
@@ -1228,7 +1379,9 @@ static int watch_setup_fds(struct file_watch *w, struct file_store *s)
 
 	if (s->poll_ms <= 0) {
 		w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-		if (w->inotify_fd >= 0 && inotify_add_watch(w->inotify_fd, s->dir, IN_MODIFY | IN_MOVED_TO) < 0) {
+		if (w->inotify_fd >= 0 &&
+		    inotify_add_watch(w->inotify_fd, s->dir,
+				      IN_MODIFY | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
 			close(w->inotify_fd);
 			w->inotify_fd = -1;
 		}
@@ -1284,6 +1437,11 @@ static int file_watch(struct weft_store *base, const char *prefix, int64_t from_
 	lf_init(&w->log, fd);
 	w->log.snap_rev = s->log.snap_rev;
 	w->log.first_txn = s->log.first_txn;
+	w->log.has_id = s->log.has_id;
+	memcpy(w->log.id, s->log.id, sizeof(w->log.id));
+	w->has_id = s->has_id;
+	memcpy(w->id, s->id, sizeof(w->id));
+	w->must_reach = -1;
 	if (from_rev == 0) {
 		w->log.off = s->log.off;
 		w->log.head = s->log.head;
@@ -1316,6 +1474,7 @@ static void file_close(struct weft_store *base)
 	free(s->log_path);
 	free(s->lock_path);
 	free(s->new_path);
+	free(s->replaced);
 	free(s);
 }
 
@@ -1364,10 +1523,42 @@ static int parse_options(struct file_store *s, char *opts)
 	return 0;
 }
 
-/* Create store.log with an empty snapshot, unless someone else did. */
+/* A new store id: random bytes (getrandom() without waiting for the pool
+ * at early boot, then /dev/urandom, then the clock and the pid: the id
+ * only has to differ from the store it replaces). */
+static void random_id(uint8_t *id)
+{
+	size_t n = 0;
+	int fd;
+
+	while (n < WEFT_RECORD_ID_SIZE) {
+		ssize_t k = getrandom(id + n, WEFT_RECORD_ID_SIZE - n, GRND_NONBLOCK);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	if (n < WEFT_RECORD_ID_SIZE && (fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) >= 0) {
+		while (n < WEFT_RECORD_ID_SIZE) {
+			ssize_t k = read(fd, id + n, WEFT_RECORD_ID_SIZE - n);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+		}
+		close(fd);
+	}
+	if (n < WEFT_RECORD_ID_SIZE) {
+		uint64_t a = weft_fnv1a(&(int64_t){weft_now_ns()}, 8, WEFT_FNV_INIT);
+		uint64_t b = weft_fnv1a(&(pid_t){getpid()}, sizeof(pid_t), a);
+		memcpy(id, &a, 8);
+		memcpy(id + 8, &b, 8);
+	}
+}
+
+/* Create store.log with an empty snapshot and a new store id, unless
+ * someone else did. */
 static int fs_create_log(struct file_store *s)
 {
-	struct weft_record rec = {.type = WEFT_REC_SNAPSHOT, .rev = 0};
+	struct weft_record rec = {.type = WEFT_REC_SNAPSHOT, .rev = 0, .has_id = true};
 	struct weft_buf b = {0};
 	int r;
 
@@ -1377,12 +1568,50 @@ static int fs_create_log(struct file_store *s)
 		fs_unlock(s);
 		return 0;
 	}
+	random_id(rec.id);
 	weft_record_encode(&rec, &b);
 	r = fs_replace_log(s, &b, -1, 0, 0);
 	weft_buf_free(&b);
 	fs_unlock(s);
 	if (r < 0)
 		return weft_store_fail(&s->base, r, "create %s: %s", s->log_path, strerror(-r));
+	return 0;
+}
+
+/* Open what the paths name: DIR, the lock file, the log (creating an
+ * empty store if there is none), read it and take its store id as the
+ * handle's. Returns 0 or a negative errno (errmsg set). */
+static int fs_attach(struct file_store *s)
+{
+	int r;
+
+	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dir_fd < 0)
+		return weft_store_fail(&s->base, -errno, "open %s: %m", s->dir);
+	s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0 && errno == EACCES) {
+		s->writable = false;
+		s->lock_fd = open(s->lock_path, O_RDONLY | O_CLOEXEC);
+	}
+	if (s->lock_fd < 0)
+		return weft_store_fail(&s->base, -errno, "open %s: %m", s->lock_path);
+	r = fs_open_log(s, &s->log);
+	if (r == -EACCES && s->writable) {
+		s->writable = false;
+		r = fs_open_log(s, &s->log);
+	}
+	if (r == -ENOENT) {
+		if ((r = fs_create_log(s)) < 0)
+			return r;
+		r = fs_open_log(s, &s->log);
+	}
+	if (r < 0)
+		return weft_store_fail(&s->base, r, "open %s: %s", s->log_path, strerror(-r));
+	if ((r = fs_catch_up(s, 0)) < 0)
+		return r;
+	s->has_id = s->log.has_id;
+	memcpy(s->id, s->log.id, sizeof(s->id));
+	s->ident_known = true;
 	return 0;
 }
 
@@ -1425,36 +1654,7 @@ static int file_open(const char *scheme, const char *spec, struct weft_store **o
 	s->log_path = wasprintf("%s/store.log", s->dir);
 	s->lock_path = wasprintf("%s/store.lock", s->dir);
 	s->new_path = wasprintf("%s/store.log.new", s->dir);
-
-	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dir_fd < 0) {
-		r = weft_store_fail(&s->base, -errno, "open %s: %m", s->dir);
-		goto fail;
-	}
-	s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (s->lock_fd < 0 && errno == EACCES) {
-		s->writable = false;
-		s->lock_fd = open(s->lock_path, O_RDONLY | O_CLOEXEC);
-	}
-	if (s->lock_fd < 0) {
-		r = weft_store_fail(&s->base, -errno, "open %s: %m", s->lock_path);
-		goto fail;
-	}
-	r = fs_open_log(s, &s->log);
-	if (r == -EACCES && s->writable) {
-		s->writable = false;
-		r = fs_open_log(s, &s->log);
-	}
-	if (r == -ENOENT) {
-		if ((r = fs_create_log(s)) < 0)
-			goto fail;
-		r = fs_open_log(s, &s->log);
-	}
-	if (r < 0) {
-		r = weft_store_fail(&s->base, r, "open %s: %s", s->log_path, strerror(-r));
-		goto fail;
-	}
-	if ((r = fs_catch_up(s, 0)) < 0)
+	if ((r = fs_attach(s)) < 0)
 		goto fail;
 	*out = &s->base;
 	return 0;
@@ -1463,6 +1663,42 @@ fail:
 		*errmsg = wstrdup(s->base.errmsg);
 	file_close(&s->base);
 	return r;
+}
+
+/* After fs_replaced(): let go of the old store and open the one in DIR
+ * now (creating DIR and an empty store if there is none, as an open
+ * does). The handle's watches stay dead. On failure the handle stays
+ * replaced, with this failure as the reason. */
+static int file_reopen(struct weft_store *base)
+{
+	struct file_store *s = FS(base);
+	int r;
+
+	lf_close(&s->log);
+	idx_clear(&s->idx);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	s->lock_fd = s->dir_fd = -1;
+	s->writable = true;
+	s->ident_known = false;
+	free(s->replaced);
+	s->replaced = NULL;
+	s->base.replaced = false;
+	if ((r = mkdir_p(s->dir)) < 0)
+		r = weft_store_fail(base, r, "create directory %s: %s", s->dir, strerror(-r));
+	else
+		r = fs_attach(s);
+	if (r < 0) {
+		s->replaced = wasprintf("the store at %s was replaced and could not be opened again: %s", s->dir,
+					base->errmsg);
+		s->base.replaced = true;
+		lf_close(&s->log);
+		idx_clear(&s->idx);
+		return weft_store_fail(base, r, "%s", s->replaced);
+	}
+	return 0;
 }
 
 const struct weft_store_ops weft_store_file_ops = {
@@ -1475,4 +1711,5 @@ const struct weft_store_ops weft_store_file_ops = {
 	.txn = file_txn,
 	.watch = file_watch,
 	.check = file_check,
+	.reopen = file_reopen,
 };

@@ -106,6 +106,17 @@ bool weft_store_outcome_unknown(const struct weft_store *s)
 	return s->outcome_unknown;
 }
 
+bool weft_store_replaced(const struct weft_store *s)
+{
+	return s->replaced;
+}
+
+int weft_store_reopen(struct weft_store *s)
+{
+	reset_error(s);
+	return s->ops->reopen ? s->ops->reopen(s) : 0;
+}
+
 const char *weft_store_backend(const struct weft_store *s)
 {
 	return s->ops->name;

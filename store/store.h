@@ -19,7 +19,9 @@
  *   -ENOENT       key not found (get, delete)
  *   -EEXIST       create on a key that exists
  *   -ECANCELED    a compare of a txn/cas/conditional delete did not hold
- *   -ESTALE       watch from a revision that was compacted away
+ *   -ESTALE       watch from a revision that was compacted away; a watch
+ *                 whose history was compacted; every operation of a handle
+ *                 whose store was replaced (weft_store_replaced())
  *   -EINVAL       bad URL, bad key, bad argument
  *   -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EIO   backend unreachable/failed
  *   -EBADMSG      the backend returned or holds something undecodable
@@ -70,6 +72,21 @@ const char *weft_store_errmsg(const struct weft_store *s);
  * and after a success; every operation resets it. The errno is the
  * failure's own (-ETIMEDOUT, -EIO, -EBADMSG...), as for certain failures. */
 bool weft_store_outcome_unknown(const struct weft_store *s);
+/* true once the handle found a different store where its own was: the
+ * file backend, when DIR/store.log was removed and created again or DIR
+ * wiped and made again (another store id, or fewer revisions than the
+ * handle has seen; a compaction is neither). Then every operation fails
+ * with -ESTALE ("the store at DIR was replaced (...): reopen it"), every
+ * watch of the handle ends with -ESTALE, and the handle stays so until
+ * weft_store_reopen(). Never true for etcd. */
+bool weft_store_replaced(const struct weft_store *s);
+/* Forget the store the handle had and open the one at its URL now, as
+ * weft_store_open() would (file: creating DIR and an empty store if there
+ * is none); what the caller knew (revisions, mod_revs, values) is of the
+ * old store and must be read again. The handle's watches stay dead: free
+ * them and watch again. Returns 0 (also when there is nothing to do, e.g.
+ * etcd) or a negative errno, after which the handle stays replaced. */
+int weft_store_reopen(struct weft_store *s);
 /* "file" or "etcd". */
 const char *weft_store_backend(const struct weft_store *s);
 

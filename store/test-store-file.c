@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -89,6 +90,15 @@ static int64_t revision(struct weft_store *s)
 	return rev;
 }
 
+/* Set the CRC field of the record at p (len bytes) to match its bytes. */
+static void fix_crc(char *p, size_t len)
+{
+	uint32_t crc = weft_crc32c(weft_crc32c(0, p, 8), p + 12, len - 12);
+
+	for (int i = 0; i < 4; i++)
+		p[8 + i] = (char)(crc >> (8 * i));
+}
+
 static void test_record_codec(void)
 {
 	struct weft_record_entry e[] = {
@@ -147,6 +157,68 @@ static void test_record_codec(void)
 		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL); /* NUL in key */
 		r2.type = 9;
 		CHECK_EQ_INT(weft_record_encode(&r2, &b2), -EINVAL);
+	}
+	/* A snapshot with a store id: flag bit 0 of byte 13, the 16 bytes of
+	 * the id after the header, then the entries. */
+	{
+		struct weft_record_entry se = {WEFT_REC_PUT, "k", 1, "v", 1, 3, 5, 2};
+		struct weft_record snap = {.type = WEFT_REC_SNAPSHOT, .rev = 9, .n = 1, .entries = &se, .has_id = true};
+		struct weft_buf sb = {0}, sb2 = {0};
+
+		memcpy(snap.id, "0123456789abcdef", 16);
+		CHECK_EQ_INT(weft_record_encode(&snap, &sb), 0);
+		CHECK_EQ_INT(sb.len, 32 + 16 + 40 + 2);
+		CHECK_EQ_INT(weft_record_size(&snap), sb.len);
+		CHECK_EQ_INT(sb.data[13], 1);
+		CHECK(memcmp(sb.data + 32, "0123456789abcdef", 16) == 0);
+		CHECK_EQ_INT(weft_record_decode(sb.data, sb.len, &d, &len, &why), 1);
+		CHECK(d.has_id && memcmp(d.id, "0123456789abcdef", 16) == 0);
+		CHECK_EQ_INT(d.n, 1);
+		if (d.n == 1)
+			CHECK(d.entries[0].key_len == 1 && d.entries[0].key[0] == 'k' && d.entries[0].version == 2);
+		CHECK_EQ_INT(weft_record_encode(&d, &sb2), 0);
+		CHECK(sb2.len == sb.len && memcmp(sb.data, sb2.data, sb.len) == 0);
+		weft_record_clear(&d);
+		for (size_t i = 0; i < sb.len; i++)
+			CHECK_EQ_INT(weft_record_decode(sb.data, i, &d, &len, NULL), 0);
+		/* Other flag bits, and an id in a TXN, are refused both ways. */
+		sb.data[13] = 3;
+		fix_crc(sb.data, sb.len);
+		why = NULL;
+		CHECK_EQ_INT(weft_record_decode(sb.data, sb.len, &d, &len, &why), -EBADMSG);
+		CHECK(why && strstr(why, "reserved"));
+		sb.data[13] = 1;
+		sb.data[12] = WEFT_REC_TXN;
+		fix_crc(sb.data, sb.len);
+		why = NULL;
+		CHECK_EQ_INT(weft_record_decode(sb.data, sb.len, &d, &len, &why), -EBADMSG);
+		CHECK(why && strstr(why, "store id"));
+		snap.type = WEFT_REC_TXN;
+		se.mod_rev = 9;
+		CHECK_EQ_INT(weft_record_encode(&snap, &sb2), -EINVAL);
+		CHECK_EQ_INT(weft_record_size(&snap), 0);
+		/* The id cut short by the record's length. */
+		snap.type = WEFT_REC_SNAPSHOT;
+		snap.n = 0;
+		sb.len = 0;
+		CHECK_EQ_INT(weft_record_encode(&snap, &sb), 0);
+		CHECK_EQ_INT(sb.len, 48);
+		sb.data[4] = 40;
+		fix_crc(sb.data, 40);
+		why = NULL;
+		CHECK_EQ_INT(weft_record_decode(sb.data, 40, &d, &len, &why), -EBADMSG);
+		CHECK(why && strstr(why, "store id"));
+		/* Without an id, as before store ids. */
+		snap.has_id = false;
+		sb.len = 0;
+		CHECK_EQ_INT(weft_record_encode(&snap, &sb), 0);
+		CHECK_EQ_INT(sb.len, 32);
+		CHECK_EQ_INT(sb.data[13], 0);
+		CHECK_EQ_INT(weft_record_decode(sb.data, sb.len, &d, &len, &why), 1);
+		CHECK(!d.has_id);
+		weft_record_clear(&d);
+		weft_buf_free(&sb);
+		weft_buf_free(&sb2);
 	}
 	/* The CRC32C check value, and the CPU's instruction (when it has
 	 * SSE4.2) against the table: every length 0..64 at every offset 0..7,
@@ -627,6 +699,255 @@ static void test_lock_file_removed(void)
 	}
 }
 
+/* The store id in the header of DIR/store.log: 1 and *id, 0 for a log
+ * without one, -1 if it cannot be read. */
+static int log_id(const char *dir, uint8_t *id)
+{
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	uint8_t h[48];
+	int fd = open(log, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, h, sizeof(h)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 32)
+		return -1;
+	if (!(h[13] & 1))
+		return 0;
+	if (n < 48)
+		return -1;
+	memcpy(id, h + 32, 16);
+	return 1;
+}
+
+/* The revision of the snapshot that starts DIR/store.log (> 0 once
+ * compacted), or -1. */
+static int64_t log_snap_rev(const char *dir)
+{
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	uint8_t h[32];
+	int64_t rev = 0;
+	int fd = open(log, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, h, sizeof(h)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 32)
+		return -1;
+	for (int i = 7; i >= 0; i--)
+		rev = rev << 8 | h[16 + i];
+	return rev;
+}
+
+/* Put DIR/store.log in place as a weft from before store ids made it: a
+ * snapshot at revision 0 without an id, renamed into place. */
+static void write_old_log(const char *dir)
+{
+	struct weft_record rec = {.type = WEFT_REC_SNAPSHOT, .rev = 0};
+	struct weft_buf b = {0};
+	_cleanup_free_ char *tmp = wasprintf("%s/old.tmp", dir), *log = wasprintf("%s/store.log", dir);
+
+	(void)mkdir(dir, 0700);
+	CHECK_EQ_INT(weft_record_encode(&rec, &b), 0);
+	write_all(tmp, b.data, b.len);
+	CHECK_EQ_INT(rename(tmp, log), 0);
+	weft_buf_free(&b);
+}
+
+static void puts_n(struct weft_store *s, const char *key, int n)
+{
+	for (int i = 0; i < n; i++)
+		put(s, key, "v");
+}
+
+/* A handle a (with a watch w on "/x/") whose store was replaced: the watch
+ * ends with -ESTALE, and every operation fails with a message that says
+ * so and why, and writes nothing (the new store, b, stays at its
+ * revision). */
+static void expect_replaced(struct weft_store *a, struct weft_watch *w, struct weft_store *b, const char *why)
+{
+	struct weft_event ev = {0};
+	struct weft_kv kv = {0};
+	struct weft_kv_list l = {0};
+	struct weft_watch *w2 = NULL;
+	int64_t rev = -1, brev = revision(b);
+	struct pollfd p = {.fd = weft_watch_fd(w), .events = POLLIN};
+	const char *msg;
+
+	/* As an event loop sees it: the fd wakes up, next() says why. */
+	CHECK_EQ_INT(poll(&p, 1, 3000), 1);
+	CHECK_EQ_INT(weft_watch_next(w, &ev), -ESTALE);
+	weft_event_clear(&ev);
+	CHECK_EQ_INT(weft_watch_next(w, &ev), -ESTALE); /* sticky */
+	CHECK_EQ_INT(weft_store_revision(a, &rev), -ESTALE);
+	CHECK_EQ_INT(rev, -1);
+	CHECK(weft_store_replaced(a));
+	msg = weft_store_errmsg(a);
+	fprintf(stderr, "  %s\n", msg);
+	CHECK(strstr(msg, "was replaced") && strstr(msg, why) && strstr(msg, "reopen it"));
+	CHECK_EQ_INT(weft_store_get(a, "/x/k", &kv), -ESTALE);
+	CHECK_EQ_INT(weft_store_list(a, "/x/", &l), -ESTALE);
+	CHECK_EQ_INT(weft_store_put(a, "/x/stale", "v", 1, NULL), -ESTALE);
+	CHECK_EQ_INT(weft_store_check(a), -ESTALE);
+	CHECK_EQ_INT(weft_store_watch(a, "/x/", 0, &w2), -ESTALE);
+	CHECK(weft_store_replaced(a));
+	CHECK_EQ_INT(revision(b), brev);
+	expect_value(b, "/x/stale", NULL);
+}
+
+/* After weft_store_reopen(), a works on the new store b: same revision,
+ * a write through it seen by b, a new watch sees b's writes. */
+static void expect_reopened(struct weft_store *a, struct weft_store *b)
+{
+	struct weft_watch *w = NULL;
+	struct weft_event ev = {0};
+	int64_t rev;
+
+	CHECK_EQ_INT(weft_store_reopen(a), 0);
+	CHECK(!weft_store_replaced(a));
+	CHECK_EQ_INT(revision(a), revision(b));
+	rev = put(a, "/x/after", "a");
+	expect_value(b, "/x/after", "a");
+	CHECK_EQ_INT(weft_store_watch(a, "/x/", 0, &w), 0);
+	if (!w)
+		return;
+	CHECK_EQ_INT(put(b, "/x/from-b", "b"), rev + 1);
+	CHECK_EQ_INT(weft_watch_wait(w, &ev, 2000), 1);
+	CHECK_STREQ(ev.kv.key ? ev.kv.key : "", "/x/from-b");
+	weft_event_clear(&ev);
+	weft_watch_free(w);
+}
+
+/* The store under a live handle and watch is replaced by another one: its
+ * files removed and a new store made there (fewer revisions than the old
+ * one, or more), or DIR removed and made again. The handle must not take
+ * the new store for a compaction of its own (its revision would go back,
+ * its watch skip events and its writes land in another store). */
+static void test_store_replaced(void)
+{
+	static const char *const how[] = {"files", "files-ahead", "dir"};
+
+	for (size_t k = 0; k < ARRAY_SIZE(how); k++) {
+		_cleanup_free_ char *d = dir_for(how[k]), *url = wasprintf("file:%s", d),
+				   *log = wasprintf("%s/store.log", d), *lk = wasprintf("%s/store.lock", d),
+				   *rm = wasprintf("rm -rf '%s'", d);
+		struct weft_store *a = open_ok(url), *b = NULL;
+		struct weft_watch *w = NULL;
+		struct weft_event ev = {0};
+		uint8_t id1[16], id2[16];
+
+		fprintf(stderr, "  %s\n", how[k]);
+		if (!a)
+			return;
+		CHECK_EQ_INT(log_id(d, id1), 1);
+		puts_n(a, "/x/k", 5);
+		CHECK_EQ_INT(weft_store_watch(a, "/x/", 0, &w), 0);
+		CHECK_EQ_INT(put(a, "/x/k", "seen"), 6);
+		CHECK_EQ_INT(weft_watch_wait(w, &ev, 2000), 1);
+		weft_event_clear(&ev);
+
+		if (streq(how[k], "dir")) {
+			CHECK_EQ_INT(system(rm), 0);
+		} else {
+			CHECK_EQ_INT(unlink(log), 0);
+			CHECK_EQ_INT(unlink(lk), 0);
+		}
+		/* The watch wakes up (DIR's removal) with no store there yet. */
+		CHECK_EQ_INT(weft_watch_wait(w, &ev, 200), 0);
+		b = open_ok(url);
+		if (!b)
+			return;
+		CHECK_EQ_INT(log_id(d, id2), 1);
+		CHECK(memcmp(id1, id2, 16) != 0);
+		puts_n(b, "/x/new", streq(how[k], "files-ahead") ? 9 : 3);
+		expect_replaced(a, w, b, "a different store id");
+		weft_watch_free(w);
+		expect_reopened(a, b);
+		weft_store_close(b);
+		weft_store_close(a);
+	}
+}
+
+/* Compaction keeps the store id, and neither the handle that compacted
+ * nor another one nor a live watch takes the new log for another store. */
+static void test_compaction_keeps_id(void)
+{
+	_cleanup_free_ char *d = dir_for("keepid"), *url = wasprintf("file:%s?compact_bytes=4096&keep_revs=5", d);
+	struct weft_store *a = open_ok(url), *b = open_ok(url);
+	struct weft_watch *w = NULL;
+	uint8_t id1[16], id2[16];
+	int64_t revs[400];
+	size_t n = 0;
+
+	if (!a || !b)
+		return;
+	CHECK_EQ_INT(log_id(d, id1), 1);
+	CHECK_EQ_INT(weft_store_watch(b, "/x/", 0, &w), 0);
+	for (int i = 0; i < 300; i++) {
+		put(i % 2 ? a : b, "/x/k", "a value long enough that a few hundred of them make several compactions");
+		CHECK_EQ_INT(drain(w, revs, &n, ARRAY_SIZE(revs)), 0); /* keeps up: loses nothing */
+	}
+	CHECK(log_snap_rev(d) > 250); /* compacted, more than once */
+	CHECK_EQ_INT(log_id(d, id2), 1);
+	CHECK(memcmp(id1, id2, 16) == 0);
+	CHECK_EQ_INT(drain(w, revs, &n, ARRAY_SIZE(revs)), 0);
+	CHECK_EQ_INT(n, 300);
+	CHECK_EQ_INT(revision(a), 300);
+	CHECK_EQ_INT(revision(b), 300);
+	CHECK(!weft_store_replaced(a) && !weft_store_replaced(b));
+	weft_watch_free(w);
+	weft_store_close(a);
+	weft_store_close(b);
+}
+
+/* A log from before store ids (a snapshot without one) opens and works,
+ * stays without an id through compaction (so the weft that wrote it can
+ * still read it), and a store put in its place is still found: another
+ * log without an id by its revision going back, a new store by its id. */
+static void test_log_without_id(void)
+{
+	_cleanup_free_ char *d = dir_for("oldlog"), *url = wasprintf("file:%s?compact_bytes=4096&keep_revs=5", d),
+			   *log = wasprintf("%s/store.log", d);
+	struct weft_store *a = NULL, *b = NULL;
+	struct weft_watch *w = NULL;
+	uint8_t id[16];
+
+	write_old_log(d);
+	a = open_ok(url);
+	if (!a)
+		return;
+	for (int i = 0; i < 200; i++)
+		put(a, "/x/k", "a value long enough that a few hundred of them make several compactions");
+	CHECK(log_snap_rev(d) > 150); /* compacted, more than once */
+	CHECK_EQ_INT(log_id(d, id), 0);
+	CHECK_EQ_INT(weft_store_check(a), 0);
+	CHECK_EQ_INT(weft_store_watch(a, "/x/", 0, &w), 0);
+
+	/* Another old log put in its place, behind this one. */
+	write_old_log(d);
+	b = open_ok(url);
+	if (!b)
+		return;
+	puts_n(b, "/x/new", 2);
+	expect_replaced(a, w, b, "its revision went back from 200 to 2");
+	weft_watch_free(w);
+	expect_reopened(a, b);
+	weft_store_close(b);
+
+	/* A new store (with an id) in place of an old one, ahead of it. */
+	CHECK_EQ_INT(weft_store_watch(a, "/x/", 0, &w), 0);
+	CHECK_EQ_INT(unlink(log), 0);
+	b = open_ok(url);
+	if (!b)
+		return;
+	CHECK_EQ_INT(log_id(d, id), 1);
+	puts_n(b, "/x/new", 10);
+	expect_replaced(a, w, b, "a different store id");
+	weft_watch_free(w);
+	weft_store_close(b);
+	weft_store_close(a);
+}
+
 /* The test is linked with -Wl,--wrap=fdatasync: this fails the next
  * fdatasync() calls as the disk would (EIO) while fail_fdatasync > 0. */
 static int fail_fdatasync;
@@ -721,6 +1042,9 @@ int main(void)
 		TEST(test_record_codec),
 		TEST(test_open),
 		TEST(test_lock_file_removed),
+		TEST(test_store_replaced),
+		TEST(test_compaction_keeps_id),
+		TEST(test_log_without_id),
 		TEST(test_torn_tail),
 		TEST(test_watch_across_torn_tail),
 		TEST(test_damaged_middle),
