@@ -1459,17 +1459,24 @@ static int file_watch(struct weft_store *base, const char *prefix, int64_t from_
  * Opening and closing.
  */
 
-static void file_close(struct weft_store *base)
+/* Let go of the store's files and the index (close, and reopen). */
+static void fs_detach(struct file_store *s)
 {
-	struct file_store *s = FS(base);
-
 	lf_close(&s->log);
 	idx_clear(&s->idx);
-	weft_buf_free(&s->wbuf);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
+	s->lock_fd = s->dir_fd = -1;
+}
+
+static void file_close(struct weft_store *base)
+{
+	struct file_store *s = FS(base);
+
+	fs_detach(s);
+	weft_buf_free(&s->wbuf);
 	free(s->dir);
 	free(s->log_path);
 	free(s->lock_path);
@@ -1674,13 +1681,7 @@ static int file_reopen(struct weft_store *base)
 	struct file_store *s = FS(base);
 	int r;
 
-	lf_close(&s->log);
-	idx_clear(&s->idx);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
-	if (s->dir_fd >= 0)
-		close(s->dir_fd);
-	s->lock_fd = s->dir_fd = -1;
+	fs_detach(s);
 	s->writable = true;
 	s->ident_known = false;
 	free(s->replaced);

@@ -699,17 +699,25 @@ static void test_lock_file_removed(void)
 	}
 }
 
+/* The first size bytes of DIR/store.log into h: how many were read, or -1. */
+static ssize_t log_head(const char *dir, uint8_t *h, size_t size)
+{
+	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
+	int fd = open(log, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, h, size) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
 /* The store id in the header of DIR/store.log: 1 and *id, 0 for a log
  * without one, -1 if it cannot be read. */
 static int log_id(const char *dir, uint8_t *id)
 {
-	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
 	uint8_t h[48];
-	int fd = open(log, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, h, sizeof(h)) : -1;
+	ssize_t n = log_head(dir, h, sizeof(h));
 
-	if (fd >= 0)
-		close(fd);
 	if (n < 32)
 		return -1;
 	if (!(h[13] & 1))
@@ -724,15 +732,10 @@ static int log_id(const char *dir, uint8_t *id)
  * compacted), or -1. */
 static int64_t log_snap_rev(const char *dir)
 {
-	_cleanup_free_ char *log = wasprintf("%s/store.log", dir);
 	uint8_t h[32];
 	int64_t rev = 0;
-	int fd = open(log, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, h, sizeof(h)) : -1;
 
-	if (fd >= 0)
-		close(fd);
-	if (n < 32)
+	if (log_head(dir, h, sizeof(h)) < 32)
 		return -1;
 	for (int i = 7; i >= 0; i--)
 		rev = rev << 8 | h[16 + i];
