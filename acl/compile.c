@@ -198,8 +198,11 @@ struct lindex {
 struct cc {
 	/* Error context: the resource and the field path being read. */
 	const char *kind, *name;
-	char path[1024];
-	size_t plen;
+	struct {
+		const char *key; /* NULL: a list index */
+		size_t index;
+	} path[32];   /* written out only for an error; deeper steps are counted, not kept */
+	size_t depth;
 	char *err;
 
 	struct smap sets, chains, sels, tags, profiles, groups, lindex;
@@ -208,35 +211,30 @@ struct cc {
 	bool no_rules; /* weft_acl_options.sets_only */
 };
 
-static size_t min_sz(size_t a, size_t b)
+/* Every field and rule read pushes a step (for the error that may come),
+ * so a step is two words, not text. key must outlive the step. */
+static size_t path_step(struct cc *c, const char *key, size_t index)
 {
-	return a < b ? a : b;
+	if (c->depth < ARRAY_SIZE(c->path)) {
+		c->path[c->depth].key = key;
+		c->path[c->depth].index = index;
+	}
+	return c->depth++;
 }
 
 static size_t path_push(struct cc *c, const char *field)
 {
-	size_t old = c->plen;
-	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", field);
-
-	if (r > 0)
-		c->plen = min_sz(c->plen + (size_t)r, sizeof(c->path) - 1);
-	return old;
+	return path_step(c, field, 0);
 }
 
 static size_t path_push_index(struct cc *c, size_t i)
 {
-	size_t old = c->plen;
-	int r = snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "[%zu]", i);
-
-	if (r > 0)
-		c->plen = min_sz(c->plen + (size_t)r, sizeof(c->path) - 1);
-	return old;
+	return path_step(c, NULL, i);
 }
 
 static void path_pop(struct cc *c, size_t old)
 {
-	c->plen = old;
-	c->path[old] = 0;
+	c->depth = old;
 }
 
 static int PRINTF_LIKE(2, 3) fail(struct cc *c, const char *fmt, ...)
@@ -249,9 +247,19 @@ static int PRINTF_LIKE(2, 3) fail(struct cc *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = wvasprintf(fmt, ap);
 	va_end(ap);
-	if (c->plen)
-		c->err = wasprintf("%s %s: %s: %s", c->kind, c->name ? c->name : "(no name)", c->path, msg);
-	else
+	if (c->depth) {
+		struct weft_buf path = {0};
+		for (size_t i = 0; i < c->depth && i < ARRAY_SIZE(c->path); i++) {
+			if (c->path[i].key)
+				weft_buf_printf(&path, "%s%s", i ? "." : "", c->path[i].key);
+			else
+				weft_buf_printf(&path, "[%zu]", c->path[i].index);
+		}
+		if (c->depth > ARRAY_SIZE(c->path))
+			weft_buf_append(&path, "...", 3);
+		c->err = wasprintf("%s %s: %s: %s", c->kind, c->name ? c->name : "(no name)", path.data, msg);
+		weft_buf_free(&path);
+	} else
 		c->err = wasprintf("%s %s: %s", c->kind, c->name ? c->name : "(no name)", msg);
 	return -EINVAL;
 }

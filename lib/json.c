@@ -172,8 +172,13 @@ size_t weft_json_path_key(struct weft_buf *path, const char *key)
 {
 	size_t old = path->len;
 
+	/* Called for every value a schema walk visits (the path is kept for
+	 * an error that may never come), so the common case appends in place
+	 * without formatting or allocating. */
 	if (plain_key(key)) {
-		weft_buf_printf(path, "%s%s", old ? "." : "", key);
+		if (old)
+			weft_buf_append(path, ".", 1);
+		weft_buf_append(path, key, strlen(key));
 	} else {
 		_cleanup_free_ char *q = weft_json_quote(key, 64);
 		weft_buf_printf(path, "[%s]", q);
@@ -184,8 +189,14 @@ size_t weft_json_path_key(struct weft_buf *path, const char *key)
 size_t weft_json_path_index(struct weft_buf *path, size_t i)
 {
 	size_t old = path->len;
+	char d[24], *p = d + sizeof(d);
 
-	weft_buf_printf(path, "[%zu]", i);
+	*--p = ']';
+	do
+		*--p = (char)('0' + i % 10);
+	while (i /= 10);
+	*--p = '[';
+	weft_buf_append(path, p, (size_t)(d + sizeof(d) - p));
 	return old;
 }
 

@@ -110,6 +110,27 @@ static void test_path(void)
 	weft_json_path_index(&p, 0);
 	weft_json_path_key(&p, "kind");
 	CHECK_STREQ(p.data, "[0].kind");
+	weft_json_path_index(&p, 10);
+	weft_json_path_index(&p, SIZE_MAX);
+	CHECK_STREQ(p.data, "[0].kind[10][18446744073709551615]");
+	weft_buf_free(&p);
+
+	/* weft_buf_printf() formats in place: into the room left, across a
+	 * growth, and text far longer than the buffer. */
+	weft_buf_printf(&p, "%s", "");
+	CHECK_STREQ(p.data, "");
+	for (int i = 0; i < 200; i++)
+		weft_buf_printf(&p, "%d,", i % 10);
+	CHECK_EQ_INT(p.len, 400);
+	CHECK_EQ_INT(memcmp(p.data, "0,1,2,3,4,5,6,7,8,9,0,1", 23), 0);
+	CHECK_STREQ(p.data + 396, "8,9,");
+	char big[5000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	weft_buf_printf(&p, "<%s>", big);
+	CHECK_EQ_INT(p.len, 400 + 5001);
+	CHECK_EQ_INT(strlen(p.data), p.len);
+	CHECK_STREQ(p.data + p.len - 2, "x>");
 	weft_buf_free(&p);
 
 	q = weft_json_quote("a\"b\n", 64);

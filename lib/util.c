@@ -120,7 +120,8 @@ int64_t weft_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void weft_buf_append(struct weft_buf *b, const void *p, size_t n)
+/* Room for n more bytes and a NUL after the text. */
+static void buf_reserve(struct weft_buf *b, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 64;
@@ -129,6 +130,11 @@ void weft_buf_append(struct weft_buf *b, const void *p, size_t n)
 		b->data = wrealloc(b->data, cap);
 		b->cap = cap;
 	}
+}
+
+void weft_buf_append(struct weft_buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
 	if (n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -137,12 +143,23 @@ void weft_buf_append(struct weft_buf *b, const void *p, size_t n)
 
 void weft_buf_printf(struct weft_buf *b, const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = wvasprintf(fmt, ap);
-	va_end(ap);
-	weft_buf_append(b, s, strlen(s));
-	free(s);
+	/* Formats in place: into the room the buffer has, and once more
+	 * after growing it when that was too little. */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t room = b->cap > b->len ? b->cap - b->len : 0;
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			oom(strlen(fmt)); /* as wvasprintf() does */
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		buf_reserve(b, (size_t)n);
+	}
+	abort(); /* the second pass had the room vsnprintf() asked for */
 }
 
 void weft_buf_free(struct weft_buf *b)

@@ -163,8 +163,7 @@ static int resource_from_json(const cJSON *doc, const char *label, struct weft_r
 	r = from_json(&ctx, doc, out);
 	if (r < 0 && err)
 		*err = TAKE_PTR(ctx.err);
-	free(ctx.err);
-	weft_buf_free(&ctx.path);
+	weft_vctx_clear(&ctx);
 	return r;
 }
 
@@ -283,8 +282,7 @@ static int check_list(struct manifest *m, const cJSON *v)
 out:
 	if (r < 0)
 		m->err = TAKE_PTR(ctx.err);
-	free(ctx.err);
-	weft_buf_free(&ctx.path);
+	weft_vctx_clear(&ctx);
 	return r;
 }
 

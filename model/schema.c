@@ -15,22 +15,39 @@
 
 /* --- paths and errors ------------------------------------------------ */
 
+static size_t vpath_step(struct weft_vctx *ctx, const char *key, size_t index)
+{
+	if (ctx->depth == ctx->cap) {
+		ctx->cap = ctx->cap ? ctx->cap * 2 : 16;
+		ctx->path = wrealloc(ctx->path, ctx->cap * sizeof(*ctx->path));
+	}
+	ctx->path[ctx->depth] = (struct weft_vstep){key, index};
+	return ctx->depth++;
+}
+
 size_t weft_vpath_push(struct weft_vctx *ctx, const char *seg)
 {
-	return weft_json_path_key(&ctx->path, seg);
+	return vpath_step(ctx, seg, 0);
 }
 
 size_t weft_vpath_push_index(struct weft_vctx *ctx, size_t i)
 {
-	return weft_json_path_index(&ctx->path, i);
+	return vpath_step(ctx, NULL, i);
 }
 
-void weft_vpath_pop(struct weft_vctx *ctx, size_t len)
+void weft_vpath_pop(struct weft_vctx *ctx, size_t depth)
 {
-	if (ctx->path.data && len <= ctx->path.len) {
-		ctx->path.len = len;
-		ctx->path.data[len] = 0;
-	}
+	if (depth <= ctx->depth)
+		ctx->depth = depth;
+}
+
+void weft_vctx_clear(struct weft_vctx *ctx)
+{
+	free(ctx->path);
+	ctx->path = NULL;
+	ctx->depth = ctx->cap = 0;
+	free(ctx->err);
+	ctx->err = NULL;
 }
 
 static int vfail(struct weft_vctx *ctx, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
@@ -41,10 +58,19 @@ static int vfail(struct weft_vctx *ctx, const char *fmt, va_list ap)
 	if (ctx->err)
 		return -EINVAL;
 	msg = wvasprintf(fmt, ap);
-	if (ctx->path.len)
-		ctx->err = wasprintf("%s: %s: %s", ctx->label, ctx->path.data, msg);
-	else
+	if (ctx->depth) {
+		struct weft_buf path = {0};
+		for (size_t i = 0; i < ctx->depth; i++) {
+			if (ctx->path[i].key)
+				weft_json_path_key(&path, ctx->path[i].key);
+			else
+				weft_json_path_index(&path, ctx->path[i].index);
+		}
+		ctx->err = wasprintf("%s: %s: %s", ctx->label, path.data, msg);
+		weft_buf_free(&path);
+	} else {
 		ctx->err = wasprintf("%s: %s", ctx->label, msg);
+	}
 	return -EINVAL;
 }
 

@@ -23,9 +23,20 @@ struct weft_vctx {
 	const char *label;   /* "pool1" or "document 2": starts every error */
 	enum weft_kind kind;
 	const char *name;    /* metadata.name once validated, else NULL */
-	struct weft_buf path; /* "spec.inboundRules[1]" */
+	/* Where the walk is, "spec.inboundRules[1]" as steps: a key (which
+	 * must outlive its step) or, key NULL, a list index. Kept as steps
+	 * and written out only for an error, since every value visited
+	 * pushes one. Freed with weft_vctx_clear(). */
+	struct weft_vstep {
+		const char *key;
+		size_t index;
+	} *path;
+	size_t depth, cap;
 	char *err;           /* the first error, malloc'ed */
 };
+
+/* Frees ctx's path steps and error. */
+void weft_vctx_clear(struct weft_vctx *ctx);
 
 enum weft_ftype {
 	WEFT_T_STRING,    /* a string; check() decides what is valid */
@@ -97,10 +108,11 @@ int weft_vfail(struct weft_vctx *ctx, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Same, with sub appended to the path (".sub") for this message only. */
 int weft_vfail_at(struct weft_vctx *ctx, const char *sub, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
-/* Path helpers: push returns the old length to hand to pop. */
+/* Path helpers: push returns the old depth to hand to pop. seg must stay
+ * valid until then. */
 size_t weft_vpath_push(struct weft_vctx *ctx, const char *seg);
 size_t weft_vpath_push_index(struct weft_vctx *ctx, size_t i);
-void weft_vpath_pop(struct weft_vctx *ctx, size_t len);
+void weft_vpath_pop(struct weft_vctx *ctx, size_t depth);
 
 /* A short, one-line rendering of a value for messages: "text" (JSON
  * quoted, truncated), 26, true, null, a list, an object. Malloc'ed. */
