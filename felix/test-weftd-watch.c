@@ -5,6 +5,7 @@
  * store, instead of retrying a watch on a handle that refuses every
  * operation. No privileges, no namespaces. */
 #include "felix/weftd.h"
+#include "lib/json.h"
 #include "lib/loop.h"
 #include "lib/test.h"
 
@@ -158,9 +159,75 @@ static void test_reopen_if_replaced(void)
 	weft_store_close(d.store);
 }
 
+/* A weftd that registered its Node at start-up registers it in the new
+ * store too: with its address, AS number and cluster id, and nothing
+ * else of it is touched. One without (--no-bgp) writes no Node. */
+static void test_reopen_registers_node(void)
+{
+	_cleanup_free_ char *url = wasprintf("file:%s/store3", g_dir), *log = wasprintf("%s/store3/store.log", g_dir);
+	struct weftd d = {.node = "node-1", .store_url = url};
+	struct weft_store *other = NULL;
+	struct weft_kv kv = {0};
+	int64_t rev = -1;
+
+	CHECK_EQ_INT(weft_store_open(url, &d.store, NULL), 0);
+	if (!d.store)
+		return;
+	CHECK_EQ_INT(weft_cidr_parse("198.18.0.11/24", false, &d.underlay), 0);
+	d.have_underlay = true;
+
+	/* --no-bgp: nothing registered, nothing written on a reopen. */
+	put(d.store, "/weft/v1/a");
+	CHECK_EQ_INT(unlink(log), 0);
+	CHECK_EQ_INT(weft_store_open(url, &other, NULL), 0);
+	CHECK_EQ_INT(weft_store_revision(d.store, &rev), -ESTALE); /* what finds it replaced */
+	CHECK_EQ_INT(weftd_store_reopen_if_replaced(&d), 1);
+	CHECK_EQ_INT(weft_store_get(d.store, "/weft/v1/nodes/node-1", &kv), -ENOENT);
+	weft_store_close(other);
+	other = NULL;
+
+	d.node_registered = true;
+	d.reg_as_number = 64600;
+	d.reg_rr_cluster_id = "10.0.0.1";
+	CHECK_EQ_INT(weftd_bgp_register_node(&d, &d.underlay, d.reg_as_number, d.reg_rr_cluster_id), 0);
+	CHECK_EQ_INT(weft_store_get(d.store, "/weft/v1/nodes/node-1", &kv), 0);
+	weft_kv_clear(&kv);
+	CHECK_EQ_INT(unlink(log), 0);
+	CHECK_EQ_INT(weft_store_open(url, &other, NULL), 0);
+	/* The new store has the Node already, as an operator applied it:
+	 * its labels stay. */
+	{
+		static const char node[] = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-1\",\"labels\":{\"rack\":\"r1\"}},\"spec\":{}}";
+		int64_t r2 = 0;
+		CHECK_EQ_INT(weft_store_put(other, "/weft/v1/nodes/node-1", node, sizeof(node) - 1, &r2), 0);
+	}
+	CHECK_EQ_INT(weft_store_revision(d.store, &rev), -ESTALE);
+	CHECK_EQ_INT(weftd_store_reopen_if_replaced(&d), 1);
+	/* Written through the reopened handle, seen by another. */
+	CHECK_EQ_INT(weft_store_get(other, "/weft/v1/nodes/node-1", &kv), 0);
+	if (kv.value) {
+		_cleanup_json_ cJSON *doc = NULL;
+		CHECK_EQ_INT(weft_json_parse(kv.value, kv.value_len, &doc), 0);
+		const cJSON *spec = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "spec"), "bgp");
+		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "labels");
+		const cJSON *rack = cJSON_GetObjectItemCaseSensitive(labels, "rack");
+		const cJSON *ip = cJSON_GetObjectItemCaseSensitive(spec, "ipv4Address");
+		const cJSON *as = cJSON_GetObjectItemCaseSensitive(spec, "asNumber");
+		const cJSON *rr = cJSON_GetObjectItemCaseSensitive(spec, "routeReflectorClusterID");
+		CHECK(cJSON_IsString(ip) && streq(ip->valuestring, "198.18.0.11/24"));
+		CHECK(cJSON_IsNumber(as) && as->valuedouble == 64600);
+		CHECK(cJSON_IsString(rr) && streq(rr->valuestring, "10.0.0.1"));
+		CHECK(cJSON_IsString(rack) && streq(rack->valuestring, "r1"));
+	}
+	weft_kv_clear(&kv);
+	weft_store_close(other);
+	weft_store_close(d.store);
+}
+
 int main(void)
 {
-	static const struct test_case cases[] = {TEST(test_store_replaced), TEST(test_reopen_if_replaced)};
+	static const struct test_case cases[] = {TEST(test_store_replaced), TEST(test_reopen_if_replaced),
+						   TEST(test_reopen_registers_node)};
 	int rc;
 
 	if (!mkdtemp(g_dir))

@@ -71,12 +71,22 @@ int weftd_store_reopen_if_replaced(struct weftd *d)
 	if (!weft_store_replaced(d->store))
 		return 0;
 	log_warn("store %s: a different store is there now (the one weftd had was removed or wiped): opening "
-		 "it; every half resyncs from it. weftd's Node is registered at start-up only: restart weftd to "
-		 "register it in this store",
-		 d->store_url);
+		 "it; every half resyncs from it%s",
+		 d->store_url, d->node_registered ? ", and the node's Node is registered in it again" : "");
 	r = weft_store_reopen(d->store);
 	if (r < 0)
 		return log_warn_errno(r, "store %s: %s (trying again later)", d->store_url, weft_store_errmsg(d->store));
+	/* As at start-up: the new store may not know this node at all, and
+	 * then no peer would mesh with it and its blocks would not be
+	 * exported. The Node is created, or its address, AS and cluster id
+	 * are set again; nothing else of it changes. A failure is logged
+	 * and not retried (restart weftd), the halves resync regardless. */
+	if (d->node_registered) {
+		int q = weftd_bgp_register_node(d, &d->underlay, d->reg_as_number, d->reg_rr_cluster_id);
+		if (q < 0)
+			log_warn_errno(q, "node %s: registering the Node in the new store failed; restart weftd to "
+					  "register it", d->node);
+	}
 	return 1;
 }
 

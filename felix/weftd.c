@@ -345,6 +345,9 @@ int main(int argc, char **argv)
 		r = weftd_bgp_register_node(&d, &addr, as_number, rr_cluster_id);
 		if (r < 0)
 			goto out;
+		d.node_registered = true;
+		d.reg_as_number = as_number;
+		d.reg_rr_cluster_id = rr_cluster_id;
 	}
 
 	r = weft_loop_new(&loop);

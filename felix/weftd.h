@@ -67,6 +67,11 @@ struct weftd {
 	 * with --no-bgp and no --ip. */
 	struct weft_cidr underlay;
 	bool have_underlay;
+	/* weftd registered its Node at start-up (not --no-bgp) with these;
+	 * a store found replaced under weftd gets it again on reopening. */
+	bool node_registered;
+	int64_t reg_as_number;
+	const char *reg_rr_cluster_id;
 };
 
 /* One CNI request as it arrived on the API socket. */
